@@ -1,0 +1,2 @@
+//! An Exchange emulator for tests and demos: one mailbox store with change tracking,
+//! served over EWS and MAPI/HTTP on loopback.

@@ -1,0 +1,1 @@
+//! Deterministic race simulation of the exmux router core against the emulator store.
