@@ -5,8 +5,11 @@
 //! - [`clock`]: the injectable clock. State machines take time as an input so a test of a
 //!   45-second heartbeat runs in microseconds.
 //!
-//! This crate performs no I/O.
+//! - [`auth`]: credentials and the token provider trait.
+//!
+//! This crate performs no network I/O.
 
+pub mod auth;
 pub mod clock;
 pub mod secret;
 
