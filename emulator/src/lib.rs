@@ -1,2 +1,4 @@
 //! An Exchange emulator for tests and demos: one mailbox store with change tracking,
 //! served over EWS and MAPI/HTTP on loopback.
+
+pub mod store;

@@ -1,0 +1,180 @@
+//! Subscriptions and change notices, modelled on EWS pull and streaming notifications
+//! (MS-OXWSNTIF) and MAPI RopRegisterNotification (MS-OXCNOTIF).
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use super::ids::{Cn, Fid, Mid};
+use super::session::SessionId;
+
+/// The id of a subscription.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SubscriptionId(pub u64);
+
+impl fmt::Display for SubscriptionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The position of a notice in the store's event sequence. Watermarks grow with every
+/// event, store-wide, so a subscription's notices carry increasing watermarks unless a
+/// fault reorders them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Watermark(pub u64);
+
+/// The kind of a change notice (EWS NotificationEventTypeType, MS-OXWSNTIF 2.2.5.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A message arrived by delivery.
+    NewMail,
+    /// An item or folder was created.
+    Created,
+    /// An item or folder was deleted.
+    Deleted,
+    /// An item or folder was modified.
+    Modified,
+    /// An item or folder was moved.
+    Moved,
+    /// An item was copied.
+    Copied,
+}
+
+impl EventKind {
+    fn bit(self) -> u8 {
+        match self {
+            EventKind::NewMail => 1,
+            EventKind::Created => 2,
+            EventKind::Deleted => 4,
+            EventKind::Modified => 8,
+            EventKind::Moved => 16,
+            EventKind::Copied => 32,
+        }
+    }
+}
+
+/// A set of event kinds a subscription receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EventKinds(u8);
+
+impl EventKinds {
+    /// Every kind.
+    pub const ALL: EventKinds = EventKinds(63);
+    /// No kind.
+    pub const NONE: EventKinds = EventKinds(0);
+
+    /// Returns this set with `kind` added.
+    pub fn with(self, kind: EventKind) -> Self {
+        Self(self.0 | kind.bit())
+    }
+
+    /// Returns whether the set contains `kind`.
+    pub fn contains(self, kind: EventKind) -> bool {
+        self.0 & kind.bit() != 0
+    }
+}
+
+impl FromIterator<EventKind> for EventKinds {
+    fn from_iter<T: IntoIterator<Item = EventKind>>(iter: T) -> Self {
+        iter.into_iter().fold(Self::NONE, Self::with)
+    }
+}
+
+/// What a subscription watches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubscriptionScope {
+    /// Every folder of the mailbox (EWS `SubscribeToAllFolders`).
+    Store,
+    /// The listed folders: a notice matches when its parent folder, or for a move its
+    /// old parent, is one of them. Subfolders are not included, as in EWS.
+    Folders(BTreeSet<Fid>),
+}
+
+/// The object a notice is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ObjectId {
+    /// An item.
+    Item(Mid),
+    /// A folder.
+    Folder(Fid),
+}
+
+/// A change notice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    /// The notice's place in the event sequence.
+    pub watermark: Watermark,
+    /// The kind.
+    pub kind: EventKind,
+    /// The object (after a move or copy, its new id).
+    pub object: ObjectId,
+    /// The folder that contains the object (after a move or copy, the target).
+    pub parent: Fid,
+    /// For a move or copy, the object's old id.
+    pub old_object: Option<ObjectId>,
+    /// For a move or copy, the old parent folder.
+    pub old_parent: Option<Fid>,
+    /// The session that made the change. Front ends decide whether to show it; EWS
+    /// notifications carry no originator.
+    pub session: SessionId,
+    /// The change number of the change, if it had one.
+    pub cn: Option<Cn>,
+    /// When the change was made.
+    pub time: SystemTime,
+}
+
+/// The notices a poll returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoticeBatch {
+    /// Notices in delivery order.
+    pub notices: Vec<Notice>,
+    /// Whether more notices are ready than `notices` holds.
+    pub more_available: bool,
+    /// The watermark a client resumes from: the last delivered notice's, or the
+    /// subscription's last one when nothing was delivered.
+    pub watermark: Watermark,
+}
+
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) notice: Notice,
+    /// Clock time in milliseconds from which the notice may be delivered.
+    pub(crate) visible_at: u64,
+    pub(crate) delivered: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    pub(crate) session: SessionId,
+    pub(crate) scope: SubscriptionScope,
+    pub(crate) kinds: EventKinds,
+    pub(crate) queue: VecDeque<Pending>,
+    pub(crate) expired: bool,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) last_activity_millis: u64,
+    pub(crate) last_watermark: Watermark,
+    /// A delay fault for the next notice.
+    pub(crate) delay_next: Option<Duration>,
+    /// A reorder fault: hold the next notice until the one after it.
+    pub(crate) hold_next: bool,
+    pub(crate) held: Option<Notice>,
+}
+
+impl Subscription {
+    pub(crate) fn matches(&self, notice: &Notice) -> bool {
+        if !self.kinds.contains(notice.kind) {
+            return false;
+        }
+        match &self.scope {
+            SubscriptionScope::Store => true,
+            SubscriptionScope::Folders(folders) => {
+                folders.contains(&notice.parent)
+                    || notice.old_parent.is_some_and(|old| folders.contains(&old))
+            }
+        }
+    }
+}
