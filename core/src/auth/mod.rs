@@ -3,13 +3,41 @@
 //! The caller chooses the credentials; the HTTP drivers of the EWS and MAPI backends
 //! turn them into `Authorization` headers. Bearer tokens come from a [`TokenProvider`]
 //! that the embedder implements, so it can refresh tokens on its own schedule.
+//!
+//! - [`challenge`]: `WWW-Authenticate` parsing and the choice of scheme.
+//! - [`ntlm`]: NTLM and Negotiate tokens for a handshake the driver runs on one connection.
+//! - [`oauth`]: OAuth2 device-code and authorization-code flows, the token cache and
+//!   [`oauth::OAuthTokenProvider`].
+//! - [`basic_header`] and [`bearer_header`]: `Authorization` values for the other schemes.
+
+pub mod challenge;
+pub mod ntlm;
+pub mod oauth;
+
+pub use challenge::{AuthScheme, Challenge, choose_challenge, parse_challenges};
+pub use ntlm::NtlmHandshake;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
 use crate::Secret;
+
+/// Builds the `Authorization` value for HTTP Basic (RFC 7617 section 2): the scheme and
+/// `base64(username ":" password)` in UTF-8.
+pub fn basic_header(username: &str, password: &Secret) -> Secret {
+    let pair = format!("{username}:{}", password.expose());
+    Secret::new(format!("Basic {}", STANDARD.encode(pair)))
+}
+
+/// Builds the `Authorization` value for an OAuth2 bearer token (RFC 6750 section 2.1).
+pub fn bearer_header(token: &Secret) -> Secret {
+    Secret::new(format!("Bearer {}", token.expose()))
+}
 
 /// A boxed future, used where a trait must stay object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -77,7 +105,7 @@ pub enum AuthError {
         username: String,
     },
     /// The server offers none of the schemes exmux can use with these credentials.
-    #[error("unsupported authentication schemes (offered: {offered}); configure one of them")]
+    #[error("unsupported auth schemes (offered: {offered}): set [auth] method to one of them")]
     UnsupportedSchemes {
         /// The schemes the server offered, comma-separated.
         offered: String,
@@ -92,6 +120,44 @@ pub enum AuthError {
     #[error("invalid authentication challenge from the server: {reason}")]
     InvalidChallenge {
         /// What was malformed.
+        reason: String,
+    },
+    /// The NTLM or Negotiate handshake failed on the client side.
+    #[error("NTLM authentication failed: {reason}")]
+    Ntlm {
+        /// What failed, without any key material.
+        reason: String,
+    },
+    /// The configured user name has no form NTLM accepts.
+    #[error(
+        "invalid user name {username:?} for NTLM: {reason}; use user, DOMAIN\\user or user@domain"
+    )]
+    InvalidUsername {
+        /// The user name as configured.
+        username: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The identity provider needs the user to sign in again or to grant consent.
+    #[error("{reason}: run `exmux login` to sign in again")]
+    InteractionRequired {
+        /// What the identity provider reported, such as "consent required for scope X".
+        reason: String,
+    },
+    /// An OAuth2 request to the identity provider failed.
+    #[error("OAuth2 {operation} failed: {reason}")]
+    OAuth {
+        /// The request, such as "token refresh" or "device authorization".
+        operation: &'static str,
+        /// What went wrong, without any token or code.
+        reason: String,
+    },
+    /// The token cache file could not be read or written.
+    #[error("token cache {path}: {reason}")]
+    TokenCache {
+        /// The cache file.
+        path: String,
+        /// What went wrong and what to do.
         reason: String,
     },
 }

@@ -1,0 +1,226 @@
+//! HTTP options shared by the EWS and MAPI/HTTP backends and autodiscover: a custom CA
+//! bundle, an HTTP(S) proxy, timeouts and TLS verification, turned into one
+//! `reqwest::Client`.
+//!
+//! TLS certificates are verified unless [`HttpOptions::danger_accept_invalid_certs`] is
+//! set. With no explicit proxy, reqwest reads `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`
+//! and `NO_PROXY` (and their lowercase forms) from the environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::Secret;
+
+/// The `User-Agent` sent by default.
+pub const DEFAULT_USER_AGENT: &str = concat!("exmux/", env!("CARGO_PKG_VERSION"));
+
+/// Whether a proxy is used, and which.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub enum ProxySetting {
+    /// Use the proxy environment variables (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
+    /// `NO_PROXY`), if any are set.
+    #[default]
+    FromEnvironment,
+    /// Connect directly and ignore the environment.
+    Disabled,
+    /// Send every request through this proxy.
+    Url {
+        /// The proxy URL, such as `http://proxy.example:3128`. It may carry
+        /// `user:password@`, which is why it is a [`Secret`].
+        url: Secret,
+        /// Hosts to reach directly, in `NO_PROXY` syntax (comma-separated names,
+        /// `.domain` suffixes, IP addresses and CIDR ranges).
+        no_proxy: Option<String>,
+    },
+}
+
+/// HTTP and TLS options (config section `[http]`: `ca_bundle`, `proxy`, `no_proxy`,
+/// `timeout_secs`, `connect_timeout_secs`, `danger_accept_invalid_certs`).
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    /// A PEM file of CA certificates trusted in addition to the built-in roots.
+    pub ca_bundle: Option<PathBuf>,
+    /// Trust only [`HttpOptions::ca_bundle`], not the built-in roots.
+    pub ca_bundle_only: bool,
+    /// The proxy setting.
+    pub proxy: ProxySetting,
+    /// Total time allowed for one request, from connecting to the end of the body.
+    /// `None` means no limit, which long-polling calls such as NotificationWait need.
+    pub timeout: Option<Duration>,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Accept any server certificate, even expired, self-signed or for another host.
+    /// Anyone on the network path can then read and change the traffic, passwords
+    /// included. Off by default.
+    pub danger_accept_invalid_certs: bool,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            ca_bundle: None,
+            ca_bundle_only: false,
+            proxy: ProxySetting::FromEnvironment,
+            timeout: None,
+            connect_timeout: Duration::from_secs(30),
+            danger_accept_invalid_certs: false,
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
+        }
+    }
+}
+
+/// Why the HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpConfigError {
+    /// The CA bundle could not be read or holds no certificate.
+    #[error(
+        "invalid CA bundle {path}: {reason}; set [http] ca_bundle to a PEM file of CA certificates"
+    )]
+    CaBundle {
+        /// The configured path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The proxy URL is invalid. The URL itself is not shown because it may carry a password.
+    #[error("invalid proxy URL in [http] proxy: {reason}")]
+    Proxy {
+        /// What went wrong.
+        reason: String,
+    },
+    /// reqwest rejected the configuration.
+    #[error("cannot build the HTTP client: {reason}")]
+    Build {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl HttpOptions {
+    /// Builds a `reqwest::Client` with these options. Redirects are not followed, because
+    /// an Authorization header must not travel to a host the caller did not choose, and
+    /// autodiscover checks each redirect itself.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpConfigError`] naming the bad option.
+    pub fn build_client(&self) -> Result<reqwest::Client, HttpConfigError> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(self.user_agent.clone())
+            .connect_timeout(self.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(timeout) = self.timeout {
+            builder = builder.timeout(timeout);
+        }
+
+        if let Some(path) = &self.ca_bundle {
+            let bundle_error = |reason: String| HttpConfigError::CaBundle {
+                path: path.display().to_string(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|error| bundle_error(error.to_string()))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|error| bundle_error(error.to_string()))?;
+            if certificates.is_empty() {
+                return Err(bundle_error("it contains no PEM certificate".to_owned()));
+            }
+            builder = if self.ca_bundle_only {
+                builder.tls_certs_only(certificates)
+            } else {
+                builder.tls_certs_merge(certificates)
+            };
+        }
+
+        if self.danger_accept_invalid_certs {
+            tracing::warn!(
+                "TLS certificate verification is disabled (danger_accept_invalid_certs)"
+            );
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+
+        match &self.proxy {
+            ProxySetting::FromEnvironment => {}
+            ProxySetting::Disabled => builder = builder.no_proxy(),
+            ProxySetting::Url { url, no_proxy } => {
+                // reqwest's message may quote the URL, so only its kind is kept.
+                let proxy =
+                    reqwest::Proxy::all(url.expose()).map_err(|_| HttpConfigError::Proxy {
+                        reason: "not a valid http:// or https:// URL".to_owned(),
+                    })?;
+                let exceptions = no_proxy.as_deref().and_then(reqwest::NoProxy::from_string);
+                builder = builder.proxy(proxy.no_proxy(exceptions));
+            }
+        }
+
+        builder.build().map_err(|error| HttpConfigError::Build {
+            reason: error.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_is_on_by_default() {
+        let options = HttpOptions::default();
+        assert!(!options.danger_accept_invalid_certs);
+        assert!(options.build_client().is_ok());
+    }
+
+    #[test]
+    fn missing_ca_bundle_names_path() {
+        let options = HttpOptions {
+            ca_bundle: Some(PathBuf::from("/nonexistent/ca.pem")),
+            ..HttpOptions::default()
+        };
+        let message = options.build_client().unwrap_err().to_string();
+        assert!(message.contains("/nonexistent/ca.pem"), "{message}");
+    }
+
+    #[test]
+    fn ca_bundle_without_certificates_is_rejected() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("empty.pem");
+        std::fs::write(&path, "no certificates here\n").unwrap();
+        let options = HttpOptions {
+            ca_bundle: Some(path),
+            ..HttpOptions::default()
+        };
+        assert!(matches!(
+            options.build_client(),
+            Err(HttpConfigError::CaBundle { .. })
+        ));
+    }
+
+    #[test]
+    fn invalid_proxy_error_hides_credentials() {
+        let options = HttpOptions {
+            proxy: ProxySetting::Url {
+                url: Secret::new("::not a url::proxy-password"),
+                no_proxy: None,
+            },
+            ..HttpOptions::default()
+        };
+        let message = options.build_client().unwrap_err().to_string();
+        assert!(!message.contains("proxy-password"), "{message}");
+        assert!(!format!("{options:?}").contains("proxy-password"));
+    }
+
+    #[test]
+    fn explicit_proxy_with_exceptions_builds() {
+        let options = HttpOptions {
+            proxy: ProxySetting::Url {
+                url: Secret::new("http://user:pw@127.0.0.1:3128"),
+                no_proxy: Some("localhost,.example.test".to_owned()),
+            },
+            ..HttpOptions::default()
+        };
+        assert!(options.build_client().is_ok());
+    }
+}
