@@ -1,0 +1,540 @@
+//! Namespace-aware XML reading for EWS: a small owned element tree, built one subtree at a
+//! time, over quick-xml's pull reader.
+//!
+//! Policy (XML 1.0 section 2.2 and 4.1, and what Exchange sends):
+//! - No DTD: a `<!DOCTYPE` is rejected, and only the five predefined entities are known;
+//!   any other entity reference is an error. Nothing is ever expanded from a DTD.
+//! - Character references to characters XML 1.0 forbids (C0 controls other than tab, line
+//!   feed and carriage return, NUL, surrogates, U+FFFE/U+FFFF) are accepted and always
+//!   replaced by U+FFFD. Exchange writes such references for control characters stored in
+//!   subjects and bodies; the replacement is the same every time, so an item compares
+//!   equal across syncs. Raw control bytes are passed through as they are: quick-xml
+//!   does not check them, and rejecting them would fail a whole batch for one subject.
+//! - Elements are matched by namespace URI and local name, never by prefix. The `https://`
+//!   spellings of the SOAP and EWS namespaces found in Microsoft's documentation are
+//!   accepted as the `http://` ones.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::borrow::Cow;
+
+use quick_xml::NsReader;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
+
+use crate::error::EwsError;
+
+/// SOAP 1.1 envelope namespace.
+pub const NS_SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+/// EWS messages namespace (`m:`).
+pub const NS_MESSAGES: &str = "http://schemas.microsoft.com/exchange/services/2006/messages";
+/// EWS types namespace (`t:`).
+pub const NS_TYPES: &str = "http://schemas.microsoft.com/exchange/services/2006/types";
+/// EWS errors namespace, used in fault details.
+pub const NS_ERRORS: &str = "http://schemas.microsoft.com/exchange/services/2006/errors";
+
+/// Deepest element nesting accepted; EWS documents stay far below it.
+const MAX_DEPTH: usize = 128;
+
+/// The namespace an element was bound to, reduced to the ones EWS uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ns {
+    /// `http://schemas.xmlsoap.org/soap/envelope/`
+    Soap,
+    /// The EWS messages namespace.
+    Messages,
+    /// The EWS types namespace.
+    Types,
+    /// The EWS errors namespace.
+    Errors,
+    /// No namespace (an unqualified element).
+    None,
+    /// Any other namespace.
+    Other,
+}
+
+impl Ns {
+    fn from_uri(uri: &[u8]) -> Ns {
+        let uri = uri.strip_prefix(b"https://").map_or(uri, |rest| rest);
+        let uri = uri.strip_prefix(b"http://").map_or(uri, |rest| rest);
+        match uri {
+            b"schemas.xmlsoap.org/soap/envelope/" => Ns::Soap,
+            b"schemas.microsoft.com/exchange/services/2006/messages" => Ns::Messages,
+            b"schemas.microsoft.com/exchange/services/2006/types" => Ns::Types,
+            b"schemas.microsoft.com/exchange/services/2006/errors" => Ns::Errors,
+            _ => Ns::Other,
+        }
+    }
+
+    /// Whether this is one of the EWS namespaces (or none, as servers sometimes leave
+    /// EWS elements unqualified). Servers mix `m:` and `t:` for the same element, so
+    /// readers of EWS content accept any of these.
+    pub fn is_ews(self) -> bool {
+        matches!(self, Ns::Messages | Ns::Types | Ns::Errors | Ns::None)
+    }
+}
+
+/// One XML element with its attributes (local names), text and child elements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Element {
+    /// Namespace of the element.
+    pub ns: Ns,
+    /// Local name of the element.
+    pub name: String,
+    /// Attributes by local name, in document order; namespace declarations are left out.
+    pub attrs: Vec<(String, String)>,
+    /// Concatenated character data directly inside this element.
+    pub text: String,
+    /// Child elements in document order.
+    pub children: Vec<Element>,
+}
+
+impl Element {
+    /// The value of the attribute with this local name.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether this is an EWS-namespace element with this local name.
+    pub fn is(&self, name: &str) -> bool {
+        self.ns.is_ews() && self.name == name
+    }
+
+    /// The first EWS child with this local name.
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.is(name))
+    }
+
+    /// All EWS children with this local name.
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> {
+        self.children.iter().filter(move |c| c.is(name))
+    }
+
+    /// The trimmed text of the first EWS child with this local name.
+    pub fn child_text(&self, name: &str) -> Option<&str> {
+        self.child(name).map(|c| c.text.trim())
+    }
+
+    /// The first descendant (depth first, self excluded) with this local name.
+    pub fn descendant(&self, name: &str) -> Option<&Element> {
+        for c in &self.children {
+            if c.is(name) {
+                return Some(c);
+            }
+            if let Some(found) = c.descendant(name) {
+                return Some(found);
+            }
+        }
+        None
+    }
+}
+
+/// A namespace-aware pull reader over a complete document in memory that hands out
+/// steps and subtrees as [`Element`]s.
+pub struct XmlReader<'a> {
+    inner: NsReader<&'a [u8]>,
+    pending: Option<Step<'a>>,
+    depth: usize,
+}
+
+/// One step of [`XmlReader::next_step`].
+#[derive(Debug)]
+pub enum Step<'a> {
+    /// A start tag (or an empty element, with `empty` set).
+    Start {
+        /// The element without its content.
+        element: Element,
+        /// True for `<x/>`: no matching [`Step::End`] follows.
+        empty: bool,
+    },
+    /// An end tag.
+    End,
+    /// Character data (already unescaped).
+    Text(Cow<'a, str>),
+    /// End of input.
+    Eof,
+}
+
+impl<'a> XmlReader<'a> {
+    /// A reader over `input`.
+    pub fn new(input: &'a [u8]) -> Self {
+        let mut inner = NsReader::from_reader(input);
+        let config = inner.config_mut();
+        config.check_end_names = true;
+        config.expand_empty_elements = false;
+        Self {
+            inner,
+            pending: None,
+            depth: 0,
+        }
+    }
+
+    /// Byte offset of the reader in the input.
+    pub fn position(&self) -> u64 {
+        self.inner.buffer_position()
+    }
+
+    /// Current element depth (0 outside the root element).
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// The next structural step, skipping comments, processing instructions and the XML
+    /// declaration, and joining adjacent text, CDATA and references into one
+    /// [`Step::Text`].
+    ///
+    /// # Errors
+    /// [`EwsError::MalformedXml`] with the byte offset for input that is not well-formed,
+    /// declares a DTD or uses an unknown entity.
+    pub fn next_step(&mut self) -> Result<Step<'a>, EwsError> {
+        if let Some(step) = self.pending.take() {
+            return Ok(step);
+        }
+        let mut text: Option<Cow<'a, str>> = None;
+        loop {
+            let before = self.inner.buffer_position();
+            let (ns, event) = match self.inner.read_resolved_event() {
+                Ok(pair) => pair,
+                Err(e) => {
+                    return Err(EwsError::MalformedXml {
+                        offset: self.inner.error_position(),
+                        reason: e.to_string(),
+                    });
+                }
+            };
+            let ns = match ns {
+                ResolveResult::Bound(uri) => Ns::from_uri(uri.as_ref()),
+                ResolveResult::Unbound => Ns::None,
+                ResolveResult::Unknown(_) => Ns::Other,
+            };
+            let bad = |reason: String| EwsError::MalformedXml {
+                offset: before,
+                reason,
+            };
+            let piece: Cow<'a, str> = match event {
+                Event::Text(t) => match t.into_inner() {
+                    Cow::Borrowed(b) => Cow::Borrowed(
+                        std::str::from_utf8(b).map_err(|_| bad("text is not UTF-8".into()))?,
+                    ),
+                    Cow::Owned(b) => Cow::Owned(
+                        String::from_utf8(b).map_err(|_| bad("text is not UTF-8".into()))?,
+                    ),
+                },
+                Event::CData(c) => Cow::Owned(
+                    std::str::from_utf8(&c)
+                        .map_err(|_| bad("CDATA is not UTF-8".into()))?
+                        .to_owned(),
+                ),
+                Event::GeneralRef(r) => Cow::Owned(resolve_reference(&r).map_err(bad)?.to_string()),
+                Event::DocType(_) => {
+                    return Err(bad(
+                        "a DTD is not accepted (no DTD processing or entity expansion)".into(),
+                    ));
+                }
+                Event::Comment(_) | Event::PI(_) | Event::Decl(_) => continue,
+                Event::Start(s) => {
+                    let element = self.start_element(ns, &s, before)?;
+                    self.depth += 1;
+                    if self.depth > MAX_DEPTH {
+                        return Err(bad(format!("elements nested deeper than {MAX_DEPTH}")));
+                    }
+                    return Ok(self.after_text(
+                        text,
+                        Step::Start {
+                            element,
+                            empty: false,
+                        },
+                    ));
+                }
+                Event::Empty(s) => {
+                    let element = self.start_element(ns, &s, before)?;
+                    return Ok(self.after_text(
+                        text,
+                        Step::Start {
+                            element,
+                            empty: true,
+                        },
+                    ));
+                }
+                Event::End(_) => {
+                    self.depth = self.depth.saturating_sub(1);
+                    return Ok(self.after_text(text, Step::End));
+                }
+                Event::Eof => return Ok(self.after_text(text, Step::Eof)),
+            };
+            text = Some(match text {
+                None => piece,
+                Some(mut acc) => {
+                    acc.to_mut().push_str(&piece);
+                    acc
+                }
+            });
+        }
+    }
+
+    fn after_text(&mut self, text: Option<Cow<'a, str>>, step: Step<'a>) -> Step<'a> {
+        match text {
+            Some(t) => {
+                self.pending = Some(step);
+                Step::Text(t)
+            }
+            None => step,
+        }
+    }
+
+    fn start_element(&self, ns: Ns, s: &BytesStart<'_>, offset: u64) -> Result<Element, EwsError> {
+        let bad = |reason: String| EwsError::MalformedXml { offset, reason };
+        let name = std::str::from_utf8(s.local_name().into_inner())
+            .map_err(|_| bad("element name is not UTF-8".into()))?
+            .to_owned();
+        let mut attrs = Vec::new();
+        for attr in s.attributes() {
+            let attr = attr.map_err(|e| bad(e.to_string()))?;
+            let key = attr.key;
+            if key.as_namespace_binding().is_some() {
+                continue;
+            }
+            let key = std::str::from_utf8(key.local_name().into_inner())
+                .map_err(|_| bad("attribute name is not UTF-8".into()))?;
+            let raw = std::str::from_utf8(&attr.value)
+                .map_err(|_| bad("attribute value is not UTF-8".into()))?;
+            attrs.push((key.to_owned(), unescape(raw).map_err(bad)?));
+        }
+        Ok(Element {
+            ns,
+            name,
+            attrs,
+            text: String::new(),
+            children: Vec::new(),
+        })
+    }
+
+    /// Reads the content of an element whose start step was just returned (with
+    /// `empty == false`) up to and including its end tag, into `element`.
+    ///
+    /// # Errors
+    /// As [`XmlReader::next_step`]; also when the input ends inside the element.
+    pub fn read_into(&mut self, element: &mut Element) -> Result<(), EwsError> {
+        // An explicit stack instead of recursion: the depth limit is enforced by `next`.
+        let mut stack: Vec<Element> = Vec::new();
+        loop {
+            match self.next_step()? {
+                Step::Start {
+                    element: child,
+                    empty: true,
+                } => match stack.last_mut() {
+                    Some(top) => top.children.push(child),
+                    None => element.children.push(child),
+                },
+                Step::Start {
+                    element: child,
+                    empty: false,
+                } => stack.push(child),
+                Step::Text(t) => {
+                    let target = match stack.last_mut() {
+                        Some(top) => top,
+                        None => &mut *element,
+                    };
+                    // Whitespace between child elements is formatting, not content.
+                    if !(t.trim().is_empty() && target.text.is_empty()) {
+                        target.text.push_str(&t);
+                    }
+                }
+                Step::End => match stack.pop() {
+                    Some(done) => match stack.last_mut() {
+                        Some(top) => top.children.push(done),
+                        None => element.children.push(done),
+                    },
+                    None => return Ok(()),
+                },
+                Step::Eof => {
+                    return Err(EwsError::MalformedXml {
+                        offset: self.position(),
+                        reason: format!("input ends inside <{}>", element.name),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Skips the content of an element whose start step was just returned, up to and
+    /// including its end tag.
+    ///
+    /// # Errors
+    /// As [`XmlReader::next_step`].
+    pub fn skip(&mut self) -> Result<(), EwsError> {
+        let mut depth = 0usize;
+        loop {
+            match self.next_step()? {
+                Step::Start { empty: false, .. } => depth += 1,
+                Step::End => {
+                    if depth == 0 {
+                        return Ok(());
+                    }
+                    depth -= 1;
+                }
+                Step::Eof => {
+                    return Err(EwsError::MalformedXml {
+                        offset: self.position(),
+                        reason: "input ends inside an element".into(),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The next start step of a child of the current element, skipping text; `None` at
+    /// the current element's end tag.
+    ///
+    /// # Errors
+    /// As [`XmlReader::next_step`].
+    pub fn next_child(&mut self) -> Result<Option<(Element, bool)>, EwsError> {
+        loop {
+            match self.next_step()? {
+                Step::Start { element, empty } => return Ok(Some((element, empty))),
+                Step::End => return Ok(None),
+                Step::Text(_) => {}
+                Step::Eof => {
+                    return Err(EwsError::MalformedXml {
+                        offset: self.position(),
+                        reason: "input ends inside an element".into(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Reads a whole element given its start step.
+    ///
+    /// # Errors
+    /// As [`XmlReader::next_step`].
+    pub fn complete(&mut self, mut element: Element, empty: bool) -> Result<Element, EwsError> {
+        if !empty {
+            self.read_into(&mut element)?;
+        }
+        Ok(element)
+    }
+}
+
+/// Parses a whole document and returns its root element.
+///
+/// # Errors
+/// [`EwsError::MalformedXml`] for input that is not well-formed, and
+/// [`EwsError::NotXml`]-free: an empty document is reported as malformed too.
+pub fn parse_document(input: &[u8]) -> Result<Element, EwsError> {
+    let mut reader = XmlReader::new(input);
+    loop {
+        match reader.next_step()? {
+            Step::Start { element, empty } => {
+                let root = reader.complete(element, empty)?;
+                // Only whitespace, comments and processing instructions may follow.
+                loop {
+                    match reader.next_step()? {
+                        Step::Eof => return Ok(root),
+                        Step::Text(t) if t.trim().is_empty() => {}
+                        _ => {
+                            return Err(EwsError::MalformedXml {
+                                offset: reader.position(),
+                                reason: "content after the root element".into(),
+                            });
+                        }
+                    }
+                }
+            }
+            Step::Text(t) if t.trim().is_empty() => {}
+            Step::Eof => {
+                return Err(EwsError::MalformedXml {
+                    offset: 0,
+                    reason: "no root element".into(),
+                });
+            }
+            _ => {
+                return Err(EwsError::MalformedXml {
+                    offset: reader.position(),
+                    reason: "content before the root element".into(),
+                });
+            }
+        }
+    }
+}
+
+/// Resolves one `&name;` reference: a predefined entity or a character reference.
+fn resolve_reference(r: &[u8]) -> Result<char, String> {
+    match r {
+        b"lt" => Ok('<'),
+        b"gt" => Ok('>'),
+        b"amp" => Ok('&'),
+        b"apos" => Ok('\''),
+        b"quot" => Ok('"'),
+        _ => match r.strip_prefix(b"#") {
+            Some(num) => char_reference(num),
+            None => Err(format!(
+                "unknown entity &{};: no DTD is processed, so only the five predefined entities exist",
+                String::from_utf8_lossy(r)
+            )),
+        },
+    }
+}
+
+/// A numeric character reference (without `&#` and `;`), mapping the characters XML 1.0
+/// forbids to U+FFFD (see the module documentation).
+fn char_reference(num: &[u8]) -> Result<char, String> {
+    let text =
+        std::str::from_utf8(num).map_err(|_| "character reference is not ASCII".to_string())?;
+    let value = match text.strip_prefix('x') {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => text.parse::<u32>(),
+    }
+    .map_err(|_| format!("bad character reference &#{text};"))?;
+    let allowed =
+        matches!(value, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF);
+    if !allowed {
+        if value <= 0x10FFFF {
+            return Ok(char::REPLACEMENT_CHARACTER);
+        }
+        return Err(format!("character reference &#{text}; is beyond Unicode"));
+    }
+    char::from_u32(value).ok_or_else(|| format!("bad character reference &#{text};"))
+}
+
+/// Unescapes an attribute value or text with references.
+fn unescape(raw: &str) -> Result<String, String> {
+    if !raw.contains('&') {
+        return Ok(raw.to_owned());
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(rest.get(..amp).unwrap_or_default());
+        let after = rest.get(amp + 1..).unwrap_or_default();
+        let semi = after
+            .find(';')
+            .ok_or_else(|| "unterminated reference".to_string())?;
+        let name = after.get(..semi).unwrap_or_default();
+        out.push(resolve_reference(name.as_bytes())?);
+        rest = after.get(semi + 1..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Escapes text for element content or a double-quoted attribute value.
+pub fn escape_into(out: &mut Vec<u8>, text: &str) {
+    for b in text.bytes() {
+        match b {
+            b'<' => out.extend_from_slice(b"&lt;"),
+            b'>' => out.extend_from_slice(b"&gt;"),
+            b'&' => out.extend_from_slice(b"&amp;"),
+            b'"' => out.extend_from_slice(b"&quot;"),
+            b'\r' => out.extend_from_slice(b"&#xD;"),
+            // Characters XML 1.0 cannot carry at all are written as U+FFFD, the value a
+            // reader of this crate would turn their references into.
+            0..=0x08 | 0x0B | 0x0C | 0x0E..=0x1F => out.extend_from_slice("\u{FFFD}".as_bytes()),
+            _ => out.push(b),
+        }
+    }
+}
