@@ -1,4 +1,5 @@
 //! An Exchange emulator for tests and demos: one mailbox store with change tracking,
 //! served over EWS and MAPI/HTTP on loopback.
 
+pub mod server;
 pub mod store;
