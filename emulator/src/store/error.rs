@@ -49,7 +49,9 @@ pub enum StoreError {
         fid: Fid,
     },
     /// A sibling folder already has this display name.
-    #[error("{operation}: folder {parent} already has a subfolder named {name:?}; choose another name")]
+    #[error(
+        "{operation}: folder {parent} already has a subfolder named {name:?}; choose another name"
+    )]
     FolderNameTaken {
         /// The operation.
         operation: &'static str,
@@ -67,7 +69,9 @@ pub enum StoreError {
         target: Fid,
     },
     /// The MIME content could not be parsed.
-    #[error("{operation}: the MIME content ({length} bytes) could not be parsed as an RFC 5322 message")]
+    #[error(
+        "{operation}: the MIME content ({length} bytes) could not be parsed as an RFC 5322 message"
+    )]
     InvalidMime {
         /// The operation.
         operation: &'static str,

@@ -21,6 +21,11 @@ impl Globcnt {
         (value <= GLOBCNT_MAX).then_some(Self(value))
     }
 
+    /// Creates a counter value, clamping `value` to [`GLOBCNT_MAX`].
+    pub fn saturating(value: u64) -> Self {
+        Self(value.min(GLOBCNT_MAX))
+    }
+
     /// Returns the counter as an integer.
     pub fn get(self) -> u64 {
         self.0
@@ -128,8 +133,22 @@ impl fmt::Display for Guid {
         write!(
             f,
             "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-            b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12],
-            b[13], b[14], b[15]
+            b[3],
+            b[2],
+            b[1],
+            b[0],
+            b[5],
+            b[4],
+            b[7],
+            b[6],
+            b[8],
+            b[9],
+            b[10],
+            b[11],
+            b[12],
+            b[13],
+            b[14],
+            b[15]
         )
     }
 }

@@ -97,14 +97,17 @@ impl GlobSet {
 
     /// Returns the greatest value, if any.
     pub fn max(&self) -> Option<Globcnt> {
-        self.ranges.values().next_back().and_then(|end| Globcnt::new(*end))
+        self.ranges
+            .values()
+            .next_back()
+            .and_then(|end| Globcnt::new(*end))
     }
 
     /// Returns the ranges in ascending order as inclusive `(first, last)` pairs.
     pub fn ranges(&self) -> impl Iterator<Item = (Globcnt, Globcnt)> + '_ {
-        self.ranges.iter().filter_map(|(start, end)| {
-            Some((Globcnt::new(*start)?, Globcnt::new(*end)?))
-        })
+        self.ranges
+            .iter()
+            .filter_map(|(start, end)| Some((Globcnt::new(*start)?, Globcnt::new(*end)?)))
     }
 
     /// Returns the number of ranges.
@@ -149,7 +152,10 @@ mod tests {
         assert!(!set.contains(g(3)));
         assert!(set.contains(g(2)));
         assert!(set.contains(g(4)));
-        assert_eq!(set.iter().map(Globcnt::get).collect::<Vec<_>>(), [1, 2, 4, 5]);
+        assert_eq!(
+            set.iter().map(Globcnt::get).collect::<Vec<_>>(),
+            [1, 2, 4, 5]
+        );
         set.remove(g(9));
         assert_eq!(set.range_count(), 2);
         assert_eq!(set.max(), Some(g(5)));

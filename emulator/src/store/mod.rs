@@ -7,8 +7,12 @@
 //! replays exactly from its seed.
 
 mod error;
+mod fault;
+mod folders;
 pub mod ids;
 pub mod idset;
+mod items;
+mod mime;
 pub mod model;
 pub mod notify;
 pub mod session;
@@ -16,24 +20,32 @@ pub mod sync;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use exmux_core::{Clock, ManualClock};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use error::{StoreError, SyncStateRejection};
+pub use fault::FrontEndFault;
 pub use ids::{Cn, Fid, Globcnt, Guid, Mid, Pcl, Xid};
 pub use idset::GlobSet;
+pub use items::{ItemPage, ListOptions, NewItem};
 pub use model::{
-    Body, BodyType, ChangeStamp, FlagStatus, Folder, Importance, ImportStamp, Item,
-    ItemProps, ItemUpdate, Mailbox, NewItemContent, ReadResult, WellKnownFolder, WriteResult,
+    Body, BodyType, ChangeStamp, FlagStatus, Folder, ImportStamp, Importance, Item, ItemProps,
+    ItemUpdate, Mailbox, NewItemContent, ReadResult, WellKnownFolder, WriteResult,
 };
 pub use notify::{
     EventKind, EventKinds, Notice, NoticeBatch, ObjectId, SubscriptionId, SubscriptionScope,
     Watermark,
 };
 pub use session::{SessionId, SessionInfo};
-pub use sync::{SyncKind, SyncState};
+pub use sync::{
+    ChangeKind, ContentSyncBatch, FolderChange, HierarchySyncBatch, ItemChange, ReadChange,
+    SyncKind, SyncOptions, SyncState,
+};
+
+use notify::Subscription;
 
 /// Settings of a new store.
 #[derive(Clone, Debug)]
@@ -57,7 +69,27 @@ impl Default for StoreOptions {
     }
 }
 
-/// One mailbox.
+/// The record of a deleted item or folder, kept so a sync or an audit can tell what
+/// happened to an id the client still holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tombstone {
+    /// The folder that contained the object.
+    pub parent: Fid,
+    /// The change number of the deletion or move.
+    pub cn: Cn,
+    /// The session that deleted or moved the object.
+    pub session: SessionId,
+    /// When.
+    pub time: SystemTime,
+    /// For an item moved away, its new id.
+    pub moved_to: Option<Mid>,
+}
+
+/// One mailbox: folders, items, change tracking, sessions and subscriptions.
+///
+/// Every mutation takes the [`SessionId`] that makes it, stamps a new change number
+/// from the store-wide counter, and queues notices for the matching subscriptions.
+/// Mutations either succeed completely or change nothing.
 #[derive(Debug)]
 pub struct Store {
     clock: Arc<dyn Clock>,
@@ -70,15 +102,37 @@ pub struct Store {
     well_known: BTreeMap<WellKnownFolder, Fid>,
     items: BTreeMap<Mid, Item>,
     folder_items: BTreeMap<Fid, BTreeSet<Mid>>,
+    item_tombstones: BTreeMap<Mid, Tombstone>,
+    folder_tombstones: BTreeMap<Fid, Tombstone>,
+    sessions: BTreeMap<SessionId, SessionInfo>,
+    subscriptions: BTreeMap<SubscriptionId, Subscription>,
+    next_session: u64,
+    next_subscription: u64,
+    last_watermark: u64,
+    /// Folder -> the change number reserved when its sync states were invalidated.
+    sync_invalidations: BTreeMap<Fid, Cn>,
+    front_end_faults: Vec<(Option<SessionId>, FrontEndFault)>,
 }
 
 impl Store {
-    /// Creates a mailbox with the well-known folders.
+    /// Creates a mailbox with the well-known folders, all made by
+    /// [`SessionId::SYSTEM`].
     pub fn new(options: StoreOptions) -> Store {
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
         let mut guid = [0u8; 16];
         rng.fill_bytes(&mut guid);
-        Store {
+
+        let mut sessions = BTreeMap::new();
+        sessions.insert(
+            SessionId::SYSTEM,
+            SessionInfo {
+                id: SessionId::SYSTEM,
+                label: "store".to_owned(),
+                expired: false,
+            },
+        );
+
+        let mut store = Store {
             clock: options.clock,
             rng,
             mailbox: options.mailbox,
@@ -88,6 +142,51 @@ impl Store {
             well_known: BTreeMap::new(),
             items: BTreeMap::new(),
             folder_items: BTreeMap::new(),
+            item_tombstones: BTreeMap::new(),
+            folder_tombstones: BTreeMap::new(),
+            sessions,
+            subscriptions: BTreeMap::new(),
+            next_session: 1,
+            next_subscription: 1,
+            last_watermark: 0,
+            sync_invalidations: BTreeMap::new(),
+            front_end_faults: Vec::new(),
+        };
+        store.create_well_known_folders();
+        store
+    }
+
+    fn create_well_known_folders(&mut self) {
+        for folder in WellKnownFolder::ALL {
+            // A new store's counter is far from 2^48, so these cannot fail.
+            let Ok(fid) = self.next_globcnt("create store").map(Fid) else {
+                return;
+            };
+            let Ok(stamp) = self.new_stamp(
+                "create store",
+                SessionId::SYSTEM,
+                None,
+                &ImportStamp::default(),
+            ) else {
+                return;
+            };
+            let parent = folder
+                .parent()
+                .and_then(|parent| self.well_known.get(&parent).copied());
+            self.folders.insert(
+                fid,
+                Folder {
+                    fid,
+                    parent,
+                    display_name: folder.display_name().to_owned(),
+                    container_class: folder.container_class().map(str::to_owned),
+                    well_known: Some(folder),
+                    stamp,
+                    created_by: SessionId::SYSTEM,
+                },
+            );
+            self.folder_items.insert(fid, BTreeSet::new());
+            self.well_known.insert(folder, fid);
         }
     }
 
@@ -102,8 +201,98 @@ impl Store {
         self.replica_guid
     }
 
-    /// Returns the id of a well-known folder.
-    pub fn well_known_folder(&self, folder: WellKnownFolder) -> Option<Fid> {
-        self.well_known.get(&folder).copied()
+    /// Returns the last GLOBCNT assigned to an id or change number: the store's current
+    /// change number, as a sync state sees it.
+    pub fn current_globcnt(&self) -> Globcnt {
+        Globcnt::saturating(self.counter)
+    }
+
+    /// Returns the current time of the store's clock.
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    /// Returns the next value of the seeded generator, for callers that need
+    /// deterministic randomness tied to the store (such as opaque EWS subscription
+    /// tokens).
+    pub fn next_random(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    /// Opens a session. `label` names it in logs and tests.
+    pub fn open_session(&mut self, label: &str) -> SessionId {
+        let id = SessionId(self.next_session);
+        self.next_session += 1;
+        self.sessions.insert(
+            id,
+            SessionInfo {
+                id,
+                label: label.to_owned(),
+                expired: false,
+            },
+        );
+        id
+    }
+
+    /// Closes a session. Its subscriptions stay until unsubscribed or expired, as EWS
+    /// subscriptions outlive the request that made them.
+    pub fn close_session(&mut self, session: SessionId) {
+        if session != SessionId::SYSTEM {
+            self.sessions.remove(&session);
+        }
+    }
+
+    /// Returns a session's record.
+    pub fn session(&self, session: SessionId) -> Option<&SessionInfo> {
+        self.sessions.get(&session)
+    }
+
+    /// Fails unless `session` is open and not expired.
+    fn check_session(&self, operation: &'static str, session: SessionId) -> Result<(), StoreError> {
+        match self.sessions.get(&session) {
+            None => Err(StoreError::UnknownSession { operation, session }),
+            Some(info) if info.expired => Err(StoreError::SessionExpired { operation, session }),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Takes the next GLOBCNT from the store-wide counter.
+    fn next_globcnt(&mut self, operation: &'static str) -> Result<Globcnt, StoreError> {
+        let next = self.counter + 1;
+        let globcnt = Globcnt::new(next).ok_or(StoreError::CounterExhausted { operation })?;
+        self.counter = next;
+        Ok(globcnt)
+    }
+
+    /// Makes the stamp of a new change: a new change number, the imported change key or
+    /// the store's own (replica GUID plus the change number's counter), and the imported
+    /// PCL or the old PCL merged with the new change key.
+    fn new_stamp(
+        &mut self,
+        operation: &'static str,
+        session: SessionId,
+        old: Option<&ChangeStamp>,
+        import: &ImportStamp,
+    ) -> Result<ChangeStamp, StoreError> {
+        let cn = Cn(self.next_globcnt(operation)?);
+        let change_key = import
+            .change_key
+            .clone()
+            .unwrap_or_else(|| Xid::from_globcnt(self.replica_guid, cn.0));
+        let pcl = match &import.pcl {
+            Some(pcl) => pcl.clone(),
+            None => {
+                let mut pcl = old.map(|stamp| stamp.pcl.clone()).unwrap_or_default();
+                pcl.merge_xid(&change_key);
+                pcl
+            }
+        };
+        Ok(ChangeStamp {
+            cn,
+            change_key,
+            pcl,
+            session,
+            time: self.clock.now(),
+        })
     }
 }

@@ -281,6 +281,9 @@ pub struct Item {
 }
 
 /// The content of a new item.
+// Built once per created item and consumed at once, so boxing the properties would only
+// add noise at every call site.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum NewItemContent {

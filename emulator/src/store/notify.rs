@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use super::error::StoreError;
 use super::ids::{Cn, Fid, Mid};
 use super::session::SessionId;
 
@@ -174,6 +175,188 @@ impl Subscription {
             SubscriptionScope::Folders(folders) => {
                 folders.contains(&notice.parent)
                     || notice.old_parent.is_some_and(|old| folders.contains(&old))
+            }
+        }
+    }
+}
+
+impl super::Store {
+    /// Subscribes `session` to notices of `kinds` in `scope`. A subscription with a
+    /// `timeout` expires when it is not polled for that long (EWS pull subscriptions);
+    /// without one it lives until unsubscribed or expired by fault injection.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::UnknownSession`] or [`StoreError::SessionExpired`].
+    pub fn subscribe(
+        &mut self,
+        session: SessionId,
+        scope: SubscriptionScope,
+        kinds: EventKinds,
+        timeout: Option<Duration>,
+    ) -> Result<SubscriptionId, StoreError> {
+        self.check_session("subscribe", session)?;
+        let id = SubscriptionId(self.next_subscription);
+        self.next_subscription += 1;
+        let now = self.clock.now_millis();
+        self.subscriptions.insert(
+            id,
+            Subscription {
+                session,
+                scope,
+                kinds,
+                queue: VecDeque::new(),
+                expired: false,
+                timeout,
+                last_activity_millis: now,
+                last_watermark: Watermark(self.last_watermark),
+                delay_next: None,
+                hold_next: false,
+                held: None,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Ends a subscription. Does nothing when it does not exist.
+    pub fn unsubscribe(&mut self, subscription: SubscriptionId) {
+        self.subscriptions.remove(&subscription);
+    }
+
+    /// Returns the session that made a subscription.
+    pub fn subscription_session(&self, subscription: SubscriptionId) -> Option<SessionId> {
+        self.subscriptions.get(&subscription).map(|sub| sub.session)
+    }
+
+    /// Returns up to `max` notices of a subscription that are ready for delivery, in
+    /// queue order, after dropping the delivered notices up to `acknowledged` (the
+    /// watermark the client last received; `None` acknowledges nothing). Returned
+    /// notices stay queued until acknowledged, so a client that lost a response gets
+    /// them again, as with EWS GetEvents.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::SubscriptionNotFound`], or [`StoreError::SubscriptionExpired`]
+    /// when the store expired it or its timeout passed since the last poll.
+    pub fn poll_notices(
+        &mut self,
+        subscription: SubscriptionId,
+        acknowledged: Option<Watermark>,
+        max: usize,
+    ) -> Result<NoticeBatch, StoreError> {
+        const OPERATION: &str = "poll notices";
+        let now = self.clock.now_millis();
+        let sub =
+            self.subscriptions
+                .get_mut(&subscription)
+                .ok_or(StoreError::SubscriptionNotFound {
+                    operation: OPERATION,
+                    subscription,
+                })?;
+        let timed_out = sub.timeout.is_some_and(|timeout| {
+            let limit = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+            now.saturating_sub(sub.last_activity_millis) > limit
+        });
+        if sub.expired || timed_out {
+            sub.expired = true;
+            return Err(StoreError::SubscriptionExpired {
+                operation: OPERATION,
+                subscription,
+            });
+        }
+        sub.last_activity_millis = now;
+
+        if let Some(acknowledged) = acknowledged {
+            sub.queue
+                .retain(|pending| !(pending.delivered && pending.notice.watermark <= acknowledged));
+        }
+
+        let mut notices = Vec::new();
+        let mut more_available = false;
+        for pending in sub.queue.iter_mut() {
+            if pending.visible_at > now {
+                continue;
+            }
+            if notices.len() == max {
+                more_available = true;
+                break;
+            }
+            pending.delivered = true;
+            notices.push(pending.notice.clone());
+        }
+
+        let watermark = notices
+            .last()
+            .map_or(sub.last_watermark, |notice| notice.watermark);
+        Ok(NoticeBatch {
+            notices,
+            more_available,
+            watermark,
+        })
+    }
+
+    /// Returns the clock time in milliseconds at which the next delayed notice of a
+    /// subscription becomes ready, so a driver knows when to poll again.
+    pub fn next_notice_due(&self, subscription: SubscriptionId) -> Option<u64> {
+        let sub = self.subscriptions.get(&subscription)?;
+        sub.queue
+            .iter()
+            .filter(|pending| !pending.delivered)
+            .map(|pending| pending.visible_at)
+            .min()
+    }
+
+    /// Queues a notice for every matching live subscription.
+    pub(super) fn emit(
+        &mut self,
+        kind: EventKind,
+        object: ObjectId,
+        parent: Fid,
+        old: Option<(ObjectId, Fid)>,
+        session: SessionId,
+        cn: Option<Cn>,
+    ) {
+        self.last_watermark += 1;
+        let notice = Notice {
+            watermark: Watermark(self.last_watermark),
+            kind,
+            object,
+            parent,
+            old_object: old.map(|(object, _)| object),
+            old_parent: old.map(|(_, parent)| parent),
+            session,
+            cn,
+            time: self.clock.now(),
+        };
+        let now = self.clock.now_millis();
+
+        for sub in self.subscriptions.values_mut() {
+            if sub.expired || !sub.matches(&notice) {
+                continue;
+            }
+            sub.last_watermark = notice.watermark;
+
+            if sub.hold_next && sub.held.is_none() {
+                sub.hold_next = false;
+                sub.held = Some(notice.clone());
+                continue;
+            }
+
+            let delay = sub
+                .delay_next
+                .take()
+                .map_or(0, |by| u64::try_from(by.as_millis()).unwrap_or(u64::MAX));
+            sub.queue.push_back(Pending {
+                notice: notice.clone(),
+                visible_at: now.saturating_add(delay),
+                delivered: false,
+            });
+            if let Some(held) = sub.held.take() {
+                sub.queue.push_back(Pending {
+                    notice: held,
+                    visible_at: now,
+                    delivered: false,
+                });
             }
         }
     }
