@@ -1,0 +1,404 @@
+//! Origin of each reported change, and its delivery.
+//!
+//! The order of the checks for a change to a known item is the contract:
+//! 1. changes to an item with held changes queue behind them (per-item order);
+//! 2. a pending write to the item holds the change until the write's result decides;
+//! 3. a change to an item this transport deleted is superseded;
+//! 4. a change key equal to a journaled write's is `Local`;
+//! 5. a write with a lost outcome makes it `Unknown`, unless the predecessor change
+//!    list shows that write was overwritten by a later one;
+//! 6. anything else is `Remote`.
+
+use std::collections::VecDeque;
+
+use super::{Held, HoldReason, RouterCore};
+use crate::core::types::{
+    ChangeKind, Event, ItemChange, Origin, Output, Request, ResyncReason, SyncChange,
+};
+use crate::ids::{BackendItemId, FolderKey, ItemKey};
+use crate::journal::{ChangeKey, WriteStatus};
+use crate::operation::Operation;
+
+impl RouterCore {
+    pub(super) fn apply_change(&mut self, folder: FolderKey, change: SyncChange) {
+        let id = change.id().clone();
+        let known = self.state.ids.key_of(&id);
+        if let Some(item) = known {
+            self.mark_seen(folder, item);
+        }
+
+        if let Some(held) = self.state.held.get_mut(&id) {
+            held.changes.push_back(change);
+            return;
+        }
+
+        let Some(item) = known else {
+            self.apply_to_unknown(folder, id, change);
+            return;
+        };
+
+        if self.has_pending_write(item) {
+            self.state.held.insert(
+                id,
+                Held {
+                    folder,
+                    reason: HoldReason::AwaitWrite,
+                    changes: VecDeque::from([change]),
+                },
+            );
+            return;
+        }
+
+        match change {
+            SyncChange::Deleted { .. } => self.apply_deletion(folder, item),
+            SyncChange::ReadState { read, .. } => self.apply_read_state(folder, item, read),
+            SyncChange::Item(change) => self.apply_item_change(folder, item, change),
+        }
+    }
+
+    fn apply_to_unknown(&mut self, folder: FolderKey, id: BackendItemId, change: SyncChange) {
+        match change {
+            // Nothing to delete: the embedder never had it.
+            SyncChange::Deleted { .. } => {}
+            SyncChange::Item(change)
+                if matches!(change.kind, ChangeKind::Created | ChangeKind::Upserted) =>
+            {
+                let item = self.state.ids.key_or_insert(&id, folder);
+                self.mark_seen(folder, item);
+                let next_write = self.state.journal.next_id();
+                if let Some(record) = self.state.ids.get_mut(item) {
+                    record.change_key = change.change_key.clone();
+                    record.read = change.read;
+                    record.last_remote_seq = next_write;
+                }
+                self.deliver(
+                    Origin::Remote,
+                    Event::ItemChanged {
+                        folder,
+                        item,
+                        id,
+                        origin: Origin::Remote,
+                        kind: change.kind,
+                        change_key: change.change_key,
+                        read: change.read,
+                    },
+                );
+            }
+            // A modification of an item the router does not hold may be the echo of
+            // an item deleted meanwhile: fetch it before delivering anything.
+            change => {
+                self.state.held.insert(
+                    id.clone(),
+                    Held {
+                        folder,
+                        reason: HoldReason::AwaitVerify,
+                        changes: VecDeque::from([change]),
+                    },
+                );
+                self.outputs.push_back(Output::Request(Request::Verify {
+                    folder,
+                    backend: self.routing.backend_for(Operation::Fetch),
+                    id,
+                }));
+            }
+        }
+    }
+
+    fn apply_deletion(&mut self, folder: FolderKey, item: ItemKey) {
+        let deleted_locally = self
+            .state
+            .ids
+            .get(item)
+            .is_some_and(|record| record.deleted_locally);
+        let removal_unsettled = self.state.journal.entries_for(item).any(|entry| {
+            matches!(entry.operation, Operation::Delete | Operation::Move)
+                && entry.status == WriteStatus::Lost
+        });
+
+        let origin = if deleted_locally {
+            Origin::Local
+        } else if removal_unsettled {
+            Origin::Unknown
+        } else {
+            Origin::Remote
+        };
+
+        if origin == Origin::Local {
+            // The record stays until the journal entry retires, so a late change to
+            // the item is still recognised as superseded.
+        } else if self.state.journal.entries_for(item).next().is_some() {
+            if let Some(record) = self.state.ids.get_mut(item) {
+                record.deleted_locally = true;
+            }
+        } else {
+            self.state.ids.remove(item);
+        }
+        self.deliver(
+            origin,
+            Event::ItemDeleted {
+                folder,
+                item,
+                origin,
+            },
+        );
+    }
+
+    fn apply_read_state(&mut self, folder: FolderKey, item: ItemKey, read: bool) {
+        let Some(record) = self.state.ids.get(item) else {
+            return;
+        };
+        if record.deleted_locally {
+            self.counters.superseded_dropped += 1;
+            return;
+        }
+
+        let last_remote_seq = record.last_remote_seq;
+        let held_read = record.read;
+        let last_read_write = self
+            .state
+            .journal
+            .entries_for(item)
+            .filter(|entry| entry.read_state.is_some() && entry.status != WriteStatus::Failed)
+            .last();
+        let origin = match last_read_write {
+            Some(entry) if entry.read_state == Some(read) && entry.id.0 > last_remote_seq => {
+                Origin::Local
+            }
+            _ if self.has_lost_write(item) => Origin::Unknown,
+            _ => Origin::Remote,
+        };
+
+        if origin != Origin::Local && held_read == Some(read) {
+            return;
+        }
+        let next_write = self.state.journal.next_id();
+        if let Some(record) = self.state.ids.get_mut(item) {
+            record.read = Some(read);
+            if origin != Origin::Local {
+                record.last_remote_seq = next_write;
+            }
+        }
+        self.deliver(
+            origin,
+            Event::ReadStateChanged {
+                folder,
+                item,
+                origin,
+                read,
+            },
+        );
+    }
+
+    fn apply_item_change(&mut self, folder: FolderKey, item: ItemKey, change: ItemChange) {
+        let Some(record) = self.state.ids.get(item) else {
+            return;
+        };
+        if record.deleted_locally {
+            self.counters.superseded_dropped += 1;
+            return;
+        }
+        let held_key = record.change_key.clone();
+        let held_read = record.read;
+
+        let origin = self.origin_of(item, change.change_key.as_ref(), &change.predecessors);
+
+        if change.kind == ChangeKind::Created && origin != Origin::Local {
+            self.note_recreated_item(folder);
+        }
+
+        let unchanged = change.change_key.is_some()
+            && change.change_key == held_key
+            && (change.read.is_none() || change.read == held_read);
+        if origin != Origin::Local && unchanged {
+            return;
+        }
+
+        let next_write = self.state.journal.next_id();
+        if let Some(record) = self.state.ids.get_mut(item) {
+            if change.change_key.is_some() {
+                record.change_key = change.change_key.clone();
+            }
+            if change.read.is_some() {
+                record.read = change.read;
+            }
+            if origin != Origin::Local {
+                record.last_remote_seq = next_write;
+            }
+        }
+        self.deliver(
+            origin,
+            Event::ItemChanged {
+                folder,
+                item,
+                id: change.id,
+                origin,
+                kind: change.kind,
+                change_key: change.change_key,
+                read: change.read,
+            },
+        );
+    }
+
+    fn origin_of(
+        &self,
+        item: ItemKey,
+        change_key: Option<&ChangeKey>,
+        predecessors: &[ChangeKey],
+    ) -> Origin {
+        let settled = || {
+            self.state
+                .journal
+                .entries_for(item)
+                .filter(|entry| entry.status != WriteStatus::Failed)
+        };
+
+        if let Some(reported) = change_key {
+            if settled().any(|entry| entry.change_key.as_ref() == Some(reported)) {
+                return Origin::Local;
+            }
+        }
+
+        let mut lost = settled()
+            .filter(|entry| entry.status == WriteStatus::Lost)
+            .peekable();
+        if lost.peek().is_none() {
+            return Origin::Remote;
+        }
+        // A lost write whose change key is among the predecessors did land, and a
+        // later change by someone else replaced it.
+        let overwritten = lost.all(|entry| {
+            entry
+                .change_key
+                .as_ref()
+                .is_some_and(|key| predecessors.contains(key))
+        });
+        if overwritten {
+            Origin::Remote
+        } else {
+            Origin::Unknown
+        }
+    }
+
+    // A sync from a non-empty state reported an item the router holds as new: the
+    // server has treated the state as empty. The round becomes a full resync, so items
+    // are matched by id and the ones not re-sent are deleted at its end.
+    fn note_recreated_item(&mut self, folder: FolderKey) {
+        let Some(round) = self
+            .state
+            .folders
+            .get_mut(&folder)
+            .and_then(|state| state.round.as_mut())
+        else {
+            return;
+        };
+        if round.full || !round.from_non_empty {
+            return;
+        }
+        round.full = true;
+        self.counters.full_resyncs += 1;
+        self.outputs.push_back(Output::Event(Event::FullResync {
+            folder,
+            reason: ResyncReason::ServerDiscardedSyncState,
+        }));
+    }
+
+    pub(super) fn release_if_settled(&mut self, id: &BackendItemId) {
+        let Some(held) = self.state.held.get(id) else {
+            return;
+        };
+        if held.reason != HoldReason::AwaitWrite {
+            return;
+        }
+
+        let Some(item) = self.state.ids.key_of(id) else {
+            // Our own move or failed create unbound the id: the held changes are
+            // about an id that no longer names the item.
+            if let Some(held) = self.state.held.remove(id) {
+                self.counters.superseded_dropped += held.changes.len() as u64;
+            }
+            return;
+        };
+        if self.has_pending_write(item) {
+            return;
+        }
+
+        if let Some(held) = self.state.held.remove(id) {
+            for change in held.changes {
+                self.apply_change(held.folder, change);
+            }
+        }
+    }
+
+    pub(super) fn deliver_unverified(
+        &mut self,
+        folder: FolderKey,
+        item: ItemKey,
+        change: SyncChange,
+    ) {
+        let origin = Origin::Unknown;
+        let event = match change {
+            SyncChange::Item(change) => {
+                if let Some(record) = self.state.ids.get_mut(item) {
+                    record.change_key = change.change_key.clone();
+                    record.read = change.read;
+                }
+                Event::ItemChanged {
+                    folder,
+                    item,
+                    id: change.id,
+                    origin,
+                    kind: change.kind,
+                    change_key: change.change_key,
+                    read: change.read,
+                }
+            }
+            SyncChange::ReadState { read, .. } => {
+                if let Some(record) = self.state.ids.get_mut(item) {
+                    record.read = Some(read);
+                }
+                Event::ReadStateChanged {
+                    folder,
+                    item,
+                    origin,
+                    read,
+                }
+            }
+            SyncChange::Deleted { .. } => {
+                self.state.ids.remove(item);
+                Event::ItemDeleted {
+                    folder,
+                    item,
+                    origin,
+                }
+            }
+        };
+        self.deliver(origin, event);
+    }
+
+    fn deliver(&mut self, origin: Origin, event: Event) {
+        match origin {
+            Origin::Local if !self.options.deliver_local => {
+                self.counters.own_dropped += 1;
+                return;
+            }
+            Origin::Local => self.counters.own_delivered += 1,
+            Origin::Remote => self.counters.remote_delivered += 1,
+            Origin::Unknown => self.counters.unknown_delivered += 1,
+        }
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    pub(super) fn has_pending_write(&self, item: ItemKey) -> bool {
+        self.state
+            .journal
+            .entries_for(item)
+            .any(|entry| entry.status == WriteStatus::Pending)
+    }
+
+    fn has_lost_write(&self, item: ItemKey) -> bool {
+        self.state
+            .journal
+            .entries_for(item)
+            .any(|entry| entry.status == WriteStatus::Lost)
+    }
+}

@@ -1,0 +1,907 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use super::*;
+use crate::config::Preset;
+use crate::journal::ChangeKey;
+
+const NOW: u64 = 1_704_067_200_000;
+
+struct Harness {
+    core: RouterCore,
+    folder: FolderKey,
+}
+
+fn harness() -> Harness {
+    harness_with(CoreOptions::default())
+}
+
+fn harness_with(options: CoreOptions) -> Harness {
+    let mut core = RouterCore::new(Uuid::from_u128(0xe4), Preset::Ews.routing(), options);
+    let folder = core.register_folder(vec![BackendFolderId::Ews("inbox".into())]);
+    Harness { core, folder }
+}
+
+fn id(name: &str) -> BackendItemId {
+    BackendItemId::Ews(name.into())
+}
+
+fn key(byte: u8) -> ChangeKey {
+    ChangeKey(vec![byte; 4])
+}
+
+fn item(name: &str, kind: ChangeKind, change_key: u8) -> SyncChange {
+    SyncChange::Item(ItemChange {
+        id: id(name),
+        kind,
+        change_key: Some(key(change_key)),
+        predecessors: Vec::new(),
+        read: None,
+    })
+}
+
+fn split(outputs: Vec<Output>) -> (Vec<Event>, Vec<Request>) {
+    let mut events = Vec::new();
+    let mut requests = Vec::new();
+    for output in outputs {
+        match output {
+            Output::Event(Event::SyncStateAdvanced { .. }) => {}
+            Output::Event(event) => events.push(event),
+            Output::Request(request) => requests.push(request),
+        }
+    }
+    (events, requests)
+}
+
+impl Harness {
+    fn notice(&mut self) -> Vec<Request> {
+        self.core
+            .handle(
+                NOW,
+                Input::Notice {
+                    folder: self.folder,
+                },
+            )
+            .unwrap();
+        split(self.core.drain_outputs()).1
+    }
+
+    fn page(
+        &mut self,
+        changes: Vec<SyncChange>,
+        state: &str,
+        more: bool,
+    ) -> (Vec<Event>, Vec<Request>) {
+        self.core
+            .handle(
+                NOW,
+                Input::SyncPage(SyncPage {
+                    folder: self.folder,
+                    changes,
+                    new_state: SyncState(state.as_bytes().to_vec()),
+                    more_available: more,
+                }),
+            )
+            .unwrap();
+        split(self.core.drain_outputs())
+    }
+
+    // One complete sync round triggered by a notice.
+    fn sync(&mut self, changes: Vec<SyncChange>, state: &str) -> Vec<Event> {
+        let requests = self.notice();
+        assert_eq!(requests.len(), 1, "{requests:?}");
+        self.page(changes, state, false).0
+    }
+
+    fn item_key(&self, name: &str) -> ItemKey {
+        self.core.ids().key_of(&id(name)).unwrap()
+    }
+
+    fn write(&mut self, operation: Operation, name: &str, read: Option<bool>) -> WriteId {
+        let item = self.item_key(name);
+        self.core
+            .begin_write(
+                NOW,
+                WriteIntent {
+                    operation,
+                    item: Some(item),
+                    folder: self.folder,
+                    backend: Backend::Ews,
+                    session: String::new(),
+                    assign_change_key: false,
+                    read_state: read,
+                    target_folder: None,
+                },
+            )
+            .unwrap()
+            .id
+    }
+
+    fn succeed(&mut self, write: WriteId, change_key: Option<u8>) {
+        self.core
+            .handle(
+                NOW,
+                Input::WriteResult {
+                    write,
+                    outcome: WriteOutcome::Succeeded {
+                        change_key: change_key.map(key),
+                        new_id: None,
+                    },
+                },
+            )
+            .unwrap();
+    }
+
+    // Syncs two items, a and b, into the router.
+    fn seeded() -> Self {
+        let mut harness = harness();
+        let events = harness.sync(
+            vec![
+                item("a", ChangeKind::Created, 1),
+                item("b", ChangeKind::Created, 1),
+            ],
+            "s1",
+        );
+        assert_eq!(events.len(), 2);
+        harness
+    }
+}
+
+#[test]
+fn notice_starts_sync_from_stored_state() {
+    let mut harness = Harness::seeded();
+    let requests = harness.notice();
+    assert_eq!(
+        requests,
+        vec![Request::Sync {
+            folder: harness.folder,
+            backend: Backend::Ews,
+            folder_id: Some(BackendFolderId::Ews("inbox".into())),
+            from: SyncState(b"s1".to_vec()),
+        }]
+    );
+}
+
+#[test]
+fn notices_coalesce_into_one_followup() {
+    let mut harness = harness();
+    assert_eq!(harness.notice().len(), 1);
+    assert_eq!(harness.notice().len(), 0);
+    assert_eq!(harness.notice().len(), 0);
+    let (_, requests) = harness.page(Vec::new(), "s1", false);
+    assert_eq!(requests.len(), 1, "one follow-up for three notices");
+    let (_, requests) = harness.page(Vec::new(), "s2", false);
+    assert!(requests.is_empty());
+}
+
+#[test]
+fn more_available_continues_round() {
+    let mut harness = harness();
+    harness.notice();
+    let (_, requests) = harness.page(vec![item("a", ChangeKind::Created, 1)], "p1", true);
+    assert!(matches!(&requests[..], [Request::Sync { from, .. }] if from.0 == b"p1"));
+    assert_eq!(
+        harness.core.state().folders[&harness.folder].rounds_started,
+        1
+    );
+}
+
+#[test]
+fn remote_change_delivered() {
+    let mut harness = Harness::seeded();
+    let events = harness.sync(vec![item("a", ChangeKind::Modified, 2)], "s2");
+    assert!(matches!(
+        &events[..],
+        [Event::ItemChanged {
+            origin: Origin::Remote,
+            kind: ChangeKind::Modified,
+            ..
+        }]
+    ));
+    assert_eq!(harness.core.counters().remote_delivered, 3);
+}
+
+#[test]
+fn own_change_dropped_by_change_key() {
+    let mut harness = Harness::seeded();
+    let write = harness.write(Operation::Update, "a", None);
+    harness.succeed(write, Some(7));
+    let events = harness.sync(vec![item("a", ChangeKind::Modified, 7)], "s2");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.core.counters().own_dropped, 1);
+}
+
+#[test]
+fn own_change_delivered_when_asked() {
+    let mut harness = harness_with(CoreOptions {
+        deliver_local: true,
+        ..CoreOptions::default()
+    });
+    harness.sync(vec![item("a", ChangeKind::Created, 1)], "s1");
+    let write = harness.write(Operation::Update, "a", None);
+    harness.succeed(write, Some(7));
+    let events = harness.sync(vec![item("a", ChangeKind::Modified, 7)], "s2");
+    assert!(matches!(
+        &events[..],
+        [Event::ItemChanged {
+            origin: Origin::Local,
+            ..
+        }]
+    ));
+    assert_eq!(harness.core.counters().own_delivered, 1);
+}
+
+#[test]
+fn assigned_change_key_matches_after_lost_result() {
+    let mut harness = Harness::seeded();
+    let item = harness.item_key("a");
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Update,
+                item: Some(item),
+                folder: harness.folder,
+                backend: Backend::Mapi,
+                session: "session-1".into(),
+                assign_change_key: true,
+                read_state: None,
+                target_folder: None,
+            },
+        )
+        .unwrap();
+    let assigned = issued.change_key.clone().unwrap();
+    assert!(harness.core.state().change_keys.is_own(&assigned));
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Lost,
+            },
+        )
+        .unwrap();
+
+    let change = SyncChange::Item(ItemChange {
+        id: id("a"),
+        kind: ChangeKind::Modified,
+        change_key: Some(assigned),
+        predecessors: Vec::new(),
+        read: None,
+    });
+    let events = harness.sync(vec![change], "s2");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.core.counters().own_dropped, 1);
+}
+
+#[test]
+fn lost_write_makes_change_unknown() {
+    let mut harness = Harness::seeded();
+    let write = harness.write(Operation::Update, "a", None);
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write,
+                outcome: WriteOutcome::Lost,
+            },
+        )
+        .unwrap();
+    let events = harness.sync(vec![item("a", ChangeKind::Modified, 9)], "s2");
+    assert!(matches!(
+        &events[..],
+        [Event::ItemChanged {
+            origin: Origin::Unknown,
+            ..
+        }]
+    ));
+    assert_eq!(harness.core.counters().unknown_delivered, 1);
+}
+
+#[test]
+fn lost_write_in_predecessors_is_remote() {
+    let mut harness = Harness::seeded();
+    let item = harness.item_key("a");
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Update,
+                item: Some(item),
+                folder: harness.folder,
+                backend: Backend::Mapi,
+                session: String::new(),
+                assign_change_key: true,
+                read_state: None,
+                target_folder: None,
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Lost,
+            },
+        )
+        .unwrap();
+    let change = SyncChange::Item(ItemChange {
+        id: id("a"),
+        kind: ChangeKind::Modified,
+        change_key: Some(key(9)),
+        predecessors: vec![issued.change_key.unwrap(), key(1)],
+        read: None,
+    });
+    let events = harness.sync(vec![change], "s2");
+    assert!(matches!(
+        &events[..],
+        [Event::ItemChanged {
+            origin: Origin::Remote,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn pending_write_holds_change_until_result() {
+    let mut harness = Harness::seeded();
+    let write = harness.write(Operation::Update, "a", None);
+    let events = harness.sync(vec![item("a", ChangeKind::Modified, 7)], "s2");
+    assert!(events.is_empty(), "held while the write is pending");
+    harness.succeed(write, Some(7));
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.core.counters().own_dropped, 1);
+    assert!(harness.core.state().held.is_empty());
+}
+
+#[test]
+fn held_changes_keep_item_order() {
+    let mut harness = Harness::seeded();
+    let write = harness.write(Operation::Update, "a", None);
+    harness.sync(
+        vec![
+            item("a", ChangeKind::Modified, 5),
+            SyncChange::ReadState {
+                id: id("a"),
+                read: true,
+            },
+        ],
+        "s2",
+    );
+    harness.succeed(write, Some(4));
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::ItemChanged {
+                    origin: Origin::Remote,
+                    ..
+                },
+                Event::ReadStateChanged { read: true, .. }
+            ]
+        ),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn read_state_matches_own_write_by_value() {
+    let mut harness = Harness::seeded();
+    let write = harness.write(Operation::Update, "a", Some(true));
+    harness.succeed(write, None);
+    let events = harness.sync(
+        vec![SyncChange::ReadState {
+            id: id("a"),
+            read: true,
+        }],
+        "s2",
+    );
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.core.counters().own_dropped, 1);
+}
+
+#[test]
+fn read_state_after_remote_touch_is_remote() {
+    let mut harness = Harness::seeded();
+    let write = harness.write(Operation::Update, "a", Some(true));
+    harness.succeed(write, None);
+    // Another client marks it unread, then read again; the router sees both.
+    let events = harness.sync(
+        vec![
+            SyncChange::ReadState {
+                id: id("a"),
+                read: false,
+            },
+            SyncChange::ReadState {
+                id: id("a"),
+                read: true,
+            },
+        ],
+        "s2",
+    );
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::ReadStateChanged {
+                    origin: Origin::Remote,
+                    read: false,
+                    ..
+                },
+                Event::ReadStateChanged {
+                    origin: Origin::Remote,
+                    read: true,
+                    ..
+                }
+            ]
+        ),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn change_after_local_delete_superseded() {
+    let mut harness = Harness::seeded();
+    let write = harness.write(Operation::Delete, "a", None);
+    harness.succeed(write, None);
+    let events = harness.sync(vec![item("a", ChangeKind::Modified, 3)], "s2");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.core.counters().superseded_dropped, 1);
+}
+
+// The scenario exmux exists for: a message is marked read and deleted while the read
+// notice is in flight, and another client changes other messages meanwhile.
+#[test]
+fn read_then_delete_race_scenario() {
+    let mut harness = Harness::seeded();
+    harness.sync(vec![item("c", ChangeKind::Created, 1)], "s2");
+
+    let read = harness.write(Operation::Update, "a", Some(true));
+    harness.succeed(read, Some(2));
+    // The notice of the read change starts a sync at once; the delete goes out while
+    // that sync is in flight.
+    assert_eq!(harness.notice().len(), 1);
+    let delete = harness.write(Operation::Delete, "a", None);
+    harness.succeed(delete, None);
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::Notice {
+                folder: harness.folder,
+            },
+        )
+        .unwrap();
+
+    // The in-flight sync reports the read change and another client's edit of b.
+    let (events, requests) = harness.page(
+        vec![
+            SyncChange::ReadState {
+                id: id("a"),
+                read: true,
+            },
+            item("b", ChangeKind::Modified, 2),
+        ],
+        "s3",
+        false,
+    );
+    assert_eq!(
+        requests.len(),
+        1,
+        "the notice during the sync gets one follow-up"
+    );
+    assert!(
+        matches!(
+            &events[..],
+            [Event::ItemChanged {
+                origin: Origin::Remote,
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+
+    // The follow-up reports the deletion and another remote edit of c.
+    let (events, _) = harness.page(
+        vec![
+            SyncChange::Deleted { id: id("a") },
+            item("c", ChangeKind::Modified, 2),
+        ],
+        "s4",
+        false,
+    );
+    assert!(
+        matches!(
+            &events[..],
+            [Event::ItemChanged {
+                origin: Origin::Remote,
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+
+    let counters = harness.core.counters();
+    assert_eq!(counters.full_resyncs, 0);
+    assert_eq!(
+        counters.superseded_dropped, 1,
+        "the read change of the deleted item"
+    );
+    assert_eq!(counters.own_dropped, 1, "the deletion");
+    assert_eq!(counters.unknown_delivered, 0);
+}
+
+#[test]
+fn unknown_item_modification_verified() {
+    let mut harness = Harness::seeded();
+    let events = harness.sync(vec![item("z", ChangeKind::Modified, 4)], "s2");
+    assert!(events.is_empty());
+    let state = harness.core.state();
+    assert_eq!(state.held[&id("z")].reason, HoldReason::AwaitVerify);
+
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::FetchResult {
+                folder: harness.folder,
+                id: id("z"),
+                outcome: FetchOutcome::NotFound,
+            },
+        )
+        .unwrap();
+    assert!(harness.core.drain_outputs().is_empty());
+    assert_eq!(harness.core.counters().unverified_dropped, 1);
+    assert_eq!(harness.core.counters().full_resyncs, 0);
+    assert!(harness.core.ids().key_of(&id("z")).is_none());
+}
+
+#[test]
+fn unknown_item_found_is_delivered() {
+    let mut harness = Harness::seeded();
+    harness.notice();
+    let (_, requests) = harness.page(vec![item("z", ChangeKind::Modified, 4)], "s2", false);
+    assert!(matches!(&requests[..], [Request::Verify { id: verify, .. }] if *verify == id("z")));
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::FetchResult {
+                folder: harness.folder,
+                id: id("z"),
+                outcome: FetchOutcome::Found {
+                    change_key: Some(key(5)),
+                    read: Some(false),
+                },
+            },
+        )
+        .unwrap();
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(matches!(
+        &events[..],
+        [Event::ItemChanged { origin: Origin::Remote, change_key: Some(found), .. }] if *found == key(5)
+    ));
+}
+
+#[test]
+fn invalid_sync_state_resyncs_by_id() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    let b = harness.item_key("b");
+    harness.notice();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::SyncFailed {
+                folder: harness.folder,
+                failure: SyncFailure::InvalidSyncState,
+            },
+        )
+        .unwrap();
+    let (events, requests) = split(harness.core.drain_outputs());
+    assert!(matches!(
+        &events[..],
+        [Event::FullResync {
+            reason: ResyncReason::SyncStateRejected,
+            ..
+        }]
+    ));
+    assert!(matches!(&requests[..], [Request::Sync { from, .. }] if from.is_empty()));
+
+    // The server re-sends a unchanged and a new item; b is gone.
+    let (events, _) = harness.page(
+        vec![
+            item("a", ChangeKind::Created, 1),
+            item("n", ChangeKind::Created, 1),
+        ],
+        "r1",
+        false,
+    );
+    assert_eq!(harness.item_key("a"), a, "a keeps its key");
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::ItemChanged { kind: ChangeKind::Created, .. },
+                Event::ItemDeleted { item, origin: Origin::Remote, .. }
+            ] if *item == b
+        ),
+        "{events:?}"
+    );
+    assert_eq!(harness.core.counters().full_resyncs, 1);
+}
+
+#[test]
+fn silently_discarded_state_detected() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    let events = harness.sync(vec![item("a", ChangeKind::Created, 1)], "s2");
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::FullResync {
+                    reason: ResyncReason::ServerDiscardedSyncState,
+                    ..
+                },
+                Event::ItemDeleted { .. }
+            ]
+        ),
+        "{events:?}"
+    );
+    assert_eq!(harness.item_key("a"), a);
+    assert_eq!(
+        harness.core.ids().len(),
+        1,
+        "a is not duplicated and b is gone"
+    );
+}
+
+#[test]
+fn replayed_page_is_idempotent() {
+    let mut harness = Harness::seeded();
+    harness.sync(vec![item("a", ChangeKind::Modified, 2)], "s2");
+    let events = harness.sync(vec![item("a", ChangeKind::Modified, 2)], "s2");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.core.counters().full_resyncs, 0);
+}
+
+#[test]
+fn journal_retired_after_sync_passes() {
+    let mut harness = Harness::seeded();
+    let write = harness.write(Operation::Update, "a", None);
+    harness.succeed(write, Some(7));
+    assert_eq!(harness.core.state().journal.len(), 1);
+    harness.sync(vec![item("a", ChangeKind::Modified, 7)], "s2");
+    assert_eq!(harness.core.state().journal.len(), 0);
+}
+
+#[test]
+fn sync_in_flight_keeps_journal_entry() {
+    let mut harness = Harness::seeded();
+    harness.notice();
+    let write = harness.write(Operation::Update, "a", None);
+    harness.succeed(write, Some(7));
+    // This round started before the write settled, so it may not reflect it.
+    harness.page(Vec::new(), "s2", false);
+    assert_eq!(harness.core.state().journal.len(), 1);
+    harness.sync(vec![item("a", ChangeKind::Modified, 7)], "s3");
+    assert_eq!(harness.core.state().journal.len(), 0);
+    assert_eq!(harness.core.counters().own_dropped, 1);
+}
+
+#[test]
+fn deleted_item_forgotten_after_retire() {
+    let mut harness = Harness::seeded();
+    let write = harness.write(Operation::Delete, "a", None);
+    harness.succeed(write, None);
+    harness.sync(vec![SyncChange::Deleted { id: id("a") }], "s2");
+    assert!(harness.core.ids().key_of(&id("a")).is_none());
+    assert_eq!(harness.core.ids().len(), 1);
+}
+
+#[test]
+fn retryable_failure_retries_on_tick() {
+    let mut harness = harness();
+    harness.notice();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::SyncFailed {
+                folder: harness.folder,
+                failure: SyncFailure::Other {
+                    message: "HTTP 503".into(),
+                    retryable: true,
+                },
+            },
+        )
+        .unwrap();
+    let (events, _) = split(harness.core.drain_outputs());
+    let retry_at = match &events[..] {
+        [
+            Event::SyncFailed {
+                retry_at_millis: Some(at),
+                ..
+            },
+        ] => *at,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(retry_at, NOW + 1_000);
+    harness.core.handle(retry_at - 1, Input::Tick).unwrap();
+    assert!(harness.core.drain_outputs().is_empty());
+    harness.core.handle(retry_at, Input::Tick).unwrap();
+    let (_, requests) = split(harness.core.drain_outputs());
+    assert_eq!(requests.len(), 1);
+}
+
+#[test]
+fn pending_write_times_out_as_lost() {
+    let mut harness = Harness::seeded();
+    let write = harness.write(Operation::Update, "a", None);
+    let timeout = CoreOptions::default().write_timeout_millis;
+    harness.core.handle(NOW + timeout, Input::Tick).unwrap();
+    assert_eq!(
+        harness.core.state().journal.get(write).unwrap().status,
+        WriteStatus::Lost
+    );
+}
+
+#[test]
+fn unexpected_page_rejected() {
+    let mut harness = Harness::seeded();
+    let before = harness.core.state().clone();
+    let result = harness.core.handle(
+        NOW,
+        Input::SyncPage(SyncPage {
+            folder: harness.folder,
+            changes: vec![item("a", ChangeKind::Modified, 9)],
+            new_state: SyncState(b"x".to_vec()),
+            more_available: false,
+        }),
+    );
+    assert_eq!(
+        result,
+        Err(CoreError::UnexpectedSyncResult {
+            folder: harness.folder
+        })
+    );
+    assert_eq!(harness.core.state(), &before);
+}
+
+#[test]
+fn write_to_unknown_item_rejected() {
+    let mut harness = harness();
+    let result = harness.core.begin_write(
+        NOW,
+        WriteIntent {
+            operation: Operation::Delete,
+            item: Some(ItemKey(99)),
+            folder: harness.folder,
+            backend: Backend::Ews,
+            session: String::new(),
+            assign_change_key: false,
+            read_state: None,
+            target_folder: None,
+        },
+    );
+    assert_eq!(
+        result,
+        Err(CoreError::UnknownItem {
+            operation: Operation::Delete,
+            item: ItemKey(99)
+        })
+    );
+    assert!(harness.core.state().journal.is_empty());
+}
+
+#[test]
+fn move_rekeys_and_drops_echo() {
+    let mut harness = Harness::seeded();
+    let archive = harness
+        .core
+        .register_folder(vec![BackendFolderId::Ews("archive".into())]);
+    let a = harness.item_key("a");
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Move,
+                item: Some(a),
+                folder: harness.folder,
+                backend: Backend::Ews,
+                session: String::new(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: Some(archive),
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: Some(key(8)),
+                    new_id: Some(id("a-moved")),
+                },
+            },
+        )
+        .unwrap();
+    assert_eq!(harness.item_key("a-moved"), a);
+    assert_eq!(harness.core.ids().get(a).unwrap().folder, archive);
+
+    let events = harness.sync(vec![SyncChange::Deleted { id: id("a") }], "s2");
+    assert!(events.is_empty(), "{events:?}");
+    harness
+        .core
+        .handle(NOW, Input::Notice { folder: archive })
+        .unwrap();
+    harness.core.drain_outputs();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::SyncPage(SyncPage {
+                folder: archive,
+                changes: vec![item("a-moved", ChangeKind::Created, 8)],
+                new_state: SyncState(b"t1".to_vec()),
+                more_available: false,
+            }),
+        )
+        .unwrap();
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.core.counters().own_dropped, 1);
+}
+
+#[test]
+fn restore_marks_pending_writes_lost() {
+    let mut harness = Harness::seeded();
+    let write = harness.write(Operation::Update, "a", None);
+    harness.notice();
+    let saved = serde_json::to_string(harness.core.state()).unwrap();
+    let state: RouterState = serde_json::from_str(&saved).unwrap();
+    assert_eq!(&state, harness.core.state());
+
+    let mut core = RouterCore::restore(state, Preset::Ews.routing(), CoreOptions::default());
+    assert_eq!(
+        core.state().journal.get(write).unwrap().status,
+        WriteStatus::Lost
+    );
+    core.handle(NOW, Input::Tick).unwrap();
+    let (_, requests) = split(core.drain_outputs());
+    assert!(matches!(&requests[..], [Request::Sync { from, .. }] if from.0 == b"s1"));
+}
+
+#[test]
+fn restored_allocator_continues_counter() {
+    let mut harness = Harness::seeded();
+    let item = harness.item_key("a");
+    let intent = WriteIntent {
+        operation: Operation::Update,
+        item: Some(item),
+        folder: harness.folder,
+        backend: Backend::Mapi,
+        session: String::new(),
+        assign_change_key: true,
+        read_state: None,
+        target_folder: None,
+    };
+    let first = harness.core.begin_write(NOW, intent.clone()).unwrap();
+    let state = harness.core.state().clone();
+    let mut core = RouterCore::restore(state, Preset::Mapi.routing(), CoreOptions::default());
+    let second = core.begin_write(NOW, intent).unwrap();
+    assert_ne!(first.change_key, second.change_key);
+}

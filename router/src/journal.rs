@@ -1,0 +1,361 @@
+//! The write journal and exmux's own change keys.
+//!
+//! Every write this transport issues is recorded before it goes out, with the change
+//! key the server returned or the one exmux assigned. The core compares the change keys
+//! of sync results against the journal to tell this transport's own changes from other
+//! clients' changes. Entries are retired once the folder's sync has moved past them, so
+//! the journal stays bounded.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+use crate::ids::{FolderKey, ItemKey};
+use crate::operation::{Backend, Operation};
+
+/// A change key as the server reports it: an EWS ChangeKey decoded from base64, or a
+/// MAPI PidTagChangeKey (an XID, MS-OXCFXICS 2.2.1.2.7). Compared byte for byte.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChangeKey(pub Vec<u8>);
+
+impl fmt::Debug for ChangeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChangeKey({})", STANDARD.encode(&self.0))
+    }
+}
+
+impl Serialize for ChangeKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for ChangeKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        STANDARD
+            .decode(text.as_bytes())
+            .map(ChangeKey)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// An XID with a 6-byte local id: a namespace GUID followed by a counter, the form of
+/// PidTagChangeKey (MS-OXCFXICS 2.2.1.2.7, MS-OXCDATA 2.2.1.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Xid {
+    /// The namespace GUID, written in the byte order of MS-OXCDATA 2.3.2 (GUID).
+    pub namespace: Uuid,
+    /// The local id; only its low 48 bits are written.
+    pub counter: u64,
+}
+
+impl Xid {
+    /// The largest counter a 6-byte local id can hold.
+    pub const MAX_COUNTER: u64 = (1 << 48) - 1;
+
+    /// Encodes the XID as the 22 bytes of a change key: the GUID in its little-endian
+    /// wire layout (MS-OXCDATA 2.3.2), then the counter as 6 bytes, big-endian like a
+    /// GLOBCNT (MS-OXCDATA 2.2.1.1).
+    pub fn to_change_key(self) -> ChangeKey {
+        let mut bytes = Vec::with_capacity(22);
+        bytes.extend_from_slice(&self.namespace.to_bytes_le());
+        bytes.extend_from_slice(&self.counter.to_be_bytes()[2..]);
+        ChangeKey(bytes)
+    }
+
+    /// Decodes a 22-byte change key. Returns `None` for any other length.
+    pub fn from_change_key(key: &ChangeKey) -> Option<Self> {
+        let bytes: &[u8; 22] = key.0.as_slice().try_into().ok()?;
+        let (guid, local) = bytes.split_at(16);
+        let guid: [u8; 16] = guid.try_into().ok()?;
+        let mut counter = [0u8; 8];
+        counter.get_mut(2..)?.copy_from_slice(local);
+        Some(Xid {
+            namespace: Uuid::from_bytes_le(guid),
+            counter: u64::from_be_bytes(counter),
+        })
+    }
+}
+
+/// The source of exmux's own change keys: its namespace GUID and the next counter.
+/// Persisted with the router state so a restart never reuses a change key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeKeyAllocator {
+    namespace: Uuid,
+    next: u64,
+}
+
+/// The change-key counter ran out of 48-bit values.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the change-key counter of namespace {namespace} is exhausted: start a new namespace with a fresh router state"
+)]
+pub struct CounterExhausted {
+    /// The exhausted namespace.
+    pub namespace: Uuid,
+}
+
+impl ChangeKeyAllocator {
+    /// Creates an allocator for `namespace` whose first key has counter 1.
+    pub fn new(namespace: Uuid) -> Self {
+        Self { namespace, next: 1 }
+    }
+
+    /// Returns the namespace GUID.
+    pub fn namespace(&self) -> Uuid {
+        self.namespace
+    }
+
+    /// Allocates the next XID.
+    ///
+    /// # Errors
+    /// [`CounterExhausted`] after 2^48 - 1 keys.
+    pub fn allocate(&mut self) -> Result<Xid, CounterExhausted> {
+        if self.next > Xid::MAX_COUNTER {
+            return Err(CounterExhausted {
+                namespace: self.namespace,
+            });
+        }
+        let xid = Xid {
+            namespace: self.namespace,
+            counter: self.next,
+        };
+        self.next += 1;
+        Ok(xid)
+    }
+
+    /// Returns true when `key` is an XID of this allocator's namespace.
+    pub fn is_own(&self, key: &ChangeKey) -> bool {
+        Xid::from_change_key(key).is_some_and(|xid| xid.namespace == self.namespace)
+    }
+}
+
+/// The id of one journaled write, unique within a router state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct WriteId(pub u64);
+
+/// Where a write stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum WriteStatus {
+    /// Issued; no result yet.
+    Pending,
+    /// The server confirmed it.
+    Succeeded,
+    /// The server rejected it, so it changed nothing.
+    Failed,
+    /// The outcome was never learned (a lost response or a timeout).
+    Lost,
+}
+
+/// One journaled write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// The write's id.
+    pub id: WriteId,
+    /// The operation.
+    pub operation: Operation,
+    /// The item written.
+    pub item: ItemKey,
+    /// The folder whose sync shows the write: the item's folder, or the destination
+    /// folder of a move or copy.
+    pub folder: FolderKey,
+    /// The backend the write went over.
+    pub backend: Backend,
+    /// The backend session that issued it (EWS has none: empty).
+    pub session: String,
+    /// The change key the server returned or exmux assigned, when known.
+    pub change_key: Option<ChangeKey>,
+    /// The read state written, for read-state updates.
+    pub read_state: Option<bool>,
+    /// The destination folder of a move or copy.
+    pub target_folder: Option<FolderKey>,
+    /// The write's status.
+    pub status: WriteStatus,
+    /// When the write was issued, in milliseconds since the Unix epoch.
+    pub issued_at_millis: u64,
+    /// The number of syncs of the folder started when the outcome was learned; a sync
+    /// started later reflects the write. `None` while the write is pending.
+    pub settled_at_round: Option<u64>,
+}
+
+/// The journal of this transport's writes, ordered by [`WriteId`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    next_id: u64,
+    entries: BTreeMap<WriteId, JournalEntry>,
+}
+
+impl Journal {
+    /// Returns the id the next write will get. Ids only grow, so this is also a clock
+    /// of write order.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Returns the number of entries held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Returns true when no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Returns the entry of `id`.
+    pub fn get(&self, id: WriteId) -> Option<&JournalEntry> {
+        self.entries.get(&id)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: WriteId) -> Option<&mut JournalEntry> {
+        self.entries.get_mut(&id)
+    }
+
+    /// Records a new pending write and returns its id.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record(
+        &mut self,
+        operation: Operation,
+        item: ItemKey,
+        folder: FolderKey,
+        backend: Backend,
+        session: String,
+        change_key: Option<ChangeKey>,
+        read_state: Option<bool>,
+        target_folder: Option<FolderKey>,
+        now_millis: u64,
+    ) -> WriteId {
+        self.next_id += 1;
+        let id = WriteId(self.next_id);
+        self.entries.insert(
+            id,
+            JournalEntry {
+                id,
+                operation,
+                item,
+                folder,
+                backend,
+                session,
+                change_key,
+                read_state,
+                target_folder,
+                status: WriteStatus::Pending,
+                issued_at_millis: now_millis,
+                settled_at_round: None,
+            },
+        );
+        id
+    }
+
+    /// Returns the entries for `item`, oldest first.
+    pub fn entries_for(&self, item: ItemKey) -> impl Iterator<Item = &JournalEntry> {
+        self.entries
+            .values()
+            .filter(move |entry| entry.item == item)
+    }
+
+    /// Returns all entries, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &JournalEntry> {
+        self.entries.values()
+    }
+
+    /// Removes the settled entries of `folder` whose outcome was learned before sync
+    /// round `completed_round` started, and returns the removed entries.
+    pub(crate) fn retire(&mut self, folder: FolderKey, completed_round: u64) -> Vec<JournalEntry> {
+        let retired: Vec<WriteId> = self
+            .entries
+            .values()
+            .filter(|entry| {
+                entry.folder == folder
+                    && entry
+                        .settled_at_round
+                        .is_some_and(|settled| settled < completed_round)
+            })
+            .map(|entry| entry.id)
+            .collect();
+        retired
+            .into_iter()
+            .filter_map(|id| self.entries.remove(&id))
+            .collect()
+    }
+
+    /// Removes settled entries issued before `cutoff_millis`, whatever their folder,
+    /// and returns them. This bounds the journal when a folder is never synced again.
+    pub(crate) fn retire_older_than(&mut self, cutoff_millis: u64) -> Vec<JournalEntry> {
+        let retired: Vec<WriteId> = self
+            .entries
+            .values()
+            .filter(|entry| {
+                entry.settled_at_round.is_some() && entry.issued_at_millis < cutoff_millis
+            })
+            .map(|entry| entry.id)
+            .collect();
+        retired
+            .into_iter()
+            .filter_map(|id| self.entries.remove(&id))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xid_round_trip() {
+        let namespace = Uuid::from_u128(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
+        let xid = Xid {
+            namespace,
+            counter: 0x0000_1234_5678_9abc,
+        };
+        let key = xid.to_change_key();
+        assert_eq!(key.0.len(), 22);
+        assert_eq!(
+            key.0.get(16..),
+            Some(&[0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc][..])
+        );
+        assert_eq!(Xid::from_change_key(&key), Some(xid));
+    }
+
+    #[test]
+    fn xid_rejects_wrong_length() {
+        assert_eq!(Xid::from_change_key(&ChangeKey(vec![0; 21])), None);
+        assert_eq!(Xid::from_change_key(&ChangeKey(vec![0; 23])), None);
+    }
+
+    #[test]
+    fn allocator_never_repeats_after_restore() {
+        let mut allocator = ChangeKeyAllocator::new(Uuid::from_u128(7));
+        let first = allocator.allocate().unwrap();
+        let saved = serde_json::to_string(&allocator).unwrap();
+        let mut restored: ChangeKeyAllocator = serde_json::from_str(&saved).unwrap();
+        let second = restored.allocate().unwrap();
+        assert_ne!(first, second);
+        assert!(restored.is_own(&second.to_change_key()));
+        assert!(!restored.is_own(&ChangeKey(vec![1, 2, 3])));
+    }
+
+    #[test]
+    fn allocator_reports_exhaustion() {
+        let mut allocator = ChangeKeyAllocator {
+            namespace: Uuid::from_u128(1),
+            next: Xid::MAX_COUNTER,
+        };
+        assert!(allocator.allocate().is_ok());
+        assert!(allocator.allocate().is_err());
+    }
+
+    #[test]
+    fn change_key_serializes_as_base64() {
+        let key = ChangeKey(vec![0xff, 0x00, 0x10]);
+        let text = serde_json::to_string(&key).unwrap();
+        assert_eq!(text, "\"/wAQ\"");
+        assert_eq!(serde_json::from_str::<ChangeKey>(&text).unwrap(), key);
+    }
+}
