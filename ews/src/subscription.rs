@@ -515,8 +515,8 @@ impl SubscriptionMachine {
 
         if let Some(code) = error_code {
             let code = code.trim().to_owned();
-            let names_us = error_subscription_ids.is_empty()
-                || error_subscription_ids.iter().any(|id| *id == current_id);
+            let names_us =
+                error_subscription_ids.is_empty() || error_subscription_ids.contains(&current_id);
             if names_us && is_subscription_loss(&code) {
                 // ConnectionStatus may still say OK here; the error decides.
                 tracing::warn!(

@@ -1,0 +1,156 @@
+//! Paging loops over [`EwsClient::call`].
+//!
+//! Indexed paging (FindItem, FindFolder; MS-OXWSSRCH IndexedPageViewType) takes the
+//! next offset from the server's `IndexedPagingOffset`, because servers cap the page
+//! size (Exchange Online at 1000), and stops only on `IncludesLastItemInRange` true.
+//! An offset that does not advance while more items remain is an error, never a
+//! quiet end. SyncFolderItems pages until `IncludesLastItemInRange` is true, feeding
+//! each page's SyncState into the next request.
+//!
+//! A throttled page is retried by [`EwsClient::call`] with the same offset or
+//! SyncState, so an enumeration resumes where the server stopped it.
+
+use crate::error::EwsError;
+use crate::operation::EwsOperation;
+use crate::ops::Paging;
+
+use super::{ClientError, EwsClient, MessageOutcomes};
+
+/// One page of an indexed enumeration, as the caller's `take` closure extracts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The paging attributes of the page's RootFolder.
+    pub paging: Paging,
+    /// The page's entries.
+    pub entries: Vec<T>,
+}
+
+/// Runs an indexed enumeration from `start_offset` to the last page and returns every
+/// entry in order.
+///
+/// `build` makes the request for an offset; `take` reads a page out of the response
+/// (the single response message of FindItem or FindFolder).
+///
+/// # Errors
+///
+/// [`EwsError::PagingStalled`] (inside [`ClientError::Ews`]) when the server says more
+/// items remain but its `IndexedPagingOffset` does not pass the previous offset;
+/// otherwise as [`EwsClient::call`], and whatever `take` returns.
+pub async fn collect_indexed<O, T, B, F>(
+    client: &EwsClient,
+    start_offset: u32,
+    mut build: B,
+    mut take: F,
+) -> Result<Vec<T>, ClientError>
+where
+    O: EwsOperation,
+    O::Response: MessageOutcomes,
+    B: FnMut(u32) -> O,
+    F: FnMut(O::Response) -> Result<Page<T>, EwsError>,
+{
+    let mut entries = Vec::new();
+    let mut offset = start_offset;
+    loop {
+        let response = client.call(&build(offset)).await?;
+        let page = take(response).map_err(|source| ClientError::Ews {
+            operation: O::NAME,
+            source,
+        })?;
+        tracing::debug!(
+            operation = O::NAME,
+            offset,
+            entries = page.entries.len(),
+            next = ?page.paging.indexed_paging_offset,
+            last = page.paging.includes_last_item_in_range,
+            "page received"
+        );
+        entries.extend(page.entries);
+
+        match page.paging.next_offset(O::NAME, offset) {
+            Ok(Some(next)) => offset = next,
+            Ok(None) => return Ok(entries),
+            Err(source) => {
+                return Err(ClientError::Ews {
+                    operation: O::NAME,
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// One page of a SyncFolderItems or SyncFolderHierarchy run, as the caller's `take`
+/// closure extracts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncPage<T> {
+    /// The SyncState to send next (and to store once the run ends).
+    pub sync_state: String,
+    /// `IncludesLastItemInRange` (`IncludesLastFolderInRange` for the hierarchy).
+    pub includes_last: bool,
+    /// The page's changes.
+    pub changes: Vec<T>,
+}
+
+/// Runs a sync from `sync_state` (empty for a first sync) until the server says the
+/// last change is included, handing each page to `on_page` as it arrives, and returns
+/// the final SyncState.
+///
+/// `on_page` receives every page before the next request, so the caller can apply the
+/// changes and store the page's SyncState; a run cut short by an error resumes from the
+/// last stored state.
+///
+/// # Errors
+///
+/// As [`EwsClient::call`]; [`EwsError::Unexpected`] inside [`ClientError::Ews`] when
+/// the server says more changes remain but returns the same SyncState with no change,
+/// which would loop forever.
+pub async fn sync_until_last<O, T, B, F, P>(
+    client: &EwsClient,
+    sync_state: Option<String>,
+    mut build: B,
+    mut take: F,
+    mut on_page: P,
+) -> Result<String, ClientError>
+where
+    O: EwsOperation,
+    O::Response: MessageOutcomes,
+    B: FnMut(Option<&str>) -> O,
+    F: FnMut(O::Response) -> Result<SyncPage<T>, EwsError>,
+    P: FnMut(SyncPage<T>),
+{
+    let mut state = sync_state;
+    loop {
+        let response = client.call(&build(state.as_deref())).await?;
+        let page = take(response).map_err(|source| ClientError::Ews {
+            operation: O::NAME,
+            source,
+        })?;
+        let includes_last = page.includes_last;
+        let stalled = !includes_last
+            && page.changes.is_empty()
+            && state.as_deref() == Some(page.sync_state.as_str());
+        let next = page.sync_state.clone();
+        tracing::debug!(
+            operation = O::NAME,
+            changes = page.changes.len(),
+            last = includes_last,
+            "sync page received"
+        );
+        on_page(page);
+
+        if includes_last {
+            return Ok(next);
+        }
+        if stalled {
+            return Err(ClientError::Ews {
+                operation: O::NAME,
+                source: EwsError::Unexpected {
+                    operation: O::NAME,
+                    expected: "a new SyncState or changes while IncludesLastItemInRange is false",
+                    found: "the same SyncState and no change".to_owned(),
+                },
+            });
+        }
+        state = Some(next);
+    }
+}
