@@ -750,3 +750,56 @@ fn rewritten_change_key_is_synced() {
     assert_eq!(batch.changes.len(), 1);
     assert_eq!(batch.changes[0].item.stamp.change_key, rewritten.change_key);
 }
+
+#[test]
+fn hierarchy_sync_pages() {
+    let (mut store, _) = store();
+    let session = store.open_session("test");
+    let top = store
+        .well_known_folder(WellKnownFolder::MsgFolderRoot)
+        .unwrap();
+    let import = ImportStamp::default();
+    let parent = store
+        .create_folder(session, top, "P", None, &import)
+        .unwrap();
+    store
+        .create_folder(session, parent.id, "C", None, &import)
+        .unwrap();
+
+    let options = SyncOptions {
+        max_changes: 3,
+        include_fai: false,
+    };
+    let mut state = SyncState::empty(SyncKind::Hierarchy, top);
+    let mut seen = Vec::new();
+    loop {
+        let batch = store.sync_hierarchy(&state, options).unwrap();
+        assert!(batch.changes.len() <= 3);
+        seen.extend(batch.changes.iter().map(|change| change.folder.fid));
+        state = batch.state;
+        if !batch.more_available {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 10);
+    let parent_at = seen.iter().position(|fid| *fid == parent.id).unwrap();
+    assert_eq!(parent_at, 8, "the subfolder comes after its parent");
+}
+
+#[test]
+fn store_is_send_and_clone() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Store>();
+    let (mut store, _) = store();
+    let session = store.open_session("test");
+    let fork = store.clone();
+    store
+        .create_item(session, inbox(&store), note("a"))
+        .unwrap();
+    assert_eq!(
+        fork.list_items(inbox(&fork), ListOptions::default())
+            .unwrap()
+            .total,
+        0
+    );
+}

@@ -89,8 +89,9 @@ pub struct Tombstone {
 ///
 /// Every mutation takes the [`SessionId`] that makes it, stamps a new change number
 /// from the store-wide counter, and queues notices for the matching subscriptions.
-/// Mutations either succeed completely or change nothing.
-#[derive(Debug)]
+/// Mutations either succeed completely or change nothing. A clone is an independent
+/// copy that shares only the clock, which a simulation can use to fork a run.
+#[derive(Clone, Debug)]
 pub struct Store {
     clock: Arc<dyn Clock>,
     rng: ChaCha8Rng,

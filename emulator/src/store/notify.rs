@@ -140,7 +140,7 @@ pub struct NoticeBatch {
     pub watermark: Watermark,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Pending {
     pub(crate) notice: Notice,
     /// Clock time in milliseconds from which the notice may be delivered.
@@ -148,7 +148,7 @@ pub(crate) struct Pending {
     pub(crate) delivered: bool,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Subscription {
     pub(crate) session: SessionId,
     pub(crate) scope: SubscriptionScope,
