@@ -78,14 +78,13 @@ pub enum StoreError {
         /// Its length.
         length: usize,
     },
-    /// The client-held sync state is not accepted; the client must start a full sync
-    /// from an empty state (EWS ErrorInvalidSyncStateData; an ICS state the server
-    /// rejects).
+    /// The client-held sync state is not accepted, so the client must start a full sync
+    /// from an empty state. EWS reports this as ErrorInvalidSyncStateData.
     #[error("sync of folder {fid}: invalid sync state: {reason}; start again from an empty state")]
     InvalidSyncState {
         /// The folder the sync was for.
         fid: Fid,
-        /// Why the state was rejected.
+        /// The reason for the rejection.
         reason: SyncStateRejection,
     },
     /// No subscription has this id.
@@ -112,7 +111,7 @@ pub enum StoreError {
     },
 }
 
-/// Why a sync state was rejected.
+/// The reason a sync state was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SyncStateRejection {

@@ -15,10 +15,10 @@ use super::{Cn, Fid, Mid, SessionId, Store, StoreError, SubscriptionId};
 pub enum FrontEndFault {
     /// Close the client's connection without a response.
     DropConnection,
-    /// Answer "server busy" (EWS ErrorServerBusy with BackOffMilliseconds; MAPI
-    /// ecServerBusy/HTTP 503 with Retry-After) asking the client to wait `back_off`.
+    /// Reject the request as "server busy" and ask the client to wait `back_off`
+    /// (EWS ErrorServerBusy with BackOffMilliseconds, or the MAPI equivalent).
     ServerBusy {
-        /// How long the client is told to wait.
+        /// The wait the response requests.
         back_off: Duration,
     },
 }

@@ -32,7 +32,8 @@ impl Globcnt {
     }
 
     /// Returns the 6-byte wire form, most significant byte first, as GLOBCNT values are
-    /// written inside ids and XIDs (MS-OXCFXICS 2.2.2.5).
+    /// written inside ids and XIDs (MS-OXCFXICS 2.2.2.5; a change key from Gromox ends
+    /// in `00 00 00 00 00 04` for counter 4).
     pub fn to_bytes(self) -> [u8; 6] {
         let b = self.0.to_be_bytes();
         [b[2], b[3], b[4], b[5], b[6], b[7]]
@@ -112,12 +113,12 @@ object_id!(
 );
 object_id!(
     /// A change number (CN): the store-wide counter stamped on every change, drawn from
-    /// the same GLOBCNT space as FIDs and MIDs (MS-OXCFXICS 2.2.1.2).
+    /// the same GLOBCNT space as FIDs and MIDs (MS-OXCFXICS 2.2.2.1 and 2.2.2.5).
     Cn,
     "cn:"
 );
 
-/// A GUID in its MS-OXCDATA 2.3.4.1 wire order: the first three fields little-endian.
+/// A GUID in the byte order MAPI writes it: the first three fields little-endian.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Guid(pub [u8; 16]);
 
@@ -153,12 +154,12 @@ impl fmt::Display for Guid {
     }
 }
 
-/// The largest local id an XID may carry (MS-OXCFXICS 2.2.2.3: XID is a GUID plus a
-/// 1-to-8-byte local id).
+/// The largest local id an XID may carry, in bytes (MS-OXCFXICS 2.2.2.2: an XID is a
+/// GUID plus a local id of 1 to 8 bytes).
 pub const XID_LOCAL_ID_MAX: usize = 8;
 
-/// An XID (MS-OXCFXICS 2.2.2.3): a namespace GUID plus a local id of 1 to 8 bytes. A
-/// change key (PidTagChangeKey) is an XID; the store's own change keys use its replica
+/// An XID (MS-OXCFXICS 2.2.2.2): a namespace GUID plus a local id of 1 to 8 bytes. A
+/// change key (PidTagChangeKey) is an XID, and the store's own change keys use its replica
 /// GUID and a 6-byte counter, 22 bytes in all.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Xid {
@@ -270,8 +271,9 @@ pub enum XidError {
     },
 }
 
-/// A predecessor change list (PidTagPredecessorChangeList, MS-OXCFXICS 2.2.1.2.8): at
-/// most one XID per namespace GUID, keeping the greatest local id, ordered by GUID.
+/// A predecessor change list (PidTagPredecessorChangeList, MS-OXCFXICS 2.2.1.2.8 and
+/// 2.2.2.3): at most one XID per namespace GUID, keeping the greatest local id, ordered
+/// by GUID.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Pcl {
     entries: Vec<Xid>,
@@ -320,7 +322,8 @@ impl Pcl {
         &self.entries
     }
 
-    /// Returns the wire form: each XID as a SizedXid (one size byte, then the XID).
+    /// Returns the wire form: each XID as a SizedXid (MS-OXCFXICS 2.2.2.3.1: one size
+    /// byte, then the XID).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for xid in &self.entries {

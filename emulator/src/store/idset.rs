@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::ids::Globcnt;
 
 /// A set of 48-bit counters stored as disjoint, non-adjacent inclusive ranges. The store
-/// has one replica, so the set holds counters only; a MAPI front end pairs them with
+/// has one replica, so the set contains counters only, and a MAPI front end pairs them with
 /// the store's replica GUID when it writes an IDSET.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct GlobSet {

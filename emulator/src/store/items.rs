@@ -19,8 +19,8 @@ pub struct NewItem {
     pub import: ImportStamp,
 }
 
-/// Which items of a folder [`Store::list_items`] returns (an EWS FindItem
-/// IndexedPageItemView).
+/// The page of a folder's items that [`Store::list_items`] returns, like an EWS
+/// FindItem IndexedPageItemView.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListOptions {
     /// How many items to skip.
@@ -243,7 +243,7 @@ impl Store {
 
     /// Sets an item's read flag. This is a read-state change: it takes a change number of
     /// its own (for CnsetRead) and leaves the content change number, change key and PCL
-    /// as they are, as ICS tracks read state apart (MS-OXCFXICS 3.2.5.9.4.4).
+    /// as they are, because ICS tracks read state apart (MS-OXCFXICS 3.2.5.6).
     ///
     /// # Errors
     ///
@@ -314,7 +314,7 @@ impl Store {
     }
 
     /// Moves an item to `target`. The item gets a new message id and change number in
-    /// the target and leaves a tombstone under its old id; its change key, PCL and
+    /// the target and leaves a tombstone under its old id. Its change key, PCL and
     /// properties stay.
     ///
     /// # Errors
@@ -365,7 +365,7 @@ impl Store {
         let new_mid = Mid(self.next_globcnt(operation)?);
         let mut stamp = self.new_stamp(operation, session, None, &ImportStamp::default())?;
         if !copy {
-            // NOTE: a moved item keeps its change key and PCL here; whether Exchange
+            // NOTE: a moved item keeps its change key and PCL here. Whether Exchange
             // assigns a new change key on a move has not been checked against a server.
             stamp.change_key = original.stamp.change_key.clone();
             stamp.pcl = original.stamp.pcl.clone();

@@ -69,8 +69,8 @@ impl Default for StoreOptions {
     }
 }
 
-/// The record of a deleted item or folder, kept so a sync or an audit can tell what
-/// happened to an id the client still holds.
+/// The record of a deleted or moved-away item or folder, kept so a caller can look up
+/// what happened to an id a client still has.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tombstone {
     /// The folder that contained the object.
@@ -159,7 +159,7 @@ impl Store {
 
     fn create_well_known_folders(&mut self) {
         for folder in WellKnownFolder::ALL {
-            // A new store's counter is far from 2^48, so these cannot fail.
+            // The counter starts at 0 here, so neither call can exhaust it.
             let Ok(fid) = self.next_globcnt("create store").map(Fid) else {
                 return;
             };
@@ -202,8 +202,8 @@ impl Store {
         self.replica_guid
     }
 
-    /// Returns the last GLOBCNT assigned to an id or change number: the store's current
-    /// change number, as a sync state sees it.
+    /// Returns the last GLOBCNT assigned to an id or change number. Sync states with a
+    /// greater value are rejected as coming from the future.
     pub fn current_globcnt(&self) -> Globcnt {
         Globcnt::saturating(self.counter)
     }

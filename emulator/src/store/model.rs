@@ -5,8 +5,7 @@ use std::time::SystemTime;
 use super::ids::{Cn, Fid, Mid, Pcl, Xid};
 use super::session::SessionId;
 
-/// The well-known folders every mailbox has (MS-OXOSFLD 2.2.2; EWS
-/// DistinguishedFolderId).
+/// The well-known folders every mailbox has (EWS DistinguishedFolderId names them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum WellKnownFolder {
@@ -73,7 +72,7 @@ impl WellKnownFolder {
         }
     }
 
-    /// Returns the EWS DistinguishedFolderId name (MS-OXWSCDATA 2.2.5.10).
+    /// Returns the EWS DistinguishedFolderId name.
     pub fn ews_name(self) -> &'static str {
         match self {
             WellKnownFolder::Root => "root",
@@ -127,7 +126,7 @@ pub struct Folder {
     pub display_name: String,
     /// The container class (PidTagContainerClass), such as `IPF.Note`.
     pub container_class: Option<String>,
-    /// Which well-known folder this is, if any. Well-known folders cannot be deleted,
+    /// The well-known folder this is, if any. Well-known folders cannot be deleted,
     /// renamed or moved.
     pub well_known: Option<WellKnownFolder>,
     /// The last change.
@@ -273,7 +272,7 @@ pub struct Item {
     /// The last content change (everything except the read flag).
     pub stamp: ChangeStamp,
     /// The change number of the last read-state change, if the read flag ever changed
-    /// after creation (MS-OXCFXICS 2.2.1.1.4, CnsetRead).
+    /// after creation, for CnsetRead (MS-OXCFXICS 2.2.1.1.4).
     pub read_cn: Option<Cn>,
     /// The session that created the item (or, after a move or copy, the session that
     /// moved or copied it).
@@ -328,8 +327,8 @@ pub struct ItemUpdate {
     pub mime: Option<Vec<u8>>,
 }
 
-/// Change tracking a client supplies with an ICS upload (MS-OXCFXICS 3.1.5.6, the
-/// PidTagChangeKey and PidTagPredecessorChangeList of an imported change). The store
+/// Change tracking a client supplies with an ICS upload: the PidTagChangeKey and
+/// PidTagPredecessorChangeList of an imported change (MS-OXCFXICS 2.2.1.2.7). The store
 /// keeps both as given; a missing PCL becomes the old PCL merged with the change key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImportStamp {

@@ -25,7 +25,7 @@ impl fmt::Display for SubscriptionId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Watermark(pub u64);
 
-/// The kind of a change notice (EWS NotificationEventTypeType, MS-OXWSNTIF 2.2.5.1).
+/// The kind of a change notice (EWS NotificationEventTypeType).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EventKind {
@@ -83,7 +83,7 @@ impl FromIterator<EventKind> for EventKinds {
     }
 }
 
-/// What a subscription watches.
+/// The folders a subscription covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SubscriptionScope {
@@ -182,8 +182,8 @@ impl Subscription {
 
 impl super::Store {
     /// Subscribes `session` to notices of `kinds` in `scope`. A subscription with a
-    /// `timeout` expires when it is not polled for that long (EWS pull subscriptions);
-    /// without one it lives until unsubscribed or expired by fault injection.
+    /// `timeout` expires when it is not polled for that long, as an EWS pull subscription
+    /// does. Without one it lives until unsubscribed or expired by fault injection.
     ///
     /// # Errors
     ///
@@ -229,8 +229,8 @@ impl super::Store {
     }
 
     /// Returns up to `max` notices of a subscription that are ready for delivery, in
-    /// queue order, after dropping the delivered notices up to `acknowledged` (the
-    /// watermark the client last received; `None` acknowledges nothing). Returned
+    /// queue order. First it drops the delivered notices up to `acknowledged`, the
+    /// watermark the client last received (`None` acknowledges nothing). Returned
     /// notices stay queued until acknowledged, so a client that lost a response gets
     /// them again, as with EWS GetEvents.
     ///
@@ -296,7 +296,7 @@ impl super::Store {
     }
 
     /// Returns the clock time in milliseconds at which the next delayed notice of a
-    /// subscription becomes ready, so a driver knows when to poll again.
+    /// subscription becomes ready, so a driver can schedule its next poll.
     pub fn next_notice_due(&self, subscription: SubscriptionId) -> Option<u64> {
         let sub = self.subscriptions.get(&subscription)?;
         sub.queue

@@ -7,7 +7,7 @@ use super::ids::{Cn, Fid, Globcnt, Guid, Mid};
 use super::idset::GlobSet;
 use super::model::{Folder, Item, ReadResult, WriteResult};
 
-/// Which kind of synchronization a state belongs to.
+/// The kind of synchronization a state belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SyncKind {
@@ -54,7 +54,7 @@ impl SyncState {
 
 impl SyncState {
     /// Adds the result of this client's own upload to the state (an ICS checkpoint,
-    /// MS-OXCFXICS 3.3.5.8.4), so the next download leaves the change out: the id joins
+    /// MS-OXCFXICS 3.3.5.6), so the next download leaves the change out: the id joins
     /// IdsetGiven and the change number joins CnsetSeen (or CnsetSeenFAI when
     /// `associated`).
     pub fn checkpoint<Id: Into<Globcnt> + Copy>(
@@ -296,11 +296,11 @@ pub struct HierarchySyncBatch {
 
 impl Store {
     /// Returns the next batch of changes to the items of `state.folder` since `state`,
-    /// as ICS computes them (MS-OXCFXICS 3.2.5.9.4): items whose change number is not in
-    /// CnsetSeen (CnsetSeenFAI for FAI items) are created or modified; ids in IdsetGiven
-    /// no longer in the folder are deleted; items whose read-state change number is not
-    /// in CnsetRead have read-state changes. Sync again from the returned state while
-    /// `more_available`.
+    /// as ICS computes them (MS-OXCFXICS 3.2.5.3 and 3.2.5.6). Items whose change number
+    /// is not in CnsetSeen (CnsetSeenFAI for FAI items) are created or modified. Ids in
+    /// IdsetGiven that are no longer in the folder are deleted. Items whose read-state
+    /// change number is not in CnsetRead have read-state changes. Sync again from the
+    /// returned state while `more_available`.
     ///
     /// # Errors
     ///
@@ -430,9 +430,9 @@ impl Store {
     }
 
     /// Returns the next batch of changes to the folders below `state.folder` since
-    /// `state` (an ICS hierarchy sync, MS-OXCFXICS 3.2.5.9.3): folders whose change
-    /// number is not in CnsetSeen are created or modified, parents before children;
-    /// folder ids in IdsetGiven no longer below the folder are deleted.
+    /// `state`, as an ICS hierarchy sync computes them. Folders whose change number is
+    /// not in CnsetSeen are created or modified, parents before children. Folder ids in
+    /// IdsetGiven that are no longer below the folder are deleted.
     ///
     /// # Errors
     ///
