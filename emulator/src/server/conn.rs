@@ -343,6 +343,7 @@ impl Server {
             ResponseBody::Stream(receiver) => ServerBody::Stream(Box::new(StreamState {
                 receiver,
                 cut_after: self.state.faults.take_stream_cut(uri.path()),
+                cut_yielded: false,
                 sent: 0,
                 shutdown: Box::pin(self.state.shutdown.clone().cancelled_owned()),
                 record,
@@ -382,6 +383,7 @@ pub(crate) struct StreamState {
     receiver: mpsc::Receiver<Bytes>,
     /// End with an error after this many chunks (the cut-stream fault).
     cut_after: Option<usize>,
+    cut_yielded: bool,
     sent: usize,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     record: Option<BodyRecord>,
@@ -405,6 +407,13 @@ impl Body for ServerBody {
             Self::Full(bytes) => Poll::Ready(bytes.take().map(|bytes| Ok(Frame::data(bytes)))),
             Self::Stream(stream) => {
                 if stream.cut_after == Some(stream.sent) {
+                    // Yield once first: hyper flushes what it has buffered when the body
+                    // is pending, but discards unflushed chunks when the body fails.
+                    if !stream.cut_yielded {
+                        stream.cut_yielded = true;
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
                     warn!(
                         chunks = stream.sent,
                         "fault: cutting the streaming response"
