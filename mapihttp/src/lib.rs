@@ -10,3 +10,4 @@ pub mod lz77;
 pub mod notify;
 pub mod prop;
 pub mod rop;
+pub mod fxics;
