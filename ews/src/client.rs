@@ -19,6 +19,7 @@
 //! the mailbox's concurrency limit when dropped.
 
 mod error;
+pub mod notifications;
 pub mod paging;
 mod transport;
 
@@ -442,6 +443,88 @@ impl EwsClient {
             .zip(results)
             .filter_map(|(id, result)| result.map(|result| (id, result)))
             .collect())
+    }
+
+    /// Opens a long-lived response (GetStreamingEvents) and returns its body as a
+    /// stream of chunks once the server answers 200. Any other answer is decoded as for
+    /// [`EwsClient::call`]: a throttling verdict is waited out and retried, and an EWS
+    /// error is returned. The request waits out a mailbox pause but takes no place in
+    /// the concurrency limit, since it stays open for up to 30 minutes.
+    pub(crate) async fn open_stream<O>(&self, op: &O) -> Result<transport::BodyStream, ClientError>
+    where
+        O: EwsOperation,
+        O::Response: MessageOutcomes,
+    {
+        let operation = O::NAME;
+        let body = self.encode(op)?;
+        let mut budget = RetryBudget::default();
+        loop {
+            let pause = self
+                .inner
+                .throttle
+                .lock()
+                .map(|throttle| throttle.pause_remaining(self.inner.clock.now()))
+                .unwrap_or_default();
+            if !pause.is_zero() {
+                self.inner.sleeper.sleep(pause).await;
+                continue;
+            }
+
+            let request = Outgoing {
+                operation,
+                body: body.clone(),
+                mailbox: &self.inner.mailbox,
+                affinity: AFFINITY_OPERATIONS.contains(&operation),
+            };
+            let transport = &self.inner.transport;
+            let mut reply = tokio::time::timeout(self.inner.timeout, transport.send(&request))
+                .await
+                .unwrap_or(Err(ClientError::Timeout {
+                    operation,
+                    after: self.inner.timeout,
+                }))?;
+            tracing::debug!(operation, status = reply.status, "stream response");
+            transport.remember_affinity(&reply.headers);
+            if reply.status == 200 {
+                return Ok(reply.take_body());
+            }
+
+            if let Some(signal) = ThrottleSignal::from_http(
+                reply.status,
+                reply
+                    .headers
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok()),
+                self.inner.clock.now(),
+            ) {
+                transport.discard_pooled_connections();
+                self.back_off(operation, signal, &mut budget).await?;
+                continue;
+            }
+
+            transport.discard_pooled_connections();
+            let status = reply.status;
+            let bytes = reply.collect(operation, self.inner.max_body_bytes).await?;
+            let has_challenge = !reply.challenges().is_empty();
+            let content_type = reply.content_type().map(str::to_owned);
+            match decode_response::<O>(status, content_type.as_deref(), &bytes) {
+                Ok(_) => {
+                    return Err(ClientError::Http {
+                        operation,
+                        status,
+                        snippet: snippet(&bytes),
+                    });
+                }
+                Err(error) => {
+                    if let Some(hint) = error.throttle_hint() {
+                        self.back_off(operation, signal_from_error(&error, hint), &mut budget)
+                            .await?;
+                        continue;
+                    }
+                    return Err(self.classify(operation, status, has_challenge, &bytes, error));
+                }
+            }
+        }
     }
 
     fn encode<O: EwsOperation>(&self, op: &O) -> Result<Bytes, ClientError> {

@@ -68,6 +68,19 @@ impl Reply {
         Ok(body)
     }
 
+    /// Takes the body stream out. An owned connection stays with the stream and
+    /// closes when it is dropped.
+    pub(crate) fn take_body(self) -> BodyStream {
+        let Reply { body, lease, .. } = self;
+        match lease {
+            None => body,
+            Some(lease) => Box::pin(body.map(move |chunk| {
+                let _held = &lease;
+                chunk
+            })),
+        }
+    }
+
     /// Returns an owned connection to its pool for the next request. Without this call
     /// the connection closes when the reply is dropped.
     pub(crate) fn keep_connection(&mut self) {
