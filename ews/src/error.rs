@@ -447,7 +447,13 @@ pub fn throttle_hint(
     }
     let back_off_millis = message_xml
         .back_off_millis()
-        .or_else(|| message_text.and_then(suggested_backoff));
+        .or_else(|| message_text.and_then(suggested_backoff))
+        // Some servers put the policy text only in MessageXml (`Value Name="ErrorMessage"`).
+        .or_else(|| {
+            message_xml
+                .value("ErrorMessage")
+                .and_then(suggested_backoff)
+        });
     Some(ThrottleHint {
         back_off_millis,
         lower_concurrency: !matches!(effective, ResponseCode::ErrorServerBusy)

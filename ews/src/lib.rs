@@ -17,6 +17,11 @@ pub mod soap;
 pub mod types;
 pub mod xml;
 
-pub use error::{EwsError, MessageError, ResponseClass, ResponseCode, SoapFault, ThrottleHint, throttle_hint};
-pub use operation::{EwsOperation, EwsServerOperation, RequestHeader, Response, decode_request, decode_response, encode_request, encode_response};
+pub use error::{
+    EwsError, MessageError, ResponseClass, ResponseCode, SoapFault, ThrottleHint, throttle_hint,
+};
+pub use operation::{
+    EwsOperation, EwsServerOperation, RequestHeader, Response, decode_request, decode_response,
+    encode_request, encode_response,
+};
 pub use soap::XmlWriter;

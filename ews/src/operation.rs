@@ -119,6 +119,26 @@ pub fn decode_response<O: EwsOperation>(
     })
 }
 
+/// Decodes an HTTP response to an operation exmux does not implement: its envelope, and
+/// each response message's ResponseClass and ResponseCode.
+///
+/// # Errors
+/// As [`decode_response`].
+pub fn decode_unimplemented(
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<crate::error::UnimplementedResponse, EwsError> {
+    soap::check_xml_body("(unimplemented)", status, content_type, body)?;
+    soap::parse_generic_response(body).map_err(|e| match e {
+        EwsError::Fault(mut f) => {
+            f.http_status = status;
+            EwsError::Fault(f)
+        }
+        other => other,
+    })
+}
+
 /// Writes a whole response envelope for `O` (the emulator's side).
 ///
 /// # Errors

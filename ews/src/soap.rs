@@ -375,7 +375,34 @@ impl<'a> EnvelopeReader<'a> {
     /// As [`XmlReader::next_step`].
     pub fn body_tree(mut self) -> Result<(Element, Vec<Element>), EwsError> {
         let body = self.reader.complete(self.body, self.body_empty)?;
+        finish(&mut self.reader)?;
         Ok((body, self.header))
+    }
+}
+
+/// Reads the rest of a document, checking that it is well-formed and complete.
+///
+/// # Errors
+/// [`EwsError::MalformedXml`] for a document that is cut short or has content after its
+/// root element.
+pub fn finish(reader: &mut XmlReader<'_>) -> Result<(), EwsError> {
+    loop {
+        match reader.next_step()? {
+            Step::Eof if reader.depth() == 0 => return Ok(()),
+            Step::Eof => {
+                return Err(EwsError::MalformedXml {
+                    offset: reader.position(),
+                    reason: "the document ends before its root element is closed".into(),
+                });
+            }
+            Step::Start { .. } if reader.depth() <= 1 => {
+                return Err(EwsError::MalformedXml {
+                    offset: reader.position(),
+                    reason: "content after the root element".into(),
+                });
+            }
+            _ => {}
+        }
     }
 }
 

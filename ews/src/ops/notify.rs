@@ -364,6 +364,47 @@ impl Notification {
     }
 }
 
+impl Event {
+    /// Whether reacting to this event may fetch the item: never for a deletion, whose
+    /// item is gone (a fetch would only give ErrorItemNotFound).
+    pub fn may_fetch(&self) -> bool {
+        self.item_id.is_some() && !matches!(self.kind, EventKind::Deleted | EventKind::Status)
+    }
+}
+
+/// Coalesces the events of one notification per item: for each ItemId only the last
+/// event is kept (a deletion after modifications leaves only the deletion), in the order
+/// of those last events. A MovedEvent or CopiedEvent is keyed by its new ItemId, and an
+/// earlier event on its OldItemId is dropped, so the caller re-keys once. Folder events
+/// are coalesced per FolderId the same way; status events are dropped.
+pub fn coalesce_events(events: &[Event]) -> Vec<Event> {
+    let mut out: Vec<Event> = Vec::new();
+    for ev in events {
+        if ev.kind == EventKind::Status {
+            continue;
+        }
+        out.retain(|kept| {
+            let same_item = match (&kept.item_id, &ev.item_id) {
+                (Some(a), Some(b)) => a.id == b.id,
+                _ => false,
+            };
+            let moved_from = match (&kept.item_id, &ev.old_item_id) {
+                (Some(a), Some(b)) => a.id == b.id,
+                _ => false,
+            };
+            let same_folder = kept.item_id.is_none()
+                && ev.item_id.is_none()
+                && match (&kept.folder_id, &ev.folder_id) {
+                    (Some(a), Some(b)) => a.id == b.id,
+                    _ => false,
+                };
+            !(same_item || moved_from || same_folder)
+        });
+        out.push(ev.clone());
+    }
+    out
+}
+
 /// GetEvents (MS-OXWSNTIF 3.1.4.1) on a pull subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GetEvents {

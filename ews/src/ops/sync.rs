@@ -9,7 +9,7 @@ use crate::error::{EwsError, MessageError};
 use crate::operation::{EwsOperation, EwsServerOperation, Response, check_body_element, missing};
 use crate::soap::{EnvelopeReader, XmlWriter, message_status, write_message};
 use crate::types::{FolderRef, Item, ItemId, ServerVersionInfo, Traversal, parse_bool};
-use crate::xml::{Element, Step, XmlReader};
+use crate::xml::{Element, XmlReader};
 
 /// SyncFolderItems (MS-OXWSSYNC 3.1.4.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,17 +140,7 @@ impl<'a> ListReader<'a> {
 }
 
 fn drain(reader: &mut XmlReader<'_>) -> Result<(), EwsError> {
-    loop {
-        if let Step::Eof = reader.next_step()? {
-            if reader.depth() != 0 {
-                return Err(EwsError::MalformedXml {
-                    offset: reader.position(),
-                    reason: "input ends inside an element".into(),
-                });
-            }
-            return Ok(());
-        }
-    }
+    crate::soap::finish(reader)
 }
 
 /// A response message as [`open_single_message`] found it.
