@@ -41,7 +41,7 @@ async fn basic_accepted() {
         .send()
         .await
         .unwrap();
-    // The placeholder front end answers 501 only after authentication succeeded.
+    // The placeholder front end returns 501 only after authentication succeeded.
     assert_eq!(response.status(), 501);
 }
 

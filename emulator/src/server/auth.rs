@@ -16,6 +16,8 @@ use super::ntlm::{NtlmAcceptor, message_type};
 use super::routing::{AuthenticatedUser, EmuResponse, ResponseBody};
 
 /// An authentication scheme the emulator can accept.
+// NOTE: Negotiate (SPNEGO) is not offered, because `sspi`'s Negotiate acceptor needs a
+// Kerberos setup; clients that prefer Negotiate must fall back to NTLM here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AuthScheme {

@@ -63,7 +63,7 @@ struct Connection {
     auth: Mutex<ConnectionAuth>,
 }
 
-/// The service's error: hyper closes the connection without answering.
+/// The service's error, on which hyper closes the connection without a response.
 #[derive(Debug, thiserror::Error)]
 #[error("connection closed without a response ({0})")]
 struct CloseConnection(&'static str);
@@ -280,6 +280,8 @@ async fn route_request(
         if let (Some(recorder), Some(pending)) = (&server.recorder, pending) {
             recorder.respond(pending, None, None, None);
         }
+        // NOTE: on HTTP/2 hyper answers a service error with RST_STREAM, so only this
+        // stream ends and the connection stays open.
         return Err(CloseConnection("drop_connection fault"));
     }
     if let Some(back_off) = faults.busy {

@@ -114,7 +114,7 @@ impl Default for EmulatorOptions {
     }
 }
 
-/// Why the emulator could not start.
+/// An error that kept the emulator from starting.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EmulatorError {

@@ -113,6 +113,8 @@ impl NtlmAcceptor {
         let flags_bytes = authenticate.get(60..64).ok_or(NtlmRejection::Truncated)?;
         let mut word = [0_u8; 4];
         word.copy_from_slice(flags_bytes);
+        // NOTE: this also rejects NTLMv1-era clients that never send a MIC; every
+        // NTLMv2 client this project targets sends one.
         if u32::from_le_bytes(word) & NEGOTIATE_TARGET_INFO == 0 {
             return Err(NtlmRejection::NoMic);
         }

@@ -122,7 +122,7 @@ impl ChunkSender {
 
 /// A protocol front end or any other endpoint mounted in the routing table.
 pub trait Handler: Send + Sync + 'static {
-    /// Answers one authenticated request.
+    /// Handles one authenticated request and returns its response.
     fn handle(
         &self,
         request: EmuRequest,
@@ -264,7 +264,7 @@ impl fmt::Debug for SharedState {
     }
 }
 
-/// What the front ends need to know about the one mailbox the emulator serves.
+/// The facts about the emulator's one mailbox that the front ends need.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct MailboxFacts {
@@ -284,14 +284,14 @@ pub struct MailboxFacts {
 /// The user a request was authenticated as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthenticatedUser {
-    /// The user name: the configured user for Basic and NTLM, the validator's answer for
-    /// bearer tokens, empty on an anonymous route.
+    /// The user name: the configured user for Basic and NTLM, the name the validator returned
+    /// for bearer tokens, empty on an anonymous route.
     pub name: String,
-    /// How the user authenticated, or `None` on an anonymous route.
+    /// The scheme the user authenticated with, or `None` on an anonymous route.
     pub scheme: Option<AuthScheme>,
 }
 
-/// What the server knows about a request besides its head and body.
+/// The per-request data that the server passes to a handler besides the request.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     /// The authenticated user.
