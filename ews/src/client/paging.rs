@@ -12,7 +12,10 @@
 
 use crate::error::EwsError;
 use crate::operation::EwsOperation;
-use crate::ops::Paging;
+use crate::ops::folders::FindFolder;
+use crate::ops::sync::{FindItem, SyncChange, SyncFolderItems};
+use crate::ops::{IndexedPage, Paging};
+use crate::types::{Folder, Item};
 
 use super::{ClientError, EwsClient, MessageOutcomes};
 
@@ -152,5 +155,109 @@ where
             });
         }
         state = Some(next);
+    }
+}
+
+impl EwsClient {
+    /// Runs FindItem over every page and returns the items in order. The request's
+    /// `page` sets the page size and the first offset; without one, pages of 1000 from
+    /// offset 0 are requested.
+    ///
+    /// # Errors
+    ///
+    /// As [`collect_indexed`].
+    pub async fn find_items_all(&self, request: &FindItem) -> Result<Vec<Item>, ClientError> {
+        let first = request.page.unwrap_or(IndexedPage {
+            max_entries: 1000,
+            offset: 0,
+        });
+        collect_indexed(
+            self,
+            first.offset,
+            |offset| FindItem {
+                page: Some(IndexedPage {
+                    max_entries: first.max_entries,
+                    offset,
+                }),
+                ..request.clone()
+            },
+            |response| {
+                let page = response.into_single(FindItem::NAME)?;
+                Ok(Page {
+                    paging: page.paging,
+                    entries: page.items,
+                })
+            },
+        )
+        .await
+    }
+
+    /// Runs FindFolder over every page and returns the folders in order, paging as
+    /// [`EwsClient::find_items_all`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`collect_indexed`].
+    pub async fn find_folders_all(&self, request: &FindFolder) -> Result<Vec<Folder>, ClientError> {
+        let first = request.page.unwrap_or(IndexedPage {
+            max_entries: 1000,
+            offset: 0,
+        });
+        collect_indexed(
+            self,
+            first.offset,
+            |offset| FindFolder {
+                page: Some(IndexedPage {
+                    max_entries: first.max_entries,
+                    offset,
+                }),
+                ..request.clone()
+            },
+            |response| {
+                let page = response.into_single(FindFolder::NAME)?;
+                Ok(Page {
+                    paging: page.paging,
+                    entries: page.folders,
+                })
+            },
+        )
+        .await
+    }
+
+    /// Runs SyncFolderItems from the request's SyncState until the last change is
+    /// included, handing each page to `on_page` before the next request, and returns
+    /// the final SyncState.
+    ///
+    /// # Errors
+    ///
+    /// As [`sync_until_last`]. `ErrorInvalidSyncStateData` comes back as
+    /// [`ClientError::Ews`] whose error answers true to
+    /// [`EwsError::is_invalid_sync_state`]: restart the folder from an empty state.
+    pub async fn sync_folder_items<P>(
+        &self,
+        request: &SyncFolderItems,
+        on_page: P,
+    ) -> Result<String, ClientError>
+    where
+        P: FnMut(SyncPage<SyncChange>),
+    {
+        sync_until_last(
+            self,
+            request.sync_state.clone(),
+            |state| SyncFolderItems {
+                sync_state: state.map(str::to_owned),
+                ..request.clone()
+            },
+            |response| {
+                let page = response.into_single(SyncFolderItems::NAME)?;
+                Ok(SyncPage {
+                    sync_state: page.sync_state,
+                    includes_last: page.includes_last,
+                    changes: page.changes,
+                })
+            },
+            on_page,
+        )
+        .await
     }
 }
