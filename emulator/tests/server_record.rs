@@ -357,6 +357,22 @@ async fn logs_never_contain_secrets() {
             .await
             .unwrap();
     }
+    for password in [PASSWORD, "wrong-ntlm-password"] {
+        let mut connection = OneConnection::open(&emulator).await;
+        let mut ntlm = NtlmClient::new(USER, password);
+        let negotiate = ntlm.step(None);
+        let response = connection
+            .post(Some(format!("NTLM {}", BASE64.encode(negotiate))))
+            .await;
+        let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+        let challenge = BASE64
+            .decode(challenge.strip_prefix("NTLM ").unwrap())
+            .unwrap();
+        let authenticate = ntlm.step(Some(&challenge));
+        connection
+            .post(Some(format!("NTLM {}", BASE64.encode(authenticate))))
+            .await;
+    }
     emulator.faults().drop_connections("", 1);
     let _ = client()
         .post(emulator.ews_url())
@@ -374,7 +390,17 @@ async fn logs_never_contain_secrets() {
         "the test must capture the server's logs: {text}"
     );
     assert!(text.contains("answering 401"), "{text}");
-    for secret in [PASSWORD, TOKEN, "cookie-secret", wrong_basic.as_str()] {
+    assert!(
+        text.contains("NTLM authenticate message rejected"),
+        "{text}"
+    );
+    for secret in [
+        PASSWORD,
+        TOKEN,
+        "cookie-secret",
+        wrong_basic.as_str(),
+        "wrong-ntlm-password",
+    ] {
         assert!(!text.contains(secret), "{secret} reached a log line");
     }
     for request in &requests {

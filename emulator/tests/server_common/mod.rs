@@ -5,8 +5,15 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use exmux_core::Secret;
 use exmux_emulator::server::{Emulator, EmulatorHandle, EmulatorOptions};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
+use sspi::{
+    AuthIdentity, BufferType, ClientRequestFlags, CredentialUse, DataRepresentation, Ntlm,
+    SecurityBuffer, SecurityStatus, Sspi, SspiImpl, Username,
+};
 
 pub const USER: &str = "user1@example.test";
 pub const PASSWORD: &str = "s3cret-Passw0rd";
@@ -47,4 +54,104 @@ pub fn tls_client(emulator: &EmulatorHandle) -> reqwest::Client {
         .tls_certs_only([ca])
         .build()
         .unwrap()
+}
+
+/// The client side of NTLM, from the same `sspi` crate.
+pub struct NtlmClient {
+    ntlm: Ntlm,
+    credentials: <Ntlm as SspiImpl>::CredentialsHandle,
+}
+
+impl NtlmClient {
+    pub fn new(user: &str, password: &str) -> Self {
+        let mut ntlm = Ntlm::new();
+        let identity = AuthIdentity {
+            username: Username::parse(user).unwrap(),
+            password: password.to_owned().into(),
+        };
+        let acquired = ntlm
+            .acquire_credentials_handle()
+            .with_credential_use(CredentialUse::Outbound)
+            .with_auth_data(&identity)
+            .execute(&mut ntlm)
+            .unwrap();
+        Self {
+            ntlm,
+            credentials: acquired.credentials_handle,
+        }
+    }
+
+    /// Produces NEGOTIATE when `challenge` is `None`, AUTHENTICATE otherwise.
+    pub fn step(&mut self, challenge: Option<&[u8]>) -> Vec<u8> {
+        let mut input = vec![SecurityBuffer::new(
+            challenge.unwrap_or_default().to_vec(),
+            BufferType::Token,
+        )];
+        let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
+        let mut builder = self
+            .ntlm
+            .initialize_security_context()
+            .with_credentials_handle(&mut self.credentials)
+            .with_context_requirements(
+                ClientRequestFlags::CONFIDENTIALITY | ClientRequestFlags::ALLOCATE_MEMORY,
+            )
+            .with_target_data_representation(DataRepresentation::Native)
+            .with_target_name("HTTP/127.0.0.1")
+            .with_input(&mut input)
+            .with_output(&mut output);
+        let result = self
+            .ntlm
+            .initialize_security_context_impl(&mut builder)
+            .unwrap()
+            .resolve_to_result()
+            .unwrap();
+        if matches!(
+            result.status,
+            SecurityStatus::CompleteNeeded | SecurityStatus::CompleteAndContinue
+        ) {
+            self.ntlm.complete_auth_token(&mut output).unwrap();
+        }
+        output.remove(0).buffer
+    }
+}
+
+/// One HTTP/1.1 connection that the test owns, so every request provably uses the same
+/// TCP connection.
+pub struct OneConnection {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl OneConnection {
+    pub async fn open(emulator: &EmulatorHandle) -> Self {
+        let stream = tokio::net::TcpStream::connect(emulator.local_addr())
+            .await
+            .unwrap();
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        Self {
+            sender,
+            host: emulator.local_addr().to_string(),
+        }
+    }
+
+    pub async fn post(&mut self, authorization: Option<String>) -> http::Response<Bytes> {
+        let mut request = http::Request::post("/EWS/Exchange.asmx").header("host", &self.host);
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let response = self
+            .sender
+            .send_request(
+                request
+                    .body(Full::new(Bytes::from_static(b"<x/>")))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let (parts, body) = response.into_parts();
+        http::Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
+    }
 }
