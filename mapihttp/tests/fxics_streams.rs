@@ -38,11 +38,18 @@ fn parse_events(elements: Vec<FxElement>) -> Vec<SyncEvent> {
 
 #[test]
 fn gromox_stream_lexes_and_round_trips() {
-    let Some(stream) = gromox_stream() else { return };
+    let Some(stream) = gromox_stream() else {
+        return;
+    };
     assert_eq!(stream.len(), 23691);
     let elements = FxReader::read_all(&stream).unwrap();
     assert_eq!(elements.len(), 665);
-    let count = |tag: u32| elements.iter().filter(|e| **e == FxElement::Marker(tag)).count();
+    let count = |tag: u32| {
+        elements
+            .iter()
+            .filter(|e| **e == FxElement::Marker(tag))
+            .count()
+    };
     assert_eq!(count(marker::INCR_SYNC_CHG), 10);
     assert_eq!(count(marker::INCR_SYNC_MESSAGE), 10);
     assert_eq!(count(marker::START_RECIP), 10);
@@ -53,10 +60,14 @@ fn gromox_stream_lexes_and_round_trips() {
 
 #[test]
 fn gromox_stream_parses_as_contents_sync() {
-    let Some(stream) = gromox_stream() else { return };
+    let Some(stream) = gromox_stream() else {
+        return;
+    };
     let events = parse_events(FxReader::read_all(&stream).unwrap());
 
-    let SyncEvent::ProgressTotal(progress) = &events[0] else { panic!("{:?}", events[0]) };
+    let SyncEvent::ProgressTotal(progress) = &events[0] else {
+        panic!("{:?}", events[0])
+    };
     assert_eq!(progress.len(), 32);
     let changes: Vec<&MessageChange> = events
         .iter()
@@ -79,8 +90,16 @@ fn gromox_stream_parses_as_contents_sync() {
         first.header_value(tags::PID_TAG_MID),
         Some(&PropValue::I64(0x0000_0300_0000_0001))
     );
-    assert_eq!(first.header_value(tags::PID_TAG_ASSOCIATED), Some(&PropValue::Bool(false)));
-    let subject = first.content.props.iter().find(|p| p.tag == tags::PID_TAG_SUBJECT).unwrap();
+    assert_eq!(
+        first.header_value(tags::PID_TAG_ASSOCIATED),
+        Some(&PropValue::Bool(false))
+    );
+    let subject = first
+        .content
+        .props
+        .iter()
+        .find(|p| p.tag == tags::PID_TAG_SUBJECT)
+        .unwrap();
     assert_eq!(subject.value, PropValue::Unicode("peer smoke test".into()));
     let class = first
         .content
@@ -90,23 +109,42 @@ fn gromox_stream_parses_as_contents_sync() {
         .unwrap();
     assert_eq!(class.value, PropValue::String8(b"IPM.Note".to_vec()));
     assert_eq!(first.content.recipients.len(), 1);
-    assert_eq!(changes.iter().map(|c| c.content.attachments.len()).sum::<usize>(), 1);
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| c.content.attachments.len())
+            .sum::<usize>(),
+        1
+    );
 
-    let Some(SyncEvent::State(state)) = events.iter().rev().nth(1) else { panic!() };
+    let Some(SyncEvent::State(state)) = events.iter().rev().nth(1) else {
+        panic!()
+    };
     let replica = Replica::Guid(Guid::parse_str("00000001-18a5-6f7b-bcdc-ea1ed03c5657").unwrap());
     assert_eq!(
         state.idset_given.get(replica).unwrap().ranges(),
         &[(0x30000, 0x30004), (0x30052, 0x30056)]
     );
-    assert_eq!(state.cnset_seen.get(replica).unwrap().ranges(), &[(1, 0x159)]);
-    assert_eq!(state.cnset_seen_fai.get(replica).unwrap().ranges(), &[(1, 0x159)]);
-    assert_eq!(state.cnset_read.get(replica).unwrap().ranges(), &[(1, 0x15A)]);
+    assert_eq!(
+        state.cnset_seen.get(replica).unwrap().ranges(),
+        &[(1, 0x159)]
+    );
+    assert_eq!(
+        state.cnset_seen_fai.get(replica).unwrap().ranges(),
+        &[(1, 0x159)]
+    );
+    assert_eq!(
+        state.cnset_read.get(replica).unwrap().ranges(),
+        &[(1, 0x15A)]
+    );
     assert_eq!(events.last(), Some(&SyncEvent::End));
 }
 
 #[test]
 fn gromox_stream_split_everywhere() {
-    let Some(stream) = gromox_stream() else { return };
+    let Some(stream) = gromox_stream() else {
+        return;
+    };
     let whole = FxReader::read_all(&stream).unwrap();
     // Buffer sizes that cut tags, lengths and values at every alignment.
     for size in [1, 2, 3, 5, 7, 64, 1000, 8191] {
@@ -147,9 +185,14 @@ fn split_buffer_case_from_get_buffer_responses() {
     for buffer in &buffers {
         let partial = exmux_mapihttp::rop::decode_response_buffer_partial(buffer).unwrap();
         assert_eq!(partial.stopped, None);
-        let RopResponse::Result(result) = &partial.rops[0] else { panic!() };
-        let ResponseBody::FastTransferBuffer { transfer_status, transfer_buffer, .. } =
-            &result.body
+        let RopResponse::Result(result) = &partial.rops[0] else {
+            panic!()
+        };
+        let ResponseBody::FastTransferBuffer {
+            transfer_status,
+            transfer_buffer,
+            ..
+        } = &result.body
         else {
             panic!()
         };
@@ -168,11 +211,17 @@ fn split_buffer_case_from_get_buffer_responses() {
 
     assert_eq!(elements.len(), 12);
     assert_eq!(elements[0], FxElement::Marker(marker::NEW_ATTACH));
-    let FxElement::Property(data) = &elements[4] else { panic!() };
+    let FxElement::Property(data) = &elements[4] else {
+        panic!()
+    };
     assert_eq!(data.tag, tags::PID_TAG_ATTACH_DATA_BINARY);
-    let PropValue::Binary(bytes) = &data.value else { panic!() };
+    let PropValue::Binary(bytes) = &data.value else {
+        panic!()
+    };
     assert_eq!(bytes.len(), 48);
-    let FxElement::Property(name) = &elements[9] else { panic!() };
+    let FxElement::Property(name) = &elements[9] else {
+        panic!()
+    };
     assert_eq!(name.value, PropValue::Unicode("notes.bin".into()));
     assert_eq!(elements[11], FxElement::Marker(marker::END_ATTACH));
 }
@@ -181,9 +230,18 @@ fn split_buffer_case_from_get_buffer_responses() {
 fn finish_rejects_cut_stream_and_open_markers() {
     let mut reader = FxReader::new();
     reader.feed(&[0x03, 0x00, 0x00, 0x40, 0x03, 0x00]);
-    assert_eq!(reader.next_element().unwrap(), Some(FxElement::Marker(marker::NEW_ATTACH)));
+    assert_eq!(
+        reader.next_element().unwrap(),
+        Some(FxElement::Marker(marker::NEW_ATTACH))
+    );
     assert_eq!(reader.next_element().unwrap(), None);
-    assert!(matches!(reader.finish(), Err(FxError::Incomplete { offset: 4, pending: 2 })));
+    assert!(matches!(
+        reader.finish(),
+        Err(FxError::Incomplete {
+            offset: 4,
+            pending: 2
+        })
+    ));
 
     let mut reader = FxReader::new();
     reader.feed(&marker::NEW_ATTACH.to_le_bytes());
@@ -192,7 +250,10 @@ fn finish_rejects_cut_stream_and_open_markers() {
 
     let mut reader = FxReader::new();
     reader.feed(&marker::END_ATTACH.to_le_bytes());
-    assert!(matches!(reader.next_element(), Err(FxError::Unbalanced { .. })));
+    assert!(matches!(
+        reader.next_element(),
+        Err(FxError::Unbalanced { .. })
+    ));
 }
 
 #[test]
@@ -201,7 +262,10 @@ fn oversized_value_is_rejected_before_buffering() {
     let mut bytes = tags::PID_TAG_ATTACH_DATA_BINARY.0.to_le_bytes().to_vec();
     bytes.extend_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
     reader.feed(&bytes);
-    assert!(matches!(reader.next_element(), Err(FxError::TooLarge { .. })));
+    assert!(matches!(
+        reader.next_element(),
+        Err(FxError::TooLarge { .. })
+    ));
 }
 
 #[test]
@@ -243,7 +307,11 @@ fn writer_output_parses_back() {
     assert_eq!(events[0], SyncEvent::MessageChange(Box::new(change)));
     assert_eq!(
         events[1],
-        SyncEvent::Deletions { deleted: Some(deleted), no_longer_in_scope: None, expired: None }
+        SyncEvent::Deletions {
+            deleted: Some(deleted),
+            no_longer_in_scope: None,
+            expired: None
+        }
     );
     assert_eq!(events[2], SyncEvent::State(state));
     assert_eq!(events[3], SyncEvent::End);

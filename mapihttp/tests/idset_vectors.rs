@@ -23,7 +23,9 @@ fn vector(name: &str) -> Option<Vec<u8>> {
 
 #[test]
 fn replid_vectors_decode() {
-    let Some(first) = vector("idset-replid-1.hex") else { return };
+    let Some(first) = vector("idset-replid-1.hex") else {
+        return;
+    };
     let set = IdSet::decode(&first, IdsetForm::ReplId).unwrap();
     assert_eq!(
         set.get(Replica::Id(1)).unwrap().ranges(),
@@ -32,26 +34,39 @@ fn replid_vectors_decode() {
 
     let second = vector("idset-replid-2.hex").unwrap();
     let set = IdSet::decode(&second, IdsetForm::ReplId).unwrap();
-    assert_eq!(set.get(Replica::Id(1)).unwrap().ranges(), &[(0x10419, 0x1041A)]);
+    assert_eq!(
+        set.get(Replica::Id(1)).unwrap().ranges(),
+        &[(0x10419, 0x1041A)]
+    );
     // This vector uses the per-range encoding, which the encoder reproduces exactly.
     assert_eq!(set.encode(IdsetForm::ReplId), second);
 }
 
 #[test]
 fn replguid_vector_decodes() {
-    let Some(bytes) = vector("idset-replguid-3.hex") else { return };
+    let Some(bytes) = vector("idset-replguid-3.hex") else {
+        return;
+    };
     let set = IdSet::decode(&bytes, IdsetForm::ReplGuid).unwrap();
     let guid = Guid::parse_str("b5ffb99b-440f-4f77-b488-c5c6702ee3a8").unwrap();
-    assert_eq!(set.get(Replica::Guid(guid)).unwrap().ranges(), &[(0xA5, 0x151)]);
+    assert_eq!(
+        set.get(Replica::Guid(guid)).unwrap().ranges(),
+        &[(0xA5, 0x151)]
+    );
     let again = IdSet::decode(&set.encode(IdsetForm::ReplGuid), IdsetForm::ReplGuid).unwrap();
     assert_eq!(again, set);
 }
 
 #[test]
 fn bitmask_vector_decodes() {
-    let Some(bytes) = vector("idset-bitmask-synthetic-4.hex") else { return };
+    let Some(bytes) = vector("idset-bitmask-synthetic-4.hex") else {
+        return;
+    };
     let set = IdSet::decode(&bytes, IdsetForm::ReplId).unwrap();
-    assert_eq!(set.get(Replica::Id(1)).unwrap().ranges(), &[(0x1020, 0x1021), (0x1023, 0x1024)]);
+    assert_eq!(
+        set.get(Replica::Id(1)).unwrap().ranges(),
+        &[(0x1020, 0x1021), (0x1023, 0x1024)]
+    );
 }
 
 #[test]
@@ -61,7 +76,10 @@ fn malformed_globsets_are_rejected() {
         (&[0x42, 0, 0], "bitmask without 5 prefix bytes"),
         (&[0x03, 1, 2, 3, 0x04, 1, 2, 3, 4], "push past 6 bytes"),
         (&[0x77], "unknown command"),
-        (&[0x52, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 1, 0], "inverted range"),
+        (
+            &[0x52, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 1, 0],
+            "inverted range",
+        ),
         (&[0x52, 0, 0], "truncated range"),
     ];
     for (bytes, what) in cases {
@@ -70,7 +88,10 @@ fn malformed_globsets_are_rejected() {
     }
     assert!(matches!(
         GlobSet::decode(&mut Reader::new(&[0x77])),
-        Err(IdsetError::UnknownCommand { command: 0x77, offset: 0 })
+        Err(IdsetError::UnknownCommand {
+            command: 0x77,
+            offset: 0
+        })
     ));
 }
 
@@ -129,10 +150,15 @@ proptest! {
 /// against a second reading of MS-OXCFXICS 2.2.2.6.
 #[test]
 fn agrees_with_python_decoder() {
-    let Some(tools) = exmux_testkit::shared_path("protocol/tools/idset.py") else { return };
+    let Some(tools) = exmux_testkit::shared_path("protocol/tools/idset.py") else {
+        return;
+    };
     let python = Command::new("python3").arg("--version").output();
     if python.is_err() {
-        assert!(std::env::var_os("CI").is_none(), "python3 is required under CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3 is required under CI"
+        );
         eprintln!("skipping: python3 not found");
         return;
     }
@@ -187,9 +213,18 @@ fn agrees_with_python_decoder() {
         input.push_str(&bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
         input.push('\n');
     }
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     let text = String::from_utf8(output.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -200,10 +235,17 @@ fn agrees_with_python_decoder() {
             .split_whitespace()
             .map(|r| {
                 let (lo, hi) = r.split_once('-').unwrap();
-                (u64::from_str_radix(lo, 16).unwrap(), u64::from_str_radix(hi, 16).unwrap())
+                (
+                    u64::from_str_radix(lo, 16).unwrap(),
+                    u64::from_str_radix(hi, 16).unwrap(),
+                )
             })
             .collect();
-        assert_eq!(theirs.as_slice(), set.ranges(), "Python decoded our encoding differently");
+        assert_eq!(
+            theirs.as_slice(),
+            set.ranges(),
+            "Python decoded our encoding differently"
+        );
         let python_bytes = parse_hex(
             &python_bytes
                 .trim()

@@ -31,7 +31,9 @@ fn result(response: &RopResponse) -> &RopResult {
 
 #[test]
 fn query_rows_request_spec_example() {
-    let Some(bytes) = vector("captures/mapi", "rop-queryrows-request-1.hex") else { return };
+    let Some(bytes) = vector("captures/mapi", "rop-queryrows-request-1.hex") else {
+        return;
+    };
     let request = RopRequest::decode(&mut Reader::new(&bytes)).unwrap();
     assert_eq!(
         request,
@@ -54,7 +56,9 @@ fn table_status_spec_examples() {
         ("rop-setcolumns-response-1.hex", rop_id::SET_COLUMNS),
         ("rop-sorttable-response-1.hex", rop_id::SORT_TABLE),
     ] {
-        let Some(bytes) = vector("captures/mapi", name) else { return };
+        let Some(bytes) = vector("captures/mapi", name) else {
+            return;
+        };
         let response = RopResponse::decode(&mut Reader::new(&bytes), None, None).unwrap();
         let r = result(&response);
         assert_eq!(r.rop_id, id, "{name}");
@@ -69,7 +73,9 @@ fn table_status_spec_examples() {
 
 #[test]
 fn rules_table_spec_example() {
-    let Some(bytes) = vector("captures/mapi", "rop-getrulestable-response-1.hex") else { return };
+    let Some(bytes) = vector("captures/mapi", "rop-getrulestable-response-1.hex") else {
+        return;
+    };
     let response = RopResponse::decode(&mut Reader::new(&bytes), None, None).unwrap();
     let r = result(&response);
     assert_eq!((r.rop_id, r.handle_index, r.return_value), (0x3F, 1, 0));
@@ -78,18 +84,29 @@ fn rules_table_spec_example() {
 
 #[test]
 fn query_rows_response_without_columns_stops_at_rows() {
-    let Some(bytes) = vector("captures/mapi", "rop-queryrows-response-1.hex") else { return };
+    let Some(bytes) = vector("captures/mapi", "rop-queryrows-response-1.hex") else {
+        return;
+    };
     // The column set is in a part of MS-OXORULE that the vector does not include, so the
     // decoder gets as far as Origin and RowCount and then asks for columns.
     let error = RopResponse::decode(&mut Reader::new(&bytes), None, None).unwrap_err();
-    assert!(matches!(error, RopError::MissingColumns { offset: 0, handle_index: 1, .. }));
+    assert!(matches!(
+        error,
+        RopError::MissingColumns {
+            offset: 0,
+            handle_index: 1,
+            ..
+        }
+    ));
     assert_eq!(bytes[6], 0x02, "Origin BOOKMARK_END");
     assert_eq!(u16::from_le_bytes([bytes[7], bytes[8]]), 1, "RowCount");
 }
 
 #[test]
 fn query_rows_response_with_inferred_columns() {
-    let Some(bytes) = vector("captures/mapi", "rop-queryrows-response-1.hex") else { return };
+    let Some(bytes) = vector("captures/mapi", "rop-queryrows-response-1.hex") else {
+        return;
+    };
     // The vector leaves out its column set, so this one is only chosen to fit its 26
     // fixed-size value bytes: an I8, an I4, an I2, an I4, an I8, then a string. The test pins that the row decoder
     // consumes the whole buffer and ends on the rule name "Project X".
@@ -104,7 +121,9 @@ fn query_rows_response_with_inferred_columns() {
     let mut reader = Reader::new(&bytes);
     let response = RopResponse::decode(&mut reader, None, Some(&columns)).unwrap();
     assert!(reader.is_empty());
-    let ResponseBody::QueryRows { origin, rows } = &result(&response).body else { panic!() };
+    let ResponseBody::QueryRows { origin, rows } = &result(&response).body else {
+        panic!()
+    };
     assert_eq!(*origin, 2);
     assert_eq!(rows.len(), 1);
     assert_eq!(
@@ -124,7 +143,9 @@ fn logon_response_synthetic() {
     let partial = decode_response_buffer_partial(&bytes).unwrap();
     assert_eq!(partial.stopped, None);
     assert_eq!(partial.handles, vec![0x1A]);
-    let ResponseBody::Logon(logon) = &result(&partial.rops[0]).body else { panic!() };
+    let ResponseBody::Logon(logon) = &result(&partial.rops[0]).body else {
+        panic!()
+    };
     assert_eq!(logon.logon_flags, 1);
     for (i, id) in logon.folder_ids.iter().enumerate() {
         assert_eq!(id.replid(), 1);
@@ -134,14 +155,19 @@ fn logon_response_synthetic() {
     assert_eq!(logon.repl_id, 1);
     assert_eq!(logon.logon_time, [30, 15, 10, 2, 4, 12]);
     assert_eq!(logon.logon_year, 2025);
-    let again = encode_response_buffer(&RopBuffer { rops: partial.rops, handles: partial.handles });
+    let again = encode_response_buffer(&RopBuffer {
+        rops: partial.rops,
+        handles: partial.handles,
+    });
     assert_eq!(again, bytes);
 }
 
 #[test]
 fn register_notification_request_synthetic() {
-    let Some(bytes) = vector("captures/mapi", "rop-registernotification-request-synthetic-1.hex")
-    else {
+    let Some(bytes) = vector(
+        "captures/mapi",
+        "rop-registernotification-request-synthetic-1.hex",
+    ) else {
         return;
     };
     let request = RopRequest::decode(&mut Reader::new(&bytes)).unwrap();
@@ -170,7 +196,14 @@ fn notify_and_pending_synthetic() {
         return;
     };
     let response = RopResponse::decode(&mut Reader::new(&modified), None, None).unwrap();
-    let RopResponse::Notify { notification_handle, logon_id, data } = &response else { panic!() };
+    let RopResponse::Notify {
+        notification_handle,
+        logon_id,
+        data,
+    } = &response
+    else {
+        panic!()
+    };
     assert_eq!((*notification_handle, *logon_id), (0x2B, 0));
     assert_eq!(data.flags, 0x8010);
     assert_eq!(data.folder_id.unwrap().globcnt().get(), 0x0D);
@@ -191,13 +224,26 @@ fn notify_and_pending_synthetic() {
 
     let table = vector("captures/mapi", "rop-notify-tablerowadded-synthetic-2.hex").unwrap();
     let response = RopResponse::decode(&mut Reader::new(&table), None, None).unwrap();
-    let RopResponse::Notify { notification_handle, data, .. } = &response else { panic!() };
+    let RopResponse::Notify {
+        notification_handle,
+        data,
+        ..
+    } = &response
+    else {
+        panic!()
+    };
     assert_eq!(*notification_handle, 0x2C);
     let event = data.table.as_ref().unwrap();
     assert_eq!(event.event_type, table_event::ROW_ADDED);
     assert_eq!(event.row_message.unwrap().0.globcnt().get(), 0x1235);
-    assert_eq!(event.insert_after_message.unwrap().0.globcnt().get(), 0x1234);
-    let row = event.row(&[tags::PID_TAG_MID, tags::PID_TAG_SUBJECT]).unwrap().unwrap();
+    assert_eq!(
+        event.insert_after_message.unwrap().0.globcnt().get(),
+        0x1234
+    );
+    let row = event
+        .row(&[tags::PID_TAG_MID, tags::PID_TAG_SUBJECT])
+        .unwrap()
+        .unwrap();
     assert_eq!(row.cells[1].value(), Some(&PropValue::Unicode("XY".into())));
     let mut out = Vec::new();
     response.encode(&mut out);
@@ -210,22 +256,32 @@ fn notify_and_pending_synthetic() {
 
 #[test]
 fn outlook_capture_one_requests() {
-    let Some(bytes) = vector("captures/mapi", "rop-request-buffer-1.hex") else { return };
+    let Some(bytes) = vector("captures/mapi", "rop-request-buffer-1.hex") else {
+        return;
+    };
     let buffer = decode_request_buffer(&bytes).unwrap();
     assert_eq!(buffer.handles, vec![0x45]);
     let ids: Vec<u8> = buffer.rops.iter().map(RopRequest::rop_id).collect();
     assert_eq!(ids, vec![0x0D, 0x0E, 0x0A, 0x32, 0x07]);
-    let RopRequest::ModifyRecipients { columns, rows, .. } = &buffer.rops[1] else { panic!() };
+    let RopRequest::ModifyRecipients { columns, rows, .. } = &buffer.rops[1] else {
+        panic!()
+    };
     assert_eq!(columns[0], PropTag(0x0FFE_0003));
     assert_eq!(rows.len(), 1);
-    let RopRequest::SetProperties { values, .. } = &buffer.rops[2] else { panic!() };
+    let RopRequest::SetProperties { values, .. } = &buffer.rops[2] else {
+        panic!()
+    };
     assert_eq!(values[0].tag, tags::PID_TAG_SUBJECT_PREFIX);
     assert_eq!(values[0].value, PropValue::Unicode(String::new()));
     assert_eq!(values[1].tag, tags::PID_TAG_NORMALIZED_SUBJECT);
     assert_eq!(values[1].value, PropValue::Unicode("test".into()));
     assert_eq!(
         buffer.rops[3],
-        RopRequest::SubmitMessage { logon_id: 0, input_handle: 0, submit_flags: 0 }
+        RopRequest::SubmitMessage {
+            logon_id: 0,
+            input_handle: 0,
+            submit_flags: 0
+        }
     );
     let RopRequest::GetPropertiesSpecific { tags: wanted, .. } = &buffer.rops[4] else {
         panic!()
@@ -236,23 +292,47 @@ fn outlook_capture_one_requests() {
 
 #[test]
 fn outlook_capture_two_requests() {
-    let Some(bytes) = vector("captures/mapi", "rop-request-buffer-2.hex") else { return };
+    let Some(bytes) = vector("captures/mapi", "rop-request-buffer-2.hex") else {
+        return;
+    };
     let buffer = decode_request_buffer(&bytes).unwrap();
-    assert_eq!(buffer.handles, vec![0x75, 0xFFFF_FFFF, 0x71, 0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF_FFFF]);
+    assert_eq!(
+        buffer.handles,
+        vec![
+            0x75,
+            0xFFFF_FFFF,
+            0x71,
+            0xFFFF_FFFF,
+            0xFFFF_FFFF,
+            0xFFFF_FFFF
+        ]
+    );
     let ids: Vec<u8> = buffer.rops.iter().map(RopRequest::rop_id).collect();
     assert_eq!(ids, vec![0x05, 0x12, 0x4F, 0x02, 0x02, 0x29, 0x07]);
-    let RopRequest::FindRow { restriction: Some(Restriction::And(parts)), .. } = &buffer.rops[2]
+    let RopRequest::FindRow {
+        restriction: Some(Restriction::And(parts)),
+        ..
+    } = &buffer.rops[2]
     else {
         panic!("FindRow with an AND restriction")
     };
     assert!(matches!(parts[0], Restriction::Property { .. }));
     assert!(matches!(parts[1], Restriction::Bitmask { mask: 1, .. }));
-    assert!(parts.iter().any(|p| matches!(p, Restriction::Content { .. })));
-    let RopRequest::OpenFolder { folder_id, .. } = &buffer.rops[3] else { panic!() };
+    assert!(
+        parts
+            .iter()
+            .any(|p| matches!(p, Restriction::Content { .. }))
+    );
+    let RopRequest::OpenFolder { folder_id, .. } = &buffer.rops[3] else {
+        panic!()
+    };
     assert_eq!(*folder_id, ObjectId(0x0951_3300_0000_0001));
     assert_eq!(folder_id.globcnt().get(), 0x33_5109);
-    let RopRequest::RegisterNotification { notification_types, want_whole_store, .. } =
-        &buffer.rops[5]
+    let RopRequest::RegisterNotification {
+        notification_types,
+        want_whole_store,
+        ..
+    } = &buffer.rops[5]
     else {
         panic!()
     };
@@ -288,7 +368,9 @@ fn gromox_rops(prefix: &str, side: &str) -> Option<Vec<u8>> {
 #[test]
 fn gromox_requests_round_trip() {
     for prefix in GROMOX {
-        let Some(bytes) = gromox_rops(prefix, "request") else { return };
+        let Some(bytes) = gromox_rops(prefix, "request") else {
+            return;
+        };
         let buffer = decode_request_buffer(&bytes).unwrap_or_else(|e| panic!("{prefix}: {e}"));
         assert_eq!(encode_request_buffer(&buffer), bytes, "{prefix}");
     }
@@ -299,43 +381,78 @@ fn gromox_responses_decode_with_requests() {
     // The table of session N was set up in exchange 17; its later notifications carry
     // rows of that column set, which the test does not need to decode here.
     for prefix in GROMOX {
-        let Some(request_bytes) = gromox_rops(prefix, "request") else { return };
+        let Some(request_bytes) = gromox_rops(prefix, "request") else {
+            return;
+        };
         let response_bytes = gromox_rops(prefix, "response").unwrap();
         let requests = decode_request_buffer(&request_bytes).unwrap();
-        let context = ResponseContext { requests: &requests.rops, ..Default::default() };
+        let context = ResponseContext {
+            requests: &requests.rops,
+            ..Default::default()
+        };
         let responses = decode_response_buffer(&response_bytes, &context)
             .unwrap_or_else(|e| panic!("{prefix}: {e}"));
         let answered = requests.rops.iter().filter(|q| q.has_response()).count();
-        let results = responses.rops.iter().filter(|r| r.as_result().is_some()).count();
+        let results = responses
+            .rops
+            .iter()
+            .filter(|r| r.as_result().is_some())
+            .count();
         assert_eq!(results, answered, "{prefix}");
         for response in &responses.rops {
             if let Some(r) = response.as_result() {
                 assert_eq!(r.return_value, 0, "{prefix}: {}", rop_id::name(r.rop_id));
             }
         }
-        assert_eq!(encode_response_buffer(&responses), response_bytes, "{prefix}");
+        assert_eq!(
+            encode_response_buffer(&responses),
+            response_bytes,
+            "{prefix}"
+        );
     }
 }
 
 #[test]
 fn gromox_contents_table_rows() {
     let prefix = "06-Execute-multi-logon-openfolder-contents-plain";
-    let Some(request_bytes) = gromox_rops(prefix, "request") else { return };
+    let Some(request_bytes) = gromox_rops(prefix, "request") else {
+        return;
+    };
     let requests = decode_request_buffer(&request_bytes).unwrap();
-    let RopRequest::Logon { essdn, open_flags, .. } = &requests.rops[0] else { panic!() };
+    let RopRequest::Logon {
+        essdn, open_flags, ..
+    } = &requests.rops[0]
+    else {
+        panic!()
+    };
     assert!(essdn.starts_with(b"/o="));
     assert!(essdn.ends_with(b"/cn=Recipients/cn=0100000001000000-user1"));
     assert_eq!(*open_flags, 0x0100_0000);
     let response_bytes = gromox_rops(prefix, "response").unwrap();
-    let context = ResponseContext { requests: &requests.rops, ..Default::default() };
+    let context = ResponseContext {
+        requests: &requests.rops,
+        ..Default::default()
+    };
     let responses = decode_response_buffer(&response_bytes, &context).unwrap();
     assert_eq!(responses.handles, vec![1, 2, 3]);
 
-    let ResponseBody::Logon(logon) = &result(&responses.rops[0]).body else { panic!() };
+    let ResponseBody::Logon(logon) = &result(&responses.rops[0]).body else {
+        panic!()
+    };
     assert_eq!(logon.repl_id, 5);
-    assert_eq!(logon.repl_guid, Guid::parse_str("7c0150f0-87c2-4a24-881d-25ee2522f721").unwrap());
-    assert_eq!(logon.mailbox_guid, Guid::parse_str("792122b6-e992-4c4f-a2f3-9c6d67e55944").unwrap());
-    assert_eq!(logon.folder_ids[4], ObjectId(0x0D00_0000_0000_0001), "Inbox");
+    assert_eq!(
+        logon.repl_guid,
+        Guid::parse_str("7c0150f0-87c2-4a24-881d-25ee2522f721").unwrap()
+    );
+    assert_eq!(
+        logon.mailbox_guid,
+        Guid::parse_str("792122b6-e992-4c4f-a2f3-9c6d67e55944").unwrap()
+    );
+    assert_eq!(
+        logon.folder_ids[4],
+        ObjectId(0x0D00_0000_0000_0001),
+        "Inbox"
+    );
     assert_eq!(result(&responses.rops[2]).body, ResponseBody::RowCount(10));
 
     let ResponseBody::QueryRows { origin, rows } = &result(&responses.rops[4]).body else {
@@ -345,18 +462,34 @@ fn gromox_contents_table_rows() {
     assert_eq!(rows.len(), 10);
     let first = &rows[0];
     assert!(!first.flagged);
-    assert_eq!(first.cells[0], RowCell::Value(PropValue::I64(0x0000_0300_0000_0001)));
-    assert_eq!(first.cells[1], RowCell::Value(PropValue::Unicode("peer smoke test".into())));
+    assert_eq!(
+        first.cells[0],
+        RowCell::Value(PropValue::I64(0x0000_0300_0000_0001))
+    );
+    assert_eq!(
+        first.cells[1],
+        RowCell::Value(PropValue::Unicode("peer smoke test".into()))
+    );
     assert_eq!(first.cells[2], RowCell::Value(PropValue::I32(3)));
-    let PropValue::Binary(change_key) = first.cells[3].value().unwrap() else { panic!() };
+    let PropValue::Binary(change_key) = first.cells[3].value().unwrap() else {
+        panic!()
+    };
     let xid = exmux_mapihttp::ids::Xid::decode(change_key, 0).unwrap();
-    assert_eq!(xid.namespace, Guid::parse_str("00000001-18a5-6f7b-bcdc-ea1ed03c5657").unwrap());
+    assert_eq!(
+        xid.namespace,
+        Guid::parse_str("00000001-18a5-6f7b-bcdc-ea1ed03c5657").unwrap()
+    );
     assert_eq!(xid.globcnt().unwrap().get(), 0x1E);
     let time = first.cells[4].value().unwrap().as_datetime().unwrap();
-    assert_eq!(time, time::macros::datetime!(2026-12-04 19:37:59.0324157 UTC));
+    assert_eq!(
+        time,
+        time::macros::datetime!(2026-12-04 19:37:59.0324157 UTC)
+    );
     assert_eq!(
         rows[8].cells[1],
-        RowCell::Value(PropValue::Unicode("[capture-mapi] message 4 (with attachment)".into()))
+        RowCell::Value(PropValue::Unicode(
+            "[capture-mapi] message 4 (with attachment)".into()
+        ))
     );
     assert_eq!(rows[8].cells[2], RowCell::Value(PropValue::I32(0x13)));
 }
@@ -364,7 +497,9 @@ fn gromox_contents_table_rows() {
 #[test]
 fn gromox_notifications_after_ews_changes() {
     let prefix = "28-Execute-N-collect-after-EWS-changes";
-    let Some(bytes) = gromox_rops(prefix, "response") else { return };
+    let Some(bytes) = gromox_rops(prefix, "response") else {
+        return;
+    };
     let partial = decode_response_buffer_partial(&bytes).unwrap();
     assert_eq!(partial.stopped, None);
     let flags: Vec<u16> = partial
@@ -386,12 +521,18 @@ fn gromox_notifications_after_ews_changes() {
 fn gromox_responses_partial_decode_extent() {
     // Without requests, every response decodes except those carrying rows of an unknown
     // column set (QueryRows) or of the request's tags (GetPropertiesSpecific).
-    let Some(bytes) = gromox_rops("06-Execute-multi-logon-openfolder-contents-plain", "response")
-    else {
+    let Some(bytes) = gromox_rops(
+        "06-Execute-multi-logon-openfolder-contents-plain",
+        "response",
+    ) else {
         return;
     };
     let partial = decode_response_buffer_partial(&bytes).unwrap();
-    assert_eq!(partial.rops.len(), 4, "Logon, OpenFolder, GetContentsTable, SetColumns");
+    assert_eq!(
+        partial.rops.len(),
+        4,
+        "Logon, OpenFolder, GetContentsTable, SetColumns"
+    );
     let stop = partial.stopped.unwrap();
     assert_eq!(stop.rop_id, rop_id::QUERY_ROWS);
     assert!(matches!(stop.error, RopError::MissingColumns { .. }));
@@ -403,7 +544,11 @@ fn unknown_rop_keeps_bytes() {
     let error = RopRequest::decode(&mut Reader::with_base(&bytes[2..], 2)).unwrap_err();
     assert_eq!(
         error,
-        RopError::UnknownRop { rop_id: 0xEE, offset: 2, bytes: vec![0x11, 0x22] }
+        RopError::UnknownRop {
+            rop_id: 0xEE,
+            offset: 2,
+            bytes: vec![0x11, 0x22]
+        }
     );
 }
 
@@ -417,7 +562,10 @@ fn failed_responses_use_short_form() {
         open_mode_flags: 0,
     }];
     let bytes = [0x08, 0x00, 0x02, 0x01, 0x0F, 0x01, 0x04, 0x80];
-    let context = ResponseContext { requests: &requests, ..Default::default() };
+    let context = ResponseContext {
+        requests: &requests,
+        ..Default::default()
+    };
     let decoded = decode_response_buffer(&bytes, &context).unwrap();
     let r = result(&decoded.rops[0]);
     assert_eq!(r.return_value, 0x8004_010F);
