@@ -9,11 +9,9 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use bytes::Bytes;
 use exmux_core::Secret;
 use exmux_emulator::server::{
-    AuthOptions, AuthScheme, ChallengeStyle, Emulator, EmulatorHandle, EmulatorOptions,
-    TokenValidator,
+    AuthOptions, AuthScheme, ChallengeStyle, Emulator, EmulatorOptions, TokenValidator,
 };
 use server_common::*;
 
