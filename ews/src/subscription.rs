@@ -20,6 +20,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::error::{MessageError, ResponseCode};
+use crate::ops::notify::{Event, EventKind};
+use crate::types::{FolderId, ItemId};
+
 /// The `ConnectionTimeout` of GetStreamingEvents, in minutes (MS-OXWSNTIF 3.1.4.3: 1 to
 /// 30).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -669,4 +673,102 @@ fn millis(time: SystemTime) -> u64 {
 
 fn duration_millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// An item named by an event, with the folder it was in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemHint {
+    /// The item id (case-sensitive).
+    pub item_id: ItemId,
+    /// The folder that holds (or held) the item, when the event named it.
+    pub parent_folder_id: Option<FolderId>,
+}
+
+/// What one batch of events asks the caller to do, after coalescing per item.
+///
+/// Events are hints, never state (MS-OXWSNTIF gives no originator and servers repeat
+/// and reorder them): one UpdateItem can produce several ModifiedEvents, and events for
+/// an item deleted moments later still arrive before its DeletedEvent. The authoritative
+/// answer is an incremental sync of [`EventHints::folders`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventHints {
+    /// Items whose last event in the batch is a creation or a modification.
+    pub changed: Vec<ItemHint>,
+    /// Items whose last event in the batch is a deletion: never fetch them.
+    pub deleted: Vec<ItemHint>,
+    /// Moves and copies as (old id, new id): re-key before any further call on the old
+    /// id, which the server no longer knows after a move.
+    pub moved: Vec<(ItemId, ItemHint)>,
+    /// Every folder an event touched, in first-seen order: sync each from its stored
+    /// SyncState.
+    pub folders: Vec<FolderId>,
+}
+
+/// Coalesces a batch of events per item: the last event for an item id wins, a
+/// deletion means no fetch, and a move re-keys the old id instead of creating a
+/// second item. Ids are compared exactly, because EWS ids are case-sensitive base64.
+pub fn coalesce_events(events: &[Event]) -> EventHints {
+    let mut hints = EventHints::default();
+    // Index of each item id's last item event, so earlier ones can be skipped.
+    let mut last_index = std::collections::HashMap::new();
+    for (index, event) in events.iter().enumerate() {
+        if let Some(item_id) = &event.item_id {
+            last_index.insert(item_id.id.clone(), index);
+        }
+    }
+
+    for (index, event) in events.iter().enumerate() {
+        push_folder(&mut hints.folders, event.parent_folder_id.as_ref());
+        push_folder(&mut hints.folders, event.old_parent_folder_id.as_ref());
+        if event.item_id.is_none() {
+            push_folder(&mut hints.folders, event.folder_id.as_ref());
+        }
+
+        let Some(item_id) = &event.item_id else {
+            continue;
+        };
+        let hint = ItemHint {
+            item_id: item_id.clone(),
+            parent_folder_id: event.parent_folder_id.clone(),
+        };
+        match event.kind {
+            EventKind::Moved | EventKind::Copied => {
+                if let Some(old) = &event.old_item_id {
+                    hints.moved.push((old.clone(), hint));
+                }
+                continue;
+            }
+            _ if last_index.get(&item_id.id) != Some(&index) => continue,
+            EventKind::Deleted => hints.deleted.push(hint),
+            EventKind::NewMail | EventKind::Created | EventKind::Modified => {
+                hints.changed.push(hint);
+            }
+            _ => {}
+        }
+    }
+
+    // An item moved away in this batch is gone under its old id.
+    let moved_away: Vec<String> = hints.moved.iter().map(|(old, _)| old.id.clone()).collect();
+    hints
+        .changed
+        .retain(|hint| !moved_away.contains(&hint.item_id.id));
+    hints
+}
+
+fn push_folder(folders: &mut Vec<FolderId>, folder: Option<&FolderId>) {
+    if let Some(folder) = folder
+        && !folders.iter().any(|known| known.id == folder.id)
+    {
+        folders.push(folder.clone());
+    }
+}
+
+/// Returns whether a failed fetch of an item named by an event only means the item
+/// is gone or out of reach (ErrorItemNotFound, ErrorAccessDenied). That is no error
+/// for the caller: it syncs the parent folder instead.
+pub fn is_stale_event_target(error: &MessageError) -> bool {
+    matches!(
+        error.code,
+        ResponseCode::ErrorItemNotFound | ResponseCode::ErrorAccessDenied
+    )
 }

@@ -578,3 +578,29 @@ async fn ntlm_handshake_on_one_connection() {
     assert_eq!(requests[0].peer, requests[1].peer);
     assert_eq!(requests[1].peer, requests[2].peer);
 }
+
+#[tokio::test]
+async fn conflict_is_not_retried() {
+    let Some(text) = case("C13-changekey-conflict.txt") else {
+        return;
+    };
+    let start = text.find("<m:SendItemResponse>").unwrap();
+    let end = text.find("</m:SendItemResponse>").unwrap() + "</m:SendItemResponse>".len();
+    let body = envelope(&text[start..end]);
+    let server = MockServer::with_queue(vec![Canned::xml(200, body)]).await;
+    let h = harness(&server, basic(), no_jitter());
+    let send = exmux_ews::ops::items::SendItem {
+        item_ids: vec![ItemId {
+            id: "AAMkAGV4L2l0ZW0vMDIwMQ==".into(),
+            change_key: Some("EAAAAGNrMDAwM2NrMDAwMw==".into()),
+        }],
+        saved_folder: None,
+        save_copy: true,
+    };
+    let response = h.client.call(&send).await.unwrap();
+    let error = response.messages[0].as_ref().unwrap_err();
+    assert!(error.is_conflict());
+    // One request only: a stale ChangeKey is never sent again blindly.
+    assert_eq!(server.requests().len(), 1);
+    assert!(h.waits.lock().unwrap().is_empty());
+}

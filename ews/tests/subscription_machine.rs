@@ -384,3 +384,83 @@ fn pull_subscription_error_resubscribes() {
         vec![Action::Subscribe(FolderScope::WholeMailbox)]
     );
 }
+
+mod coalescing {
+    use exmux_ews::ops::notify::{Event, EventKind};
+    use exmux_ews::subscription::{ItemHint, coalesce_events};
+    use exmux_ews::types::{FolderId, ItemId};
+
+    fn item_event(kind: EventKind, item: &str, parent: &str) -> Event {
+        let mut event = Event::new(kind);
+        event.item_id = Some(ItemId::new(item));
+        event.parent_folder_id = Some(FolderId::new(parent));
+        event
+    }
+
+    fn folder_event(folder: &str, parent: &str) -> Event {
+        let mut event = Event::new(EventKind::Modified);
+        event.folder_id = Some(FolderId::new(folder));
+        event.parent_folder_id = Some(FolderId::new(parent));
+        event
+    }
+
+    #[test]
+    fn deleted_last_means_no_fetch() {
+        // A cancelled meeting: two modifications, then the deletion, then the folder.
+        let events = vec![
+            item_event(EventKind::Modified, "AAMkAGV4L2l0ZW0vMDAwNw==", "calendar"),
+            item_event(EventKind::Modified, "AAMkAGV4L2l0ZW0vMDAwNw==", "calendar"),
+            item_event(EventKind::Deleted, "AAMkAGV4L2l0ZW0vMDAwNw==", "calendar"),
+            folder_event("calendar", "root"),
+        ];
+        let hints = coalesce_events(&events);
+        assert!(hints.changed.is_empty());
+        assert_eq!(
+            hints.deleted,
+            vec![ItemHint {
+                item_id: ItemId::new("AAMkAGV4L2l0ZW0vMDAwNw=="),
+                parent_folder_id: Some(FolderId::new("calendar")),
+            }]
+        );
+        let folders: Vec<_> = hints
+            .folders
+            .iter()
+            .map(|folder| folder.id.as_str())
+            .collect();
+        assert_eq!(folders, vec!["calendar", "root"]);
+    }
+
+    #[test]
+    fn move_rekeys_without_duplicate() {
+        let mut moved = item_event(EventKind::Moved, "AAMkAGV4L2l0ZW0vMDEwMg==", "deleteditems");
+        moved.old_item_id = Some(ItemId::new("AAMkAGV4L2l0ZW0vMDAwNQ=="));
+        moved.old_parent_folder_id = Some(FolderId::new("tasks"));
+        let events = vec![
+            item_event(EventKind::Modified, "AAMkAGV4L2l0ZW0vMDAwNQ==", "tasks"),
+            moved,
+        ];
+        let hints = coalesce_events(&events);
+        // The old id is gone after the move; nothing is fetched or created under it.
+        assert!(hints.changed.is_empty());
+        assert_eq!(hints.moved.len(), 1);
+        assert_eq!(hints.moved[0].0.id, "AAMkAGV4L2l0ZW0vMDAwNQ==");
+        assert_eq!(hints.moved[0].1.item_id.id, "AAMkAGV4L2l0ZW0vMDEwMg==");
+        let folders: Vec<_> = hints
+            .folders
+            .iter()
+            .map(|folder| folder.id.as_str())
+            .collect();
+        assert_eq!(folders, vec!["tasks", "deleteditems"]);
+    }
+
+    #[test]
+    fn ids_differing_in_case_stay_apart() {
+        let events = vec![
+            item_event(EventKind::Created, "AAMkAQ==", "inbox"),
+            item_event(EventKind::Deleted, "aamkaq==", "inbox"),
+        ];
+        let hints = coalesce_events(&events);
+        assert_eq!(hints.changed.len(), 1);
+        assert_eq!(hints.deleted.len(), 1);
+    }
+}
