@@ -272,6 +272,9 @@ async fn recording_keeps_streamed_body_and_drops() {
         }),
     );
     emulator.faults().drop_connections("/EWS/", 1);
+    emulator
+        .faults()
+        .server_busy("/EWS/", 1, Duration::from_secs(2));
 
     let dropped = client()
         .post(emulator.ews_url())
@@ -283,6 +286,17 @@ async fn recording_keeps_streamed_body_and_drops() {
         .send()
         .await;
     assert!(dropped.is_err());
+    let busy = client()
+        .post(emulator.ews_url())
+        .basic_auth(USER, Some(PASSWORD))
+        .header(
+            "soapaction",
+            "\"http://schemas.microsoft.com/exchange/services/2006/messages/GetStreamingEvents\"",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(busy.status(), 503);
     let streamed = client()
         .post(emulator.ews_url())
         .basic_auth(USER, Some(PASSWORD))
@@ -302,13 +316,17 @@ async fn recording_keeps_streamed_body_and_drops() {
         "{files:?}"
     );
     assert!(
+        files.contains(&"002-GetStreamingEvents-server-busy.response.headers".to_owned()),
+        "{files:?}"
+    );
+    assert!(
         !files.contains(&"001-GetStreamingEvents-dropped.response.headers".to_owned()),
         "{files:?}"
     );
     assert_eq!(
         std::fs::read(
             dir.path()
-                .join("ews/002-GetStreamingEvents-ok.response.body")
+                .join("ews/003-GetStreamingEvents-ok.response.body")
         )
         .unwrap(),
         b"<a/><b/><c/>"

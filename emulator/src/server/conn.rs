@@ -289,10 +289,16 @@ async fn route_request(
             back_off_ms = back_off.as_millis(),
             "fault: answering server busy"
         );
-        let response = route
+        let mut response = route
             .handler
             .busy_response(&request, back_off)
             .unwrap_or_else(|| busy_response(back_off));
+        if response.extensions().get::<RecordLabel>().is_none() {
+            response.extensions_mut().insert(RecordLabel {
+                case: Some("server-busy".to_owned()),
+                ..RecordLabel::default()
+            });
+        }
         return Ok(server.finish(response, &uri, pending));
     }
     if let Some(delay) = faults.delay {
