@@ -983,3 +983,46 @@ impl FxWriter {
 pub fn split_stream(stream: &[u8], max: usize) -> Vec<&[u8]> {
     stream.chunks(max.max(1)).collect()
 }
+
+/// Fuzzing entry point: feeds `data` to the lexer in two buffers cut where the first byte
+/// says, runs the sync parser over the elements, and checks that the elements re-encode
+/// to a stream that lexes to the same encoding.
+///
+/// # Panics
+/// When the re-encoding is not stable, which is a codec bug.
+#[doc(hidden)]
+pub fn fuzz_stream(data: &[u8]) {
+    let cut = usize::from(data.first().copied().unwrap_or(0)).min(data.len());
+    let (head, tail) = data.split_at(cut);
+    let mut reader = FxReader::with_limit(1 << 20);
+    let mut parser = SyncParser::new();
+    let mut events = Vec::new();
+    let mut elements = Vec::new();
+    for part in [head, tail] {
+        reader.feed(part);
+        loop {
+            let offset = reader.offset();
+            match reader.next_element() {
+                Ok(Some(element)) => {
+                    let _ = parser.push(element.clone(), offset, &mut events);
+                    elements.push(element);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+    let _ = reader.finish();
+
+    let first = encode_elements(&elements);
+    let mut again = FxReader::with_limit(1 << 20);
+    again.feed(&first);
+    let mut relexed = Vec::new();
+    while let Ok(Some(element)) = again.next_element() {
+        relexed.push(element);
+    }
+    assert_eq!(
+        encode_elements(&relexed),
+        first,
+        "FastTransfer encoding is not stable"
+    );
+}

@@ -9,6 +9,8 @@
 //! context as far as its bytes allow.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+#[doc(hidden)]
+pub mod fuzz;
 mod request;
 mod response;
 pub(crate) mod writer;
