@@ -1,0 +1,178 @@
+//! Autodiscover through the emulator's HTTP server, whose authentication layer checks
+//! NTLM, Basic and bearer credentials, with the autodiscover handler mounted on it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use exmux_autodiscover::{Autodiscover, AutodiscoverOptions, LoopbackMap, Method};
+use exmux_core::Secret;
+use exmux_core::auth::{Credentials, StaticToken};
+use exmux_emulator::autodiscover::{AutodiscoverConfig, AutodiscoverMailbox};
+use exmux_emulator::server::{
+    AuthOptions, AuthScheme, ChallengeStyle, Emulator, EmulatorHandle, EmulatorOptions, RouteAuth,
+    full_response, handler_fn,
+};
+
+const PASSWORD: &str = "Emu-leak-canary-77";
+
+async fn start(schemes: Vec<AuthScheme>, style: ChallengeStyle) -> EmulatorHandle {
+    let options = EmulatorOptions {
+        tls: false,
+        password: Secret::new(PASSWORD),
+        bearer_token: Some(Secret::new("static-bearer-token-1")),
+        auth: AuthOptions {
+            schemes,
+            challenge_style: style,
+            ..AuthOptions::default()
+        },
+        ..EmulatorOptions::default()
+    };
+    let handle = Emulator::start(options).await.unwrap();
+    let config = AutodiscoverConfig::new(AutodiscoverMailbox {
+        address: "user1@example.test".to_owned(),
+        display_name: "User One".to_owned(),
+        legacy_dn: "/o=Emulator/cn=Recipients/cn=user1".to_owned(),
+        ews_url: handle.ews_url(),
+        emsmdb_url: handle.mapi_emsmdb_url(),
+        nspi_url: handle.mapi_nspi_url(),
+        deployment_id: "00000000-0000-0000-0000-000000000001".to_owned(),
+    });
+    let config = Arc::new(config);
+    handle.mount(
+        "/autodiscover/",
+        RouteAuth::Required,
+        handler_fn(move |request, _context| {
+            let config = config.clone();
+            async move {
+                let response = exmux_emulator::autodiscover::handle(&request, &config)
+                    .unwrap_or_else(|| {
+                        let mut response = http::Response::new(bytes::Bytes::new());
+                        *response.status_mut() = http::StatusCode::NOT_FOUND;
+                        response
+                    });
+                full_response(response)
+            }
+        }),
+    );
+    handle
+}
+
+fn client(handle: &EmulatorHandle, credentials: Credentials) -> Autodiscover {
+    let mut map = LoopbackMap::new();
+    map.insert("example.test", url::Url::parse(handle.base_url()).unwrap());
+    let options = AutodiscoverOptions {
+        credentials: Some(credentials),
+        methods: vec![Method::PoxDomain, Method::Soap],
+        loopback: Some(map),
+        ..AutodiscoverOptions::default()
+    };
+    let http = exmux_core::http::HttpOptions::default()
+        .build_client()
+        .unwrap();
+    Autodiscover::new(http, options)
+}
+
+fn ntlm() -> Credentials {
+    Credentials::Ntlm {
+        username: "user1@example.test".to_owned(),
+        password: Secret::new(PASSWORD),
+    }
+}
+
+#[tokio::test]
+async fn ntlm_handshake_with_both_challenge_styles() {
+    for style in [ChallengeStyle::SeparateHeaders, ChallengeStyle::OneHeader] {
+        let handle = start(vec![AuthScheme::Basic, AuthScheme::Ntlm], style).await;
+        let found = client(&handle, ntlm())
+            .discover("user1@example.test")
+            .await
+            .unwrap();
+        assert_eq!(found.source.method, Method::PoxDomain, "{style:?}");
+        assert_eq!(found.settings.ews_url, Some(handle.ews_url()), "{style:?}");
+        handle.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn ntlm_with_wrong_password_is_rejected() {
+    let handle = start(vec![AuthScheme::Ntlm], ChallengeStyle::SeparateHeaders).await;
+    let wrong = Credentials::Ntlm {
+        username: "user1@example.test".to_owned(),
+        password: Secret::new("not-the-password"),
+    };
+    let error = client(&handle, wrong)
+        .discover("user1@example.test")
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("rejected the credentials"),
+        "{error}"
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn basic_and_bearer_pass_the_server() {
+    let handle = start(
+        vec![AuthScheme::Basic, AuthScheme::Bearer],
+        ChallengeStyle::OneHeader,
+    )
+    .await;
+    let basic = Credentials::Basic {
+        username: "user1@example.test".to_owned(),
+        password: Secret::new(PASSWORD),
+    };
+    assert!(
+        client(&handle, basic)
+            .discover("user1@example.test")
+            .await
+            .is_ok()
+    );
+
+    let bearer = Credentials::Bearer(Arc::new(StaticToken(Secret::new("static-bearer-token-1"))));
+    assert!(
+        client(&handle, bearer)
+            .discover("user1@example.test")
+            .await
+            .is_ok()
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn results_and_errors_carry_no_secret() {
+    let handle = start(vec![AuthScheme::Basic], ChallengeStyle::SeparateHeaders).await;
+    let basic = Credentials::Basic {
+        username: "user1@example.test".to_owned(),
+        password: Secret::new(PASSWORD),
+    };
+    let found = client(&handle, basic.clone())
+        .discover("user1@example.test")
+        .await
+        .unwrap();
+    let wrong_domain = client(&handle, basic)
+        .discover("user1@other.test")
+        .await
+        .unwrap_err();
+
+    let forms = [
+        PASSWORD.to_owned(),
+        STANDARD.encode(PASSWORD),
+        STANDARD.encode(format!("user1@example.test:{PASSWORD}")),
+    ];
+    let texts = [
+        serde_json::to_string(&found).unwrap(),
+        format!("{found:?}"),
+        format!("{wrong_domain} {wrong_domain:?}"),
+        format!("{:?}", client(&handle, ntlm())),
+    ];
+    for text in &texts {
+        for form in &forms {
+            assert!(!text.contains(form.as_str()), "leaked {form:?} in {text}");
+        }
+    }
+    handle.shutdown().await;
+}
