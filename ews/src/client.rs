@@ -1,7 +1,7 @@
 //! The EWS HTTP client: a thin async driver over the sans-I/O codec.
 //!
 //! [`EwsClient::call`] encodes an [`EwsOperation`], posts it with the mailbox's routing
-//! header (`X-AnchorMailbox`) and credentials, decodes the answer whatever its HTTP
+//! header (`X-AnchorMailbox`) and credentials, decodes the response whatever its HTTP
 //! status, and retries throttled calls through the mailbox's [`Throttle`]. On top of it:
 //! [`EwsClient::call_batch`], which re-sends only the throttled ids of a batch, and the
 //! paging loops in [`paging`].
@@ -46,7 +46,7 @@ use crate::throttle::{
 use transport::{HttpSettings, Outgoing, Transport};
 
 /// Operations whose requests carry the server-affinity header and cookie, so that they
-/// reach the mailbox server that holds the subscription.
+/// reach the mailbox server that owns the subscription.
 const AFFINITY_OPERATIONS: &[&str] = &[
     "Subscribe",
     "GetEvents",
@@ -54,7 +54,7 @@ const AFFINITY_OPERATIONS: &[&str] = &[
     "Unsubscribe",
 ];
 
-/// How the driver waits. The default sleeps on tokio's timer; tests pass one that
+/// The wait primitive of the driver. The default sleeps on tokio's timer; tests pass one that
 /// advances a `ManualClock` instead.
 pub trait Sleeper: Send + Sync + fmt::Debug {
     /// Waits for `duration`.
@@ -72,7 +72,7 @@ impl Sleeper for TokioSleeper {
 }
 
 /// A response whose messages may carry throttling verdicts (ErrorServerBusy inside an
-/// HTTP 200 answer, as Exchange Online sends for SyncFolderItems and GetItem).
+/// HTTP 200 response, as Exchange Online sends for SyncFolderItems and GetItem).
 pub trait MessageOutcomes {
     /// Returns the number of response messages.
     fn message_count(&self) -> usize;
@@ -94,7 +94,7 @@ impl<T> MessageOutcomes for Response<T> {
     }
 }
 
-/// A callback told of every throttling wait, before the wait starts.
+/// A callback called with every throttling wait, before the wait starts.
 pub type WaitObserver = Arc<dyn Fn(&ThrottleWait) + Send + Sync>;
 
 /// Settings of an [`EwsClient`].
@@ -175,7 +175,7 @@ impl EwsClientBuilder {
         self
     }
 
-    /// Sets a callback told of each throttling wait.
+    /// Sets a callback called with each throttling wait.
     pub fn on_wait(mut self, observer: WaitObserver) -> Self {
         self.on_wait = Some(observer);
         self
@@ -267,7 +267,7 @@ impl fmt::Debug for EwsClient {
     }
 }
 
-/// What one exchange produced, before the retry decision.
+/// The result of one exchange, before the retry decision.
 enum Outcome<T> {
     Done(T),
     Throttled(ThrottleSignal),
@@ -303,7 +303,7 @@ impl EwsClient {
         &self.inner.mailbox
     }
 
-    /// Returns the operations the server answered as unsupported so far.
+    /// Returns the operations the server rejected as unsupported so far.
     pub fn unsupported_operations(&self) -> Vec<&'static str> {
         let mut names: Vec<&'static str> = self
             .inner
@@ -365,9 +365,9 @@ impl EwsClient {
     /// Sends a batch operation over `ids` and returns one result per id, re-sending only
     /// the ids whose response message was throttled, after the back-off.
     ///
-    /// `build` makes the operation for a slice of ids; the response must hold one
-    /// message per id in request order (MS-OXWSCDATA: response messages follow the
-    /// order of the request's items).
+    /// `build` makes the operation for a slice of ids. The response must contain one
+    /// message per id in request order, as EWS response messages follow the order of
+    /// the request's items.
     ///
     /// # Errors
     ///
@@ -701,6 +701,9 @@ impl EwsClient {
             return Ok(Outcome::Throttled(signal));
         }
 
+        // NOTE: the whole body is read into memory (up to max_body_bytes) before parsing,
+        // because the codec's parsers take a complete buffer; only GetStreamingEvents is
+        // parsed as it arrives.
         let bytes = reply.collect(operation, self.inner.max_body_bytes).await?;
         let content_type = reply.content_type().map(str::to_owned);
         let has_challenge = !reply.challenges().is_empty();
@@ -845,7 +848,7 @@ fn signal_from_parts(code: &str, hint: ThrottleHint, text: Option<&str>) -> Thro
     )
 }
 
-/// The start of a non-EWS body, for an error message.
+/// Returns the start of a non-EWS body, for an error message.
 fn snippet(body: &[u8]) -> String {
     let end = body.len().min(200);
     let text = String::from_utf8_lossy(body.get(..end).unwrap_or_default());

@@ -1,9 +1,9 @@
 //! Pull and streaming subscriptions: a sans-I/O state machine and its rule for a lost
 //! subscription (MS-OXWSNTIF).
 //!
-//! A subscription can be lost in many ways: the server answers
+//! A subscription can be lost in many ways: the server returns
 //! `ErrorSubscriptionNotFound`, `ErrorInvalidSubscription` or another subscription error
-//! (sometimes while still saying `ConnectionStatus` OK), a pull subscription expires, a
+//! (sometimes with `ConnectionStatus` OK), a pull subscription expires, a
 //! stream ends with `ConnectionStatus` Closed, the connection drops, or no heartbeat
 //! arrives in time. The machine applies one rule to all of them:
 //!
@@ -30,7 +30,7 @@ use crate::types::{FolderId, ItemId};
 pub struct ConnectionTimeout(u8);
 
 impl ConnectionTimeout {
-    /// The longest timeout the server accepts, 30 minutes.
+    /// The maximum timeout, 30 minutes.
     pub const MAX: Self = Self(30);
 
     /// Creates a timeout of `minutes`.
@@ -102,7 +102,7 @@ pub enum FolderScope {
     WholeMailbox,
 }
 
-/// How the subscription gets its events.
+/// The delivery mode of a subscription.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SubscriptionMode {
@@ -118,7 +118,7 @@ pub enum SubscriptionMode {
     Streaming {
         /// How long one GetStreamingEvents response stays open.
         connection_timeout: ConnectionTimeout,
-        /// The longest silence accepted on an open stream before it counts as dead.
+        /// The maximum silence on an open stream before it counts as dead.
         /// Exchange sends a heartbeat every 45 s, and the EWS Managed API waits twice
         /// that, which is the default here.
         heartbeat_timeout: Duration,
@@ -126,7 +126,7 @@ pub enum SubscriptionMode {
 }
 
 impl SubscriptionMode {
-    /// A streaming subscription with a 30-minute connection timeout and a 90-second
+    /// Returns a streaming mode with a 30-minute connection timeout and a 90-second
     /// heartbeat watchdog.
     pub fn streaming() -> Self {
         Self::Streaming {
@@ -136,7 +136,7 @@ impl SubscriptionMode {
     }
 }
 
-/// Why the folders need a catch-up sync.
+/// The reason the folders need a catch-up sync.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CatchUpCause {
@@ -245,7 +245,7 @@ pub struct Step<E> {
     pub actions: Vec<Action>,
 }
 
-/// Where the machine stands.
+/// The state of a [`SubscriptionMachine`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum State {
@@ -292,6 +292,7 @@ pub const SUBSCRIPTION_ERRORS: &[&str] = &[
 
 /// After this many reopen attempts in a row that fail before any document arrives, the
 /// machine subscribes again instead.
+// NOTE: those reopens follow each other without a delay; only Subscribe backs off.
 const MAX_REOPEN_FAILURES: u32 = 3;
 
 /// The delay before subscribing again after a failed Subscribe, doubled per failure up
@@ -522,7 +523,7 @@ impl SubscriptionMachine {
             let names_us =
                 error_subscription_ids.is_empty() || error_subscription_ids.contains(&current_id);
             if names_us && is_subscription_loss(&code) {
-                // ConnectionStatus may still say OK here; the error decides.
+                // ConnectionStatus may still be OK here, and the error code wins.
                 tracing::warn!(
                     subscription_id = %current_id,
                     code = %code,
@@ -680,11 +681,11 @@ fn duration_millis(duration: Duration) -> u64 {
 pub struct ItemHint {
     /// The item id (case-sensitive).
     pub item_id: ItemId,
-    /// The folder that holds (or held) the item, when the event named it.
+    /// The folder that contains (or contained) the item, when the event names it.
     pub parent_folder_id: Option<FolderId>,
 }
 
-/// What one batch of events asks the caller to do, after coalescing per item.
+/// The work one batch of events calls for, after coalescing per item.
 ///
 /// Events are hints, never state (MS-OXWSNTIF gives no originator and servers repeat
 /// and reorder them): one UpdateItem can produce several ModifiedEvents, and events for
@@ -696,8 +697,8 @@ pub struct EventHints {
     pub changed: Vec<ItemHint>,
     /// Items whose last event in the batch is a deletion: never fetch them.
     pub deleted: Vec<ItemHint>,
-    /// Moves and copies as (old id, new id): re-key before any further call on the old
-    /// id, which the server no longer knows after a move.
+    /// Moves and copies as (old id, new id): re-key before any further call, because the
+    /// server returns ErrorItemNotFound for the old id after a move.
     pub moved: Vec<(ItemId, ItemHint)>,
     /// Every folder an event touched, in first-seen order: sync each from its stored
     /// SyncState.

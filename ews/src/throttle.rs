@@ -6,7 +6,7 @@
 //! - an HTTP 500 SOAP fault `ErrorServerBusy` whose detail carries
 //!   `<t:Value Name="BackOffMilliseconds">` in `MessageXml`;
 //! - `ErrorServerBusy` inside an ordinary HTTP 200 response message (Exchange Online
-//!   answers SyncFolderItems and GetItem this way under its ConcurrentSyncCalls policy);
+//!   returns it for SyncFolderItems and GetItem under its ConcurrentSyncCalls policy);
 //! - `ErrorInternalServerError` whose inner error is `ErrorServerBusy`;
 //! - `ErrorExceededConnectionCount` and `ErrorTooManyObjectsOpened`, which ask for fewer
 //!   requests in parallel and may come with a back-off of 0 or none at all.
@@ -177,7 +177,7 @@ pub struct BackoffPolicy {
     /// The delay used when the server gives no hint, doubled on each further attempt.
     pub base_delay: Duration,
     /// The ceiling of the doubled delay when there is no hint. A server hint may exceed
-    /// it, since Exchange Online asks for several minutes.
+    /// it, since Exchange Online requests several minutes.
     pub max_unhinted_delay: Duration,
     /// The jitter added on top of each delay, as a fraction of it (0.2 adds up to 20%).
     /// The server's hint is a minimum, so jitter never shortens it.
@@ -211,7 +211,7 @@ impl Default for BackoffPolicy {
 pub struct ThrottleWait {
     /// The EWS operation that was throttled.
     pub operation: String,
-    /// What the server sent.
+    /// The server's signal.
     pub signal: ThrottleSignal,
     /// The retry number this wait precedes, starting at 1.
     pub attempt: u32,
@@ -221,7 +221,7 @@ pub struct ThrottleWait {
     pub concurrency_limit: u32,
 }
 
-/// What the caller does after a throttling signal.
+/// The caller's next step after a throttling signal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RetryDecision {
@@ -328,9 +328,9 @@ impl Throttle {
         Admission::Go
     }
 
-    /// Marks an admitted request as finished. `throttled` says whether its answer was a
-    /// throttling signal; answers that were not raise a lowered limit back by one after
-    /// every 20 of them, so a long sync does not stay at one request forever.
+    /// Marks an admitted request as finished. `throttled` is true when its response was a
+    /// throttling signal. After every 20 unthrottled responses a lowered limit rises by
+    /// one, so a long sync does not stay at one request forever.
     pub fn release(&mut self, throttled: bool) {
         self.in_flight = self.in_flight.saturating_sub(1);
         if throttled {

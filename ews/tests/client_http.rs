@@ -118,7 +118,7 @@ async fn routing_headers_on_every_request() {
         );
         assert!(request.body.contains("GetFolder"));
     }
-    // Successful answers keep the connection alive.
+    // Successful responses keep the connection alive.
     assert_eq!(requests[0].peer, requests[1].peer);
 }
 

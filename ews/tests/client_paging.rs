@@ -40,7 +40,7 @@ fn client(server: &MockServer) -> (EwsClient, ClockSleeper) {
     (client, sleeper)
 }
 
-/// The three FindItem responses of the paging case, as envelopes.
+/// Returns the three FindItem responses of the paging case, as envelopes.
 fn paging_pages() -> Option<Vec<String>> {
     let text = case("C07-paging-indexed-offset.txt")?;
     let mut pages = Vec::new();
@@ -127,7 +127,7 @@ async fn stalled_offset_is_an_error() {
     let Some(pages) = paging_pages() else { return };
     let server = MockServer::with_queue(vec![
         Canned::xml(200, pages[0].clone()),
-        // The server answers the second request with the first page again: offset 5
+        // The server returns the first page again for the second request: offset 5
         // does not advance past 5 while more items remain.
         Canned::xml(200, pages[0].clone()),
     ])

@@ -144,7 +144,7 @@ async fn streaming_resumes_after_every_loss() {
     assert!(matches!(&seen[3], NotificationEvent::Events(events) if events.len() == 3));
     // The heartbeat delivered nothing; the Closed envelope reopened the stream.
     assert_eq!(seen[4], catch_up(CatchUpCause::StreamClosed));
-    // The reopened stream said ErrorInvalidSubscription with ConnectionStatus OK: the
+    // The reopened stream returned ErrorInvalidSubscription with ConnectionStatus OK: the
     // driver subscribed again and asked for a catch-up.
     assert_eq!(
         seen[5],

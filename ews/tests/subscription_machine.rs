@@ -189,8 +189,8 @@ fn repeated_drops_resubscribe() {
 
 #[test]
 fn invalid_subscription_with_status_ok() {
-    // The server says ErrorInvalidSubscription for our id but ConnectionStatus OK: the
-    // error decides, so the machine stops reading and subscribes again.
+    // The server returns ErrorInvalidSubscription for our id with ConnectionStatus OK.
+    // The error code wins, so the machine stops reading and subscribes again.
     let clock = ManualClock::default();
     let mut machine = open_stream(&clock);
     let step: exmux_ews::subscription::Step<&str> = machine.on_message(
@@ -247,7 +247,7 @@ fn reopen_rejected_resubscribes() {
     let clock = ManualClock::default();
     let mut machine = open_stream(&clock);
     machine.on_stream_ended(clock.now());
-    // The reopened stream answers at once that the id is gone.
+    // The reopened stream returns at once that the id is gone.
     let step: exmux_ews::subscription::Step<&str> = machine.on_message(
         StreamMessage {
             status: Some(ConnectionStatus::Closed),

@@ -355,7 +355,7 @@ fn message_text_parsers() {
         concurrency_policy_value("policy part 'ConcurrentSyncCalls', policy value '5', x"),
         Some(5)
     );
-    // A rate budget (not a concurrency budget) says nothing about parallel calls.
+    // A rate budget (not a concurrency budget) does not limit parallel calls.
     assert_eq!(
         concurrency_policy_value("policy part 'MaxBurst', policy value '300000', x"),
         None

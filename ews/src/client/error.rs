@@ -7,11 +7,11 @@ use exmux_core::auth::AuthError;
 use crate::error::EwsError;
 use crate::throttle::ThrottleSignal;
 
-/// Why an EWS call failed. Every variant names the operation.
+/// The error of an EWS call. Every variant names the operation.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The server answered, and the answer is an EWS error: a SOAP fault, an error
+    /// The server returned an EWS error: a SOAP fault, an error
     /// response message, or a body that breaks the protocol.
     #[error("{operation}: {source}")]
     Ews {
@@ -28,12 +28,12 @@ pub enum ClientError {
     Auth {
         /// The operation.
         operation: &'static str,
-        /// What failed, without any secret.
+        /// The failure, without any secret.
         #[source]
         source: AuthError,
     },
 
-    /// The server answered HTTP 500 with no SOAP body and no authentication challenge,
+    /// The server returned HTTP 500 with no SOAP body and no authentication challenge,
     /// which is how some servers reject an operation they do not implement. The client
     /// remembers it and fails later calls of the operation at once.
     #[error(
@@ -93,7 +93,7 @@ pub enum ClientError {
     Transport {
         /// The operation.
         operation: &'static str,
-        /// What the HTTP stack reported.
+        /// The HTTP stack's description of the failure.
         reason: String,
     },
 
@@ -111,13 +111,13 @@ pub enum ClientError {
     /// The client's configuration is invalid.
     #[error("invalid EWS client configuration: {reason}")]
     Config {
-        /// What is wrong and what to set instead.
+        /// The problem and the setting to change.
         reason: String,
     },
 }
 
 impl ClientError {
-    /// Returns the EWS error inside, if the server answered with one.
+    /// Returns the EWS error inside, if the server returned one.
     pub fn ews(&self) -> Option<&EwsError> {
         match self {
             Self::Ews { source, .. } => Some(source),
@@ -126,7 +126,7 @@ impl ClientError {
     }
 
     /// Returns whether the same request may succeed later without a change: timeouts,
-    /// transport failures, exhausted throttling and 5xx answers. An unsupported operation,
+    /// transport failures, exhausted throttling and 5xx responses. An unsupported operation,
     /// an authentication failure and EWS errors are not retryable as they are.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -25,7 +25,7 @@ use crate::types::{EventType, FolderId, FolderRef};
 use super::transport::BodyStream;
 use super::{ClientError, EwsClient};
 
-/// What the driver reports.
+/// A report of the subscription driver.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum NotificationEvent {
@@ -122,8 +122,8 @@ impl SubscriptionDriver {
             }
             let actions = self.machine.poll(self.clock.now());
             if actions.is_empty() && self.machine.next_deadline().is_none() {
-                // The machine waits for an input that will never come; it cannot happen
-                // with the actions above, but an idle loop must not spin.
+                // Unreachable with the actions above: without a deadline the machine
+                // waits for an input, and an idle loop must not spin.
                 return Err(ClientError::Config {
                     reason: "the subscription machine stalled without a pending request".to_owned(),
                 });

@@ -36,8 +36,8 @@ pub struct Page<T> {
 ///
 /// # Errors
 ///
-/// [`EwsError::PagingStalled`] (inside [`ClientError::Ews`]) when the server says more
-/// items remain but its `IndexedPagingOffset` does not pass the previous offset;
+/// [`EwsError::PagingStalled`] (inside [`ClientError::Ews`]) when the server reports more
+/// items but its `IndexedPagingOffset` does not pass the previous offset;
 /// otherwise as [`EwsClient::call`], and whatever `take` returns.
 pub async fn collect_indexed<O, T, B, F>(
     client: &EwsClient,
@@ -94,8 +94,8 @@ pub struct SyncPage<T> {
     pub changes: Vec<T>,
 }
 
-/// Runs a sync from `sync_state` (empty for a first sync) until the server says the
-/// last change is included, handing each page to `on_page` as it arrives, and returns
+/// Runs a sync from `sync_state` (empty for a first sync) until the server reports
+/// that the last change is included, handing each page to `on_page` as it arrives, and returns
 /// the final SyncState.
 ///
 /// `on_page` receives every page before the next request, so the caller can apply the
@@ -231,7 +231,7 @@ impl EwsClient {
     /// # Errors
     ///
     /// As [`sync_until_last`]. `ErrorInvalidSyncStateData` comes back as
-    /// [`ClientError::Ews`] whose error answers true to
+    /// [`ClientError::Ews`] whose error returns true from
     /// [`EwsError::is_invalid_sync_state`]: restart the folder from an empty state.
     pub async fn sync_folder_items<P>(
         &self,

@@ -1,7 +1,7 @@
-//! The HTTP exchange under the client: one POST with the EWS headers and credentials,
-//! over reqwest's pool (Basic, Bearer) or over connections the client owns (NTLM,
-//! Negotiate), and the rule that a connection which carried a SOAP fault or a non-2xx
-//! answer is never used again.
+//! The HTTP exchange under the client: one POST with the EWS headers and credentials.
+//! Basic and Bearer go over reqwest's pool, NTLM and Negotiate over connections the
+//! client owns. A connection that carried a SOAP fault or a non-2xx response is never
+//! used again.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
@@ -26,7 +26,7 @@ pub(crate) type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, String>> + 
 /// The name of the cookie that pins subscription requests to one mailbox server.
 pub(crate) const AFFINITY_COOKIE: &str = "X-BackEndOverrideCookie";
 
-/// One HTTP answer whose body has not been read yet.
+/// One HTTP response whose body has not been read yet.
 pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) headers: HeaderMap,
@@ -75,7 +75,7 @@ impl Reply {
         match lease {
             None => body,
             Some(lease) => Box::pin(body.map(move |chunk| {
-                let _held = &lease;
+                let _connection = &lease;
                 chunk
             })),
         }
@@ -137,9 +137,9 @@ impl Transport {
     }
 
     /// Replaces reqwest's connection pool, so no later request reuses a connection that
-    /// carried a SOAP fault or a non-2xx answer. One server sent a second, stale 200
-    /// after a fault on the same connection; a keep-alive client then reads every later
-    /// answer one request late. Other pooled connections close with the old pool.
+    /// carried a SOAP fault or a non-2xx response. One server sent a second, stale 200
+    /// after a fault on the same connection, so a keep-alive client read every later
+    /// response one request late. Other pooled connections close with the old pool.
     pub(crate) fn discard_pooled_connections(&self) {
         match build_pool(&self.settings) {
             Ok(fresh) => {
@@ -384,7 +384,7 @@ impl Transport {
                 },
             });
         }
-        // The handshake's 401 is the one non-2xx answer after which the connection
+        // The handshake's 401 is the one non-2xx response after which the connection
         // stays open: the challenge is bound to it. Its body must be read first.
         let mut reply = reply;
         reply.collect(operation, 64 * 1024).await?;
@@ -563,6 +563,9 @@ fn build_pool(settings: &HttpSettings) -> Result<reqwest::Client, ClientError> {
         })
 }
 
+// NOTE: owned (NTLM) connections trust only the platform's roots and speak HTTP/1.1;
+// the handshake is tested against a scripted server that does not verify the
+// AUTHENTICATE_MESSAGE, never against Exchange.
 fn tls_config() -> Result<Arc<rustls::ClientConfig>, ClientError> {
     use rustls_platform_verifier::BuilderVerifierExt as _;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

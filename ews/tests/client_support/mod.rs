@@ -32,7 +32,7 @@ impl Seen {
     }
 }
 
-/// One scripted answer.
+/// One scripted response.
 #[derive(Clone, Debug)]
 pub struct Canned {
     pub status: u16,
@@ -70,15 +70,15 @@ impl Canned {
 
 type Responder = Box<dyn FnMut(&Seen) -> Canned + Send>;
 
-/// The scripted server. Answers come from `responder`, which sees each request.
+/// The scripted server. Responses come from `responder`, which sees each request.
 pub struct MockServer {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl MockServer {
-    /// Starts a server whose answers come from a queue, in order; when the queue is
-    /// empty it answers 599 so a test sees the extra request.
+    /// Starts a server whose responses come from a queue, in order. When the queue is
+    /// empty it returns 599, so a test sees the extra request.
     pub async fn with_queue(answers: Vec<Canned>) -> Self {
         let queue = Arc::new(Mutex::new(VecDeque::from(answers)));
         Self::start(Box::new(move |_seen| {
@@ -221,7 +221,7 @@ pub fn case(name: &str) -> Option<String> {
     Some(std::fs::read_to_string(path).unwrap())
 }
 
-/// A minimal response envelope around `body` (the children of soap:Body).
+/// Wraps `body` in a minimal response envelope (the children of soap:Body).
 pub fn envelope(body: &str) -> String {
     format!(
         r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">{body}</s:Body></s:Envelope>"#
