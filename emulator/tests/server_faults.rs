@@ -12,7 +12,7 @@ use bytes::Bytes;
 use exmux_core::auth::BoxFuture;
 use exmux_emulator::server::{
     EmuRequest, EmuResponse, FaultKind, Handler, RequestContext, ResponseBody, RouteAuth,
-    handler_fn,
+    busy_response, drop_connection_response, handler_fn,
 };
 use server_common::*;
 
@@ -247,4 +247,40 @@ async fn clear_disarms_every_switch() {
     emulator.faults().server_busy("", 5, Duration::from_secs(1));
     emulator.faults().clear();
     assert_eq!(post_ews(&emulator).await.unwrap().status(), 501);
+}
+
+#[tokio::test]
+async fn handler_can_drop_the_connection() {
+    let emulator = start_plain().await;
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = Arc::clone(&calls);
+    emulator.mount(
+        "/EWS/Exchange.asmx",
+        RouteAuth::Required,
+        handler_fn(move |_request, _context| {
+            let first = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    drop_connection_response()
+                } else {
+                    http::Response::new(ResponseBody::from("normal"))
+                }
+            }
+        }),
+    );
+
+    let error = post_ews(&emulator).await.unwrap_err();
+    assert!(!error.is_status(), "{error:?}");
+    let response = post_ews(&emulator).await.unwrap();
+    assert_eq!(response.text().await.unwrap(), "normal");
+}
+
+#[tokio::test]
+async fn busy_helper_rounds_retry_after_up() {
+    let response = busy_response(Duration::from_millis(1001));
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "2");
+
+    let response = busy_response(Duration::ZERO);
+    assert_eq!(response.headers()["retry-after"], "0");
 }

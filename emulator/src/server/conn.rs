@@ -28,7 +28,8 @@ use super::auth::{AuthOutcome, Authenticator, ConnectionAuth};
 use super::builtin::text_response;
 use super::record::{BodyRecord, PendingRecord, RecordLabel, Recorder};
 use super::routing::{
-    AuthenticatedUser, EmuResponse, RequestContext, ResponseBody, RouteAuth, Router, SharedState,
+    AuthenticatedUser, DropConnection, EmuResponse, RequestContext, ResponseBody, RouteAuth,
+    Router, SharedState,
 };
 
 /// How long a client may take to finish the TLS handshake.
@@ -315,6 +316,13 @@ async fn route_request(
         tls: connection.tls,
     };
     let response = route.handler.handle(request, context).await;
+    if response.extensions().get::<DropConnection>().is_some() {
+        debug!("the handler asked to close the connection without answering");
+        if let (Some(recorder), Some(pending)) = (&server.recorder, pending) {
+            recorder.respond(pending, None, None, None);
+        }
+        return Err(CloseConnection("closed by the handler"));
+    }
     Ok(server.finish(response, &uri, pending))
 }
 
@@ -361,9 +369,10 @@ impl Server {
     }
 }
 
-/// The generic "server busy" answer: HTTP 503 with `Retry-After` in whole seconds,
-/// rounded up (RFC 9110 10.2.3).
-fn busy_response(back_off: Duration) -> EmuResponse {
+/// Builds the generic "server busy" response: HTTP 503 with `Retry-After` in whole
+/// seconds, rounded up (RFC 9110 10.2.3). Front ends use it for the store's server-busy
+/// fault where their protocol has no shape of its own.
+pub fn busy_response(back_off: Duration) -> EmuResponse {
     let seconds = back_off.as_millis().div_ceil(1000);
     let mut response = text_response(
         StatusCode::SERVICE_UNAVAILABLE,

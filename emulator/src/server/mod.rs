@@ -36,11 +36,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub use auth::{AuthOptions, AuthScheme, ChallengeStyle, TokenValidator};
+pub use conn::busy_response;
 pub use faults::{FaultKind, FaultSwitches};
 pub use record::RecordLabel;
 pub use routing::{
-    AuthenticatedUser, ChunkSender, EmuRequest, EmuResponse, Handler, MailboxFacts, RequestContext,
-    ResponseBody, RouteAuth, Router, SharedState, StreamClosed, full_response, handler_fn,
+    AuthenticatedUser, ChunkSender, DropConnection, EmuRequest, EmuResponse, Handler, MailboxFacts,
+    RequestContext, ResponseBody, RouteAuth, Router, SharedState, StreamClosed,
+    drop_connection_response, full_response, handler_fn,
 };
 pub use tls::TlsIdentity;
 

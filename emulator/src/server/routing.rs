@@ -77,6 +77,19 @@ impl From<String> for ResponseBody {
     }
 }
 
+/// A marker a handler puts into its response's extensions to make the server close the
+/// connection without sending the response, as a front end does when it acts out the
+/// store's dropped-connection fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DropConnection;
+
+/// Returns a response that the server does not send: it closes the connection instead.
+pub fn drop_connection_response() -> EmuResponse {
+    let mut response = http::Response::new(ResponseBody::empty());
+    response.extensions_mut().insert(DropConnection);
+    response
+}
+
 /// Converts a response with a complete body, such as the autodiscover and token
 /// endpoints produce, into an [`EmuResponse`].
 pub fn full_response(response: http::Response<Bytes>) -> EmuResponse {
