@@ -274,6 +274,13 @@ pub enum State {
         /// Whether a GetEvents is in flight.
         in_flight: bool,
     },
+    /// A stream that failed, waiting to be reopened with the same id.
+    Reopening {
+        /// The subscription id.
+        id: String,
+        /// When to reopen, in Unix milliseconds.
+        at_millis: u64,
+    },
 }
 
 /// Response codes that mean the subscription is gone for good. A subscription error
@@ -290,10 +297,13 @@ pub const SUBSCRIPTION_ERRORS: &[&str] = &[
     "ErrorReadEventsFailed",
 ];
 
-/// After this many reopen attempts in a row that fail before any document arrives, the
-/// machine subscribes again instead.
-// NOTE: those reopens follow each other without a delay; only Subscribe backs off.
+/// After this many stream failures in a row without a document, the machine subscribes
+/// again instead of reopening.
 const MAX_REOPEN_FAILURES: u32 = 3;
+
+/// The delay before the second reopen after consecutive stream failures, doubled per
+/// further failure up to five minutes. The first reopen after a document goes at once.
+const REOPEN_BASE_DELAY: Duration = Duration::from_secs(1);
 
 /// The delay before subscribing again after a failed Subscribe, doubled per failure up
 /// to five minutes.
@@ -348,6 +358,7 @@ impl SubscriptionMachine {
         let millis = match &self.state {
             State::Unsubscribed { retry_at_millis } => *retry_at_millis,
             State::Subscribing => return None,
+            State::Reopening { at_millis, .. } => *at_millis,
             State::Streaming {
                 last_activity_millis,
                 ..
@@ -393,6 +404,13 @@ impl SubscriptionMachine {
                 actions.extend(self.reopen(id, CatchUpCause::HeartbeatMissed, now_millis));
                 actions
             }
+            State::Reopening { id, at_millis } => {
+                if now_millis < *at_millis {
+                    return Vec::new();
+                }
+                let id = id.clone();
+                self.reopen(id, CatchUpCause::ConnectionDropped, now_millis)
+            }
             State::Pulling {
                 id,
                 next_poll_millis,
@@ -431,7 +449,6 @@ impl SubscriptionMachine {
     ) -> Vec<Action> {
         let now_millis = millis(now);
         self.subscribe_failures = 0;
-        self.reopen_failures = 0;
         self.watermark = watermark;
         tracing::debug!(subscription_id = %subscription_id, "subscribed");
 
@@ -593,12 +610,32 @@ impl SubscriptionMachine {
             State::Streaming { id, .. } => {
                 let id = id.clone();
                 self.reopen_failures = self.reopen_failures.saturating_add(1);
+                let delay = failure_delay(self.reopen_failures);
+                let at_millis = now_millis.saturating_add(duration_millis(delay));
                 if self.reopen_failures > MAX_REOPEN_FAILURES {
-                    tracing::warn!(subscription_id = %id, "stream keeps failing: subscribing again");
-                    return self.resubscribe(CatchUpCause::ConnectionDropped);
+                    tracing::warn!(
+                        subscription_id = %id,
+                        delay_ms = duration_millis(delay),
+                        "stream keeps failing: subscribing again after a delay"
+                    );
+                    self.watermark = None;
+                    self.pending_cause = Some(CatchUpCause::ConnectionDropped);
+                    self.state = State::Unsubscribed {
+                        retry_at_millis: at_millis,
+                    };
+                    return Vec::new();
                 }
-                tracing::warn!(subscription_id = %id, "stream dropped: reopening");
-                self.reopen(id, CatchUpCause::ConnectionDropped, now_millis)
+                if delay.is_zero() {
+                    tracing::warn!(subscription_id = %id, "stream dropped: reopening");
+                    return self.reopen(id, CatchUpCause::ConnectionDropped, now_millis);
+                }
+                tracing::warn!(
+                    subscription_id = %id,
+                    delay_ms = duration_millis(delay),
+                    "stream failed again: reopening after a delay"
+                );
+                self.state = State::Reopening { id, at_millis };
+                Vec::new()
             }
             State::Pulling {
                 in_flight,
@@ -643,7 +680,6 @@ impl SubscriptionMachine {
     }
 
     fn resubscribe(&mut self, cause: CatchUpCause) -> Vec<Action> {
-        self.reopen_failures = 0;
         self.watermark = None;
         self.pending_cause = Some(cause);
         self.state = State::Subscribing;
@@ -658,6 +694,17 @@ impl SubscriptionMachine {
             SubscriptionMode::Pull { .. } => Duration::MAX,
         }
     }
+}
+
+/// Returns the delay before the next attempt after `failures` stream failures in a row.
+fn failure_delay(failures: u32) -> Duration {
+    if failures <= 1 {
+        return Duration::ZERO;
+    }
+    let factor = 1u32.checked_shl(failures - 2).unwrap_or(u32::MAX);
+    REOPEN_BASE_DELAY
+        .saturating_mul(factor)
+        .min(Duration::from_secs(300))
 }
 
 /// Returns whether `code` means the subscription itself is gone.

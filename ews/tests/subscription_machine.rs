@@ -164,17 +164,39 @@ fn dropped_connection_reopens_same_id() {
 }
 
 #[test]
-fn repeated_drops_resubscribe() {
+fn repeated_drops_back_off_then_resubscribe() {
     let clock = ManualClock::default();
     let mut machine = open_stream(&clock);
-    for _ in 0..3 {
+
+    // The first drop reopens at once.
+    assert_eq!(
+        machine.on_stream_ended(clock.now()),
+        reopen_actions(CatchUpCause::ConnectionDropped)
+    );
+
+    // Further failures without a document wait 1 s, then 2 s.
+    for delay in [1, 2] {
+        assert!(machine.on_stream_ended(clock.now()).is_empty());
         assert_eq!(
-            machine.on_stream_ended(clock.now()),
+            machine.next_deadline(),
+            Some(clock.now() + Duration::from_secs(delay))
+        );
+        clock.advance(Duration::from_secs(delay) - Duration::from_millis(1));
+        assert!(machine.poll(clock.now()).is_empty());
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(
+            machine.poll(clock.now()),
             reopen_actions(CatchUpCause::ConnectionDropped)
         );
     }
+
+    // The fourth failure gives up on the id and subscribes again after 4 s.
+    assert!(machine.on_stream_ended(clock.now()).is_empty());
+    clock.advance(Duration::from_secs(3));
+    assert!(machine.poll(clock.now()).is_empty());
+    clock.advance(Duration::from_secs(1));
     assert_eq!(
-        machine.on_stream_ended(clock.now()),
+        machine.poll(clock.now()),
         vec![Action::Subscribe(folders())]
     );
     let actions = machine.on_subscribed("sub-0002".into(), None, clock.now());
@@ -185,6 +207,25 @@ fn repeated_drops_resubscribe() {
             cause: CatchUpCause::ConnectionDropped,
         })
     );
+
+    // A new subscription whose stream fails at once keeps backing off: no tight loop.
+    assert!(machine.on_stream_ended(clock.now()).is_empty());
+    assert_eq!(
+        machine.next_deadline(),
+        Some(clock.now() + Duration::from_secs(8))
+    );
+
+    // A document resets the count: the next drop reopens at once again.
+    clock.advance(Duration::from_secs(8));
+    assert_eq!(
+        machine.poll(clock.now()),
+        vec![Action::Subscribe(folders())]
+    );
+    machine.on_subscribed("sub-0003".into(), None, clock.now());
+    let step = machine.on_message(heartbeat(), clock.now());
+    assert!(step.actions.is_empty());
+    let actions = machine.on_stream_ended(clock.now());
+    assert_eq!(actions.len(), 2);
 }
 
 #[test]
