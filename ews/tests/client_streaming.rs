@@ -195,3 +195,88 @@ async fn streaming_resumes_after_every_loss() {
     }
     assert!(client.has_affinity_cookie());
 }
+
+fn get_events(body: &str) -> String {
+    envelope(&format!(
+        r#"<m:GetEventsResponse><m:ResponseMessages><m:GetEventsResponseMessage ResponseClass="{}"><m:ResponseCode>{}</m:ResponseCode>{body}</m:GetEventsResponseMessage></m:ResponseMessages></m:GetEventsResponse>"#,
+        if body.is_empty() { "Error" } else { "Success" },
+        if body.is_empty() {
+            "ErrorSubscriptionNotFound"
+        } else {
+            "NoError"
+        },
+    ))
+}
+
+#[tokio::test]
+async fn pull_subscription_polls_and_recovers() {
+    let notification = r#"<m:Notification><t:SubscriptionId>pull-0001</t:SubscriptionId><t:PreviousWatermark>GwAAAHdhdGVybWFyay0wMDAx</t:PreviousWatermark><t:MoreEvents>false</t:MoreEvents><t:DeletedEvent><t:Watermark>GwAAAHdhdGVybWFyay0wMDAy</t:Watermark><t:TimeStamp>2015-12-24T10:02:11Z</t:TimeStamp><t:ItemId Id="AAMkAGV4L2l0ZW0vMDAwNQ==" ChangeKey="EAAAAGNrMDAwNWNrMDAwNQ=="/><t:ParentFolderId Id="AAEuAGV4L2ZvbGRlci90YXNrcw==" ChangeKey="AQAAAA=="/></t:DeletedEvent></m:Notification>"#;
+    let subscribe = envelope(
+        r#"<m:SubscribeResponse><m:ResponseMessages><m:SubscribeResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:SubscriptionId>pull-0001</m:SubscriptionId><m:Watermark>GwAAAHdhdGVybWFyay0wMDAx</m:Watermark></m:SubscribeResponseMessage></m:ResponseMessages></m:SubscribeResponse>"#,
+    );
+    let server = MockServer::with_queue(vec![
+        Canned::xml(200, subscribe.clone()),
+        Canned::xml(200, get_events(notification)),
+        Canned::xml(200, get_events("")),
+        Canned::xml(200, subscribe),
+    ])
+    .await;
+
+    let clock = ManualClock::default();
+    let client = EwsClient::builder(
+        server.url(),
+        "user1@example.test",
+        Credentials::Basic {
+            username: "user1@example.test".into(),
+            password: Secret::new("pw"),
+        },
+    )
+    .clock(Arc::new(clock.clone()))
+    .sleeper(Arc::new(ClockSleeper::new(clock)))
+    .build()
+    .unwrap();
+    let mode = SubscriptionMode::Pull {
+        timeout: exmux_ews::subscription::PullTimeout::from_minutes(10).unwrap(),
+        interval: Duration::from_secs(60),
+    };
+    let mut driver = SubscriptionDriver::new(
+        client,
+        FolderScope::WholeMailbox,
+        mode,
+        vec![EventType::Deleted, EventType::Moved],
+    );
+
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let event = tokio::time::timeout(Duration::from_secs(10), driver.next())
+            .await
+            .expect("the driver stalled")
+            .unwrap();
+        seen.push(event);
+    }
+    assert_eq!(
+        seen[0],
+        NotificationEvent::CatchUp {
+            folders: FolderScope::WholeMailbox,
+            cause: CatchUpCause::Subscribed,
+        }
+    );
+    let NotificationEvent::Events(events) = &seen[1] else {
+        panic!("expected events, got {:?}", seen[1]);
+    };
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EventKind::Deleted);
+    assert_eq!(
+        seen[2],
+        NotificationEvent::CatchUp {
+            folders: FolderScope::WholeMailbox,
+            cause: CatchUpCause::SubscriptionError("ErrorSubscriptionNotFound".into()),
+        }
+    );
+
+    let requests = server.requests();
+    assert!(requests[1].body.contains("GwAAAHdhdGVybWFyay0wMDAx"));
+    // The second poll continues from the watermark of the last event.
+    assert!(requests[2].body.contains("GwAAAHdhdGVybWFyay0wMDAy"));
+    assert!(requests[0].body.contains("PullSubscriptionRequest"));
+}
