@@ -26,7 +26,7 @@ use crate::{
 /// The default bound on redirects of all kinds in one discovery, as in Outlook.
 pub const DEFAULT_MAX_REDIRECTS: usize = 10;
 
-/// What the confirmation callback is asked about.
+/// The question put to the confirmation callback.
 #[derive(Clone, Debug)]
 pub struct RedirectConfirmation {
     /// The user's address.
@@ -84,7 +84,7 @@ pub struct AutodiscoverOptions {
     pub credentials: Option<Credentials>,
     /// The methods to try, in order.
     pub methods: Vec<Method>,
-    /// The most redirects followed in one discovery.
+    /// The maximum number of redirects followed in one discovery.
     pub max_redirects: usize,
     /// The time allowed for each request.
     pub request_timeout: Duration,
@@ -136,7 +136,7 @@ pub struct Autodiscover {
     options: AutodiscoverOptions,
 }
 
-/// How one candidate ended.
+/// The outcome of one candidate URL.
 enum Outcome {
     Found(Settings),
     RedirectAddress(String),
@@ -413,7 +413,7 @@ impl Autodiscover {
         left.min(self.options.request_timeout)
     }
 
-    /// Sends one request, answering an NTLM or Negotiate challenge on the way.
+    /// Sends one request and completes an NTLM or Negotiate handshake when the server challenges.
     async fn send(
         &self,
         run: &Run,
@@ -628,6 +628,7 @@ impl Autodiscover {
         let Ok(logical) = Url::parse(&url) else {
             return self.fail(run, method, &url, "invalid URL".to_owned());
         };
+
         let (status, headers, _) = match self
             .send(run, reqwest::Method::GET, &logical, None, false)
             .await
@@ -643,6 +644,7 @@ impl Autodiscover {
                 format!("HTTP {status} instead of a redirect"),
             );
         }
+
         let Some(target) = headers
             .get(LOCATION)
             .and_then(|value| value.to_str().ok())
@@ -663,6 +665,7 @@ impl Autodiscover {
                 format!("refused the redirect to plain HTTP {target}"),
             );
         }
+
         let next = target.to_string();
         if let Err(reason) = self.count_redirect(run, next.clone()) {
             return self.fail(run, method, &url, reason);
@@ -768,7 +771,7 @@ impl Autodiscover {
         }
     }
 
-    /// Asks the JSON v2 endpoint at `base` for EWS, then for MapiHttp. The EWS answer is
+    /// Asks the JSON v2 endpoint at `base` for EWS, then for MapiHttp. The EWS response is
     /// required; the MapiHttp one is added when present.
     async fn json_at(&self, run: &mut Run, base: &str) -> Outcome {
         let method = Method::JsonV2;
@@ -796,7 +799,7 @@ impl Autodiscover {
                     self.record(run, method, &url, None);
                 }
                 (_, Ok(found)) => {
-                    // The JSON answer names only the emsmdb endpoint; the nspi endpoint
+                    // The JSON response names only the emsmdb endpoint; the nspi endpoint
                     // sits beside it under the same MailboxId on Exchange.
                     settings.mapi_nspi_url =
                         Some(found.replacen("/mapi/emsmdb/", "/mapi/nspi/", 1));

@@ -1,5 +1,5 @@
 //! Autodiscover v2, the JSON endpoint of Exchange Online and Exchange 2016 CU and later:
-//! `GET /autodiscover/autodiscover.json/v1.0/{address}?Protocol={protocol}` answers
+//! `GET /autodiscover/autodiscover.json/v1.0/{address}?Protocol={protocol}` returns
 //! `{"Protocol": "...", "Url": "..."}` for one protocol per request, or
 //! `{"ErrorCode": "...", "ErrorMessage": "..."}`.
 
@@ -13,7 +13,7 @@ pub const PATH_PREFIX: &str = "/autodiscover/autodiscover.json/v1.0/";
 /// The protocol names the JSON endpoint accepts that exmux uses.
 pub const PROTOCOLS: [&str; 2] = ["EWS", "MapiHttp"];
 
-/// The largest answer accepted, in bytes.
+/// The largest response accepted, in bytes.
 const MAX_BYTES: usize = 64 * 1024;
 
 #[derive(Deserialize)]
@@ -42,7 +42,7 @@ pub fn request_path(address: &str, protocol: &str) -> String {
     format!("{PATH_PREFIX}{encoded}?Protocol={protocol}")
 }
 
-/// Parses one answer and returns the URL for `protocol`.
+/// Parses one response and returns the URL for `protocol`.
 ///
 /// # Errors
 ///

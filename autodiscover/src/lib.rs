@@ -1,11 +1,11 @@
 //! Exchange autodiscover for exmux: from an e-mail address to the EWS and MAPI/HTTP
 //! endpoints and the legacy DN.
 //!
-//! [`Autodiscover::discover`] tries the methods in the order Outlook uses (POX on the
-//! domain, POX on `autodiscover.` + domain, the unauthenticated HTTP redirect, the DNS SRV
-//! record), then SOAP and JSON v2, and returns the first answer with an EWS or MAPI/HTTP
-//! URL together with every attempt made. The codecs ([`pox`], [`soap`], [`json`]) are
-//! sans-I/O; [`client`] sends the requests.
+//! [`Autodiscover::discover`] tries the methods in the order Outlook uses: POX on the
+//! domain, POX on `autodiscover.` + domain, the unauthenticated HTTP redirect and the DNS
+//! SRV record. SOAP and JSON v2 follow. It returns the first response with an EWS or
+//! MAPI/HTTP URL together with every attempt made. The codecs ([`pox`], [`soap`],
+//! [`json`]) are sans-I/O, and [`client`] sends the requests.
 //!
 //! Credentials travel only over HTTPS, only to hosts in the user's domain unless the
 //! caller's confirmation callback approves another host, and redirects are bounded.
@@ -84,7 +84,7 @@ pub enum Protocol {
     RpcInternal,
 }
 
-/// The settings one autodiscover answer carries.
+/// The settings one autodiscover response carries.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Settings {
     /// The user's display name.
@@ -99,12 +99,12 @@ pub struct Settings {
     pub mapi_emsmdb_url: Option<String>,
     /// The MAPI/HTTP address book endpoint (`/mapi/nspi/?MailboxId=...`).
     pub mapi_nspi_url: Option<String>,
-    /// The protocols the answer offers.
+    /// The protocols the response offers.
     pub protocols: Vec<Protocol>,
 }
 
 impl Settings {
-    /// Returns true when the answer has an endpoint exmux can use.
+    /// Returns true when the response has an endpoint exmux can use.
     pub fn is_usable(&self) -> bool {
         self.ews_url.is_some() || self.mapi_emsmdb_url.is_some()
     }
@@ -123,12 +123,12 @@ pub struct Attempt {
     pub failure: Option<String>,
 }
 
-/// Where the result came from.
+/// The origin of a result: method, URL and redirects.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Source {
-    /// The method that produced the answer.
+    /// The method that produced the response.
     pub method: Method,
-    /// The URL that answered.
+    /// The URL that returned the settings.
     pub url: String,
     /// The redirects followed on the way, in order (URLs and `mailto:` addresses).
     pub redirects: Vec<String>,
@@ -139,20 +139,20 @@ pub struct Source {
 pub struct Discovery {
     /// The address the caller asked about.
     pub address: String,
-    /// The address the answer is for, after any address redirect.
+    /// The address the response is for, after any address redirect.
     pub effective_address: String,
     /// The settings found.
     #[serde(flatten)]
     pub settings: Settings,
     /// The `MailboxId` query value of the emsmdb URL.
     pub mailbox_id: Option<String>,
-    /// Where the answer came from.
+    /// The origin of the settings.
     pub source: Source,
     /// Every request made, the successful one last.
     pub attempts: Vec<Attempt>,
 }
 
-/// Why discovery failed.
+/// A discovery failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DiscoverError {
@@ -162,7 +162,7 @@ pub enum DiscoverError {
         /// The address given.
         address: String,
     },
-    /// No method produced a usable answer.
+    /// No method produced a usable response.
     #[error("autodiscover found no settings for {address}; attempts: {}", summarize(.attempts))]
     NotFound {
         /// The address asked about.

@@ -2,7 +2,7 @@
 //! (MS-OXDSCLI sections 2.2.3 and 2.2.4), posted to `/autodiscover/autodiscover.xml`.
 //!
 //! The codec is sans-I/O: [`request_body`] builds the POST body and [`parse_response`]
-//! turns the answer into settings, a redirect or a server error.
+//! turns the response into settings, a redirect or a server error.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -19,7 +19,7 @@ pub const RESPONSE_SCHEMA: &str =
 const REQUEST_SCHEMA: &str =
     "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006";
 
-/// What a POX answer says.
+/// The content of a POX response.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PoxAnswer {
     /// The user's settings.
@@ -58,7 +58,7 @@ pub fn request_body(email: &str) -> String {
     )
 }
 
-/// Parses a POX answer (MS-OXDSCLI 2.2.4).
+/// Parses a POX response (MS-OXDSCLI 2.2.4).
 ///
 /// # Errors
 ///

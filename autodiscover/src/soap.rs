@@ -2,9 +2,9 @@
 //! `/autodiscover/autodiscover.svc`.
 //!
 //! SOAP returns named settings rather than protocol blocks. The EWS URL, display name
-//! and legacy DN come from it; it reports whether MAPI/HTTP is enabled
-//! (`MapiHttpEnabled`) but carries no emsmdb or nspi URL, which only POX and JSON v2
-//! return.
+//! and legacy DN come from it. It reports whether MAPI/HTTP is enabled
+//! (`MapiHttpEnabled`) but carries no emsmdb or nspi URL, because only POX and JSON v2
+//! return those.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -29,7 +29,7 @@ pub const REQUESTED_SETTINGS: [&str; 6] = [
     "MapiHttpEnabled",
 ];
 
-/// What a GetUserSettings answer says.
+/// The content of a GetUserSettings response.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SoapAnswer {
     /// The user's settings.
@@ -65,7 +65,7 @@ pub fn request_body(email: &str, endpoint: &str) -> String {
     )
 }
 
-/// Parses a GetUserSettings answer.
+/// Parses a GetUserSettings response.
 ///
 /// # Errors
 ///

@@ -1,4 +1,4 @@
-//! A small element tree over quick-xml for the autodiscover answers, which are a few
+//! A small element tree over quick-xml for the autodiscover responses, which are a few
 //! kilobytes. Input size and nesting depth are bounded, and a document type declaration
 //! is rejected, so no entity beyond the five predefined ones is ever expanded.
 
@@ -7,7 +7,7 @@
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-/// The largest answer accepted, in bytes.
+/// The largest response accepted, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 
 const MAX_DEPTH: usize = 32;

@@ -1,4 +1,4 @@
-//! The autodiscover client against loopback servers: the emulator's answers for the
+//! The autodiscover client against loopback servers: the emulator's responses for the
 //! successful forms, and small handlers for each failure. Every candidate host is mapped
 //! to 127.0.0.1, so no test resolves or contacts a real domain.
 
@@ -27,7 +27,7 @@ use url::Url;
 
 type Handler = Arc<dyn Fn(&Request<Bytes>) -> Response<Bytes> + Send + Sync>;
 
-/// A loopback HTTP/1.1 server that answers with `handler` after `delay`.
+/// Starts a loopback HTTP/1.1 server that responds through `handler` after `delay`.
 async fn serve(handler: Handler, delay: Duration) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -114,7 +114,7 @@ fn basic_ok(request: &Request<Bytes>) -> bool {
         .is_some_and(|value| value.as_bytes() == expected.expose().as_bytes())
 }
 
-/// Serves the emulator's answers for the hosts in `hosts` and paths with `path_part`,
+/// Serves the emulator's responses for the hosts in `hosts` and paths with `path_part`,
 /// requiring Basic for POX and SOAP, and 404 elsewhere.
 fn emulator_handler(
     config: AutodiscoverConfig,

@@ -1,5 +1,5 @@
-//! The POX parser on a real server's answer, and the emulator's POX answer compared with
-//! that answer's structure.
+//! The POX parser on a real server's response, and the emulator's POX response compared with
+//! that response's structure.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,7 +17,7 @@ fn capture(name: &str) -> Option<Vec<u8>> {
     Some(std::fs::read(path).unwrap())
 }
 
-/// Every element path (`Autodiscover/Response/User/LegacyDN`, ...) in a document.
+/// Collects every element path (`Autodiscover/Response/User/LegacyDN`, ...) of a document.
 fn element_paths(bytes: &[u8]) -> BTreeSet<String> {
     let mut reader = Reader::from_reader(bytes);
     let mut stack: Vec<String> = Vec::new();

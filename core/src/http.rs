@@ -72,11 +72,11 @@ impl Default for HttpOptions {
     }
 }
 
-/// Why the HTTP client could not be built.
+/// An invalid HTTP option.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HttpConfigError {
-    /// The CA bundle could not be read or holds no certificate.
+    /// The CA bundle could not be read or contains no certificate.
     #[error(
         "invalid CA bundle {path}: {reason}; set [http] ca_bundle to a PEM file of CA certificates"
     )]

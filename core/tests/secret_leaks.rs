@@ -22,7 +22,7 @@ const TOKEN: &str = "eyJleGFtcGxlIjoidG9rZW4ifQ.leak-canary-token";
 const REFRESH: &str = "refresh-leak-canary-0.AXkA";
 const COOKIE: &str = "X-BackEndCookie=leak-canary-cookie";
 
-/// Every form in which a secret could slip out.
+/// Lists every form in which a secret could leak: text, base64, NT hash.
 fn forms(secret: &str) -> Vec<String> {
     let mut forms = vec![
         secret.to_owned(),
@@ -98,6 +98,7 @@ fn debug_outputs_redact() {
     let token = CachedToken {
         access_token: Secret::new(TOKEN),
         refresh_token: Some(Secret::new(REFRESH)),
+        issued_at_millis: 0,
         expires_at_millis: 1,
         scopes: vec![],
     };
@@ -155,6 +156,7 @@ async fn token_provider_errors_redact() {
         .store(&CachedToken {
             access_token: Secret::new(TOKEN),
             refresh_token: Some(Secret::new(REFRESH)),
+            issued_at_millis: 0,
             expires_at_millis: 0,
             scopes: vec![],
         })

@@ -16,7 +16,7 @@ use md5::Md5;
 
 const SERVER_CHALLENGE: [u8; 8] = [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef];
 
-/// The `WWW-Authenticate` values of each response in the case file, by section label.
+/// Reads the `WWW-Authenticate` values of each response in the case file, by section label.
 fn responses() -> Option<Vec<(String, Vec<String>)>> {
     let path = exmux_testkit::shared_path("cases/inputs/C23-www-authenticate-multi.txt")?;
     let text = std::fs::read_to_string(path).unwrap();

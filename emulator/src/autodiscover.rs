@@ -1,4 +1,4 @@
-//! Autodiscover answers for the emulator's mailbox: POX (response schema 2006a, in the
+//! Autodiscover responses for the emulator's mailbox: POX (response schema 2006a, in the
 //! structure a real server returns), SOAP GetUserSettings and JSON v2, plus configurable
 //! redirects.
 //!
@@ -12,7 +12,7 @@ use http::{Request, Response, StatusCode, header};
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-/// The facts the answers carry.
+/// The facts the responses carry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AutodiscoverMailbox {
     /// The primary SMTP address.
@@ -31,17 +31,17 @@ pub struct AutodiscoverMailbox {
     pub deployment_id: String,
 }
 
-/// A redirect the emulator answers for one requested address.
+/// A redirect the emulator returns for one requested address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Redirect {
-    /// Answer `redirectAddr` (POX) or `RedirectAddress` (SOAP) with this address.
+    /// Response `redirectAddr` (POX) or `RedirectAddress` (SOAP) with this address.
     Address(String),
-    /// Answer `redirectUrl` (POX) or `RedirectUrl` (SOAP) with this URL.
+    /// Response `redirectUrl` (POX) or `RedirectUrl` (SOAP) with this URL.
     Url(String),
 }
 
-/// What the autodiscover endpoints serve.
+/// The mailbox and redirects the autodiscover endpoints serve.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AutodiscoverConfig {
     /// The mailbox.
@@ -88,7 +88,7 @@ pub fn is_autodiscover_path(path: &str) -> bool {
     lower == POX_PATH || lower == SOAP_PATH || lower.starts_with(JSON_PATH_PREFIX)
 }
 
-/// Answers a request to any autodiscover endpoint, or `None` for another path.
+/// Handles a request to any autodiscover endpoint, or `None` for another path.
 pub fn handle(request: &Request<Bytes>, config: &AutodiscoverConfig) -> Option<Response<Bytes>> {
     let path = request.uri().path().to_ascii_lowercase();
     if path == POX_PATH {
@@ -146,7 +146,7 @@ fn element_text(body: &[u8], name: &str) -> Option<String> {
     }
 }
 
-/// Answers POX (MS-OXDSCLI 2.2.4) with the structure of a real server's answer: `User`,
+/// Builds the POX response (MS-OXDSCLI 2.2.4) with the structure of a real server's response: `User`,
 /// then `Account` with an `EXHTTP` block, a `mapiHttp` block and an `EXCH` block.
 pub fn pox(request: &Request<Bytes>, config: &AutodiscoverConfig) -> Response<Bytes> {
     if request.method() != http::Method::POST {
@@ -217,7 +217,7 @@ fn pox_error(code: &str, message: &str) -> Response<Bytes> {
     respond(StatusCode::OK, "text/xml; charset=utf-8", body)
 }
 
-/// Answers SOAP GetUserSettings (MS-OXWSADISC 3.1.4.8) for the mailbox.
+/// Builds the SOAP GetUserSettings response (MS-OXWSADISC 3.1.4.8) for the mailbox.
 pub fn soap(request: &Request<Bytes>, config: &AutodiscoverConfig) -> Response<Bytes> {
     let Some(address) = element_text(request.body(), "Mailbox") else {
         return respond(

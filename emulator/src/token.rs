@@ -37,7 +37,7 @@ pub struct TokenEndpointConfig {
     pub code_lifetime: Duration,
     /// The polling interval announced for the device code flow, in seconds.
     pub poll_interval_secs: u64,
-    /// How many polls of a device code answer `authorization_pending` before the
+    /// How many polls of a device code get `authorization_pending` before the
     /// simulated user has signed in, unless [`TokenEndpoint::approve_device_code`] is
     /// called first.
     pub pending_polls: u32,
@@ -82,7 +82,7 @@ struct Grants {
     refresh: HashMap<String, String>,
 }
 
-/// Why a bearer token was not accepted.
+/// The reason a bearer token was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenRejection {
@@ -130,7 +130,7 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Byte
     response
 }
 
-/// An OAuth2 error answer (RFC 6749 section 5.2).
+/// Builds an OAuth2 error response (RFC 6749 section 5.2).
 fn oauth_error(code: &str, description: &str) -> Response<Bytes> {
     json_response(
         StatusCode::BAD_REQUEST,
@@ -160,7 +160,7 @@ impl TokenEndpoint {
         self.grants.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Answers a request under `/{tenant}/oauth2/v2.0/`, or returns `None` for another path.
+    /// Handles a request under `/{tenant}/oauth2/v2.0/`, or returns `None` for another path.
     pub fn handle(&self, request: &Request<Bytes>) -> Option<Response<Bytes>> {
         let path = request.uri().path();
         let (_tenant, endpoint) = path.trim_start_matches('/').split_once("/oauth2/v2.0/")?;
@@ -173,7 +173,7 @@ impl TokenEndpoint {
         Some(response)
     }
 
-    /// Returns the error answer for a missing or unknown client id.
+    /// Returns the error response for a missing or unknown client id.
     fn reject_client(&self, fields: &HashMap<String, String>) -> Option<Response<Bytes>> {
         match fields.get("client_id") {
             Some(id) if *id == self.config.client_id => None,

@@ -78,10 +78,10 @@ impl AuthScheme {
         }
     }
 
-    /// Returns the schemes `credentials` can answer, strongest first.
+    /// Returns the schemes `credentials` can respond to, strongest first.
     ///
     /// A password configured for one scheme is never sent with a weaker one: NTLM
-    /// credentials do not fall back to Basic. Negotiate credentials also answer a plain
+    /// credentials do not fall back to Basic. Negotiate credentials also respond to a plain
     /// NTLM challenge because exmux's Negotiate carries NTLM anyway.
     pub fn allowed_for(credentials: &Credentials) -> &'static [AuthScheme] {
         match credentials {

@@ -1,7 +1,7 @@
 //! The client side of NTLM and Negotiate over HTTP (MS-NTHT), built on the `sspi` crate.
 //!
 //! The handshake is three messages on one TCP connection: the client sends a
-//! NEGOTIATE_MESSAGE (type 1), the server answers 401 with a CHALLENGE_MESSAGE (type 2),
+//! NEGOTIATE_MESSAGE (type 1), the server responds 401 with a CHALLENGE_MESSAGE (type 2),
 //! and the client repeats its request with an AUTHENTICATE_MESSAGE (type 3, MS-NLMP
 //! 2.2.1). The server binds the result to the connection, so the HTTP driver must send
 //! all three requests over the same connection; this module only produces the tokens.
@@ -22,7 +22,7 @@ use super::challenge::{AuthScheme, Challenge};
 use super::{AuthError, Credentials};
 use crate::Secret;
 
-/// Where an [`NtlmHandshake`] stands.
+/// The state of an [`NtlmHandshake`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HandshakeState {
@@ -136,7 +136,7 @@ impl NtlmHandshake {
         }
     }
 
-    /// Returns where the handshake stands.
+    /// Returns the handshake's state.
     pub fn state(&self) -> HandshakeState {
         self.state
     }
@@ -174,7 +174,7 @@ impl NtlmHandshake {
                 reason: "the NTLM handshake got a challenge it did not expect".to_owned(),
             });
         }
-        // Whatever happens next, this handshake cannot be resumed.
+        // A failed step leaves sspi's context unusable, so the state moves to Done first.
         self.state = HandshakeState::Done;
         self.step(Some(challenge))
     }

@@ -134,6 +134,9 @@ pub struct CachedToken {
     pub access_token: Secret,
     /// The refresh token, when the provider issued one.
     pub refresh_token: Option<Secret>,
+    /// When the access token was issued, in milliseconds since the Unix epoch; 0 when
+    /// unknown.
+    pub issued_at_millis: u64,
     /// When the access token expires, in milliseconds since the Unix epoch.
     pub expires_at_millis: u64,
     /// The scopes the token was requested for.
@@ -144,6 +147,8 @@ pub struct CachedToken {
 struct CacheFile {
     access_token: String,
     refresh_token: Option<String>,
+    #[serde(default)]
+    issued_at_millis: u64,
     expires_at_millis: u64,
     scopes: Vec<String>,
 }
@@ -209,6 +214,7 @@ impl TokenCache {
         Ok(Some(CachedToken {
             access_token: Secret::new(file.access_token),
             refresh_token: file.refresh_token.map(Secret::new),
+            issued_at_millis: file.issued_at_millis,
             expires_at_millis: file.expires_at_millis,
             scopes: file.scopes,
         }))
@@ -229,6 +235,7 @@ impl TokenCache {
                 .refresh_token
                 .as_ref()
                 .map(|secret| secret.expose().to_owned()),
+            issued_at_millis: token.issued_at_millis,
             expires_at_millis: token.expires_at_millis,
             scopes: token.scopes.clone(),
         };
@@ -278,7 +285,7 @@ impl TokenCache {
     }
 }
 
-/// What the user must do to finish a device-code sign-in (RFC 8628 section 3.3).
+/// The code and URL the user needs to finish a device-code sign-in (RFC 8628 section 3.3).
 #[derive(Clone, Debug)]
 pub struct DeviceCodePrompt {
     /// The page where the user enters the code.
@@ -303,7 +310,7 @@ pub struct AuthCodeRequest {
 /// An [`oauth2::AsyncHttpClient`] over a `reqwest::Client`.
 struct OAuthHttp<'a>(&'a reqwest::Client);
 
-/// Why an HTTP exchange with the identity provider failed.
+/// A failed HTTP exchange with the identity provider.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct OAuthHttpError(String);
@@ -341,7 +348,7 @@ impl<'c> oauth2::AsyncHttpClient<'c> for OAuthHttp<'_> {
 }
 
 /// Maps an identity provider's refusal to an error. Consent and interaction problems get
-/// [`AuthError::InteractionRequired`], whose message tells the user to sign in again.
+/// [`AuthError::InteractionRequired`], whose message asks the user to sign in again.
 fn token_error<T>(
     operation: &'static str,
     error: RequestTokenError<OAuthHttpError, StandardErrorResponse<T>>,
@@ -449,6 +456,7 @@ impl OAuthTokenProvider {
     ) -> CachedToken {
         let lifetime = response.expires_in().unwrap_or(ASSUMED_LIFETIME);
         let lifetime_millis = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
+        let now = self.clock.now_millis();
         CachedToken {
             access_token: Secret::new(response.access_token().secret().clone()),
             // A refresh response may omit the refresh token, which then stays valid.
@@ -456,7 +464,8 @@ impl OAuthTokenProvider {
                 .refresh_token()
                 .map(|token| Secret::new(token.secret().clone()))
                 .or(previous_refresh),
-            expires_at_millis: self.clock.now_millis().saturating_add(lifetime_millis),
+            issued_at_millis: now,
+            expires_at_millis: now.saturating_add(lifetime_millis),
             scopes: self.config.scopes.clone(),
         }
     }
@@ -622,7 +631,19 @@ impl OAuthTokenProvider {
             });
         };
 
-        let margin = u64::try_from(self.config.refresh_margin.as_millis()).unwrap_or(u64::MAX);
+        // A margin longer than half the token's lifetime would refresh on every call, so
+        // short-lived tokens are refreshed at half their lifetime instead.
+        let configured = u64::try_from(self.config.refresh_margin.as_millis()).unwrap_or(u64::MAX);
+        let margin = if token.issued_at_millis == 0 {
+            configured
+        } else {
+            configured.min(
+                token
+                    .expires_at_millis
+                    .saturating_sub(token.issued_at_millis)
+                    / 2,
+            )
+        };
         let fresh = self.clock.now_millis().saturating_add(margin) < token.expires_at_millis;
         if fresh && !self.is_rejected(&token.access_token) {
             return Ok(token.access_token);
@@ -662,6 +683,7 @@ mod tests {
         CachedToken {
             access_token: Secret::new(access),
             refresh_token: Some(Secret::new("refresh-secret-value")),
+            issued_at_millis: 0,
             expires_at_millis,
             scopes: vec!["scope".to_owned()],
         }
@@ -779,6 +801,30 @@ mod tests {
             ),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn short_token_refreshes_at_half_life() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("tokens.json");
+        let clock = ManualClock::new(1_000_000);
+        let mut short = token("short-access", 1_000_000 + 300_000);
+        short.issued_at_millis = 1_000_000;
+        TokenCache::new(&path).store(&short).unwrap();
+
+        let mut config = OAuthConfig::new("client", "tenant", &path).unwrap();
+        config.authority = Url::parse("http://127.0.0.1:9/").unwrap();
+        let provider =
+            OAuthTokenProvider::new(config, reqwest::Client::new(), Arc::new(clock.clone()));
+
+        // The default 300 s margin equals the lifetime, so half the lifetime applies.
+        clock.advance(Duration::from_secs(149));
+        assert_eq!(
+            provider.access_token().await.unwrap().expose(),
+            "short-access"
+        );
+        clock.advance(Duration::from_secs(2));
+        assert!(provider.access_token().await.is_err());
     }
 
     #[tokio::test]
