@@ -280,3 +280,66 @@ async fn pull_subscription_polls_and_recovers() {
     assert!(requests[2].body.contains("GwAAAHdhdGVybWFyay0wMDAy"));
     assert!(requests[0].body.contains("PullSubscriptionRequest"));
 }
+
+#[tokio::test]
+async fn silent_stream_trips_watchdog() {
+    let Some(c19) = case("C19-streaming-multi-envelope.txt") else {
+        return;
+    };
+    let chunks = raw_chunks(&c19);
+    // Envelope 1, then silence far longer than the heartbeat timeout.
+    let envelope_one = Bytes::from([chunks[0].as_ref(), chunks[1].as_ref()].concat());
+    let mut stalled = streaming(vec![envelope_one], false);
+    stalled.chunk_delay = Duration::from_secs(30);
+    let server = MockServer::with_queue(vec![
+        Canned::xml(200, subscribe_ok()),
+        stalled,
+        streaming(chunks.clone(), false),
+    ])
+    .await;
+
+    // Real time here: the watchdog is driven by the system clock, with a short timeout.
+    let client = EwsClient::builder(
+        server.url(),
+        "user1@example.test",
+        Credentials::Basic {
+            username: "user1@example.test".into(),
+            password: Secret::new("pw"),
+        },
+    )
+    .build()
+    .unwrap();
+    let folders = FolderScope::Folders(vec!["inbox".into()]);
+    let mode = SubscriptionMode::Streaming {
+        connection_timeout: exmux_ews::subscription::ConnectionTimeout::from_minutes(1).unwrap(),
+        heartbeat_timeout: Duration::from_millis(300),
+    };
+    let mut driver =
+        SubscriptionDriver::new(client, folders.clone(), mode, vec![EventType::NewMail]);
+
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let event = tokio::time::timeout(Duration::from_secs(5), driver.next())
+            .await
+            .expect("the watchdog did not fire")
+            .unwrap();
+        seen.push(event);
+    }
+    assert!(matches!(seen[1], NotificationEvent::Events(_)));
+    assert_eq!(
+        seen[2],
+        NotificationEvent::CatchUp {
+            folders: folders.clone(),
+            cause: CatchUpCause::HeartbeatMissed,
+        }
+    );
+    assert!(matches!(seen[3], NotificationEvent::Events(_)));
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    assert!(requests[2].body.contains(SUB));
+    assert!(
+        requests[2]
+            .body
+            .contains("<m:ConnectionTimeout>1</m:ConnectionTimeout>")
+    );
+}

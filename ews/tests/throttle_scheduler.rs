@@ -369,3 +369,60 @@ fn split_requeues_only_throttled_ids() {
     assert_eq!(done, vec!["a"]);
     assert_eq!(requeue, vec!["b", "c"]);
 }
+
+mod properties {
+    use std::time::Duration;
+
+    use exmux_core::{Clock, ManualClock};
+    use exmux_ews::throttle::{
+        Admission, BackoffPolicy, RetryBudget, RetryDecision, Throttle, ThrottleSignal,
+    };
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the hints, each delay honours the hint within the jitter bound, the
+        /// total granted never passes the cap, and the mailbox stays closed until the
+        /// delay is over.
+        #[test]
+        fn delays_honour_hint_and_cap(
+            hints in proptest::collection::vec(proptest::option::of(0u64..400_000), 1..20),
+            seed in any::<u64>(),
+        ) {
+            let clock = ManualClock::default();
+            let policy = BackoffPolicy { max_retries: 50, ..BackoffPolicy::default() };
+            let cap = policy.max_total_wait;
+            let mut throttle = Throttle::new(policy, seed);
+            let mut budget = RetryBudget::default();
+            for hint in hints {
+                let signal = ThrottleSignal::ServerBusy {
+                    back_off: hint.map(Duration::from_millis),
+                    concurrency_limit: None,
+                };
+                match throttle.on_throttled("SyncFolderItems", signal, &mut budget, clock.now()) {
+                    RetryDecision::Retry(wait) => {
+                        if let Some(hint) = hint.filter(|hint| *hint > 0) {
+                            let hint = Duration::from_millis(hint);
+                            prop_assert!(wait.delay >= hint);
+                            prop_assert!(wait.delay <= hint.mul_f64(1.2) + Duration::from_millis(1));
+                        }
+                        prop_assert!(budget.waited() <= cap);
+                        if wait.delay > Duration::from_millis(1) {
+                            clock.advance(wait.delay - Duration::from_millis(1));
+                            prop_assert!(matches!(throttle.admit(clock.now()), Admission::WaitFor(_)));
+                            clock.advance(Duration::from_millis(1));
+                        } else {
+                            clock.advance(wait.delay);
+                        }
+                        prop_assert_eq!(throttle.admit(clock.now()), Admission::Go);
+                        throttle.release(true);
+                    }
+                    RetryDecision::GiveUp { waited, next_delay, .. } => {
+                        prop_assert!(waited + next_delay > cap);
+                        break;
+                    }
+                    other => prop_assert!(false, "unexpected decision {other:?}"),
+                }
+            }
+        }
+    }
+}
