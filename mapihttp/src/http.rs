@@ -945,3 +945,35 @@ pub fn write_preamble(pending: usize, elapsed_ms: u64, start_time: &str, out: &m
     out.extend_from_slice(format!("X-ElapsedTime: {elapsed_ms}\r\n").as_bytes());
     out.extend_from_slice(format!("X-StartTime: {start_time}\r\n\r\n").as_bytes());
 }
+
+/// Fuzz entry point, shared by the cargo-fuzz target and a stable test: reads `data` as
+/// a response body in one piece and in two pieces split at every offset given by the
+/// first byte, and checks both readings agree.
+///
+/// # Panics
+///
+/// Panics only when the two readings differ, which is the bug the fuzzer looks for.
+#[doc(hidden)]
+#[allow(clippy::panic)]
+pub fn fuzz_check(data: &[u8]) {
+    let whole = parse_body(data);
+    let split = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
+    let (head, tail) = data.split_at(split);
+    let streamed = read_in_two_pieces(head, tail);
+    match (&whole, &streamed) {
+        (Ok(a), Ok(b)) if a.body == *b => {}
+        (Err(_), Err(_)) => {}
+        _ => panic!("whole and split readings differ at split {split}: {whole:?} vs {streamed:?}"),
+    }
+}
+
+fn read_in_two_pieces(head: &[u8], tail: &[u8]) -> Result<Vec<u8>, FramingError> {
+    let mut reader = ResponseReader::default();
+    reader.feed(head)?;
+    while !matches!(
+        reader.next_event()?,
+        ReadEvent::NeedMore | ReadEvent::InBody
+    ) {}
+    reader.feed(tail)?;
+    reader.finish()
+}
