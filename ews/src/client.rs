@@ -477,12 +477,22 @@ impl EwsClient {
                 affinity: AFFINITY_OPERATIONS.contains(&operation),
             };
             let transport = &self.inner.transport;
-            let mut reply = tokio::time::timeout(self.inner.timeout, transport.send(&request))
-                .await
-                .unwrap_or(Err(ClientError::Timeout {
-                    operation,
-                    after: self.inner.timeout,
-                }))?;
+            let request_id = self.inner.next_request_id.fetch_add(1, Ordering::Relaxed);
+            let span = tracing::debug_span!(
+                "ews_stream",
+                operation,
+                request_id,
+                mailbox = %self.inner.mailbox,
+            );
+            let mut reply = tokio::time::timeout(
+                self.inner.timeout,
+                transport.send(&request).instrument(span),
+            )
+            .await
+            .unwrap_or(Err(ClientError::Timeout {
+                operation,
+                after: self.inner.timeout,
+            }))?;
             tracing::debug!(operation, status = reply.status, "stream response");
             transport.remember_affinity(&reply.headers);
             if reply.status == 200 {

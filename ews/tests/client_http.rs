@@ -433,6 +433,9 @@ async fn bearer_refreshes_once_on_401() {
         .map(|seen| seen.header("authorization").unwrap())
         .collect();
     assert_eq!(auth, vec!["Bearer token-0", "Bearer token-1"]);
+    // The retry after a 401 goes out on a new connection.
+    let requests = server.requests();
+    assert_ne!(requests[0].peer, requests[1].peer);
 
     // A token the server keeps rejecting fails after one refresh, not in a loop.
     *provider.current.lock().unwrap() = 5;

@@ -186,6 +186,7 @@ impl Transport {
                 let authorization = auth::basic_header(username, password);
                 let reply = self.send_pooled(request, Some(&authorization)).await?;
                 if reply.status == 401 {
+                    self.discard_pooled_connections();
                     return Err(self.rejected(request.operation, &reply, username));
                 }
                 Ok(reply)
@@ -204,6 +205,8 @@ impl Transport {
                 if reply.status != 401 {
                     return Ok(reply);
                 }
+                drop(reply);
+                self.discard_pooled_connections();
 
                 tracing::debug!(
                     operation = request.operation,
@@ -221,6 +224,7 @@ impl Transport {
                     .send_pooled(request, Some(&auth::bearer_header(&fresh)))
                     .await?;
                 if reply.status == 401 {
+                    self.discard_pooled_connections();
                     return Err(self.rejected(request.operation, &reply, "the bearer token"));
                 }
                 Ok(reply)
