@@ -19,8 +19,16 @@ use exmux_emulator::server::{
 const PASSWORD: &str = "Emu-leak-canary-77";
 
 async fn start(schemes: Vec<AuthScheme>, style: ChallengeStyle) -> EmulatorHandle {
+    start_with_tls(schemes, style, false).await
+}
+
+async fn start_with_tls(
+    schemes: Vec<AuthScheme>,
+    style: ChallengeStyle,
+    tls: bool,
+) -> EmulatorHandle {
     let options = EmulatorOptions {
-        tls: false,
+        tls,
         password: Secret::new(PASSWORD),
         bearer_token: Some(Secret::new("static-bearer-token-1")),
         auth: AuthOptions {
@@ -61,6 +69,18 @@ async fn start(schemes: Vec<AuthScheme>, style: ChallengeStyle) -> EmulatorHandl
 }
 
 fn client(handle: &EmulatorHandle, credentials: Credentials) -> Autodiscover {
+    client_with(
+        handle,
+        credentials,
+        &exmux_core::http::HttpOptions::default(),
+    )
+}
+
+fn client_with(
+    handle: &EmulatorHandle,
+    credentials: Credentials,
+    http_options: &exmux_core::http::HttpOptions,
+) -> Autodiscover {
     let mut map = LoopbackMap::new();
     map.insert("example.test", url::Url::parse(handle.base_url()).unwrap());
     let options = AutodiscoverOptions {
@@ -69,10 +89,7 @@ fn client(handle: &EmulatorHandle, credentials: Credentials) -> Autodiscover {
         loopback: Some(map),
         ..AutodiscoverOptions::default()
     };
-    let http = exmux_core::http::HttpOptions::default()
-        .build_client()
-        .unwrap();
-    Autodiscover::new(http, options)
+    Autodiscover::new(http_options.build_client().unwrap(), options)
 }
 
 fn ntlm() -> Credentials {
@@ -174,5 +191,58 @@ async fn results_and_errors_carry_no_secret() {
             assert!(!text.contains(form.as_str()), "leaked {form:?} in {text}");
         }
     }
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls_needs_the_ca_bundle_or_the_danger_option() {
+    let handle = start_with_tls(
+        vec![AuthScheme::Basic],
+        ChallengeStyle::SeparateHeaders,
+        true,
+    )
+    .await;
+    assert!(handle.base_url().starts_with("https://"));
+    let basic = Credentials::Basic {
+        username: "user1@example.test".to_owned(),
+        password: Secret::new(PASSWORD),
+    };
+
+    // Verification is on by default, and the emulator's CA is not a built-in root.
+    let error = client(&handle, basic.clone())
+        .discover("user1@example.test")
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .to_ascii_lowercase()
+            .contains("certificate"),
+        "{error}"
+    );
+
+    let folder = tempfile::tempdir().unwrap();
+    let bundle = folder.path().join("ca.pem");
+    std::fs::write(&bundle, handle.ca_certificate_pem().unwrap()).unwrap();
+    let trusted = exmux_core::http::HttpOptions {
+        ca_bundle: Some(bundle),
+        ..exmux_core::http::HttpOptions::default()
+    };
+    let found = client_with(&handle, basic.clone(), &trusted)
+        .discover("user1@example.test")
+        .await
+        .unwrap();
+    assert_eq!(found.settings.ews_url, Some(handle.ews_url()));
+
+    let reckless = exmux_core::http::HttpOptions {
+        danger_accept_invalid_certs: true,
+        ..exmux_core::http::HttpOptions::default()
+    };
+    assert!(
+        client_with(&handle, basic, &reckless)
+            .discover("user1@example.test")
+            .await
+            .is_ok()
+    );
     handle.shutdown().await;
 }
