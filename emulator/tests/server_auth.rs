@@ -314,3 +314,23 @@ async fn ntlm_rejects_garbage_token() {
         assert_eq!(response.status(), 401, "{value}");
     }
 }
+
+#[tokio::test]
+async fn ntlm_over_tls() {
+    let emulator = Emulator::start(EmulatorOptions {
+        tls: true,
+        ..plain_options()
+    })
+    .await
+    .unwrap();
+    let mut connection = OneConnection::open_tls(&emulator).await;
+    let mut client = NtlmClient::new(USER, PASSWORD);
+
+    let challenge = negotiate(&mut connection, &mut client).await;
+    let authenticate = client.step(Some(&challenge));
+    let response = connection
+        .post(Some(format!("NTLM {}", BASE64.encode(authenticate))))
+        .await;
+    assert_eq!(response.status(), 501);
+    assert_eq!(connection.post(None).await.status(), 501);
+}

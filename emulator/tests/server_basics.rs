@@ -98,6 +98,28 @@ async fn https_with_trusted_ca() {
 }
 
 #[tokio::test]
+async fn https_certificate_names_localhost() {
+    let emulator = Emulator::start(EmulatorOptions {
+        tls: true,
+        ..plain_options()
+    })
+    .await
+    .unwrap();
+    let ca =
+        reqwest::Certificate::from_pem(emulator.ca_certificate_pem().unwrap().as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([ca])
+        .resolve("localhost", emulator.local_addr())
+        .build()
+        .unwrap();
+
+    let url = format!("https://localhost:{}/health", emulator.local_addr().port());
+    let response = client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
 async fn https_rejected_without_the_ca() {
     let emulator = Emulator::start(EmulatorOptions {
         tls: true,

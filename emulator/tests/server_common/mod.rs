@@ -137,6 +137,39 @@ impl OneConnection {
         }
     }
 
+    /// Opens one TLS connection that trusts only the emulator's CA and offers only
+    /// HTTP/1.1 through ALPN, as NTLM clients do.
+    pub async fn open_tls(emulator: &EmulatorHandle) -> Self {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(
+                emulator.tls().unwrap().ca_der().to_vec(),
+            ))
+            .unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+
+        let stream = tokio::net::TcpStream::connect(emulator.local_addr())
+            .await
+            .unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let tls = connector.connect(name, stream).await.unwrap();
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        Self {
+            sender,
+            host: emulator.local_addr().to_string(),
+        }
+    }
+
     pub async fn post(&mut self, authorization: Option<String>) -> http::Response<Bytes> {
         let mut request = http::Request::post("/EWS/Exchange.asmx").header("host", &self.host);
         if let Some(value) = authorization {
