@@ -737,7 +737,7 @@ pub struct ItemHint {
 /// Events are hints, never state (MS-OXWSNTIF gives no originator and servers repeat
 /// and reorder them): one UpdateItem can produce several ModifiedEvents, and events for
 /// an item deleted moments later still arrive before its DeletedEvent. The authoritative
-/// answer is an incremental sync of [`EventHints::folders`].
+/// source is an incremental sync of [`EventHints::folders`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EventHints {
     /// Items whose last event in the batch is a creation or a modification.
