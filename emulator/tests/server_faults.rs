@@ -71,8 +71,7 @@ async fn server_busy_needs_authentication_first() {
     assert_eq!(post_ews(&emulator).await.unwrap().status(), 503);
 }
 
-/// A front end with its own busy answer, the way the EWS front end answers with a SOAP
-/// fault.
+/// A front end with its own busy response, as the EWS front end returns a SOAP fault.
 struct SoapLike;
 
 impl Handler for SoapLike {
@@ -199,7 +198,7 @@ async fn read_stream(
     }
 }
 
-/// Reads a whole HTTP/1.1 exchange off a raw socket, so the test sees the chunked
+/// Reads a whole HTTP/1.1 exchange off a raw socket, so the test checks the chunked
 /// framing exactly as sent.
 async fn raw_get(emulator: &exmux_emulator::server::EmulatorHandle, path: &str) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

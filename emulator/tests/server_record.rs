@@ -26,7 +26,7 @@ fn files_in(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Every byte written under `dir`, as lossy text, for secret searches.
+/// Reads every file under `dir` as lossy text, for secret searches.
 fn all_text(dir: &Path) -> String {
     let mut text = String::new();
     for entry in std::fs::read_dir(dir).unwrap() {

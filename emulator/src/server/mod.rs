@@ -61,7 +61,7 @@ pub const AUTODISCOVER_PATH: &str = "/Autodiscover/Autodiscover.xml";
 /// The path of the health endpoint, which needs no authentication.
 pub const HEALTH_PATH: &str = "/health";
 
-/// How to start an emulator.
+/// The settings of an emulator, passed to [`Emulator::start`].
 #[derive(Debug, Clone)]
 pub struct EmulatorOptions {
     /// The address to listen on. Use port 0 for any free port; the default is
@@ -88,10 +88,10 @@ pub struct EmulatorOptions {
     pub auth: AuthOptions,
     /// When set, every exchange is written to this folder in the `captures/` layout.
     pub record_dir: Option<PathBuf>,
-    /// The largest request body the server reads; larger requests get HTTP 413.
+    /// The maximum request body the server reads, in bytes. Larger requests get HTTP 413.
     /// Default: 64 MiB.
     pub max_request_body: usize,
-    /// How long [`EmulatorHandle::shutdown`] waits for open requests before it closes
+    /// The time [`EmulatorHandle::shutdown`] waits for open requests before it closes
     /// their connections. Default: 5 seconds.
     pub shutdown_grace: Duration,
 }

@@ -40,7 +40,7 @@ pub enum ResponseBody {
 }
 
 impl ResponseBody {
-    /// An empty complete body.
+    /// Creates an empty complete body.
     pub fn empty() -> Self {
         Self::Full(Bytes::new())
     }
@@ -236,7 +236,7 @@ impl Router {
             .max_by_key(|route| route.prefix.len())
     }
 
-    /// The mounted routes, in mounting order.
+    /// Returns the mounted routes, in mounting order.
     pub fn routes(&self) -> &[Route] {
         &self.routes
     }

@@ -98,18 +98,18 @@ impl TlsIdentity {
         })
     }
 
-    /// The CA certificate in PEM form, for `reqwest::Certificate::from_pem` or a CA bundle
+    /// Returns the CA certificate in PEM form, for `reqwest::Certificate::from_pem` or a CA bundle
     /// file.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
     }
 
-    /// The CA certificate in DER form.
+    /// Returns the CA certificate in DER form.
     pub fn ca_der(&self) -> &[u8] {
         self.ca_der.as_ref()
     }
 
-    /// The server certificate in DER form, signed by the CA.
+    /// Returns the server certificate in DER form, signed by the CA.
     pub fn server_der(&self) -> &[u8] {
         self.server_der.as_ref()
     }

@@ -19,7 +19,7 @@ pub const USER: &str = "user1@example.test";
 pub const PASSWORD: &str = "s3cret-Passw0rd";
 pub const TOKEN: &str = "static-bearer-token-42";
 
-/// Options for a plain-HTTP emulator with known credentials and a static bearer token.
+/// Returns options for a plain-HTTP emulator with known credentials and a static bearer token.
 pub fn plain_options() -> EmulatorOptions {
     EmulatorOptions {
         tls: false,
@@ -34,7 +34,7 @@ pub async fn start_plain() -> EmulatorHandle {
     Emulator::start(plain_options()).await.unwrap()
 }
 
-/// A reqwest client that ignores proxy settings from the environment, so loopback
+/// Builds a reqwest client that ignores proxy settings from the environment, so loopback
 /// requests never leave the machine.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -44,7 +44,7 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// A client that trusts only the emulator's CA.
+/// Builds a client that trusts only the emulator's CA.
 pub fn tls_client(emulator: &EmulatorHandle) -> reqwest::Client {
     let ca =
         reqwest::Certificate::from_pem(emulator.ca_certificate_pem().unwrap().as_bytes()).unwrap();
