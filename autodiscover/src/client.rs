@@ -460,10 +460,13 @@ impl Autodiscover {
             }
         };
 
-        // At most two rounds: the NTLM handshake's second request rides on the pooled
-        // connection of the first. NOTE: reqwest does not pin a request to a connection,
-        // so a server that closes the connection after the 401 makes NTLM fail here.
-        for _round in 0..2 {
+        // At most three rounds: a Negotiate start the server answers with a plain NTLM
+        // challenge restarts as NTLM, then the handshake's last request rides on the
+        // pooled connection of the one before. NOTE: reqwest does not pin a request to a
+        // connection, so a server that closes the connection after the 401 makes NTLM
+        // fail here.
+        let mut restarted = false;
+        for _round in 0..3 {
             let mut request = self
                 .http
                 .request(method.clone(), physical.clone())
@@ -507,17 +510,32 @@ impl Autodiscover {
             let Some(credentials) = credentials else {
                 return Err("HTTP 401: the server requires credentials".to_owned());
             };
-            choose_challenge(&challenges, credentials).map_err(|error| error.to_string())?;
+            let (chosen, challenge) =
+                choose_challenge(&challenges, credentials).map_err(|error| error.to_string())?;
             match handshake.as_mut() {
                 Some(active)
-                    if active.state()
-                        == exmux_core::auth::ntlm::HandshakeState::ExpectChallenge =>
+                    if active.scheme() == chosen
+                        && challenge.token68.is_some()
+                        && active.state()
+                            == exmux_core::auth::ntlm::HandshakeState::ExpectChallenge =>
                 {
                     authorization = Some(
                         active
                             .authenticate_header(&challenges)
                             .map_err(|error| error.to_string())?,
                     );
+                }
+                Some(active) if active.scheme() != chosen && !restarted => {
+                    tracing::debug!(from = %active.scheme(), to = %chosen, "restarting the handshake with the offered scheme");
+                    let mut fresh = NtlmHandshake::from_credentials(chosen, credentials)
+                        .map_err(|error| error.to_string())?;
+                    authorization = Some(
+                        fresh
+                            .negotiate_header()
+                            .map_err(|error| error.to_string())?,
+                    );
+                    handshake = Some(fresh);
+                    restarted = true;
                 }
                 _ => return Err("HTTP 401: the server rejected the credentials".to_owned()),
             }

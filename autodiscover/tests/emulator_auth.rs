@@ -114,6 +114,21 @@ async fn ntlm_handshake_with_both_challenge_styles() {
 }
 
 #[tokio::test]
+async fn negotiate_falls_back_to_offered_ntlm() {
+    let handle = start(vec![AuthScheme::Ntlm], ChallengeStyle::SeparateHeaders).await;
+    let negotiate = Credentials::Negotiate {
+        username: "user1@example.test".to_owned(),
+        password: Secret::new(PASSWORD),
+    };
+    let found = client(&handle, negotiate)
+        .discover("user1@example.test")
+        .await
+        .unwrap();
+    assert_eq!(found.source.method, Method::PoxDomain);
+    handle.shutdown().await;
+}
+
+#[tokio::test]
 async fn ntlm_with_wrong_password_is_rejected() {
     let handle = start(vec![AuthScheme::Ntlm], ChallengeStyle::SeparateHeaders).await;
     let wrong = Credentials::Ntlm {
