@@ -13,6 +13,8 @@ pub mod throttle;
 pub mod error;
 pub mod operation;
 pub mod ops;
+#[doc(hidden)]
+pub mod sample;
 pub mod soap;
 pub mod types;
 pub mod xml;

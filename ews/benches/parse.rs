@@ -1,0 +1,75 @@
+//! EWS parsing throughput: this crate's incremental reader against the `ews` crate
+//! (serde over quick-xml) and quick-xml's raw event reader, on the same bytes.
+//!
+//! Run: `cargo bench -p exmux-ews --bench parse -- --warm-up-time 1 --measurement-time 3`
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use exmux_ews::ops::sync::{FindItemReader, SyncItemsReader};
+use exmux_ews::sample;
+use std::hint::black_box;
+
+fn raw_events(bytes: &[u8]) -> usize {
+    let mut reader = quick_xml::Reader::from_reader(bytes);
+    let mut n = 0;
+    loop {
+        match reader.read_event().unwrap() {
+            quick_xml::events::Event::Eof => return n,
+            _ => n += 1,
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let inputs = [
+        (
+            "SyncFolderItems/512",
+            sample::sync_folder_items_response(512).unwrap(),
+        ),
+        (
+            "SyncFolderItems/5000",
+            sample::sync_folder_items_response(5000).unwrap(),
+        ),
+        ("FindItem/1000", sample::find_item_response(1000).unwrap()),
+    ];
+    for (name, bytes) in &inputs {
+        let mut group = c.benchmark_group(*name);
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        let is_sync = name.starts_with("Sync");
+        group.bench_with_input(BenchmarkId::new("exmux", bytes.len()), bytes, |b, bytes| {
+            b.iter(|| {
+                if is_sync {
+                    let reader = SyncItemsReader::new(black_box(bytes)).unwrap();
+                    reader.map(|c| black_box(c.unwrap())).count()
+                } else {
+                    let reader = FindItemReader::new(black_box(bytes)).unwrap();
+                    reader.map(|i| black_box(i.unwrap())).count()
+                }
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("ews-crate", bytes.len()), bytes, |b, bytes| {
+            b.iter(|| {
+                if is_sync {
+                    let env = ews::soap::Envelope::<ews::sync_folder_items::SyncFolderItemsResponse>::from_xml_document(black_box(bytes)).unwrap();
+                    black_box(env.body.response_messages.response_messages.len())
+                } else {
+                    let env = ews::soap::Envelope::<ews::find_item::FindItemResponse>::from_xml_document(black_box(bytes)).unwrap();
+                    black_box(env.body.response_messages.response_messages.len())
+                }
+            })
+        });
+        group.bench_with_input(
+            BenchmarkId::new("quick-xml-raw", bytes.len()),
+            bytes,
+            |b, bytes| b.iter(|| raw_events(black_box(bytes))),
+        );
+        group.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10);
+    targets = bench
+}
+criterion_main!(benches);
