@@ -270,6 +270,7 @@ pub enum PropValue {
     MvBinary(Vec<Vec<u8>>),
 }
 
+#[inline]
 fn utf16_to_string(bytes: &[u8]) -> String {
     // Fast path: subjects and names are mostly ASCII.
     if bytes
@@ -358,6 +359,7 @@ impl PropValue {
     /// [`PropError::Truncated`] or [`PropError::Unterminated`] when the input ends inside
     /// the value, [`PropError::UnsupportedType`] for a type without a known encoding in
     /// this context.
+    #[inline]
     pub fn decode(
         reader: &mut Reader<'_>,
         ptype: PropType,

@@ -14,6 +14,7 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// A cursor at the start of `buf`, whose offsets count from 0.
+    #[inline]
     pub fn new(buf: &'a [u8]) -> Reader<'a> {
         Reader {
             buf,
@@ -24,36 +25,43 @@ impl<'a> Reader<'a> {
 
     /// A cursor at the start of `buf`, whose offsets count from `base` (the position of
     /// `buf` inside a larger message).
+    #[inline]
     pub fn with_base(buf: &'a [u8], base: usize) -> Reader<'a> {
         Reader { buf, pos: 0, base }
     }
 
     /// Absolute offset of the next byte.
+    #[inline]
     pub fn offset(&self) -> usize {
         self.base + self.pos
     }
 
     /// Position inside this cursor's slice.
+    #[inline]
     pub fn position(&self) -> usize {
         self.pos
     }
 
     /// Bytes not read yet.
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.buf.len().saturating_sub(self.pos)
     }
 
     /// Whether all input was read.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
 
     /// The unread bytes, without consuming them.
+    #[inline]
     pub fn rest(&self) -> &'a [u8] {
         self.buf.get(self.pos..).unwrap_or_default()
     }
 
     /// Reads `n` bytes.
+    #[inline]
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], PropError> {
         let end = self.pos.checked_add(n);
         match end.and_then(|end| self.buf.get(self.pos..end)) {
@@ -71,6 +79,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a fixed-size array.
+    #[inline]
     pub fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], PropError> {
         let bytes = self.take(N, what)?;
         let mut out = [0u8; N];
@@ -79,27 +88,32 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a u8.
+    #[inline]
     pub fn u8(&mut self, what: &'static str) -> Result<u8, PropError> {
         let [b] = self.array::<1>(what)?;
         Ok(b)
     }
 
     /// Reads a little-endian u16.
+    #[inline]
     pub fn u16(&mut self, what: &'static str) -> Result<u16, PropError> {
         Ok(u16::from_le_bytes(self.array(what)?))
     }
 
     /// Reads a little-endian u32.
+    #[inline]
     pub fn u32(&mut self, what: &'static str) -> Result<u32, PropError> {
         Ok(u32::from_le_bytes(self.array(what)?))
     }
 
     /// Reads a little-endian u64.
+    #[inline]
     pub fn u64(&mut self, what: &'static str) -> Result<u64, PropError> {
         Ok(u64::from_le_bytes(self.array(what)?))
     }
 
     /// Reads a NUL-terminated 8-bit string and returns it without the NUL.
+    #[inline]
     pub fn nul8(&mut self, what: &'static str) -> Result<&'a [u8], PropError> {
         let rest = self.rest();
         let Some(end) = rest.iter().position(|&b| b == 0) else {
@@ -115,6 +129,7 @@ impl<'a> Reader<'a> {
 
     /// Reads a NUL-terminated UTF-16LE string (terminator on a 2-byte boundary) and returns
     /// its bytes without the terminator.
+    #[inline]
     pub fn nul16(&mut self, what: &'static str) -> Result<&'a [u8], PropError> {
         let rest = self.rest();
         let Some(units) = rest.chunks_exact(2).position(|pair| pair == [0, 0]) else {
@@ -130,6 +145,7 @@ impl<'a> Reader<'a> {
 
     /// Checks that `count` items of at least `min_size` bytes each can still follow, so a
     /// count from the wire can size an allocation.
+    #[inline]
     pub fn check_count(
         &self,
         count: usize,

@@ -379,6 +379,9 @@ pub fn split_buffer(bytes: &[u8]) -> Result<(&[u8], Vec<u32>), RopError> {
 }
 
 /// Joins a ROP list and a handle table into a ROP buffer.
+///
+/// RopSize is 16 bits, so the caller keeps the ROP list under 65,534 bytes.
+// NOTE: a longer list is not rejected here; its RopSize wraps and the buffer is invalid.
 pub fn join_buffer(rop_list: &[u8], handles: &[u32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(2 + rop_list.len() + handles.len() * 4);
     out.put_u16((rop_list.len() + 2) as u16);
