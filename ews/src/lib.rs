@@ -11,6 +11,7 @@ pub mod subscription;
 pub mod throttle;
 
 pub mod error;
+pub mod ids;
 pub mod operation;
 pub mod ops;
 #[doc(hidden)]
