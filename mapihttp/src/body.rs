@@ -4,7 +4,7 @@
 //!
 //! Every response type has two layouts: the success layout when StatusCode is 0 and the
 //! short failure layout (StatusCode, AuxiliaryBufferSize, AuxiliaryBuffer) otherwise.
-//! [`Response`] holds either. The ROP and auxiliary buffers are kept as the extended
+//! [`Response`] contains either. The ROP and auxiliary buffers are kept as the extended
 //! buffer bytes they are on the wire; [`crate::ext`] opens them.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -14,7 +14,7 @@ use std::fmt;
 use byteorder::{LittleEndian, WriteBytesExt};
 use uuid::Uuid;
 
-/// What is wrong with a body, or why one cannot be written.
+/// Error of a malformed body, or of a value that cannot be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BodyError {
@@ -24,7 +24,7 @@ pub enum BodyError {
          {available} remain; the body is cut short or a size field is wrong"
     )]
     Truncated {
-        /// Which body was being read.
+        /// Name of the body being read.
         body: &'static str,
         /// Field being read.
         field: &'static str,
@@ -38,7 +38,7 @@ pub enum BodyError {
     /// A NUL-terminated string without its terminator.
     #[error("{body} body: string {field} at offset {offset} has no terminator")]
     Unterminated {
-        /// Which body was being read.
+        /// Name of the body being read.
         body: &'static str,
         /// Field being read.
         field: &'static str,
@@ -48,7 +48,7 @@ pub enum BodyError {
     /// A string that is not valid text in its encoding.
     #[error("{body} body: string {field} at offset {offset} is not valid {encoding}")]
     BadString {
-        /// Which body was being read.
+        /// Name of the body being read.
         body: &'static str,
         /// Field being read.
         field: &'static str,
@@ -60,7 +60,7 @@ pub enum BodyError {
     /// Bytes after the last field.
     #[error("{body} body: {count} unexpected bytes after the last field at offset {offset}")]
     TrailingBytes {
-        /// Which body was being read.
+        /// Name of the body being read.
         body: &'static str,
         /// Offset of the first extra byte.
         offset: usize,
@@ -70,7 +70,7 @@ pub enum BodyError {
     /// A body that must be empty is not.
     #[error("{body} body: must be empty but has {len} bytes")]
     NotEmpty {
-        /// Which body was being read.
+        /// Name of the body being read.
         body: &'static str,
         /// Its length.
         len: usize,
@@ -78,7 +78,7 @@ pub enum BodyError {
     /// A value that cannot be written (a string with a NUL inside, a buffer over 4 GiB).
     #[error("{body} body: field {field} cannot be encoded: {reason}")]
     Unencodable {
-        /// Which body was being written.
+        /// Name of the body being written.
         body: &'static str,
         /// Field at fault.
         field: &'static str,

@@ -109,7 +109,7 @@ pub struct Segment {
     pub payload: Vec<u8>,
 }
 
-/// What is wrong with an extended buffer, or why one cannot be built.
+/// Error of a malformed extended buffer, or of a payload that cannot be framed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExtError {

@@ -1,7 +1,7 @@
 //! The HTTP layer of MAPI over HTTP (MS-OXCMAPIHTTP 2.2.2, 2.2.3): request headers per
 //! request type, the classification of a response head, and an incremental reader for
-//! the response body's text preamble (PROCESSING, PENDING, DONE, then the additional
-//! headers X-ElapsedTime and X-StartTime, then the binary body).
+//! the response body. That body starts with a text preamble (PROCESSING, PENDING, DONE,
+//! then the additional headers X-ElapsedTime and X-StartTime), and the binary body follows.
 //!
 //! Nothing here performs I/O: the caller feeds bytes as they arrive.
 
@@ -612,7 +612,7 @@ impl Default for ReaderLimits {
     }
 }
 
-/// What is wrong with a response body's framing.
+/// Error of a response body whose framing is incomplete, corrupt or too large.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FramingError {

@@ -23,7 +23,7 @@ pub const MIN_MATCH: usize = 3;
 /// that field would announce the u32 form, which MS-OXCRPC payloads never need.
 const MAX_MATCH: usize = 0xFFFF + 3;
 
-/// What is wrong with a compressed stream. Offsets count bytes into the compressed
+/// Error of a malformed compressed stream. Offsets count bytes into the compressed
 /// input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

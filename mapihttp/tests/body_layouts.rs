@@ -34,7 +34,7 @@ const DN: &str =
     "/o=Example/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn=alice";
 
 #[test]
-fn synthetic_vectors_decode_to_their_documented_values() {
+fn synthetic_vectors_decode() {
     let Some(dir) = exmux_testkit::shared_path("captures/mapi") else {
         return;
     };
@@ -97,7 +97,7 @@ fn synthetic_vectors_decode_to_their_documented_values() {
 }
 
 #[test]
-fn failure_layout_is_read_when_status_code_is_not_zero() {
+fn nonzero_status_reads_failure_layout() {
     let bytes = [0x0F, 0, 0, 0, 2, 0, 0, 0, 0xAA, 0xBB];
     for decoded in [
         ExecuteResponse::decode(&bytes).map(|r| matches!(r, Response::Failure(_))),
@@ -190,7 +190,7 @@ fn malformed_bodies_are_typed_errors() {
 }
 
 #[test]
-fn bind_and_unbind_use_the_address_book_layouts() {
+fn bind_and_unbind_layouts() {
     let bind = BindRequest {
         flags: 0,
         state: Some(Stat {
@@ -228,7 +228,7 @@ fn bind_and_unbind_use_the_address_book_layouts() {
 }
 
 #[test]
-fn fuzz_entry_point_survives_generated_inputs() {
+fn fuzz_entry_generated_inputs() {
     let seeds: Vec<Vec<u8>> = vec![
         ConnectRequest {
             user_dn: DN.into(),

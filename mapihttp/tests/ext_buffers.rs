@@ -28,7 +28,7 @@ fn hex_file(path: &Path) -> Vec<u8> {
 }
 
 #[test]
-fn outlook_aux_buffers_unxor_to_their_blocks_and_re_encode_identically() {
+fn outlook_aux_buffers_unxor_and_reencode() {
     let Some(dir) = exmux_testkit::shared_path("captures/mapi") else {
         return;
     };
@@ -66,7 +66,7 @@ fn outlook_aux_buffers_unxor_to_their_blocks_and_re_encode_identically() {
 }
 
 #[test]
-fn outlook_compressed_rgbin_decodes_as_an_extended_buffer() {
+fn outlook_compressed_rgbin_decodes() {
     let Some(dir) = exmux_testkit::shared_path("captures/mapi") else {
         return;
     };
@@ -163,7 +163,7 @@ fn xor_is_undone_before_decompression() {
 }
 
 #[test]
-fn chains_keep_segments_in_order_and_last_only_on_the_final_one() {
+fn chain_marks_only_final_segment_last() {
     let parts: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 100 + usize::from(i)]).collect();
     let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
     let wire = encode_chain(
@@ -249,7 +249,7 @@ fn incompressible_payload_is_sent_plain() {
 }
 
 #[test]
-fn fuzz_entry_point_survives_generated_inputs() {
+fn fuzz_entry_generated_inputs() {
     let mut state = 0xDEAD_BEEF_CAFE_F00Du64;
     let seed = encode_chain(
         &[b"abcabcabcabcabc", b"xyz"],

@@ -63,7 +63,7 @@ fn annotated_responses(text: &str) -> Vec<AnnotatedResponse> {
 }
 
 #[test]
-fn response_without_x_responsecode_is_classified_by_http_status() {
+fn missing_response_code_uses_http_status() {
     let Some(path) = exmux_testkit::shared_path("cases/inputs/C25-missing-x-responsecode.txt")
     else {
         return;
@@ -142,7 +142,7 @@ fn response_without_x_responsecode_is_classified_by_http_status() {
 }
 
 #[test]
-fn context_not_found_is_a_refusal_with_a_diagnostic_body() {
+fn context_not_found_is_refusal() {
     let Some(path) = exmux_testkit::shared_path("cases/inputs/C26-context-not-found-code10.txt")
     else {
         return;
@@ -197,7 +197,7 @@ fn context_not_found_is_a_refusal_with_a_diagnostic_body() {
 }
 
 #[test]
-fn synthetic_execute_response_framing_reads_its_parts() {
+fn synthetic_execute_framing_parts() {
     let Some(path) =
         exmux_testkit::shared_path("captures/mapi/mapihttp-execute-http-response-synthetic-1.txt")
     else {
@@ -248,7 +248,7 @@ fn stream() -> Vec<u8> {
 }
 
 #[test]
-fn keep_alives_without_line_ends_read_the_same_at_every_split() {
+fn keep_alives_read_at_every_split() {
     let bytes = stream();
     let whole = http::parse_body(&bytes).unwrap();
     assert_eq!(whole.keep_alives, 3);
@@ -293,7 +293,7 @@ fn keep_alives_without_line_ends_read_the_same_at_every_split() {
 }
 
 #[test]
-fn incomplete_corrupt_and_over_limit_are_separate_outcomes() {
+fn incomplete_corrupt_over_limit_differ() {
     let bytes = stream();
     // Need more: the reader says so and finish() reports where it stopped.
     let mut reader = ResponseReader::default();
@@ -402,7 +402,7 @@ fn server_preamble_writer_reads_back() {
 }
 
 #[test]
-fn request_headers_carry_every_field_and_hide_cookies() {
+fn request_headers_hide_cookies() {
     let mut cookies = SessionCookies::default();
     assert!(cookies.is_empty());
     let headers = RequestHeaders {
@@ -459,7 +459,7 @@ fn request_headers_carry_every_field_and_hide_cookies() {
 }
 
 #[test]
-fn fuzz_entry_point_survives_generated_inputs() {
+fn fuzz_entry_generated_inputs() {
     let seed = stream();
     let mut state = 0x5555_AAAA_1234_9876u64;
     for round in 0..4000usize {

@@ -146,7 +146,7 @@ fn check_request(kind: &RequestType, body: &[u8]) -> Option<Vec<u8>> {
 }
 
 #[test]
-fn every_exchange_decodes_through_framing_body_and_extended_buffer() {
+fn every_exchange_decodes() {
     let Some(dir) = dir() else {
         return;
     };
@@ -302,7 +302,7 @@ fn every_exchange_decodes_through_framing_body_and_extended_buffer() {
 }
 
 #[test]
-fn compressed_and_obfuscated_request_decodes_to_the_plain_rops() {
+fn compressed_xored_request_decodes() {
     let Some(dir) = dir() else {
         return;
     };

@@ -42,7 +42,7 @@ fn compcol_compress(data: &[u8]) -> Vec<u8> {
     framed[8..].to_vec()
 }
 
-/// A ROP response as a server builds it: QueryRows-style property rows with UTF-16
+/// Builds a ROP response as a server does: QueryRows-style property rows with UTF-16
 /// subjects, message ids, FILETIMEs, flags and sizes.
 fn realistic_payload(rows: usize, seed: u64) -> Vec<u8> {
     let subjects = [
@@ -82,7 +82,7 @@ fn realistic_payload(rows: usize, seed: u64) -> Vec<u8> {
 }
 
 #[test]
-fn synthetic_vectors_decompress_and_round_trip() {
+fn synthetic_vectors_round_trip() {
     let Some(dir) = exmux_testkit::shared_path("captures/mapi") else {
         return;
     };
@@ -115,7 +115,7 @@ fn synthetic_vectors_decompress_and_round_trip() {
 }
 
 #[test]
-fn outlook_rgbin_captures_decompress_to_the_rop_buffers() {
+fn outlook_rgbin_decompresses_to_rops() {
     let Some(dir) = exmux_testkit::shared_path("captures/mapi") else {
         return;
     };
@@ -187,7 +187,7 @@ fn u32_length_form_of_ms_xca_is_accepted() {
 }
 
 #[test]
-fn realistic_payload_compresses_at_least_as_well_as_compcol() {
+fn ratio_matches_compcol_or_better() {
     let data = realistic_payload(1000, 7);
     let ours = lz77::compress(&data);
     let theirs = compcol_compress(&data);
@@ -202,7 +202,7 @@ fn realistic_payload_compresses_at_least_as_well_as_compcol() {
 }
 
 #[test]
-fn python_reference_decoders_agree_on_a_generated_corpus() {
+fn python_decoders_agree_on_corpus() {
     let Some(shared) = exmux_testkit::shared_dir() else {
         return;
     };
@@ -266,7 +266,7 @@ fn python_reference_decoders_agree_on_a_generated_corpus() {
 }
 
 #[test]
-fn fuzz_entry_point_survives_generated_inputs() {
+fn fuzz_entry_generated_inputs() {
     let mut state = 0x1234_5678_9ABC_DEF0u64;
     for round in 0..4000u32 {
         let len = (round % 97) as usize;
@@ -293,7 +293,7 @@ proptest! {
     }
 
     #[test]
-    fn repetitive_bytes_round_trip_and_agree_with_compcol(
+    fn repetitive_bytes_agree_with_compcol(
         pieces in proptest::collection::vec((proptest::collection::vec(0u8..4, 1..40), 1usize..400), 1..20)
     ) {
         let mut data = Vec::new();
