@@ -803,3 +803,49 @@ fn store_is_send_and_clone() {
         0
     );
 }
+
+#[test]
+fn folder_counts_track_read_and_fai() {
+    let (mut store, _) = store();
+    let session = store.open_session("test");
+    let folder = inbox(&store);
+    let a = store.create_item(session, folder, note("a")).unwrap();
+    store.create_item(session, folder, note("b")).unwrap();
+    let fai = NewItem {
+        associated: true,
+        ..note("view settings")
+    };
+    store.create_item(session, folder, fai).unwrap();
+    store.set_read(session, a.id, true).unwrap();
+    let counts = store.folder_counts(folder).unwrap();
+    assert_eq!(counts.total, 2);
+    assert_eq!(counts.unread, 1);
+    assert_eq!(counts.associated, 1);
+}
+
+#[test]
+fn fai_items_sync_only_when_requested() {
+    let (mut store, _) = store();
+    let session = store.open_session("test");
+    let folder = inbox(&store);
+    store.create_item(session, folder, note("normal")).unwrap();
+    let fai = NewItem {
+        associated: true,
+        ..note("view settings")
+    };
+    let fai = store.create_item(session, folder, fai).unwrap();
+    let empty = SyncState::empty(SyncKind::Contents, folder);
+
+    let normal_only = store.sync_contents(&empty, SyncOptions::default()).unwrap();
+    assert_eq!(normal_only.changes.len(), 1);
+    assert!(!normal_only.changes[0].item.associated);
+
+    let options = SyncOptions {
+        include_fai: true,
+        ..SyncOptions::default()
+    };
+    let later = store.sync_contents(&normal_only.state, options).unwrap();
+    let mids: Vec<Mid> = later.changes.iter().map(|change| change.item.mid).collect();
+    assert_eq!(mids, vec![fai.id]);
+    assert!(later.state.seen_fai.contains(fai.cn.0));
+}

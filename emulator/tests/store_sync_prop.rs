@@ -199,6 +199,12 @@ fn run(ops: Vec<Op>, batch: usize) {
         .id;
     let folders = [inbox, drafts, custom];
 
+    // A store-wide subscription sees every change, in order, whoever made it.
+    let watcher = store
+        .subscribe(sessions[2], SubscriptionScope::Store, EventKinds::ALL, None)
+        .unwrap();
+    let mut expected_notices: Vec<(EventKind, SessionId)> = Vec::new();
+
     // Snapshots of every folder: the state of a complete sync and the contents it gave.
     let mut snapshots: Vec<(Fid, SyncState, Contents)> = Vec::new();
     // The ICS client of the inbox, kept current by its own checkpoints.
@@ -233,6 +239,7 @@ fn run(ops: Vec<Op>, batch: usize) {
                     ..NewItem::default()
                 };
                 let write = store.create_item(sessions[session], fid, new).unwrap();
+                expected_notices.push((EventKind::Created, sessions[session]));
                 if session == ICS_SESSION && fid == inbox {
                     ics_state.checkpoint(&write, associated);
                     ics_contents.insert(write.id, replica_of(store.item(write.id).unwrap()));
@@ -254,6 +261,7 @@ fn run(ops: Vec<Op>, batch: usize) {
                 let write = store
                     .update_item(sessions[session], mid, update, &ImportStamp::default())
                     .unwrap();
+                expected_notices.push((EventKind::Modified, sessions[session]));
                 let item = store.item(mid).unwrap();
                 if session == ICS_SESSION && item.folder == inbox {
                     ics_state.checkpoint(&write, item.associated);
@@ -269,6 +277,7 @@ fn run(ops: Vec<Op>, batch: usize) {
                     continue;
                 };
                 let result = store.set_read(sessions[session], mid, read).unwrap();
+                expected_notices.push((EventKind::Modified, sessions[session]));
                 let item = store.item(mid).unwrap();
                 if session == ICS_SESSION && item.folder == inbox {
                     ics_state.checkpoint_read(&result);
@@ -283,6 +292,7 @@ fn run(ops: Vec<Op>, batch: usize) {
                 };
                 let folder = store.item(mid).unwrap().folder;
                 store.delete_item(sessions[session], mid).unwrap();
+                expected_notices.push((EventKind::Deleted, sessions[session]));
                 if session == ICS_SESSION && folder == inbox {
                     ics_state.checkpoint_removal(mid);
                     ics_contents.remove(&mid);
@@ -309,6 +319,12 @@ fn run(ops: Vec<Op>, batch: usize) {
                 } else {
                     store.move_item(sessions[session], mid, target).unwrap()
                 };
+                let kind = if copy {
+                    EventKind::Copied
+                } else {
+                    EventKind::Moved
+                };
+                expected_notices.push((kind, sessions[session]));
                 if session == ICS_SESSION {
                     if !copy && source == inbox {
                         ics_state.checkpoint_removal(mid);
@@ -326,6 +342,7 @@ fn run(ops: Vec<Op>, batch: usize) {
                     continue;
                 };
                 store.rewrite_change_key(mid).unwrap();
+                expected_notices.push((EventKind::Modified, SessionId::SYSTEM));
             }
             Op::Snapshot => {
                 for fid in folders {
@@ -354,6 +371,25 @@ fn run(ops: Vec<Op>, batch: usize) {
         ics_contents,
         truth(&store, inbox),
         "ICS client of the inbox"
+    );
+
+    let notices = store
+        .poll_notices(watcher, None, usize::MAX)
+        .unwrap()
+        .notices;
+    let seen: Vec<(EventKind, SessionId)> = notices
+        .iter()
+        .map(|notice| (notice.kind, notice.session))
+        .collect();
+    assert_eq!(
+        seen, expected_notices,
+        "notices of the store-wide subscription"
+    );
+    assert!(
+        notices
+            .windows(2)
+            .all(|pair| pair[0].watermark < pair[1].watermark),
+        "watermarks increase"
     );
 
     // A state written to bytes and read back syncs the same.

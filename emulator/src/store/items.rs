@@ -52,6 +52,17 @@ pub struct ItemPage<'a> {
     pub more_available: bool,
 }
 
+/// The item counts of a folder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FolderCounts {
+    /// Normal (non-FAI) items.
+    pub total: usize,
+    /// Normal items whose read flag is clear.
+    pub unread: usize,
+    /// Folder-associated (FAI) items.
+    pub associated: usize,
+}
+
 impl Store {
     /// Returns an item.
     pub fn item(&self, mid: Mid) -> Option<&Item> {
@@ -61,6 +72,34 @@ impl Store {
     /// Returns the deletion record of an item that was deleted or moved away.
     pub fn item_tombstone(&self, mid: Mid) -> Option<&Tombstone> {
         self.item_tombstones.get(&mid)
+    }
+
+    /// Returns the item counts of a folder (EWS TotalCount and UnreadCount; MAPI
+    /// PidTagContentCount, PidTagContentUnreadCount and PidTagAssociatedContentCount).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::FolderNotFound`] when the folder does not exist.
+    pub fn folder_counts(&self, fid: Fid) -> Result<FolderCounts, StoreError> {
+        let mids = self
+            .folder_items
+            .get(&fid)
+            .ok_or(StoreError::FolderNotFound {
+                operation: "count items",
+                fid,
+            })?;
+        let mut counts = FolderCounts::default();
+        for item in mids.iter().filter_map(|mid| self.items.get(mid)) {
+            if item.associated {
+                counts.associated += 1;
+                continue;
+            }
+            counts.total += 1;
+            if !item.props.read {
+                counts.unread += 1;
+            }
+        }
+        Ok(counts)
     }
 
     /// Returns a page of a folder's items in message id order.

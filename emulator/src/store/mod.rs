@@ -30,7 +30,7 @@ pub use error::{StoreError, SyncStateRejection};
 pub use fault::FrontEndFault;
 pub use ids::{Cn, Fid, Globcnt, Guid, Mid, Pcl, Xid};
 pub use idset::GlobSet;
-pub use items::{ItemPage, ListOptions, NewItem};
+pub use items::{FolderCounts, ItemPage, ListOptions, NewItem};
 pub use model::{
     Body, BodyType, ChangeStamp, FlagStatus, Folder, ImportStamp, Importance, Item, ItemProps,
     ItemUpdate, Mailbox, NewItemContent, ReadResult, WellKnownFolder, WriteResult,
