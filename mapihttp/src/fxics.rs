@@ -20,7 +20,7 @@ pub enum FxError {
     Element {
         /// Stream offset of the element.
         offset: usize,
-        /// What was malformed.
+        /// The malformed part.
         source: PropError,
     },
     /// One element would need more bytes than the reader's limit.
@@ -52,7 +52,7 @@ pub enum FxError {
         marker: u32,
         /// Stream offset of the marker (or of the stream end).
         offset: usize,
-        /// What is wrong.
+        /// The problem.
         problem: &'static str,
     },
     /// An element that the sync grammar does not allow at this point.
@@ -60,7 +60,7 @@ pub enum FxError {
     Grammar {
         /// Stream offset of the element.
         offset: usize,
-        /// What was expected.
+        /// The grammar rule that was broken.
         problem: &'static str,
     },
     /// An IDSET inside the stream was malformed.
@@ -68,7 +68,7 @@ pub enum FxError {
     Idset {
         /// The property.
         tag: u32,
-        /// What was malformed.
+        /// The malformed part.
         source: IdsetError,
     },
 }
@@ -101,7 +101,7 @@ pub mod marker {
     pub const INCR_SYNC_GROUP_INFO: u32 = 0x407B_0102;
     pub const FX_ERROR_INFO: u32 = 0x4018_0003;
 
-    /// Whether `tag` is a marker (an element without a value).
+    /// Returns whether `tag` is a marker (an element without a value).
     pub fn is_marker(tag: u32) -> bool {
         matches!(
             tag,
@@ -132,7 +132,7 @@ pub mod marker {
         )
     }
 
-    /// Whether `tag` opens a nested structure that an end marker closes.
+    /// Returns whether `tag` opens a nested structure that an end marker closes.
     pub fn opens(tag: u32) -> bool {
         matches!(
             tag,
@@ -147,7 +147,7 @@ pub mod marker {
         )
     }
 
-    /// The start markers an end marker closes, if `tag` is an end marker.
+    /// Returns the start markers an end marker closes, if `tag` is an end marker.
     pub fn opener_of(tag: u32) -> Option<&'static [u32]> {
         match tag {
             END_FOLDER => Some(&[START_TOP_FLD, START_SUB_FLD]),
@@ -238,7 +238,7 @@ impl FxElement {
         }
     }
 
-    /// The bytes needed to know whether an element that starts with `bytes` is complete;
+    /// Returns the bytes needed to know whether an element that starts with `bytes` is complete;
     /// used to enforce the size limit on a value being buffered.
     fn declared_need(bytes: &[u8], base: usize) -> usize {
         let mut r = Reader::with_base(bytes, base);
@@ -257,9 +257,9 @@ impl FxElement {
 /// Default limit on the size of one element (one property value), 64 MiB.
 pub const DEFAULT_ELEMENT_LIMIT: usize = 64 << 20;
 
-/// An incremental FastTransfer lexer. Feed it each TransferBuffer in order; it returns
+/// An incremental FastTransfer lexer. Feed it each TransferBuffer in order. It returns
 /// whole elements and keeps a cut element (inside a tag, a length or a value) until the
-/// next buffer completes it. It also checks that start and end markers pair up.
+/// next buffer completes it, and it checks that start and end markers pair up.
 #[derive(Debug, Clone)]
 pub struct FxReader {
     buf: Vec<u8>,
@@ -276,12 +276,12 @@ impl Default for FxReader {
 }
 
 impl FxReader {
-    /// A reader with the default element limit.
+    /// Creates a reader with the default element limit.
     pub fn new() -> FxReader {
         FxReader::with_limit(DEFAULT_ELEMENT_LIMIT)
     }
 
-    /// A reader that rejects any element longer than `limit` bytes.
+    /// Creates a reader that rejects any element longer than `limit` bytes.
     pub fn with_limit(limit: usize) -> FxReader {
         FxReader {
             buf: Vec::new(),
@@ -302,17 +302,17 @@ impl FxReader {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// Stream offset of the next element.
+    /// Returns the stream offset of the next element.
     pub fn offset(&self) -> usize {
         self.stream_offset
     }
 
-    /// Bytes buffered but not yet returned as elements.
+    /// Returns the number of bytes buffered but not yet returned as elements.
     pub fn pending(&self) -> usize {
         self.buf.len().saturating_sub(self.start)
     }
 
-    /// The markers opened and not yet closed, innermost last.
+    /// Returns the markers opened and not yet closed, innermost last.
     pub fn open_markers(&self) -> &[u32] {
         &self.open
     }
@@ -447,7 +447,7 @@ pub struct MessageChange {
 }
 
 impl MessageChange {
-    /// The header property with `tag`.
+    /// Returns the header property with `tag`.
     pub fn header_value(&self, tag: PropTag) -> Option<&PropValue> {
         self.header.iter().find(|p| p.tag == tag).map(|p| &p.value)
     }
@@ -537,7 +537,7 @@ fn idset_of(prop: &FxProp, form: IdsetForm) -> Result<IdSet, FxError> {
 }
 
 impl SyncParser {
-    /// A parser at the start of a stream.
+    /// Creates a parser at the start of a stream.
     pub fn new() -> SyncParser {
         SyncParser {
             section: Section::Top,
@@ -554,7 +554,7 @@ impl SyncParser {
         }
     }
 
-    /// Whether IncrSyncEnd was seen.
+    /// Returns whether IncrSyncEnd was seen.
     pub fn is_done(&self) -> bool {
         self.section == Section::Ended
     }
@@ -830,7 +830,7 @@ pub struct FxWriter {
 }
 
 impl FxWriter {
-    /// An empty stream.
+    /// Creates an empty stream.
     pub fn new() -> FxWriter {
         FxWriter::default()
     }
@@ -967,7 +967,7 @@ impl FxWriter {
         self.marker(marker::INCR_SYNC_END)
     }
 
-    /// The stream so far.
+    /// Returns the stream so far.
     pub fn bytes(&self) -> &[u8] {
         &self.out
     }

@@ -83,7 +83,7 @@ impl GlobCnt {
         (value <= GLOBCNT_MAX).then_some(GlobCnt(value))
     }
 
-    /// The counter value.
+    /// Returns the counter value.
     pub fn get(self) -> u64 {
         self.0
     }
@@ -128,19 +128,19 @@ impl ObjectId {
         ObjectId(u64::from_le_bytes([r0, r1, a, b, c, d, e, f]))
     }
 
-    /// The replica id (REPLID).
+    /// Returns the replica id (REPLID).
     pub fn replid(self) -> u16 {
         let [r0, r1, ..] = self.0.to_le_bytes();
         u16::from_le_bytes([r0, r1])
     }
 
-    /// The global counter.
+    /// Returns the global counter.
     pub fn globcnt(self) -> GlobCnt {
         let [_, _, a, b, c, d, e, f] = self.0.to_le_bytes();
         GlobCnt::from_bytes([a, b, c, d, e, f])
     }
 
-    /// The 8 wire bytes.
+    /// Returns the 8 wire bytes.
     pub fn to_bytes(self) -> [u8; 8] {
         self.0.to_le_bytes()
     }
@@ -233,7 +233,7 @@ impl Xid {
         })
     }
 
-    /// The XID of a global counter: the namespace GUID and the 6-byte counter, the form of
+    /// Returns the XID of a global counter: the namespace GUID and the 6-byte counter, the form of
     /// PidTagSourceKey and of server-made PidTagChangeKey values.
     pub fn from_globcnt(namespace: Guid, globcnt: GlobCnt) -> Xid {
         let [a, b, c, d, e, f] = globcnt.to_bytes();
@@ -244,14 +244,14 @@ impl Xid {
         }
     }
 
-    /// The local id bytes.
+    /// Returns the local id bytes.
     pub fn local_id(&self) -> &[u8] {
         self.local
             .get(..usize::from(self.local_len))
             .unwrap_or_default()
     }
 
-    /// The local id as a global counter, when it is 6 bytes long.
+    /// Returns the local id as a global counter, when it is 6 bytes long.
     pub fn globcnt(&self) -> Option<GlobCnt> {
         let bytes: [u8; 6] = self.local_id().try_into().ok()?;
         Some(GlobCnt::from_bytes(bytes))
@@ -314,7 +314,7 @@ impl fmt::Debug for Xid {
     }
 }
 
-/// How two predecessor change lists relate (MS-OXCFXICS 3.1.5.6.1).
+/// The order of two versions by their predecessor change lists (MS-OXCFXICS 3.1.5.6.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PclOrder {
@@ -336,12 +336,12 @@ pub struct PredecessorChangeList {
 }
 
 impl PredecessorChangeList {
-    /// An empty list.
+    /// Creates an empty list.
     pub fn new() -> PredecessorChangeList {
         PredecessorChangeList::default()
     }
 
-    /// The XIDs in wire order.
+    /// Returns the XIDs in wire order.
     pub fn xids(&self) -> &[Xid] {
         &self.xids
     }
@@ -399,7 +399,7 @@ impl PredecessorChangeList {
         self.xids.sort_by_key(|x| x.namespace.0);
     }
 
-    /// Whether this list includes `other`: every XID of `other` has an XID here with the
+    /// Returns whether this list includes `other`: every XID of `other` has an XID here with the
     /// same namespace, the same size and a local id at least as high.
     pub fn includes(&self, other: &PredecessorChangeList) -> bool {
         other.xids.iter().all(|theirs| {

@@ -30,7 +30,7 @@ pub enum IdsetError {
         command: u8,
         /// Byte offset of the command.
         offset: usize,
-        /// What the stack state forbids.
+        /// The rule of the prefix stack that the command breaks.
         problem: &'static str,
     },
     /// A range whose low value is above its high value.
@@ -52,22 +52,22 @@ pub struct GlobSet {
 }
 
 impl GlobSet {
-    /// An empty set.
+    /// Creates an empty set.
     pub fn new() -> GlobSet {
         GlobSet::default()
     }
 
-    /// The ranges, sorted and merged.
+    /// Returns the ranges, sorted and merged.
     pub fn ranges(&self) -> &[(u64, u64)] {
         &self.ranges
     }
 
-    /// Whether the set is empty.
+    /// Returns whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
     }
 
-    /// Whether `value` is in the set.
+    /// Returns whether `value` is in the set.
     pub fn contains(&self, value: u64) -> bool {
         let index = self.ranges.partition_point(|&(_, high)| high < value);
         self.ranges.get(index).is_some_and(|&(low, _)| low <= value)
@@ -279,7 +279,7 @@ pub enum Replica {
     Guid(Guid),
 }
 
-/// Which replica key an IDSET uses.
+/// The replica key form of an IDSET.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum IdsetForm {
@@ -297,22 +297,22 @@ pub struct IdSet {
 }
 
 impl IdSet {
-    /// An empty set.
+    /// Creates an empty set.
     pub fn new() -> IdSet {
         IdSet::default()
     }
 
-    /// The entries, sorted by replica key.
+    /// Returns the entries, sorted by replica key.
     pub fn entries(&self) -> &[(Replica, GlobSet)] {
         &self.entries
     }
 
-    /// Whether no replica has any value.
+    /// Returns whether no replica has any value.
     pub fn is_empty(&self) -> bool {
         self.entries.iter().all(|(_, set)| set.is_empty())
     }
 
-    /// The counters of `replica`.
+    /// Returns the counters of `replica`.
     pub fn get(&self, replica: Replica) -> Option<&GlobSet> {
         self.entries
             .iter()
@@ -320,7 +320,7 @@ impl IdSet {
             .map(|(_, s)| s)
     }
 
-    /// Whether `value` of `replica` is in the set.
+    /// Returns whether `value` of `replica` is in the set.
     pub fn contains(&self, replica: Replica, value: u64) -> bool {
         self.get(replica).is_some_and(|set| set.contains(value))
     }
@@ -444,7 +444,7 @@ impl StateProperty {
         StateProperty::CnsetRead,
     ];
 
-    /// The tag used in RopSynchronizationUploadStateStreamBegin and in state streams.
+    /// Returns the tag used in RopSynchronizationUploadStateStreamBegin and in state streams.
     pub fn tag(self) -> u32 {
         match self {
             StateProperty::IdsetGiven => 0x4017_0003,
@@ -454,7 +454,7 @@ impl StateProperty {
         }
     }
 
-    /// The property of a tag, if it is one of the four.
+    /// Returns the property of a tag, if it is one of the four.
     pub fn from_tag(tag: u32) -> Option<StateProperty> {
         match tag {
             0x4017_0003 | 0x4017_0102 => Some(StateProperty::IdsetGiven),
@@ -467,7 +467,7 @@ impl StateProperty {
 }
 
 impl IcsState {
-    /// The IDSET of one property.
+    /// Returns the IDSET of one property.
     pub fn get(&self, property: StateProperty) -> &IdSet {
         match property {
             StateProperty::IdsetGiven => &self.idset_given,
@@ -477,7 +477,7 @@ impl IcsState {
         }
     }
 
-    /// The IDSET of one property, mutable.
+    /// Returns the IDSET of one property, mutable.
     pub fn get_mut(&mut self, property: StateProperty) -> &mut IdSet {
         match property {
             StateProperty::IdsetGiven => &mut self.idset_given,
@@ -500,7 +500,7 @@ impl IcsState {
         Ok(())
     }
 
-    /// The (tag, REPLGUID-form IDSET bytes) pairs to upload with
+    /// Returns the (tag, REPLGUID-form IDSET bytes) pairs to upload with
     /// RopSynchronizationUploadStateStreamBegin/Continue/End.
     pub fn to_upload(&self) -> Vec<(u32, Vec<u8>)> {
         StateProperty::ALL

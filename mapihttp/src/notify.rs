@@ -1,7 +1,7 @@
 //! RopNotify NotificationData (MS-OXCNOTIF 2.2.1.4.1.2). RopPending is decoded with the
 //! other server-only ROPs in [`crate::rop`].
 //!
-//! A notification carries no originator: no session, client or change key says who made
+//! A notification carries no originator: no session, client or change key names who made
 //! the change, so it is a hint to synchronize, never state.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -127,12 +127,12 @@ pub struct Notification {
 }
 
 impl Notification {
-    /// The notification type (low 12 bits of the flags).
+    /// Returns the notification type (low 12 bits of the flags).
     pub fn kind(&self) -> u16 {
         self.flags & 0x0FFF
     }
 
-    /// Whether the object is a message.
+    /// Returns whether the object is a message.
     pub fn is_message(&self) -> bool {
         self.flags & FLAG_MESSAGE != 0
     }

@@ -572,3 +572,39 @@ fn failed_responses_use_short_form() {
     assert_eq!(r.body, ResponseBody::Empty);
     assert_eq!(encode_response_buffer(&decoded), bytes);
 }
+
+#[test]
+fn outlook_rgbin_decompresses_to_rop_requests() {
+    // The rgbIn bytes carry RPC_HEADER_EXT with LZ77 compression; the ext module removes
+    // that layer, and the result is the ROP input buffer decoded above.
+    for n in [1, 2] {
+        let Some(rgbin) = vector("captures/mapi", &format!("rgbin-compressed-{n}.hex")) else {
+            return;
+        };
+        let payload = exmux_mapihttp::ext::decode_payload(&rgbin).unwrap();
+        let expected = vector("captures/mapi", &format!("rop-request-buffer-{n}.hex")).unwrap();
+        assert_eq!(payload, expected, "capture {n}");
+        let buffer = decode_request_buffer(&payload).unwrap();
+        assert_eq!(encode_request_buffer(&buffer), payload, "capture {n}");
+    }
+}
+
+#[test]
+fn gromox_response_bodies_carry_the_rop_buffers() {
+    // The saved body starts with the PROCESSING/DONE meta lines, then the Execute response:
+    // StatusCode, ErrorCode, Flags, RopBufferSize, then the extended buffer. The ext module
+    // strips RPC_HEADER_EXT and the ROP bytes must equal the decoded `.rops.hex` file.
+    let prefix = "06-Execute-multi-logon-openfolder-contents-plain";
+    let Some(path) =
+        exmux_testkit::shared_path(&format!("captures/mapi-gromox/{prefix}.response.body"))
+    else {
+        return;
+    };
+    let saved = std::fs::read(path).unwrap();
+    let meta_end = saved.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let body = &saved[meta_end..];
+    let rop_buffer_size = u32::from_le_bytes(body[12..16].try_into().unwrap()) as usize;
+    let extended = &body[16..16 + rop_buffer_size];
+    let payload = exmux_mapihttp::ext::decode_payload(extended).unwrap();
+    assert_eq!(payload, gromox_rops(prefix, "response").unwrap());
+}

@@ -128,12 +128,12 @@ impl PropType {
     /// Flag of a FastTransfer code-page string type; the low 15 bits are the code page.
     pub const CODE_PAGE_STRING: u16 = 0x8000;
 
-    /// Whether the type is multi-valued.
+    /// Returns whether the type is multi-valued.
     pub fn is_multiple(self) -> bool {
         self.0 & Self::MULTIPLE != 0 && self.0 & Self::CODE_PAGE_STRING == 0
     }
 
-    /// The single-valued type of a multi-valued type.
+    /// Returns the single-valued type of a multi-valued type.
     pub fn element(self) -> PropType {
         PropType(self.0 & !(Self::MULTIPLE | Self::MV_INSTANCE))
     }
@@ -155,23 +155,23 @@ impl PropTag {
         PropTag(((id as u32) << 16) | ptype.0 as u32)
     }
 
-    /// The property id.
+    /// Returns the property id.
     pub const fn id(self) -> u16 {
         (self.0 >> 16) as u16
     }
 
-    /// The property type.
+    /// Returns the property type.
     pub const fn ptype(self) -> PropType {
         PropType(self.0 as u16)
     }
 
-    /// Whether the id is in the named-property range (0x8000 to 0xFFFE), whose numeric ids
+    /// Returns whether the id is in the named-property range (0x8000 to 0xFFFE), whose numeric ids
     /// are assigned per mailbox.
     pub const fn is_named(self) -> bool {
         self.id() >= 0x8000
     }
 
-    /// The same id with another type.
+    /// Returns the same id with another type.
     pub const fn with_type(self, ptype: PropType) -> PropTag {
         PropTag::new(self.id(), ptype)
     }
@@ -315,7 +315,7 @@ fn guid_from(bytes: [u8; 16]) -> Guid {
 }
 
 impl PropValue {
-    /// The natural type of this value (for multi-valued and code-page strings the type
+    /// Returns the natural type of this value (for multi-valued and code-page strings the type
     /// cannot carry the code page, so [`PropValue::CodePageString`] reports PtypString8).
     pub fn ptype(&self) -> PropType {
         let code = match self {
@@ -638,7 +638,7 @@ impl PropValue {
         }
     }
 
-    /// The value as a FILETIME converted to a UTC date and time, for PtypTime values in
+    /// Returns the value as a FILETIME converted to a UTC date and time, for PtypTime values in
     /// range.
     pub fn as_datetime(&self) -> Option<time::OffsetDateTime> {
         match self {

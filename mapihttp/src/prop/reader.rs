@@ -13,7 +13,7 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    /// A cursor at the start of `buf`, whose offsets count from 0.
+    /// Creates a cursor at the start of `buf`, whose offsets count from 0.
     #[inline]
     pub fn new(buf: &'a [u8]) -> Reader<'a> {
         Reader {
@@ -23,38 +23,38 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A cursor at the start of `buf`, whose offsets count from `base` (the position of
+    /// Creates a cursor at the start of `buf`, whose offsets count from `base` (the position of
     /// `buf` inside a larger message).
     #[inline]
     pub fn with_base(buf: &'a [u8], base: usize) -> Reader<'a> {
         Reader { buf, pos: 0, base }
     }
 
-    /// Absolute offset of the next byte.
+    /// Returns the absolute offset of the next byte.
     #[inline]
     pub fn offset(&self) -> usize {
         self.base + self.pos
     }
 
-    /// Position inside this cursor's slice.
+    /// Returns the position inside this cursor's slice.
     #[inline]
     pub fn position(&self) -> usize {
         self.pos
     }
 
-    /// Bytes not read yet.
+    /// Returns the number of bytes not read yet.
     #[inline]
     pub fn remaining(&self) -> usize {
         self.buf.len().saturating_sub(self.pos)
     }
 
-    /// Whether all input was read.
+    /// Returns whether all input was read.
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
 
-    /// The unread bytes, without consuming them.
+    /// Returns the unread bytes, without consuming them.
     #[inline]
     pub fn rest(&self) -> &'a [u8] {
         self.buf.get(self.pos..).unwrap_or_default()

@@ -25,7 +25,7 @@ pub enum RowCell {
 }
 
 impl RowCell {
-    /// The value, if the cell holds one.
+    /// Returns the value, if the cell holds one.
     pub fn value(&self) -> Option<&PropValue> {
         match self {
             RowCell::Value(value) => Some(value),
@@ -131,7 +131,7 @@ impl PropertyRow {
         }
     }
 
-    /// The cell of `tag`, looked up in `columns`.
+    /// Returns the cell of `tag`, looked up in `columns`.
     pub fn get<'r>(&'r self, columns: &[PropTag], tag: PropTag) -> Option<&'r RowCell> {
         let index = columns.iter().position(|c| *c == tag)?;
         self.cells.get(index)

@@ -95,7 +95,7 @@ pub mod rop_id {
     pub const LOGON: u8 = 0xFE;
     pub const BUFFER_TOO_SMALL: u8 = 0xFF;
 
-    /// Whether a request with this RopId can be decoded.
+    /// Returns whether a request with this RopId can be decoded.
     pub fn is_known_request(id: u8) -> bool {
         matches!(
             id,
@@ -131,7 +131,7 @@ pub mod rop_id {
         )
     }
 
-    /// The ROP's name as MS-OXCROPS spells it, for diagnostics.
+    /// Returns the ROP's name as MS-OXCROPS spells it, for diagnostics.
     pub fn name(id: u8) -> &'static str {
         match id {
             RELEASE => "RopRelease",

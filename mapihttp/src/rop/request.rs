@@ -539,7 +539,7 @@ fn put_values_u16(out: &mut Vec<u8>, values: &[TaggedValue]) {
 }
 
 impl RopRequest {
-    /// The RopId of this request.
+    /// Returns the RopId of this request.
     pub fn rop_id(&self) -> u8 {
         use RopRequest as Q;
         match self {
@@ -620,7 +620,7 @@ impl RopRequest {
         }
     }
 
-    /// The handle index that the response echoes (InputHandleIndex, OutputHandleIndex,
+    /// Returns the handle index that the response echoes (InputHandleIndex, OutputHandleIndex,
     /// ResponseHandleIndex or SourceHandleIndex, per ROP).
     pub fn response_handle_index(&self) -> u8 {
         use RopRequest as Q;
@@ -692,7 +692,7 @@ impl RopRequest {
         }
     }
 
-    /// Whether the server sends a response for this request (all but RopRelease).
+    /// Returns whether the server sends a response for this request (all but RopRelease).
     pub fn has_response(&self) -> bool {
         !matches!(self, RopRequest::Release { .. })
     }

@@ -528,7 +528,7 @@ impl RopResponse {
         }
     }
 
-    /// The ordinary response, if this is one.
+    /// Returns the ordinary response, if this is one.
     pub fn as_result(&self) -> Option<&RopResult> {
         match self {
             RopResponse::Result(result) => Some(result),
