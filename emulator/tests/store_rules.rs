@@ -849,3 +849,75 @@ fn fai_items_sync_only_when_requested() {
     assert_eq!(mids, vec![fai.id]);
     assert!(later.state.seen_fai.contains(fai.cn.0));
 }
+
+#[test]
+fn mime_update_keeps_read_flag() {
+    let (mut store, _) = store();
+    let session = store.open_session("test");
+    let first = b"From: a@example.test\r\nSubject: One\r\n\r\nx\r\n".to_vec();
+    let second = b"From: b@example.test\r\nSubject: Two\r\n\r\ny\r\n".to_vec();
+    let new = NewItem {
+        content: NewItemContent::Mime(first),
+        ..NewItem::default()
+    };
+    let created = store.create_item(session, inbox(&store), new).unwrap();
+    store.set_read(session, created.id, true).unwrap();
+    let update = ItemUpdate {
+        mime: Some(second.clone()),
+        ..ItemUpdate::default()
+    };
+    store
+        .update_item(session, created.id, update, &ImportStamp::default())
+        .unwrap();
+    let item = store.item(created.id).unwrap();
+    assert_eq!(item.props.subject, "Two");
+    assert_eq!(
+        item.props.sender.as_ref().unwrap().address,
+        "b@example.test"
+    );
+    assert!(item.props.read);
+    assert_eq!(item.mime.as_deref(), Some(second.as_slice()));
+}
+
+#[test]
+fn empty_mime_rejected() {
+    let (mut store, _) = store();
+    let session = store.open_session("test");
+    let before = store.current_globcnt();
+    let new = NewItem {
+        content: NewItemContent::Mime(Vec::new()),
+        ..NewItem::default()
+    };
+    assert!(matches!(
+        store.create_item(session, inbox(&store), new),
+        Err(StoreError::InvalidMime { length: 0, .. })
+    ));
+    assert_eq!(store.current_globcnt(), before, "nothing committed");
+}
+
+#[test]
+fn folder_notices_name_parents() {
+    let (mut store, _) = store();
+    let session = store.open_session("test");
+    let top = store
+        .well_known_folder(WellKnownFolder::MsgFolderRoot)
+        .unwrap();
+    let import = ImportStamp::default();
+    let sub = store
+        .subscribe(session, SubscriptionScope::Store, EventKinds::ALL, None)
+        .unwrap();
+    let a = store
+        .create_folder(session, top, "A", None, &import)
+        .unwrap();
+    store.move_folder(session, a.id, inbox(&store)).unwrap();
+    store.delete_folder(session, a.id).unwrap();
+    let notices = store.poll_notices(sub, None, 10).unwrap().notices;
+    let kinds: Vec<EventKind> = notices.iter().map(|notice| notice.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![EventKind::Created, EventKind::Moved, EventKind::Deleted]
+    );
+    assert_eq!(notices[1].old_parent, Some(top));
+    assert_eq!(notices[1].parent, inbox(&store));
+    assert_eq!(notices[2].object, ObjectId::Folder(a.id));
+}

@@ -10,7 +10,7 @@ use exmux_core::ManualClock;
 use exmux_emulator::store::*;
 use proptest::prelude::*;
 
-/// What a sync client holds of one item.
+/// The copy of one item that a sync client keeps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Replica {
     props: ItemProps,
@@ -150,7 +150,7 @@ fn sync_into(
         for read in &result.read_changes {
             let replica = contents
                 .get_mut(&read.mid)
-                .expect("read change for an item the client holds");
+                .expect("read change for an item the client has");
             replica.props.read = read.read;
         }
 
@@ -199,7 +199,8 @@ fn run(ops: Vec<Op>, batch: usize) {
         .id;
     let folders = [inbox, drafts, custom];
 
-    // A store-wide subscription sees every change, in order, whoever made it.
+    // A store-wide subscription receives every change in order, including the changes
+    // of other sessions.
     let watcher = store
         .subscribe(sessions[2], SubscriptionScope::Store, EventKinds::ALL, None)
         .unwrap();

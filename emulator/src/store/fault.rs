@@ -67,7 +67,7 @@ impl Store {
     }
 
     /// Swaps the next two notices queued for a subscription, so they arrive out of
-    /// watermark order.
+    /// watermark order. The first stays undelivered until the second one is queued.
     pub fn reorder_next_notices(&mut self, subscription: SubscriptionId) {
         if let Some(sub) = self.subscriptions.get_mut(&subscription) {
             sub.hold_next = true;

@@ -19,8 +19,8 @@ pub struct NewItem {
     pub import: ImportStamp,
 }
 
-/// The page of a folder's items that [`Store::list_items`] returns, like an EWS
-/// FindItem IndexedPageItemView.
+/// Paging options of [`Store::list_items`], like an EWS FindItem
+/// IndexedPageItemView.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListOptions {
     /// How many items to skip.

@@ -329,7 +329,9 @@ pub struct ItemUpdate {
 
 /// Change tracking a client supplies with an ICS upload: the PidTagChangeKey and
 /// PidTagPredecessorChangeList of an imported change (MS-OXCFXICS 2.2.1.2.7). The store
-/// keeps both as given; a missing PCL becomes the old PCL merged with the change key.
+/// keeps both as given, and a missing PCL becomes the old PCL merged with the change key.
+// NOTE: imports are not checked for conflicts against the server's PCL (MS-OXCFXICS
+// 3.1.5.6.1), so an import always replaces the current version.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImportStamp {
     /// The change key the client assigned.
