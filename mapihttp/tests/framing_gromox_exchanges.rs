@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Every exchange recorded against a real open-source server decodes through the HTTP
 //! head classification, the incremental body reader (fed the recorded chunks), the
-//! request and response bodies and the extended buffers, and re-encodes to the same
-//! bytes where the encoding is unique.
+//! request and response bodies, the extended buffers and the ROP buffers inside them,
+//! and re-encodes to the same bytes where the encoding is unique.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +16,7 @@ use exmux_mapihttp::http::{
     self, GuidCounter, HeadError, ReadEvent, RequestHeaders, RequestType, ResponseCode,
     ResponseHead, ResponseReader, SessionCookies,
 };
+use exmux_mapihttp::rop;
 use http_types::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use ::http as http_types;
@@ -177,6 +178,9 @@ fn every_exchange_decodes() {
         if let Some(rops) = request_rops {
             let expected = hex_file(&file(&dir, prefix, "request.rops.hex"));
             assert_eq!(rops, expected, "{prefix}: request ROP payload");
+            let requests =
+                rop::decode_request_buffer(&rops).unwrap_or_else(|e| panic!("{prefix}: {e}"));
+            assert_eq!(rop::encode_request_buffer(&requests), rops, "{prefix}");
         }
 
         let response = read_head(&file(&dir, prefix, "response.headers"));
@@ -252,14 +256,21 @@ fn every_exchange_decodes() {
                 let payload: Vec<u8> = segments.iter().flat_map(|s| s.payload.clone()).collect();
                 let expected = hex_file(&file(&dir, prefix, "response.rops.hex"));
                 assert_eq!(payload, expected, "{prefix}: response ROP payload");
-                // RopSize (u16) covers itself and the ROPs; the handle table follows.
-                // NOTE: the ROP decoder is written in parallel; once it lands, these
-                // payloads should go through it instead of this length check.
-                let rop_size = usize::from(u16::from_le_bytes([payload[0], payload[1]]));
-                assert!(
-                    rop_size <= payload.len() && (payload.len() - rop_size) % 4 == 0,
-                    "{prefix}"
-                );
+                // The ROP layer decodes the same bytes, with the batch's requests as context,
+                // and writes them back unchanged.
+                let request_rops =
+                    ext::decode_payload(&ExecuteRequest::decode(&request_body).unwrap().rop_buffer)
+                        .unwrap();
+                let requests = rop::decode_request_buffer(&request_rops).unwrap();
+                let context = rop::ResponseContext {
+                    requests: &requests.rops,
+                    ..Default::default()
+                };
+                assert_eq!(segments.len(), 1, "{prefix}: one segment per reply here");
+                let responses = rop::decode_response_buffer(&payload, &context)
+                    .unwrap_or_else(|e| panic!("{prefix}: {e}"));
+                assert!(!responses.rops.is_empty(), "{prefix}");
+                assert_eq!(rop::encode_response_buffer(&responses), payload, "{prefix}");
                 rop_payloads_checked += 1;
                 // Uncompressed, unobfuscated segments re-encode to the same bytes.
                 let parts: Vec<&[u8]> = segments.iter().map(|s| s.payload.as_slice()).collect();
