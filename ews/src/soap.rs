@@ -277,12 +277,27 @@ pub fn write_message<T>(
             w.start(element, &[("ResponseClass", err.class.as_str())]);
             w.opt_text("m:MessageText", err.text.as_deref());
             w.text("m:ResponseCode", err.code.as_str());
+            w.text("m:DescriptiveLinkKey", "0");
             if !err.message_xml.elements.is_empty() {
                 w.start("m:MessageXml", &[]);
                 for e in &err.message_xml.elements {
                     w.element(e);
                 }
                 w.end();
+            }
+            // Item and folder info messages require their (empty) container, as
+            // Exchange writes it.
+            match element {
+                "m:GetItemResponseMessage"
+                | "m:CreateItemResponseMessage"
+                | "m:UpdateItemResponseMessage"
+                | "m:MoveItemResponseMessage"
+                | "m:CopyItemResponseMessage" => w.empty("m:Items", &[]),
+                "m:GetFolderResponseMessage"
+                | "m:CreateFolderResponseMessage"
+                | "m:UpdateFolderResponseMessage"
+                | "m:MoveFolderResponseMessage" => w.empty("m:Folders", &[]),
+                _ => {}
             }
         }
     }

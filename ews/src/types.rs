@@ -737,14 +737,14 @@ impl Item {
                 }
                 w.end();
             }
-            w.opt_text("t:InternetMessageId", self.internet_message_id.as_deref());
-            if let Some(r) = self.is_read {
-                w.bool("t:IsRead", r);
-            }
             if let Some(f) = &self.from {
                 w.start("t:From", &[]);
                 f.write(w);
                 w.end();
+            }
+            w.opt_text("t:InternetMessageId", self.internet_message_id.as_deref());
+            if let Some(r) = self.is_read {
+                w.bool("t:IsRead", r);
             }
         }
         w.end();

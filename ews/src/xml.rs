@@ -324,22 +324,29 @@ impl<'a> XmlReader<'a> {
             match self.next_step()? {
                 Step::Start {
                     element: child,
-                    empty: true,
-                } => match stack.last_mut() {
-                    Some(top) => top.children.push(child),
-                    None => element.children.push(child),
-                },
-                Step::Start {
-                    element: child,
-                    empty: false,
-                } => stack.push(child),
+                    empty,
+                } => {
+                    let parent = match stack.last_mut() {
+                        Some(top) => top,
+                        None => &mut *element,
+                    };
+                    // Whitespace before a child element is formatting, not content; in a
+                    // leaf element it is content and is kept.
+                    if parent.text.trim().is_empty() {
+                        parent.text.clear();
+                    }
+                    if empty {
+                        parent.children.push(child);
+                    } else {
+                        stack.push(child);
+                    }
+                }
                 Step::Text(t) => {
                     let target = match stack.last_mut() {
                         Some(top) => top,
                         None => &mut *element,
                     };
-                    // Whitespace between child elements is formatting, not content.
-                    if !(t.trim().is_empty() && target.text.is_empty()) {
+                    if target.children.is_empty() || !t.trim().is_empty() {
                         target.text.push_str(&t);
                     }
                 }

@@ -603,7 +603,7 @@ fn write_streaming_message(w: &mut XmlWriter, m: &Result<StreamingEvents, Messag
             if !ev.notifications.is_empty() {
                 w.start("m:Notifications", &[]);
                 for n in &ev.notifications {
-                    n.write(w, "m:Notification");
+                    n.write(w, "t:Notification");
                 }
                 w.end();
             }
@@ -619,7 +619,7 @@ fn write_streaming_message(w: &mut XmlWriter, m: &Result<StreamingEvents, Messag
             if !err.subscription_ids.is_empty() {
                 w.start("m:ErrorSubscriptionIds", &[]);
                 for id in &err.subscription_ids {
-                    w.text("m:SubscriptionId", id);
+                    w.text("t:SubscriptionId", id);
                 }
                 w.end();
             }

@@ -351,7 +351,10 @@ impl EwsOperation for SyncFolderItems {
                 })
             }
             Err(EwsError::Message { error, .. }) => Ok(Response {
-                server_version: None,
+                // Only the header is read again: the message was an error, so it is short.
+                server_version: EnvelopeReader::open(body, Self::NAME)
+                    .ok()
+                    .and_then(|e| e.server_version()),
                 messages: vec![Err(*error)],
             }),
             Err(e) => Err(e),
@@ -547,7 +550,10 @@ impl EwsOperation for FindItem {
                 })
             }
             Err(EwsError::Message { error, .. }) => Ok(Response {
-                server_version: None,
+                // Only the header is read again: the message was an error, so it is short.
+                server_version: EnvelopeReader::open(body, Self::NAME)
+                    .ok()
+                    .and_then(|e| e.server_version()),
                 messages: vec![Err(*error)],
             }),
             Err(e) => Err(e),
