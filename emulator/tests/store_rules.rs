@@ -921,3 +921,30 @@ fn folder_notices_name_parents() {
     assert_eq!(notices[1].parent, inbox(&store));
     assert_eq!(notices[2].object, ObjectId::Folder(a.id));
 }
+
+#[test]
+fn same_operations_replay_identically() {
+    let replay = || {
+        let (mut store, clock) = store();
+        let session = store.open_session("test");
+        let folder = inbox(&store);
+        let drafts = store.well_known_folder(WellKnownFolder::Drafts).unwrap();
+        let sub = store
+            .subscribe(session, SubscriptionScope::Store, EventKinds::ALL, None)
+            .unwrap();
+        for i in 0..20 {
+            clock.advance(Duration::from_millis(5));
+            let created = store
+                .create_item(session, folder, note(&format!("{i}")))
+                .unwrap();
+            if i % 3 == 0 {
+                store.move_item(session, created.id, drafts).unwrap();
+            } else if i % 3 == 1 {
+                store.set_read(session, created.id, true).unwrap();
+            }
+        }
+        store.poll_notices(sub, None, 5).unwrap();
+        format!("{store:?}")
+    };
+    assert_eq!(replay(), replay());
+}

@@ -27,6 +27,7 @@ impl Store {
     /// Queues a front-end fault for the next request of `session`, or of any session
     /// when `session` is `None`. Faults are taken in the order they were injected.
     pub fn inject_front_end_fault(&mut self, session: Option<SessionId>, fault: FrontEndFault) {
+        tracing::debug!(?session, ?fault, "front-end fault injected");
         self.front_end_faults.push((session, fault));
     }
 
@@ -83,6 +84,7 @@ impl Store {
     ///
     /// [`StoreError::CounterExhausted`].
     pub fn invalidate_sync_states(&mut self, fid: Fid) -> Result<Cn, StoreError> {
+        tracing::debug!(%fid, "sync states invalidated");
         // The marker is a change number no object carries, so a state that contains
         // it was made after this call, and marking it seen hides no change.
         let marker = Cn(self.next_globcnt("invalidate sync states")?);

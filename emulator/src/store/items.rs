@@ -304,6 +304,9 @@ impl Store {
             })?
             .folder;
 
+        // NOTE: EWS UpdateItem of IsRead may return a new ChangeKey on Exchange; this
+        // store follows ICS and keeps the change key, which has not been checked
+        // against a server.
         let read_cn = super::Cn(self.next_globcnt(OPERATION)?);
         if let Some(item) = self.items.get_mut(&mid) {
             item.props.read = read;

@@ -307,6 +307,8 @@ impl super::Store {
     }
 
     /// Queues a notice for every matching live subscription.
+    // NOTE: Exchange also sends a Modified notice for a folder whose item counts change;
+    // this store sends notices for the changed object only.
     pub(super) fn emit(
         &mut self,
         kind: EventKind,
