@@ -11,6 +11,8 @@ pub mod subscription;
 pub mod throttle;
 
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod operation;
 pub mod ops;
