@@ -272,13 +272,19 @@ pub enum PropValue {
 
 #[inline]
 fn utf16_to_string(bytes: &[u8]) -> String {
-    // Fast path: subjects and names are mostly ASCII.
-    if bytes
-        .chunks_exact(2)
-        .all(|pair| matches!(pair, [lo, 0] if *lo < 0x80))
-    {
-        return bytes.iter().step_by(2).map(|&b| char::from(b)).collect();
+    // Fast path: subjects and names are mostly ASCII, whose UTF-16 units are one byte and
+    // a zero.
+    let mut ascii = Vec::with_capacity(bytes.len() / 2);
+    for pair in bytes.chunks_exact(2) {
+        match pair {
+            [low, 0] if *low < 0x80 => ascii.push(*low),
+            _ => return utf16_to_string_slow(bytes),
+        }
     }
+    String::from_utf8(ascii).unwrap_or_default()
+}
+
+fn utf16_to_string_slow(bytes: &[u8]) -> String {
     let units = bytes.chunks_exact(2).map(|pair| {
         u16::from_le_bytes([
             pair.first().copied().unwrap_or(0),
