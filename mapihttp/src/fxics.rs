@@ -703,10 +703,11 @@ impl SyncParser {
         if self.section == Section::Ended {
             return Err(self.grammar("an element after IncrSyncEnd"));
         }
-        if self.section == Section::ChangeHeader && self.in_message {
-            if let Some(()) = self.push_content_marker(tag)? {
-                return Ok(());
-            }
+        if self.section == Section::ChangeHeader
+            && self.in_message
+            && self.push_content_marker(tag)?.is_some()
+        {
+            return Ok(());
         }
         match tag {
             INCR_SYNC_MESSAGE => {
