@@ -43,10 +43,10 @@ impl Store {
     /// Expires a session: its later operations fail with
     /// [`StoreError::SessionExpired`]. Its subscriptions are not affected.
     pub fn expire_session(&mut self, session: SessionId) {
-        if let Some(info) = self.sessions.get_mut(&session) {
-            if session != SessionId::SYSTEM {
-                info.expired = true;
-            }
+        if let Some(info) = self.sessions.get_mut(&session)
+            && session != SessionId::SYSTEM
+        {
+            info.expired = true;
         }
     }
 
@@ -92,8 +92,8 @@ impl Store {
         Ok(marker)
     }
 
-    /// Rewrites an item's change key in the background, as Exchange Online does without
-    /// any client action: a new change number, change key and PCL made by
+    /// Rewrites an item's change key in the background, as Exchange Online is reported to
+    /// do without any client action: a new change number, change key and PCL made by
     /// [`SessionId::SYSTEM`], with the same properties. Syncs report the item as
     /// modified and subscriptions receive a modified notice.
     ///

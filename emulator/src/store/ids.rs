@@ -292,10 +292,10 @@ impl Pcl {
             .binary_search_by(|entry| entry.namespace.cmp(&xid.namespace))
         {
             Ok(position) => {
-                if let Some(entry) = self.entries.get_mut(position) {
-                    if xid.local_id_cmp(entry).is_gt() {
-                        *entry = xid.clone();
-                    }
+                if let Some(entry) = self.entries.get_mut(position)
+                    && xid.local_id_cmp(entry).is_gt()
+                {
+                    *entry = xid.clone();
                 }
             }
             Err(position) => self.entries.insert(position, xid.clone()),

@@ -48,11 +48,11 @@ impl GlobSet {
         }
 
         // Absorb a range that overlaps or touches the new one from the left.
-        if let Some((&s, &e)) = self.ranges.range(..=start).next_back() {
-            if e.saturating_add(1) >= start {
-                start = s;
-                end = end.max(e);
-            }
+        if let Some((&s, &e)) = self.ranges.range(..=start).next_back()
+            && e.saturating_add(1) >= start
+        {
+            start = s;
+            end = end.max(e);
         }
 
         // Absorb every range that starts inside or right after the new one.
