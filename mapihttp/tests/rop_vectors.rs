@@ -608,3 +608,57 @@ fn gromox_response_bodies_carry_the_rop_buffers() {
     let payload = exmux_mapihttp::ext::decode_payload(extended).unwrap();
     assert_eq!(payload, gromox_rops(prefix, "response").unwrap());
 }
+
+#[test]
+fn failure_responses_with_fields() {
+    // ecServerBusy on GetBuffer carries BackoffTime in place of the status fields.
+    let busy = [0x4E, 0x02, 0x80, 0x04, 0x00, 0x00, 0xE8, 0x03, 0x00, 0x00];
+    let response = RopResponse::decode(&mut Reader::new(&busy), None, None).unwrap();
+    assert_eq!(result(&response).body, ResponseBody::BackoffTime(1000));
+
+    // ecWrongServer on RopLogon names the server to use.
+    let redirect = [
+        0xFE, 0x00, 0x78, 0x04, 0x00, 0x00, 0x01, 0x03, b'm', b'x', 0x00,
+    ];
+    let response = RopResponse::decode(&mut Reader::new(&redirect), None, None).unwrap();
+    assert_eq!(
+        result(&response).body,
+        ResponseBody::LogonRedirect {
+            logon_flags: 1,
+            server_name: b"mx".to_vec()
+        }
+    );
+
+    // ecDstNullObject on a move names the destination handle index.
+    let null_destination = [
+        0x33, 0x01, 0x03, 0x05, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x01,
+    ];
+    let response = RopResponse::decode(&mut Reader::new(&null_destination), None, None).unwrap();
+    assert_eq!(
+        result(&response).body,
+        ResponseBody::NullDestination {
+            destination_handle: 2,
+            partial_completion: true
+        }
+    );
+
+    // The ecWarnWithErrors warning of GetPropertyIdsFromNames keeps the ids.
+    let warning = [0x56, 0x01, 0x80, 0x03, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00];
+    let response = RopResponse::decode(&mut Reader::new(&warning), None, None).unwrap();
+    assert_eq!(result(&response).body, ResponseBody::PropertyIds(vec![0]));
+
+    // A failed DeleteMessages keeps PartialCompletion.
+    let delete = [0x1E, 0x01, 0x05, 0x00, 0x07, 0x80, 0x01];
+    let response = RopResponse::decode(&mut Reader::new(&delete), None, None).unwrap();
+    assert_eq!(
+        result(&response).body,
+        ResponseBody::PartialCompletion(true)
+    );
+
+    for bytes in [&busy[..], &redirect, &null_destination, &warning, &delete] {
+        let response = RopResponse::decode(&mut Reader::new(bytes), None, None).unwrap();
+        let mut out = Vec::new();
+        response.encode(&mut out);
+        assert_eq!(out, bytes);
+    }
+}
