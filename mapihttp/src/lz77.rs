@@ -281,7 +281,7 @@ const HASH_SIZE: usize = 1 << HASH_BITS;
 /// on ROP payloads (UTF-16 text full of `x 00` pairs) both compresses better and runs
 /// faster.
 #[inline]
-fn hash3(word: u32) -> usize {
+fn hash4(word: u32) -> usize {
     (word.wrapping_mul(2_654_435_761) >> (32 - HASH_BITS)) as usize
 }
 
@@ -341,7 +341,7 @@ pub fn compress_into(input: &[u8], out: &mut Vec<u8>) {
     // Index of the byte whose high nibble is still free for the next long match.
     let mut nibble_at: Option<usize> = None;
     // One candidate per bucket, stored as position + 1 so 0 is empty.
-    let mut table = vec![[0u32; 1]; HASH_SIZE];
+    let mut table = vec![0u32; HASH_SIZE];
 
     let n = input.len();
     let mut pos = 0usize;
@@ -350,34 +350,20 @@ pub fn compress_into(input: &[u8], out: &mut Vec<u8>) {
         let Some(word) = read_u32(input, pos) else {
             break;
         };
-        let bucket_index = hash3(word);
-        let Some(bucket) = table.get_mut(bucket_index) else {
+        let Some(bucket) = table.get_mut(hash4(word)) else {
             break;
         };
-        let candidates = *bucket;
-        *bucket = [pos as u32 + 1];
+        let candidate = std::mem::replace(bucket, pos as u32 + 1) as usize;
 
+        // The 4-byte read above succeeded, so `limit` is at least 4.
         let limit = (n - pos).min(MAX_MATCH);
         let mut best_len = 0usize;
         let mut best_dist = 0usize;
-        for candidate in candidates {
-            if candidate == 0 {
-                break;
-            }
-            let cand = candidate as usize - 1;
+        if candidate != 0 {
+            let cand = candidate - 1;
             let dist = pos - cand;
-            if dist > MAX_DISTANCE {
-                break;
-            }
-            let Some(cand_word) = read_u32(input, cand) else {
-                continue;
-            };
-            if cand_word != word {
-                continue;
-            }
-            let len = match_length(input, cand, pos, limit);
-            if len > best_len {
-                best_len = len;
+            if dist <= MAX_DISTANCE && read_u32(input, cand) == Some(word) {
+                best_len = 4 + match_length(input, cand + 4, pos + 4, limit - 4);
                 best_dist = dist;
             }
         }
@@ -400,8 +386,8 @@ pub fn compress_into(input: &[u8], out: &mut Vec<u8>) {
             let Some(w) = read_u32(input, p) else {
                 break;
             };
-            if let Some(bucket) = table.get_mut(hash3(w)) {
-                *bucket = [p as u32 + 1];
+            if let Some(bucket) = table.get_mut(hash4(w)) {
+                *bucket = p as u32 + 1;
             }
         }
         pos = end;
