@@ -11,7 +11,7 @@ use exmux_mapihttp::body::{ExecuteResponse, ExecuteSuccess, Response, WireBody};
 use exmux_mapihttp::ext::{self, EncodeOptions};
 use exmux_mapihttp::http;
 
-/// A ROP output buffer of `rows` property rows with UTF-16 subjects, ids and times.
+/// Builds a ROP output buffer of `rows` property rows with UTF-16 subjects, ids and times.
 fn rop_payload(rows: usize) -> Vec<u8> {
     let mut out = vec![0x15, 0x01, 0, 0, 0, 0, 0x02];
     out.extend_from_slice(&(rows as u16).to_le_bytes());

@@ -154,7 +154,7 @@ pub enum ExtError {
     Decompress {
         /// Offset of the header.
         offset: usize,
-        /// What the LZ77 decoder found.
+        /// Error the LZ77 decoder returned.
         source: Lz77Error,
     },
     /// Bytes follow the segment marked Last.
@@ -174,7 +174,7 @@ pub enum ExtError {
         /// Length of the buffer.
         len: usize,
     },
-    /// The buffer holds no segment at all.
+    /// The buffer contains no segment at all.
     #[error("extended buffer: empty, at least one RPC_HEADER_EXT is required")]
     Empty,
     /// A payload too large for the u16 Size field.
@@ -200,7 +200,7 @@ pub enum ExtError {
     },
 }
 
-/// How [`encode_segment`] transforms a payload.
+/// Transforms [`encode_segment`] applies to a payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EncodeOptions {
     /// Compress with LZ77 when that makes the payload smaller (otherwise send it plain

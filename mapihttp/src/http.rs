@@ -61,7 +61,7 @@ pub enum RequestType {
 }
 
 impl RequestType {
-    /// The header value as the specification spells it.
+    /// Returns the header value as the specification spells it.
     pub fn as_str(&self) -> &str {
         match self {
             Self::Connect => "Connect",
@@ -185,7 +185,7 @@ impl SessionCookies {
 
     /// Applies the `Set-Cookie` headers of a response, but only when the response came
     /// from the MAPI/HTTP endpoint itself (it carries X-ResponseCode): a proxy's or an
-    /// authentication layer's answer must not move the sequence cookie. Returns whether
+    /// authentication layer's response must not move the sequence cookie. Returns whether
     /// the cookies were applied. Attributes (path, expiry) are ignored.
     pub fn apply_response(&mut self, headers: &HeaderMap) -> bool {
         if !headers.contains_key(names::X_RESPONSE_CODE) {
@@ -203,7 +203,7 @@ impl SessionCookies {
         true
     }
 
-    /// The `Cookie` header value, marked sensitive, or `None` when empty.
+    /// Returns the `Cookie` header value, marked sensitive, or `None` when empty.
     pub fn header_value(&self) -> Option<HeaderValue> {
         if self.cookies.is_empty() {
             return None;
@@ -220,7 +220,7 @@ impl SessionCookies {
     }
 }
 
-/// What identifies one request: the fields that change from request to request.
+/// Identifying headers of one request: the fields that change from request to request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHeaders {
     /// X-RequestType.
@@ -250,7 +250,7 @@ impl RequestHeaders {
     ///
     /// # Errors
     ///
-    /// [`BadHeaderValue`] when the client application or request type holds characters
+    /// [`BadHeaderValue`] when the client application or request type contains characters
     /// a header cannot carry.
     pub fn to_header_map(&self, cookies: &SessionCookies) -> Result<HeaderMap, BadHeaderValue> {
         let mut map = HeaderMap::new();
@@ -392,7 +392,7 @@ impl ResponseCode {
         }
     }
 
-    /// The numeric value.
+    /// Returns the numeric value.
     pub fn as_u32(self) -> u32 {
         match self {
             Self::Success => 0,
@@ -437,7 +437,7 @@ impl fmt::Display for ResponseCode {
     }
 }
 
-/// What the status line and headers of a MAPI/HTTP response say, before the body.
+/// Facts from the status line and headers of a MAPI/HTTP response, before the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHead {
     /// X-RequestType echoed by the server, when present.
@@ -457,12 +457,14 @@ pub struct ResponseHead {
 pub enum HeadError {
     /// HTTP 200 with a non-zero X-ResponseCode: the endpoint refused the request and the
     /// body is diagnostic text.
-    #[error("MAPI/HTTP endpoint answered X-ResponseCode {code}; the body is diagnostic text")]
+    #[error(
+        "MAPI/HTTP endpoint rejected the request with X-ResponseCode {code}; the body is diagnostic text"
+    )]
     Refused {
         /// The code.
         code: ResponseCode,
     },
-    /// HTTP status other than 200: the answer did not come from a working endpoint
+    /// HTTP status other than 200: the response did not come from a working endpoint
     /// (a proxy, load balancer or the authentication layer).
     #[error(
         "MAPI/HTTP request got HTTP {status} ({}) instead of 200; {}",
@@ -475,7 +477,7 @@ pub enum HeadError {
         /// Whether X-ResponseCode was present anyway.
         has_response_code: bool,
     },
-    /// HTTP 200 without X-ResponseCode: something in front of the endpoint answered.
+    /// HTTP 200 without X-ResponseCode: something in front of the endpoint sent it.
     #[error(
         "MAPI/HTTP response has HTTP 200 but no X-ResponseCode; it did not come from the endpoint: retry with back-off"
     )]
@@ -498,7 +500,7 @@ pub enum HeadError {
 
 impl HeadError {
     /// Returns true when retrying the same request later, with the same cookies, is the
-    /// right recovery (a 5xx or an answer from in front of the endpoint).
+    /// right recovery (a 5xx or a response from in front of the endpoint).
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::HttpStatus { status, .. } => (500..=599).contains(status),
@@ -513,7 +515,7 @@ impl HeadError {
         }
     }
 
-    /// Returns true when the server asks for authentication.
+    /// Returns true when the server requires authentication.
     pub fn needs_authentication(&self) -> bool {
         matches!(self, Self::HttpStatus { status: 401, .. })
             || matches!(
@@ -623,7 +625,7 @@ pub enum FramingError {
     Incomplete {
         /// Bytes received in all.
         offset: usize,
-        /// What the reader was waiting for.
+        /// Part of the body the reader was waiting for.
         state: &'static str,
     },
     /// The bytes are not a MAPI/HTTP response preamble.
@@ -631,7 +633,7 @@ pub enum FramingError {
     Corrupt {
         /// Offset in the body.
         offset: usize,
-        /// What was found.
+        /// Description of the bytes found.
         what: String,
     },
     /// The body starts with HTML: a diagnostic page, not a MAPI/HTTP body.
@@ -693,7 +695,7 @@ impl Default for ResponseReader {
 }
 
 impl ResponseReader {
-    /// A reader with the given limits.
+    /// Creates a reader with the given limits.
     pub fn new(limits: ReaderLimits) -> Self {
         Self {
             limits,

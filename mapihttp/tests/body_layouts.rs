@@ -216,7 +216,7 @@ fn bind_and_unbind_layouts() {
         aux: Vec::new(),
     };
     assert_eq!(unbind.encode().unwrap(), [0; 8]);
-    // One server answers Unbind with ErrorCode 1 for success; it decodes as sent.
+    // One server returns ErrorCode 1 for a successful Unbind, and it decodes as sent.
     let response = [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
     assert_eq!(
         UnbindResponse::decode(&response).unwrap(),

@@ -93,7 +93,8 @@ fn outlook_compressed_rgbin_decodes() {
     }
 }
 
-/// The expected plaintext of the C28 case: a RopQueryRows response of three rows.
+/// Builds the expected plaintext of the XOR-then-decompress case: a RopQueryRows
+/// response of three rows.
 fn c28_plaintext() -> Vec<u8> {
     let mut out = vec![0x56, 0x00, 0x15, 0x01, 0, 0, 0, 0, 0x02, 0x03, 0x00];
     for (subject, flags) in [("Invoice 1", 1u32), ("Invoice 2", 1), ("Invoice 3", 0)] {

@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Response framing: the keep-alive preamble with and without line ends, split at every
-//! byte; limits; the classification of response heads (a missing X-ResponseCode, a
-//! non-200 status, a refusal with HTML) from the bug-report cases; request headers and
-//! cookies.
+//! Response framing tests. They cover the keep-alive preamble with and without line
+//! ends, split at every byte, and the reader's limits. They classify the response heads
+//! of the bug-report cases (a missing X-ResponseCode, a non-200 status, a refusal with
+//! HTML) and check request headers and cookies.
 
 use ::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use exmux_core::Secret;

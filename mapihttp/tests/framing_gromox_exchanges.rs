@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Every exchange recorded against a real open-source server decodes through the HTTP
-//! head classification, the incremental body reader (fed the recorded chunks), the
-//! request and response bodies, the extended buffers and the ROP buffers inside them,
-//! and re-encodes to the same bytes where the encoding is unique.
+//! Every exchange recorded against a real open-source server decodes through each layer:
+//! the HTTP head classification, the incremental body reader (fed the recorded chunks),
+//! the request and response bodies, the extended buffers and the ROP buffers inside
+//! them. Each layer re-encodes to the same bytes where the encoding is unique.
 
 use std::path::{Path, PathBuf};
 
