@@ -669,6 +669,18 @@ fn requests_f() -> impl Strategy<Value = RopRequest> {
     ]
 }
 
+fn requests_g() -> impl Strategy<Value = RopRequest> {
+    (handles(), any::<u16>(), any::<u8>()).prop_map(|((l, i, o), c, m)| {
+        RopRequest::OpenEmbeddedMessage {
+            logon_id: l,
+            input_handle: i,
+            output_handle: o,
+            code_page_id: c,
+            open_mode_flags: m,
+        }
+    })
+}
+
 fn request() -> impl Strategy<Value = RopRequest> {
     prop_oneof![
         requests_a(),
@@ -676,7 +688,8 @@ fn request() -> impl Strategy<Value = RopRequest> {
         requests_c(),
         requests_d(),
         requests_e(),
-        requests_f()
+        requests_f(),
+        requests_g()
     ]
 }
 
@@ -889,7 +902,26 @@ fn body() -> impl Strategy<Value = (u8, ResponseBody)> {
         any::<bool>().prop_map(|p| (rop_id::MOVE_COPY_MESSAGES, B::PartialCompletion(p))),
         any::<bool>().prop_map(|p| (rop_id::SET_READ_FLAGS, B::PartialCompletion(p))),
     ];
-    prop_oneof![a, b, c]
+    let d = (any::<u8>(), id(), typed_string(), any::<u16>(), tags()).prop_map(
+        |(reserved, message_id, subject, count, columns)| {
+            (
+                rop_id::OPEN_EMBEDDED_MESSAGE,
+                B::OpenEmbeddedMessage {
+                    reserved,
+                    message_id,
+                    message: Box::new(OpenMessageResponse {
+                        has_named_properties: true,
+                        subject_prefix: TypedString::Empty,
+                        normalized_subject: subject,
+                        recipient_count: count,
+                        recipient_columns: columns,
+                        recipient_rows: vec![],
+                    }),
+                },
+            )
+        },
+    );
+    prop_oneof![a, b, c, d]
 }
 
 proptest! {

@@ -71,6 +71,7 @@ pub mod rop_id {
     pub const GET_RULES_TABLE: u8 = 0x3F;
     pub const LONG_TERM_ID_FROM_ID: u8 = 0x43;
     pub const ID_FROM_LONG_TERM_ID: u8 = 0x44;
+    pub const OPEN_EMBEDDED_MESSAGE: u8 = 0x46;
     pub const FAST_TRANSFER_SOURCE_GET_BUFFER: u8 = 0x4E;
     pub const FIND_ROW: u8 = 0x4F;
     pub const GET_NAMES_FROM_PROPERTY_IDS: u8 = 0x55;
@@ -114,6 +115,7 @@ pub mod rop_id {
                 | 0x3F
                 | 0x43
                 | 0x44
+                | 0x46
                 | 0x4E
                 | 0x4F
                 | 0x55
@@ -175,6 +177,7 @@ pub mod rop_id {
             GET_RULES_TABLE => "RopGetRulesTable",
             LONG_TERM_ID_FROM_ID => "RopLongTermIdFromId",
             ID_FROM_LONG_TERM_ID => "RopIdFromLongTermId",
+            OPEN_EMBEDDED_MESSAGE => "RopOpenEmbeddedMessage",
             FAST_TRANSFER_SOURCE_GET_BUFFER => "RopFastTransferSourceGetBuffer",
             FIND_ROW => "RopFindRow",
             GET_NAMES_FROM_PROPERTY_IDS => "RopGetNamesFromPropertyIds",

@@ -320,6 +320,14 @@ pub enum RopRequest {
         folder_id: ObjectId,
         new_folder_name: RopString,
     },
+    /// RopOpenEmbeddedMessage 0x46 (2.2.6.16).
+    OpenEmbeddedMessage {
+        logon_id: u8,
+        input_handle: u8,
+        output_handle: u8,
+        code_page_id: u16,
+        open_mode_flags: u8,
+    },
     /// RopGetRulesTable 0x3F (2.2.11.2).
     GetRulesTable {
         logon_id: u8,
@@ -581,6 +589,7 @@ impl RopRequest {
             Q::MoveFolder { .. } => rop_id::MOVE_FOLDER,
             Q::CopyFolder { .. } => rop_id::COPY_FOLDER,
             Q::GetRulesTable { .. } => rop_id::GET_RULES_TABLE,
+            Q::OpenEmbeddedMessage { .. } => rop_id::OPEN_EMBEDDED_MESSAGE,
             Q::LongTermIdFromId { .. } => rop_id::LONG_TERM_ID_FROM_ID,
             Q::IdFromLongTermId { .. } => rop_id::ID_FROM_LONG_TERM_ID,
             Q::FastTransferSourceGetBuffer { .. } => rop_id::FAST_TRANSFER_SOURCE_GET_BUFFER,
@@ -637,6 +646,7 @@ impl RopRequest {
             | Q::RegisterNotification { output_handle, .. }
             | Q::OpenStream { output_handle, .. }
             | Q::GetRulesTable { output_handle, .. }
+            | Q::OpenEmbeddedMessage { output_handle, .. }
             | Q::SynchronizationConfigure { output_handle, .. }
             | Q::SynchronizationImportMessageChange { output_handle, .. }
             | Q::SynchronizationOpenCollector { output_handle, .. }
@@ -1102,6 +1112,13 @@ impl RopRequest {
                 input_handle,
                 output_handle: r.u8("OutputHandleIndex")?,
                 table_flags: r.u8("TableFlags")?,
+            },
+            rop_id::OPEN_EMBEDDED_MESSAGE => Q::OpenEmbeddedMessage {
+                logon_id,
+                input_handle,
+                output_handle: r.u8("OutputHandleIndex")?,
+                code_page_id: r.u16("CodePageId")?,
+                open_mode_flags: r.u8("OpenModeFlags")?,
             },
             rop_id::LONG_TERM_ID_FROM_ID => Q::LongTermIdFromId {
                 logon_id,
@@ -1769,6 +1786,17 @@ impl RopRequest {
                 submit_flags,
             } => {
                 out.put(&[*logon_id, *input_handle, *submit_flags]);
+            }
+            Q::OpenEmbeddedMessage {
+                logon_id,
+                input_handle,
+                output_handle,
+                code_page_id,
+                open_mode_flags,
+            } => {
+                out.put(&[*logon_id, *input_handle, *output_handle]);
+                out.put_u16(*code_page_id);
+                out.put_u8(*open_mode_flags);
             }
             Q::LongTermIdFromId {
                 logon_id,

@@ -214,6 +214,12 @@ pub enum ResponseBody {
     },
     /// RopOpenMessage.
     OpenMessage(Box<OpenMessageResponse>),
+    /// RopOpenEmbeddedMessage: Reserved, MessageId, then the RopOpenMessage fields.
+    OpenEmbeddedMessage {
+        reserved: u8,
+        message_id: ObjectId,
+        message: Box<OpenMessageResponse>,
+    },
     /// RopGetHierarchyTable, RopGetContentsTable.
     RowCount(u32),
     /// RopCreateMessage.
@@ -362,6 +368,54 @@ fn put_ghost(out: &mut Vec<u8>, ghost: &GhostInfo) {
     for server in &ghost.servers {
         out.put(server);
         out.put_u8(0);
+    }
+}
+
+fn read_open_message(r: &mut Reader<'_>) -> Result<OpenMessageResponse, RopError> {
+    let has_named_properties = r.u8("HasNamedProperties")? != 0;
+    let subject_prefix = TypedString::decode(r)?;
+    let normalized_subject = TypedString::decode(r)?;
+    let recipient_count = r.u16("RecipientCount")?;
+    let recipient_columns = decode_tag_array(r)?;
+    let row_count = usize::from(r.u8("RowCount")?);
+    r.check_count(row_count, 7, "recipient rows")?;
+    let mut recipient_rows = Vec::with_capacity(row_count);
+    for _ in 0..row_count {
+        let recipient_type = r.u8("RecipientType")?;
+        let code_page_id = r.u16("CodePageId")?;
+        let reserved = r.u16("Reserved")?;
+        let size = usize::from(r.u16("RecipientRowSize")?);
+        let recipient_row = r.take(size, "RecipientRow")?.to_vec();
+        recipient_rows.push(OpenRecipientRow {
+            recipient_type,
+            code_page_id,
+            reserved,
+            recipient_row,
+        });
+    }
+    Ok(OpenMessageResponse {
+        has_named_properties,
+        subject_prefix,
+        normalized_subject,
+        recipient_count,
+        recipient_columns,
+        recipient_rows,
+    })
+}
+
+fn put_open_message(out: &mut Vec<u8>, message: &OpenMessageResponse) {
+    out.put_u8(u8::from(message.has_named_properties));
+    message.subject_prefix.encode(out);
+    message.normalized_subject.encode(out);
+    out.put_u16(message.recipient_count);
+    encode_tag_array(out, &message.recipient_columns);
+    out.put_u8(message.recipient_rows.len() as u8);
+    for row in &message.recipient_rows {
+        out.put_u8(row.recipient_type);
+        out.put_u16(row.code_page_id);
+        out.put_u16(row.reserved);
+        out.put_u16(row.recipient_row.len() as u16);
+        out.put(&row.recipient_row);
     }
 }
 
@@ -659,37 +713,12 @@ fn decode_body(
             let ghost = if ghosted { Some(read_ghost(r)?) } else { None };
             B::OpenFolder { has_rules, ghost }
         }
-        rop_id::OPEN_MESSAGE => {
-            let has_named_properties = r.u8("HasNamedProperties")? != 0;
-            let subject_prefix = TypedString::decode(r)?;
-            let normalized_subject = TypedString::decode(r)?;
-            let recipient_count = r.u16("RecipientCount")?;
-            let recipient_columns = decode_tag_array(r)?;
-            let row_count = usize::from(r.u8("RowCount")?);
-            r.check_count(row_count, 7, "recipient rows")?;
-            let mut recipient_rows = Vec::with_capacity(row_count);
-            for _ in 0..row_count {
-                let recipient_type = r.u8("RecipientType")?;
-                let code_page_id = r.u16("CodePageId")?;
-                let reserved = r.u16("Reserved")?;
-                let size = usize::from(r.u16("RecipientRowSize")?);
-                let recipient_row = r.take(size, "RecipientRow")?.to_vec();
-                recipient_rows.push(OpenRecipientRow {
-                    recipient_type,
-                    code_page_id,
-                    reserved,
-                    recipient_row,
-                });
-            }
-            B::OpenMessage(Box::new(OpenMessageResponse {
-                has_named_properties,
-                subject_prefix,
-                normalized_subject,
-                recipient_count,
-                recipient_columns,
-                recipient_rows,
-            }))
-        }
+        rop_id::OPEN_MESSAGE => B::OpenMessage(Box::new(read_open_message(r)?)),
+        rop_id::OPEN_EMBEDDED_MESSAGE => B::OpenEmbeddedMessage {
+            reserved: r.u8("Reserved")?,
+            message_id: ObjectId(r.u64("MessageId")?),
+            message: Box::new(read_open_message(r)?),
+        },
         rop_id::GET_HIERARCHY_TABLE | rop_id::GET_CONTENTS_TABLE => B::RowCount(r.u32("RowCount")?),
         rop_id::CREATE_MESSAGE => {
             let has_id = r.u8("HasMessageId")? != 0;
@@ -873,20 +902,15 @@ fn encode_body(out: &mut Vec<u8>, body: &ResponseBody) {
                 put_ghost(out, ghost);
             }
         }
-        B::OpenMessage(message) => {
-            out.put_u8(u8::from(message.has_named_properties));
-            message.subject_prefix.encode(out);
-            message.normalized_subject.encode(out);
-            out.put_u16(message.recipient_count);
-            encode_tag_array(out, &message.recipient_columns);
-            out.put_u8(message.recipient_rows.len() as u8);
-            for row in &message.recipient_rows {
-                out.put_u8(row.recipient_type);
-                out.put_u16(row.code_page_id);
-                out.put_u16(row.reserved);
-                out.put_u16(row.recipient_row.len() as u16);
-                out.put(&row.recipient_row);
-            }
+        B::OpenMessage(message) => put_open_message(out, message),
+        B::OpenEmbeddedMessage {
+            reserved,
+            message_id,
+            message,
+        } => {
+            out.put_u8(*reserved);
+            out.put_u64(message_id.0);
+            put_open_message(out, message);
         }
         B::RowCount(count) | B::AttachmentId(count) | B::StreamSize(count) => out.put_u32(*count),
         B::CreateMessage { message_id } => {
