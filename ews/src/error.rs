@@ -387,7 +387,7 @@ impl MessageXml {
     pub fn offending_property(&self) -> Option<&str> {
         fn find(els: &[Element]) -> Option<&str> {
             for e in els {
-                match e.name.as_str() {
+                match &*e.name {
                     "FieldURI" => return e.attr("FieldURI"),
                     "IndexedFieldURI" => return e.attr("FieldURI"),
                     "ExtendedFieldURI" => {

@@ -163,7 +163,7 @@ pub fn decode_request<O: EwsServerOperation>(
         return Err(EwsError::Unexpected {
             operation: O::NAME,
             expected: "this operation's element",
-            found: req.body.name,
+            found: req.body.name.into_owned(),
         });
     }
     let op = O::from_request(&req.body)?;
@@ -214,7 +214,7 @@ pub(crate) fn check_body_element(
     Err(EwsError::Unexpected {
         operation,
         expected: "the operation's response element",
-        found: body.name.clone(),
+        found: body.name.to_string(),
     })
 }
 

@@ -39,7 +39,7 @@ pub fn mail_item(n: usize) -> Item {
     item.categories = vec!["Planning".into()];
     item.importance = Some("Normal".into());
     item.date_time_sent = Some(t);
-    item.has_attachments = Some(n % 3 == 0);
+    item.has_attachments = Some(n.is_multiple_of(3));
     item.last_modified_time = Some(t);
     let person = |name: &str| Mailbox {
         name: Some(name.into()),
@@ -48,7 +48,7 @@ pub fn mail_item(n: usize) -> Item {
     item.sender = Some(person("Alice"));
     item.to_recipients = vec![person("Bob"), person("Carol"), person("Dave")];
     item.internet_message_id = Some(format!("<msg-{n}.planning@mail.example.test>"));
-    item.is_read = Some(n % 2 == 0);
+    item.is_read = Some(n.is_multiple_of(2));
     item.from = Some(person("Alice"));
     item
 }

@@ -109,7 +109,7 @@ impl XmlWriter {
         let attrs: Vec<(&str, &str)> = e
             .attrs
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .map(|(k, v)| (k.as_ref(), v.as_str()))
             .collect();
         self.write_start(&name, &attrs);
         self.out.push(b'>');
@@ -572,7 +572,7 @@ pub(crate) fn unimplemented_of(body: Element) -> UnimplementedResponse {
         })
         .unwrap_or_default();
     UnimplementedResponse {
-        element: body.name.clone(),
+        element: body.name.to_string(),
         codes,
         body,
     }

@@ -176,7 +176,7 @@ impl Impersonation {
 
     pub(crate) fn from_element(e: &Element) -> Option<Self> {
         let v = e.text.trim().to_owned();
-        match e.name.as_str() {
+        match &*e.name {
             "PrincipalName" => Some(Impersonation::PrincipalName(v)),
             "SID" => Some(Impersonation::Sid(v)),
             "PrimarySmtpAddress" => Some(Impersonation::PrimarySmtpAddress(v)),
@@ -238,6 +238,23 @@ impl ItemId {
         Some(Self {
             id: e.attr("Id")?.to_owned(),
             change_key: e.attr("ChangeKey").map(str::to_owned),
+        })
+    }
+
+    /// Reads the `Id` and `ChangeKey` attributes, taking the strings.
+    pub(crate) fn from_owned(attrs: Vec<(std::borrow::Cow<'static, str>, String)>) -> Option<Self> {
+        let mut id = None;
+        let mut change_key = None;
+        for (k, v) in attrs {
+            match &*k {
+                "Id" => id = Some(v),
+                "ChangeKey" => change_key = Some(v),
+                _ => {}
+            }
+        }
+        Some(Self {
+            id: id?,
+            change_key,
         })
     }
 
@@ -405,7 +422,7 @@ impl PropertyPath {
 
     /// Reads a path element.
     pub fn from_element(e: &Element) -> Option<Self> {
-        match e.name.as_str() {
+        match &*e.name {
             "FieldURI" => Some(PropertyPath::Field(e.attr("FieldURI")?.to_owned())),
             "IndexedFieldURI" => Some(PropertyPath::Indexed {
                 field: e.attr("FieldURI")?.to_owned(),
@@ -631,33 +648,53 @@ impl Item {
 
     /// Reads an item element of any kind; unknown children are skipped.
     pub fn from_element(e: &Element) -> Self {
+        Self::from_owned(e.clone())
+    }
+
+    /// Reads an item element of any kind, taking its strings instead of copying them.
+    pub fn from_owned(e: Element) -> Self {
+        // Trimmed text without a copy when there is nothing to trim.
+        fn trimmed(mut s: String) -> String {
+            let end = s.trim_end().len();
+            s.truncate(end);
+            let start = s.len() - s.trim_start().len();
+            if start > 0 {
+                s.drain(..start);
+            }
+            s
+        }
         let mut item = Item::new(ItemKind::from_name(&e.name));
-        for c in &e.children {
-            let text = || Some(c.text.trim().to_owned());
-            match c.name.as_str() {
-                "MimeContent" => item.mime_content = text(),
-                "ItemId" => item.item_id = ItemId::from_element(c),
-                "ParentFolderId" => item.parent_folder_id = FolderId::from_element(c),
-                "ItemClass" => item.item_class = text(),
-                "Subject" => item.subject = Some(c.text.clone()),
-                "Body" => item.body = Some((c.text.clone(), c.attr("BodyType") == Some("HTML"))),
+        for mut c in e.children {
+            match &*c.name {
+                "MimeContent" => item.mime_content = Some(trimmed(c.text)),
+                "ItemId" => item.item_id = ItemId::from_owned(c.attrs),
+                "ParentFolderId" => {
+                    item.parent_folder_id = ItemId::from_owned(c.attrs).map(|i| FolderId {
+                        id: i.id,
+                        change_key: i.change_key,
+                    })
+                }
+                "ItemClass" => item.item_class = Some(trimmed(c.text)),
+                "Subject" => item.subject = Some(c.text),
+                "Body" => {
+                    let html = c.attr("BodyType") == Some("HTML");
+                    item.body = Some((std::mem::take(&mut c.text), html));
+                }
                 "DateTimeReceived" => item.date_time_received = parse_datetime(&c.text),
                 "Size" => item.size = c.text.trim().parse().ok(),
-                "Categories" => {
-                    item.categories = c.children.iter().map(|s| s.text.clone()).collect()
-                }
-                "Importance" => item.importance = text(),
+                "Categories" => item.categories = c.children.into_iter().map(|s| s.text).collect(),
+                "Importance" => item.importance = Some(trimmed(c.text)),
                 "DateTimeSent" => item.date_time_sent = parse_datetime(&c.text),
                 "HasAttachments" => item.has_attachments = parse_bool(&c.text),
                 "LastModifiedTime" => item.last_modified_time = parse_datetime(&c.text),
                 "Flag" => item.flag_status = c.child_text("FlagStatus").map(str::to_owned),
-                "Sender" => item.sender = Some(Mailbox::from_element(c)),
+                "Sender" => item.sender = Some(Mailbox::from_element(&c)),
                 "ToRecipients" => {
                     item.to_recipients = c.children.iter().map(Mailbox::from_element).collect()
                 }
-                "InternetMessageId" => item.internet_message_id = text(),
+                "InternetMessageId" => item.internet_message_id = Some(trimmed(c.text)),
                 "IsRead" => item.is_read = parse_bool(&c.text),
-                "From" => item.from = Some(Mailbox::from_element(c)),
+                "From" => item.from = Some(Mailbox::from_element(&c)),
                 _ => {}
             }
         }
@@ -796,7 +833,7 @@ impl Folder {
     pub fn from_element(e: &Element) -> Self {
         let num = |n: &str| e.child_text(n).and_then(|v| v.parse().ok());
         Self {
-            kind: e.name.clone(),
+            kind: e.name.to_string(),
             folder_id: e.child("FolderId").and_then(FolderId::from_element),
             parent_folder_id: e.child("ParentFolderId").and_then(FolderId::from_element),
             folder_class: e.child_text("FolderClass").map(str::to_owned),
@@ -831,10 +868,8 @@ impl Folder {
         if let Some(n) = self.child_folder_count {
             w.text("t:ChildFolderCount", &n.to_string());
         }
-        if name == "t:Folder" {
-            if let Some(n) = self.unread_count {
-                w.text("t:UnreadCount", &n.to_string());
-            }
+        if let Some(n) = self.unread_count.filter(|_| name == "t:Folder") {
+            w.text("t:UnreadCount", &n.to_string());
         }
         w.end();
     }

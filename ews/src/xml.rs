@@ -79,10 +79,10 @@ impl Ns {
 pub struct Element {
     /// Namespace of the element.
     pub ns: Ns,
-    /// Local name of the element.
-    pub name: String,
+    /// Local name of the element (names EWS uses are static, others owned).
+    pub name: Cow<'static, str>,
     /// Attributes by local name, in document order; namespace declarations are left out.
-    pub attrs: Vec<(String, String)>,
+    pub attrs: Vec<(Cow<'static, str>, String)>,
     /// Concatenated character data directly inside this element.
     pub text: String,
     /// Child elements in document order.
@@ -287,9 +287,8 @@ impl<'a> XmlReader<'a> {
 
     fn start_element(&self, ns: Ns, s: &BytesStart<'_>, offset: u64) -> Result<Element, EwsError> {
         let bad = |reason: String| EwsError::MalformedXml { offset, reason };
-        let name = std::str::from_utf8(s.local_name().into_inner())
-            .map_err(|_| bad("element name is not UTF-8".into()))?
-            .to_owned();
+        let name = intern(s.local_name().into_inner())
+            .map_err(|_| bad("element name is not UTF-8".into()))?;
         let mut attrs = Vec::new();
         for attr in s.attributes() {
             let attr = attr.map_err(|e| bad(e.to_string()))?;
@@ -297,11 +296,11 @@ impl<'a> XmlReader<'a> {
             if key.as_namespace_binding().is_some() {
                 continue;
             }
-            let key = std::str::from_utf8(key.local_name().into_inner())
+            let key = intern(key.local_name().into_inner())
                 .map_err(|_| bad("attribute name is not UTF-8".into()))?;
             let raw = std::str::from_utf8(&attr.value)
                 .map_err(|_| bad("attribute value is not UTF-8".into()))?;
-            attrs.push((key.to_owned(), unescape(raw).map_err(bad)?));
+            attrs.push((key, unescape(raw).map_err(bad)?));
         }
         Ok(Element {
             ns,
@@ -468,6 +467,94 @@ pub fn parse_document(input: &[u8]) -> Result<Element, EwsError> {
         }
     }
 }
+
+macro_rules! interned {
+    ($($name:literal),* $(,)?) => {
+        /// The local name as a string, borrowed from a static table for the names EWS
+        /// responses repeat (saving an allocation per element), owned otherwise.
+        fn intern(bytes: &[u8]) -> Result<Cow<'static, str>, std::str::Utf8Error> {
+            Ok(match bytes {
+                $(x if x == $name.as_bytes() => Cow::Borrowed($name),)*
+                other => Cow::Owned(std::str::from_utf8(other)?.to_owned()),
+            })
+        }
+    };
+}
+
+interned!(
+    "Id",
+    "ChangeKey",
+    "ResponseClass",
+    "ItemId",
+    "ParentFolderId",
+    "FolderId",
+    "Message",
+    "Create",
+    "Update",
+    "Delete",
+    "ReadFlagChange",
+    "Subject",
+    "Body",
+    "BodyType",
+    "DateTimeReceived",
+    "DateTimeSent",
+    "LastModifiedTime",
+    "Size",
+    "Categories",
+    "String",
+    "Importance",
+    "HasAttachments",
+    "Sender",
+    "From",
+    "ToRecipients",
+    "CcRecipients",
+    "Mailbox",
+    "Name",
+    "EmailAddress",
+    "RoutingType",
+    "MailboxType",
+    "InternetMessageId",
+    "IsRead",
+    "ItemClass",
+    "MimeContent",
+    "Flag",
+    "FlagStatus",
+    "Sensitivity",
+    "ResponseCode",
+    "MessageText",
+    "SyncState",
+    "IncludesLastItemInRange",
+    "Changes",
+    "Items",
+    "RootFolder",
+    "Folder",
+    "Folders",
+    "DisplayName",
+    "FolderClass",
+    "TotalCount",
+    "ChildFolderCount",
+    "UnreadCount",
+    "Envelope",
+    "Header",
+    "Body",
+    "ServerVersionInfo",
+    "ResponseMessages",
+    "Notification",
+    "TimeStamp",
+    "Watermark",
+    "CreatedEvent",
+    "ModifiedEvent",
+    "DeletedEvent",
+    "MovedEvent",
+    "NewMailEvent",
+    "SyncFolderItemsResponseMessage",
+    "FindItemResponseMessage",
+    "GetItemResponseMessage",
+    "IndexedPagingOffset",
+    "TotalItemsInView",
+    "MeetingRequest",
+    "CalendarItem",
+);
 
 /// Resolves one `&name;` reference: a predefined entity or a character reference.
 fn resolve_reference(r: &[u8]) -> Result<char, String> {

@@ -525,7 +525,7 @@ impl EwsOperation for SyncFolderHierarchy {
                 .unwrap_or_default()
             {
                 let folder = c.children.first();
-                match c.name.as_str() {
+                match &*c.name {
                     "Create" => changes
                         .extend(folder.map(|f| HierarchyChange::Create(Folder::from_element(f)))),
                     "Update" => changes

@@ -268,7 +268,7 @@ impl Event {
     fn from_element(e: &Element) -> Option<Self> {
         let mut ev = Event::new(EventKind::from_name(&e.name)?);
         for c in &e.children {
-            match c.name.as_str() {
+            match &*c.name {
                 "Watermark" => {
                     ev.watermark = Some(c.text.trim().to_owned()).filter(|w| !w.is_empty())
                 }

@@ -54,16 +54,18 @@ impl SyncChange {
         }
     }
 
-    fn from_element(e: &Element) -> Option<Self> {
-        match e.name.as_str() {
+    fn from_element(e: Element) -> Option<Self> {
+        match &*e.name {
             "Create" => e
                 .children
-                .first()
-                .map(|i| SyncChange::Create(Item::from_element(i))),
+                .into_iter()
+                .next()
+                .map(|i| SyncChange::Create(Item::from_owned(i))),
             "Update" => e
                 .children
-                .first()
-                .map(|i| SyncChange::Update(Item::from_element(i))),
+                .into_iter()
+                .next()
+                .map(|i| SyncChange::Update(Item::from_owned(i))),
             "Delete" => e
                 .child("ItemId")
                 .and_then(ItemId::from_element)
@@ -292,14 +294,17 @@ impl Iterator for SyncItemsReader<'_> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             match self.list.next_element() {
-                Ok(Some(el)) => match SyncChange::from_element(&el) {
-                    Some(c) => return Some(Ok(c)),
-                    // A change element this crate does not know is skipped: dropping the
-                    // page would lose its SyncState and every other change.
-                    None => {
-                        tracing::warn!(element = %el.name, "SyncFolderItems: skipping an unknown change element")
+                Ok(Some(el)) => {
+                    let name = el.name.clone();
+                    match SyncChange::from_element(el) {
+                        Some(c) => return Some(Ok(c)),
+                        // A change element this crate does not know is skipped: dropping
+                        // the page would lose its SyncState and every other change.
+                        None => {
+                            tracing::warn!(element = %name, "SyncFolderItems: skipping an unknown change element")
+                        }
                     }
-                },
+                }
                 Ok(None) => return None,
                 Err(e) => {
                     self.list.open = false;
@@ -505,7 +510,7 @@ impl Iterator for FindItemReader<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match self.list.next_element() {
-            Ok(Some(el)) => Some(Ok(Item::from_element(&el))),
+            Ok(Some(el)) => Some(Ok(Item::from_owned(el))),
             Ok(None) => None,
             Err(e) => {
                 self.list.open = false;
