@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Property values, rows, restrictions and identifiers: round trips in both encodings and
-//! known answers.
+//! known values.
 
 use exmux_mapihttp::ids::{
     GlobCnt, Guid, LongTermId, ObjectId, PclOrder, PredecessorChangeList, Xid,

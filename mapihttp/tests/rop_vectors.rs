@@ -88,7 +88,7 @@ fn query_rows_response_without_columns_stops_at_rows() {
         return;
     };
     // The column set is in a part of MS-OXORULE that the vector does not include, so the
-    // decoder gets as far as Origin and RowCount and then asks for columns.
+    // decoder gets as far as Origin and RowCount and then returns MissingColumns.
     let error = RopResponse::decode(&mut Reader::new(&bytes), None, None).unwrap_err();
     assert!(matches!(
         error,

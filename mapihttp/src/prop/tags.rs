@@ -120,9 +120,9 @@ pub const PID_TAG_ATTACH_SIZE: PropTag = PropTag(0x0E200003);
 pub const PID_TAG_IPM_APPOINTMENT_ENTRY_ID: PropTag = PropTag(0x36D00102);
 /// PidTagIpmContactEntryId (0x36D10102): Entry id of the Contacts folder.
 pub const PID_TAG_IPM_CONTACT_ENTRY_ID: PropTag = PropTag(0x36D10102);
-/// MetaTagIdsetGiven (0x40170003): ICS state: ids the client holds (typed Integer32, carries a u32-length IDSET).
+/// MetaTagIdsetGiven (0x40170003): ICS state: ids of the objects on the client (typed Integer32, but the value is a u32-length IDSET).
 pub const META_TAG_IDSET_GIVEN: PropTag = PropTag(0x40170003);
-/// MetaTagIdsetGiven (0x40170102): ICS state: ids the client holds, binary-typed form accepted by some servers.
+/// MetaTagIdsetGiven (0x40170102): ICS state: ids of the objects on the client, a binary-typed form that some servers also accept.
 pub const META_TAG_IDSET_GIVEN_BINARY: PropTag = PropTag(0x40170102);
 /// MetaTagCnsetSeen (0x67960102): ICS state: change numbers of normal messages or folders seen.
 pub const META_TAG_CNSET_SEEN: PropTag = PropTag(0x67960102);
