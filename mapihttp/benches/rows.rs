@@ -82,7 +82,10 @@ fn rows(c: &mut Criterion) {
 
     group.bench_function("decode", |b| {
         b.iter(|| {
-            let context = ResponseContext { requests: &requests, ..Default::default() };
+            let context = ResponseContext {
+                requests: &requests,
+                ..Default::default()
+            };
             decode_response_buffer(black_box(&bytes), &context).unwrap()
         })
     });
