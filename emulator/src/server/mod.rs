@@ -262,6 +262,7 @@ impl Emulator {
 
         let mut router = Router::default();
         builtin::mount_defaults(&mut router);
+        crate::mapi::mount_default(&mut router, &state);
         let server = Arc::new(conn::Server {
             state: Arc::clone(&state),
             router: RwLock::new(router),

@@ -1,0 +1,1301 @@
+//! Tests of the MAPI front end, driven with request bodies built by the codec: no client,
+//! no sockets (the NotificationWait tests run the handler's async path on a channel).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use exmux_core::ManualClock;
+use exmux_mapihttp::body::{
+    ConnectRequest, ConnectResponse, DisconnectRequest, ExecuteRequest, ExecuteResponse,
+    NotificationWaitRequest, NotificationWaitResponse, Response, WireBody,
+};
+use exmux_mapihttp::ext::{self, EncodeOptions};
+use exmux_mapihttp::fxics::{FxElement, FxReader, SyncEvent, SyncParser};
+use exmux_mapihttp::ids::{Guid as WireGuid, ObjectId};
+use exmux_mapihttp::idset::{IcsState, StateProperty};
+use exmux_mapihttp::prop::tags::*;
+use exmux_mapihttp::prop::{PropTag, PropValue, TaggedValue};
+use exmux_mapihttp::rop::{
+    self, MessageReadState, ResponseBody, ResponseContext, RopBuffer, RopRequest, RopResponse,
+    RopResult, rop_id,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::server::{MailboxFacts, SharedState};
+use crate::store::{
+    Fid, ItemProps, NewItem, NewItemContent, SessionId, Store, StoreOptions, WellKnownFolder, Xid,
+};
+
+const CLIENT_GUID: [u8; 16] = [0xC1; 16];
+const OTHER_GUID: [u8; 16] = [0x07; 16];
+
+struct Rig {
+    front: Arc<MapiFrontEnd>,
+    clock: Arc<ManualClock>,
+    state: Arc<SharedState>,
+}
+
+fn rig(quirks: Quirks) -> Rig {
+    rig_with(MapiOptions {
+        quirks,
+        ..MapiOptions::default()
+    })
+}
+
+fn rig_with(options: MapiOptions) -> Rig {
+    let clock = Arc::new(ManualClock::new(1_780_000_000_000));
+    let store = Store::new(StoreOptions {
+        seed: 7,
+        clock: clock.clone(),
+        mailbox: "user1@example.test".to_owned(),
+    });
+    let state = Arc::new(SharedState {
+        store: Arc::new(Mutex::new(store)),
+        clock: clock.clone(),
+        faults: Arc::default(),
+        mailbox: MailboxFacts {
+            address: "user1@example.test".to_owned(),
+            domain: "example.test".to_owned(),
+            mailbox_guid: uuid::Uuid::from_bytes([0x42; 16]),
+            username: "user1@example.test".to_owned(),
+            base_url: "http://127.0.0.1:1".to_owned(),
+        },
+        validators: Default::default(),
+        shutdown: CancellationToken::new(),
+    });
+    let front = MapiFrontEnd::new(Arc::clone(&state), options);
+    Rig {
+        front,
+        clock,
+        state,
+    }
+}
+
+impl Rig {
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.state.store.lock().unwrap()
+    }
+
+    fn inbox(&self) -> Fid {
+        self.store()
+            .well_known_folder(WellKnownFolder::Inbox)
+            .unwrap()
+    }
+
+    fn add_item(&self, subject: &str) -> crate::store::Mid {
+        let inbox = self.inbox();
+        let mut store = self.store();
+        let new = NewItem {
+            content: NewItemContent::Props(ItemProps {
+                subject: subject.to_owned(),
+                ..ItemProps::default()
+            }),
+            ..NewItem::default()
+        };
+        store.create_item(SessionId::SYSTEM, inbox, new).unwrap().id
+    }
+}
+
+/// A minimal client: cookies and request bodies, nothing else.
+struct Client<'r> {
+    rig: &'r Rig,
+    endpoint: Endpoint,
+    cookies: HashMap<String, String>,
+    handles: Vec<u32>,
+}
+
+impl<'r> Client<'r> {
+    fn new(rig: &'r Rig) -> Client<'r> {
+        Client {
+            rig,
+            endpoint: Endpoint::Emsmdb,
+            cookies: HashMap::new(),
+            handles: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, request_type: &str, body: Vec<u8>) -> Outcome {
+        let incoming = Incoming {
+            endpoint: self.endpoint,
+            request_type: Some(request_type.to_owned()),
+            has_ids: true,
+            cookies: self.cookies.clone(),
+            body: Bytes::from(body),
+        };
+        let outcome = self.rig.front.process(&incoming);
+        if let Outcome::Reply { set_cookies, .. } | Outcome::Wait { set_cookies, .. } = &outcome {
+            for (name, value) in set_cookies {
+                self.cookies.insert(name.clone(), value.clone());
+            }
+        }
+        outcome
+    }
+
+    fn connect(&mut self) {
+        let body = ConnectRequest {
+            user_dn: legacy_dn("user1@example.test"),
+            flags: 0,
+            default_code_page: 1252,
+            lcid_sort: 0x409,
+            lcid_string: 0x409,
+            aux: Vec::new(),
+        }
+        .encode()
+        .unwrap();
+        let Outcome::Reply { body, .. } = self.send("Connect", body) else {
+            panic!("Connect refused");
+        };
+        let Response::Success(success) = ConnectResponse::decode(&body).unwrap() else {
+            panic!("Connect failed");
+        };
+        assert_eq!(success.error_code, 0);
+    }
+
+    fn execute_raw(&mut self, requests: &[RopRequest], flags: u32) -> Outcome {
+        let buffer = rop::encode_request_buffer(&RopBuffer {
+            rops: requests.to_vec(),
+            handles: self.handles.clone(),
+        });
+        let rop_buffer = ext::encode_chain(&[&buffer], EncodeOptions::default()).unwrap();
+        let body = ExecuteRequest {
+            flags,
+            rop_buffer,
+            max_rop_out: 0x40000,
+            aux: Vec::new(),
+        }
+        .encode()
+        .unwrap();
+        self.send("Execute", body)
+    }
+
+    /// Runs a batch; `slots` is the handle table size (outputs are 0xFFFFFFFF unless the
+    /// caller set them). Returns the responses and keeps the new handle table.
+    fn execute(&mut self, requests: &[RopRequest]) -> Vec<RopResponse> {
+        let outcome = self.execute_raw(requests, 0x3);
+        let Outcome::Reply { body, .. } = outcome else {
+            panic!("Execute refused: {outcome:?}");
+        };
+        let Response::Success(success) = ExecuteResponse::decode(&body).unwrap() else {
+            panic!("Execute failed");
+        };
+        assert_eq!(success.error_code, 0);
+        let payload = ext::decode_payload(&success.rop_buffer).unwrap();
+        let context = ResponseContext {
+            requests,
+            columns: HashMap::new(),
+        };
+        let decoded = rop::decode_response_buffer(&payload, &context).unwrap();
+        self.handles = decoded.handles;
+        decoded.rops
+    }
+
+    fn slots(&mut self, count: usize) {
+        self.handles = vec![0xFFFF_FFFF; count];
+    }
+}
+
+fn result(response: &RopResponse) -> &RopResult {
+    response.as_result().expect("an ordinary response")
+}
+
+fn ok(responses: &[RopResponse]) {
+    for response in responses {
+        if let Some(result) = response.as_result() {
+            assert_eq!(
+                result.return_value,
+                0,
+                "{} failed",
+                rop_id::name(result.rop_id)
+            );
+        }
+    }
+}
+
+fn logon_request() -> RopRequest {
+    RopRequest::Logon {
+        logon_id: 0,
+        output_handle: 0,
+        logon_flags: 0x01,
+        open_flags: 0x0100_040C,
+        store_state: 0,
+        essdn: legacy_dn("user1@example.test").into_bytes(),
+    }
+}
+
+fn open_folder(input: u8, output: u8, fid: Fid) -> RopRequest {
+    RopRequest::OpenFolder {
+        logon_id: 0,
+        input_handle: input,
+        output_handle: output,
+        folder_id: ObjectId(fid.to_u64()),
+        open_mode_flags: 0,
+    }
+}
+
+/// Logs on and opens the inbox: handle slot 0 is the logon, slot 1 the inbox.
+fn logon_inbox(client: &mut Client<'_>, inbox: Fid) {
+    client.slots(2);
+    let responses = client.execute(&[logon_request(), open_folder(0, 1, inbox)]);
+    ok(&responses);
+}
+
+fn upload_state(input: u8, state: &IcsState) -> Vec<RopRequest> {
+    let mut requests = Vec::new();
+    for (tag, bytes) in state.to_upload() {
+        requests.push(RopRequest::SynchronizationUploadStateStreamBegin {
+            logon_id: 0,
+            input_handle: input,
+            state_property: PropTag(tag),
+            transfer_buffer_size: u32::try_from(bytes.len()).unwrap(),
+        });
+        requests.push(RopRequest::SynchronizationUploadStateStreamContinue {
+            logon_id: 0,
+            input_handle: input,
+            stream_data: bytes,
+        });
+        requests.push(RopRequest::SynchronizationUploadStateStreamEnd {
+            logon_id: 0,
+            input_handle: input,
+        });
+    }
+    requests
+}
+
+fn get_buffer(input: u8) -> RopRequest {
+    RopRequest::FastTransferSourceGetBuffer {
+        logon_id: 0,
+        input_handle: input,
+        buffer_size: 0xBABE,
+        maximum_buffer_size: Some(0x100),
+    }
+}
+
+/// Reads a download context at slot `slot` to the end and returns the stream.
+fn drain(client: &mut Client<'_>, slot: u8) -> Vec<u8> {
+    let mut stream = Vec::new();
+    for _ in 0..10_000 {
+        let responses = client.execute(&[get_buffer(slot)]);
+        ok(&responses);
+        let ResponseBody::FastTransferBuffer {
+            transfer_status,
+            transfer_buffer,
+            ..
+        } = &result(&responses[0]).body
+        else {
+            panic!("not a FastTransfer buffer");
+        };
+        stream.extend_from_slice(transfer_buffer);
+        if *transfer_status == 3 {
+            return stream;
+        }
+    }
+    panic!("the download never finished");
+}
+
+fn parse_sync(stream: &[u8]) -> Vec<SyncEvent> {
+    let mut reader = FxReader::new();
+    reader.feed(stream);
+    let mut parser = SyncParser::new();
+    let mut events = Vec::new();
+    loop {
+        let offset = reader.offset();
+        match reader.next_element().unwrap() {
+            Some(element) => parser.push(element, offset, &mut events).unwrap(),
+            None => break,
+        }
+    }
+    assert!(parser.is_done(), "the stream ends with IncrSyncEnd");
+    events
+}
+
+/// Reads the state of a checkpoint stream (one `state` element).
+fn parse_state(stream: &[u8]) -> IcsState {
+    let elements = FxReader::read_all(stream).unwrap();
+    let mut state = IcsState::default();
+    for element in elements {
+        if let FxElement::Property(prop) = element
+            && let Some(property) = StateProperty::from_tag(prop.tag.0)
+            && let PropValue::Binary(bytes) = &prop.value
+        {
+            state.set_from_bytes(property, bytes).unwrap();
+        }
+    }
+    state
+}
+
+fn subjects(events: &[SyncEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            SyncEvent::MessageChange(change) => change
+                .content
+                .props
+                .iter()
+                .find(|p| p.tag == PID_TAG_SUBJECT)
+                .and_then(|p| match &p.value {
+                    PropValue::Unicode(text) => Some(text.clone()),
+                    _ => None,
+                }),
+            _ => None,
+        })
+        .collect()
+}
+
+fn final_state(events: &[SyncEvent]) -> IcsState {
+    events
+        .iter()
+        .find_map(|event| match event {
+            SyncEvent::State(state) => Some(state.clone()),
+            _ => None,
+        })
+        .expect("a state element")
+}
+
+fn configure_contents(input: u8, output: u8) -> RopRequest {
+    RopRequest::SynchronizationConfigure {
+        logon_id: 0,
+        input_handle: input,
+        output_handle: output,
+        synchronization_type: 1,
+        send_options: 0x01,
+        synchronization_flags: 0x0001 | 0x0008 | 0x0020,
+        restriction_data: Vec::new(),
+        synchronization_extra_flags: 0x0007,
+        tags: Vec::new(),
+    }
+}
+
+/// Downloads the inbox from `state`; needs slot 1 = inbox, uses slot 2.
+fn download(client: &mut Client<'_>, state: &IcsState) -> Vec<SyncEvent> {
+    client.handles.resize(3, 0xFFFF_FFFF);
+    client.handles[2] = 0xFFFF_FFFF;
+    let mut requests = vec![configure_contents(1, 2)];
+    requests.extend(upload_state(2, state));
+    ok(&client.execute(&requests));
+    parse_sync(&drain(client, 2))
+}
+
+fn xid(guid: [u8; 16], counter: u64) -> Vec<u8> {
+    Xid::from_globcnt(
+        crate::store::Guid(guid),
+        crate::store::Globcnt::new(counter).unwrap(),
+    )
+    .to_bytes()
+}
+
+fn pcl_of(key: &[u8]) -> Vec<u8> {
+    let mut pcl = vec![u8::try_from(key.len()).unwrap()];
+    pcl.extend_from_slice(key);
+    pcl
+}
+
+/// Uploads one new message through a collector on the inbox (slot 1) with a client
+/// change key, and returns the checkpoint state. Uses slots 3 to 5.
+fn import_new(
+    client: &mut Client<'_>,
+    state: &IcsState,
+    guid: [u8; 16],
+    counter: u64,
+    subject: &str,
+) -> IcsState {
+    client.handles.resize(6, 0xFFFF_FFFF);
+    for slot in 3..6 {
+        client.handles[slot] = 0xFFFF_FFFF;
+    }
+    let key = xid(guid, counter);
+    let mut requests = vec![RopRequest::SynchronizationOpenCollector {
+        logon_id: 0,
+        input_handle: 1,
+        output_handle: 3,
+        is_contents_collector: true,
+    }];
+    requests.extend(upload_state(3, state));
+    requests.push(RopRequest::SynchronizationImportMessageChange {
+        logon_id: 0,
+        input_handle: 3,
+        output_handle: 4,
+        import_flag: 0,
+        values: vec![
+            TaggedValue::new(PID_TAG_SOURCE_KEY, PropValue::Binary(key.clone())).unwrap(),
+            TaggedValue::new(PID_TAG_LAST_MODIFICATION_TIME, PropValue::Time(0)).unwrap(),
+            TaggedValue::new(PID_TAG_CHANGE_KEY, PropValue::Binary(key.clone())).unwrap(),
+            TaggedValue::new(
+                PID_TAG_PREDECESSOR_CHANGE_LIST,
+                PropValue::Binary(pcl_of(&key)),
+            )
+            .unwrap(),
+        ],
+    });
+    requests.push(RopRequest::SetProperties {
+        logon_id: 0,
+        input_handle: 4,
+        values: vec![
+            TaggedValue::new(PID_TAG_SUBJECT, PropValue::Unicode(subject.to_owned())).unwrap(),
+        ],
+    });
+    requests.push(RopRequest::SaveChangesMessage {
+        logon_id: 0,
+        response_handle: 4,
+        input_handle: 4,
+        save_flags: 0x02,
+    });
+    requests.push(RopRequest::SynchronizationGetTransferState {
+        logon_id: 0,
+        input_handle: 3,
+        output_handle: 5,
+    });
+    ok(&client.execute(&requests));
+    parse_state(&drain(client, 5))
+}
+
+#[test]
+fn connect_logon_and_ics_download_return_the_stores_items() {
+    let rig = rig(Quirks::default());
+    for subject in ["one", "two", "three"] {
+        rig.add_item(subject);
+    }
+    let mut client = Client::new(&rig);
+    client.connect();
+    assert!(client.cookies.contains_key("MapiContext"));
+    assert!(client.cookies.contains_key("MapiSequence"));
+    logon_inbox(&mut client, rig.inbox());
+
+    let events = download(&mut client, &IcsState::default());
+    assert_eq!(subjects(&events), ["one", "two", "three"]);
+    let state = final_state(&events);
+    assert!(!state.idset_given.is_empty());
+
+    // From the returned state, nothing is new.
+    let again = download(&mut client, &state);
+    assert!(subjects(&again).is_empty());
+}
+
+#[test]
+fn an_upload_keeps_the_clients_change_key() {
+    let rig = rig(Quirks::default());
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, rig.inbox());
+    import_new(
+        &mut client,
+        &IcsState::default(),
+        CLIENT_GUID,
+        9,
+        "uploaded",
+    );
+
+    let store = rig.store();
+    let page = store
+        .list_items(rig_inbox(&store), crate::store::ListOptions::default())
+        .unwrap();
+    let item = page
+        .items
+        .iter()
+        .find(|i| i.props.subject == "uploaded")
+        .unwrap();
+    assert_eq!(item.stamp.change_key.to_bytes(), xid(CLIENT_GUID, 9));
+    assert_eq!(item.stamp.pcl.to_bytes(), pcl_of(&xid(CLIENT_GUID, 9)));
+}
+
+fn rig_inbox(store: &Store) -> Fid {
+    store.well_known_folder(WellKnownFolder::Inbox).unwrap()
+}
+
+#[test]
+fn a_checkpoint_excludes_own_uploads_but_not_another_sessions() {
+    let rig = rig(Quirks::default());
+    rig.add_item("before");
+    let mut mine = Client::new(&rig);
+    mine.connect();
+    logon_inbox(&mut mine, rig.inbox());
+    let first = final_state(&download(&mut mine, &IcsState::default()));
+
+    let mut other = Client::new(&rig);
+    other.connect();
+    logon_inbox(&mut other, rig.inbox());
+    import_new(&mut other, &IcsState::default(), OTHER_GUID, 1, "theirs");
+
+    let checkpoint = import_new(&mut mine, &first, CLIENT_GUID, 1, "mine");
+    let events = download(&mut mine, &checkpoint);
+    assert_eq!(subjects(&events), ["theirs"]);
+
+    // The change that came down carries the other session's change key.
+    let change = events
+        .iter()
+        .find_map(|e| match e {
+            SyncEvent::MessageChange(change) => Some(change.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        change.header_value(PID_TAG_CHANGE_KEY),
+        Some(&PropValue::Binary(xid(OTHER_GUID, 1)))
+    );
+}
+
+#[test]
+fn an_expired_context_gets_the_specifications_code() {
+    for (quirks, code) in [(Quirks::default(), 10), (Quirks::gromox(), 2)] {
+        let rig = rig(quirks);
+        let mut client = Client::new(&rig);
+        client.connect();
+        rig.clock.advance(Duration::from_secs(901));
+        let outcome = client.execute_raw(&[], 0x3);
+        assert_eq!(
+            outcome,
+            Outcome::Refused {
+                failure: Failure::ContextNotFound,
+                code
+            }
+        );
+        assert_eq!(rig.front.context_count(), 0);
+    }
+}
+
+#[test]
+fn ping_and_activity_keep_a_context_alive() {
+    let rig = rig(Quirks::default());
+    let mut client = Client::new(&rig);
+    client.connect();
+    for _ in 0..3 {
+        rig.clock.advance(Duration::from_secs(600));
+        assert!(
+            matches!(client.send("PING", Vec::new()), Outcome::Reply { body, .. } if body.is_empty())
+        );
+    }
+    assert!(matches!(
+        client.execute_raw(&[], 0x3),
+        Outcome::Reply { .. }
+    ));
+}
+
+#[test]
+fn a_stale_sequence_is_refused_and_connect_with_old_cookies_recovers() {
+    let rig = rig(Quirks::default());
+    let mut client = Client::new(&rig);
+    client.connect();
+    let old = client.cookies.clone();
+    assert!(matches!(
+        client.execute_raw(&[], 0x3),
+        Outcome::Reply { .. }
+    ));
+    assert_ne!(old["MapiSequence"], client.cookies["MapiSequence"]);
+
+    client.cookies = old.clone();
+    let outcome = client.execute_raw(&[], 0x3);
+    assert_eq!(
+        outcome,
+        Outcome::Refused {
+            failure: Failure::StaleSequence,
+            code: 15
+        }
+    );
+    // Connect with the old cookies replaces the context.
+    client.connect();
+    assert_ne!(old["MapiContext"], client.cookies["MapiContext"]);
+    assert_eq!(rig.front.context_count(), 1);
+    assert!(matches!(
+        client.execute_raw(&[], 0x3),
+        Outcome::Reply { .. }
+    ));
+}
+
+#[test]
+fn disconnect_ends_the_context() {
+    let rig = rig(Quirks::default());
+    let mut client = Client::new(&rig);
+    client.connect();
+    let body = DisconnectRequest::default().encode().unwrap();
+    assert!(matches!(
+        client.send("Disconnect", body),
+        Outcome::Reply { .. }
+    ));
+    assert_eq!(
+        client.execute_raw(&[], 0x3),
+        Outcome::Refused {
+            failure: Failure::ContextNotFound,
+            code: 10
+        }
+    );
+}
+
+#[test]
+fn requests_without_type_or_cookie_are_refused_by_class() {
+    let rig = rig(Quirks::default());
+    let incoming = Incoming {
+        endpoint: Endpoint::Emsmdb,
+        request_type: None,
+        has_ids: true,
+        cookies: HashMap::new(),
+        body: Bytes::new(),
+    };
+    assert!(matches!(
+        rig.front.process(&incoming),
+        Outcome::Refused { code: 7, .. }
+    ));
+    let mut client = Client::new(&rig);
+    assert!(matches!(
+        client.execute_raw(&[], 0),
+        Outcome::Refused { code: 13, .. }
+    ));
+    assert!(matches!(
+        client.send("Frobnicate", Vec::new()),
+        Outcome::Refused { code: 5, .. }
+    ));
+}
+
+#[test]
+fn gromox_cookies_and_response_codes() {
+    let rig = rig(Quirks {
+        gromox_cookies: true,
+        own_response_codes: true,
+        ..Quirks::default()
+    });
+    let mut client = Client::new(&rig);
+    client.connect();
+    assert!(client.cookies.contains_key("sid"));
+    assert!(client.cookies.contains_key("sequence"));
+    let old = client.cookies.clone();
+    client.execute_raw(&[], 0x3);
+    client.cookies = old;
+    assert!(matches!(
+        client.execute_raw(&[], 0x3),
+        Outcome::Refused { code: 7, .. }
+    ));
+    assert!(matches!(
+        client.send("Frobnicate", Vec::new()),
+        Outcome::Refused { code: 8, .. }
+    ));
+}
+
+#[test]
+fn sequence_drift_after_a_rejected_request() {
+    for drift in [false, true] {
+        let rig = rig(Quirks {
+            sequence_drift: drift,
+            ..Quirks::default()
+        });
+        let mut client = Client::new(&rig);
+        client.connect();
+        assert!(matches!(
+            client.send("Frobnicate", Vec::new()),
+            Outcome::Refused { .. }
+        ));
+        let next = client.execute_raw(&[], 0x3);
+        if drift {
+            assert!(matches!(
+                next,
+                Outcome::Refused {
+                    failure: Failure::StaleSequence,
+                    ..
+                }
+            ));
+            client.connect();
+            assert!(matches!(
+                client.execute_raw(&[], 0x3),
+                Outcome::Reply { .. }
+            ));
+        } else {
+            assert!(matches!(next, Outcome::Reply { .. }));
+        }
+    }
+}
+
+#[test]
+fn foreign_logon_replica_differs_from_the_ids_replica() {
+    for foreign in [false, true] {
+        let rig = rig(Quirks {
+            foreign_logon_replica: foreign,
+            ..Quirks::default()
+        });
+        let inbox = rig.inbox();
+        let mut client = Client::new(&rig);
+        client.connect();
+        client.slots(1);
+        let responses = client.execute(&[
+            logon_request(),
+            RopRequest::LongTermIdFromId {
+                logon_id: 0,
+                input_handle: 0,
+                object_id: ObjectId(inbox.to_u64()),
+            },
+        ]);
+        ok(&responses);
+        let ResponseBody::Logon(logon) = &result(&responses[0]).body else {
+            panic!("not a logon response");
+        };
+        let ResponseBody::LongTermId(long_term) = &result(&responses[1]).body else {
+            panic!("not a long-term id");
+        };
+        let replica = WireGuid(rig.store().replica_guid().0);
+        assert_eq!(long_term.database_guid, replica);
+        assert_eq!(logon.folder_ids[4], ObjectId(inbox.to_u64()));
+        assert_eq!(logon.repl_guid == replica, !foreign);
+        assert_eq!(logon.repl_id, if foreign { 5 } else { 1 });
+
+        let back = client.execute(&[RopRequest::IdFromLongTermId {
+            logon_id: 0,
+            input_handle: 0,
+            long_term_id: *long_term,
+        }]);
+        assert_eq!(
+            result(&back[0]).body,
+            ResponseBody::ObjectId(ObjectId(inbox.to_u64()))
+        );
+    }
+}
+
+#[test]
+fn deletions_come_as_deleted_or_only_as_out_of_scope() {
+    for out_of_scope in [false, true] {
+        let rig = rig(Quirks {
+            deletions_as_out_of_scope: out_of_scope,
+            ..Quirks::default()
+        });
+        let doomed = rig.add_item("doomed");
+        let mut client = Client::new(&rig);
+        client.connect();
+        logon_inbox(&mut client, rig.inbox());
+        let state = final_state(&download(&mut client, &IcsState::default()));
+        let responses = client.execute(&[RopRequest::DeleteMessages {
+            logon_id: 0,
+            input_handle: 1,
+            want_asynchronous: false,
+            notify_non_read: false,
+            message_ids: vec![ObjectId(doomed.to_u64())],
+        }]);
+        ok(&responses);
+        let events = download(&mut client, &state);
+        let (deleted, gone) = events
+            .iter()
+            .find_map(|e| match e {
+                SyncEvent::Deletions {
+                    deleted,
+                    no_longer_in_scope,
+                    ..
+                } => Some((deleted.clone(), no_longer_in_scope.clone())),
+                _ => None,
+            })
+            .expect("a deletions unit");
+        let set = if out_of_scope { &gone } else { &deleted };
+        assert!(
+            set.as_ref()
+                .unwrap()
+                .contains(exmux_mapihttp::idset::Replica::Id(1), doomed.0.get())
+        );
+        assert_eq!(deleted.is_none(), out_of_scope);
+    }
+}
+
+fn register_inbox(client: &mut Client<'_>, inbox: Fid, slot: u8) {
+    client.handles.resize(usize::from(slot) + 1, 0xFFFF_FFFF);
+    let responses = client.execute(&[RopRequest::RegisterNotification {
+        logon_id: 0,
+        input_handle: 0,
+        output_handle: slot,
+        notification_types: 0x04 | 0x08 | 0x10 | 0x20 | 0x40,
+        reserved: 0,
+        want_whole_store: false,
+        folder_id: ObjectId(inbox.to_u64()),
+        message_id: ObjectId(0),
+    }]);
+    ok(&responses);
+}
+
+fn notifies(responses: &[RopResponse]) -> Vec<exmux_mapihttp::notify::Notification> {
+    responses
+        .iter()
+        .filter_map(|r| match r {
+            RopResponse::Notify { data, .. } => Some(data.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_writing_session_gets_its_own_notification_after_its_results() {
+    let rig = rig(Quirks::default());
+    let inbox = rig.inbox();
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, inbox);
+    register_inbox(&mut client, inbox, 2);
+    client.handles.resize(4, 0xFFFF_FFFF);
+    let responses = client.execute(&[
+        RopRequest::CreateMessage {
+            logon_id: 0,
+            input_handle: 1,
+            output_handle: 3,
+            code_page_id: 0x0FFF,
+            folder_id: ObjectId(inbox.to_u64()),
+            associated: false,
+        },
+        RopRequest::SetProperties {
+            logon_id: 0,
+            input_handle: 3,
+            values: vec![
+                TaggedValue::new(PID_TAG_SUBJECT, PropValue::Unicode("new".to_owned())).unwrap(),
+            ],
+        },
+        RopRequest::SaveChangesMessage {
+            logon_id: 0,
+            response_handle: 3,
+            input_handle: 3,
+            save_flags: 0x02,
+        },
+        RopRequest::GetPropertiesSpecific {
+            logon_id: 0,
+            input_handle: 3,
+            property_size_limit: 0,
+            want_unicode: 1,
+            tags: vec![PID_TAG_CHANGE_KEY, PID_TAG_SUBJECT],
+        },
+    ]);
+    ok(&responses);
+    assert!(matches!(responses[3], RopResponse::Result(_)));
+    let notes = notifies(&responses);
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].flags, 0x8004);
+    let ResponseBody::SaveChangesMessage { message_id, .. } = result(&responses[2]).body else {
+        panic!("not a save response");
+    };
+    assert_eq!(notes[0].message_id, Some(message_id));
+    assert_eq!(notes[0].folder_id, Some(ObjectId(inbox.to_u64())));
+}
+
+#[test]
+fn notifications_after_rop_pending_come_in_order_or_reversed() {
+    for reversed in [false, true] {
+        let rig = rig_with(MapiOptions {
+            quirks: Quirks {
+                notify_out_of_order: reversed,
+                ..Quirks::default()
+            },
+            max_notifications_per_response: 1,
+            ..MapiOptions::default()
+        });
+        let inbox = rig.inbox();
+        let mut client = Client::new(&rig);
+        client.connect();
+        logon_inbox(&mut client, inbox);
+        register_inbox(&mut client, inbox, 2);
+        let mids: Vec<u64> = ["a", "b", "c"]
+            .iter()
+            .map(|s| rig.add_item(s).to_u64())
+            .collect();
+        let first = client.execute(&[]);
+        assert_eq!(notifies(&first)[0].message_id, Some(ObjectId(mids[0])));
+        assert!(matches!(first.last(), Some(RopResponse::Pending { .. })));
+        let second = client.execute(&[]);
+        let third = client.execute(&[]);
+        let rest = [
+            notifies(&second)[0].message_id,
+            notifies(&third)[0].message_id,
+        ];
+        let expected = if reversed {
+            [Some(ObjectId(mids[2])), Some(ObjectId(mids[1]))]
+        } else {
+            [Some(ObjectId(mids[1])), Some(ObjectId(mids[2]))]
+        };
+        assert_eq!(rest, expected);
+    }
+}
+
+#[test]
+fn ordinary_rops_reach_the_store() {
+    let rig = rig(Quirks::default());
+    let inbox = rig.inbox();
+    let a = rig.add_item("a");
+    let b = rig.add_item("b");
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, inbox);
+    let deleted = rig
+        .store()
+        .well_known_folder(WellKnownFolder::DeletedItems)
+        .unwrap();
+    client.handles.resize(5, 0xFFFF_FFFF);
+    let responses = client.execute(&[
+        RopRequest::SetReadFlags {
+            logon_id: 0,
+            input_handle: 1,
+            want_asynchronous: false,
+            read_flags: 0,
+            message_ids: vec![ObjectId(a.to_u64())],
+        },
+        open_folder(0, 2, deleted),
+        RopRequest::MoveCopyMessages {
+            logon_id: 0,
+            source_handle: 1,
+            destination_handle: 2,
+            message_ids: vec![ObjectId(b.to_u64())],
+            want_asynchronous: false,
+            want_copy: false,
+        },
+        RopRequest::GetContentsTable {
+            logon_id: 0,
+            input_handle: 1,
+            output_handle: 3,
+            table_flags: 0x40,
+        },
+        RopRequest::SetColumns {
+            logon_id: 0,
+            input_handle: 3,
+            set_columns_flags: 0,
+            tags: vec![PID_TAG_MID, PID_TAG_SUBJECT, PID_TAG_MESSAGE_FLAGS],
+        },
+        RopRequest::QueryRows {
+            logon_id: 0,
+            input_handle: 3,
+            query_rows_flags: 0,
+            forward_read: true,
+            row_count: 100,
+        },
+        RopRequest::CreateFolder {
+            logon_id: 0,
+            input_handle: 1,
+            output_handle: 4,
+            folder_type: 1,
+            use_unicode: true,
+            open_existing: false,
+            reserved: 0,
+            display_name: exmux_mapihttp::rop::RopString::Unicode("Projects".to_owned()),
+            comment: exmux_mapihttp::rop::RopString::Unicode(String::new()),
+        },
+    ]);
+    ok(&responses);
+    let ResponseBody::QueryRows { rows, origin } = &result(&responses[5]).body else {
+        panic!("not rows");
+    };
+    assert_eq!(*origin, 2);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].cells[2].value(),
+        Some(&PropValue::I32(1)),
+        "the read flag is set"
+    );
+    let store = rig.store();
+    assert!(store.item(a).unwrap().props.read);
+    assert!(store.item(b).is_none());
+    assert_eq!(
+        store.list_items(deleted, Default::default()).unwrap().total,
+        1
+    );
+    assert!(
+        store
+            .child_folders(inbox)
+            .iter()
+            .any(|f| f.display_name == "Projects")
+    );
+}
+
+#[test]
+fn read_state_and_delete_imports_reach_the_store() {
+    let rig = rig(Quirks::default());
+    let keep = rig.add_item("keep");
+    let gone = rig.add_item("gone");
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, rig.inbox());
+    let replica = rig.store().replica_guid().0;
+    client.handles.resize(4, 0xFFFF_FFFF);
+    let responses = client.execute(&[
+        RopRequest::SynchronizationOpenCollector {
+            logon_id: 0,
+            input_handle: 1,
+            output_handle: 3,
+            is_contents_collector: true,
+        },
+        RopRequest::SynchronizationImportReadStateChanges {
+            logon_id: 0,
+            input_handle: 3,
+            read_states: vec![MessageReadState {
+                message_id: xid(replica, keep.0.get()),
+                mark_as_read: true,
+            }],
+        },
+        RopRequest::SynchronizationImportDeletes {
+            logon_id: 0,
+            input_handle: 3,
+            import_delete_flags: 0x02,
+            values: vec![
+                TaggedValue::new(
+                    PropTag(0x0000_1102),
+                    PropValue::MvBinary(vec![xid(replica, gone.0.get())]),
+                )
+                .unwrap(),
+            ],
+        },
+    ]);
+    ok(&responses);
+    let store = rig.store();
+    assert!(store.item(keep).unwrap().props.read);
+    assert!(store.item(gone).is_none());
+}
+
+#[test]
+fn responses_are_compressed_and_obfuscated_when_allowed() {
+    let rig = rig(Quirks::default());
+    for i in 0..20 {
+        rig.add_item(&format!("repetitive subject {i}"));
+    }
+    let mut client = Client::new(&rig);
+    client.connect();
+    client.slots(3);
+    let requests = [
+        logon_request(),
+        open_folder(0, 1, rig.inbox()),
+        RopRequest::GetContentsTable {
+            logon_id: 0,
+            input_handle: 1,
+            output_handle: 2,
+            table_flags: 0x40,
+        },
+        RopRequest::SetColumns {
+            logon_id: 0,
+            input_handle: 2,
+            set_columns_flags: 0,
+            tags: vec![PID_TAG_SUBJECT],
+        },
+        RopRequest::QueryRows {
+            logon_id: 0,
+            input_handle: 2,
+            query_rows_flags: 0,
+            forward_read: true,
+            row_count: 100,
+        },
+    ];
+    let Outcome::Reply { body, .. } = client.execute_raw(&requests, 0) else {
+        panic!("refused");
+    };
+    let Response::Success(success) = ExecuteResponse::decode(&body).unwrap() else {
+        panic!("failed");
+    };
+    let segments = ext::decode_chain(&success.rop_buffer).unwrap();
+    assert!(segments[0].header.flags.compressed());
+    assert!(segments[0].header.flags.xor_magic());
+    let payload = ext::decode_payload(&success.rop_buffer).unwrap();
+    let context = ResponseContext {
+        requests: &requests,
+        columns: HashMap::new(),
+    };
+    let decoded = rop::decode_response_buffer(&payload, &context).unwrap();
+    let ResponseBody::QueryRows { rows, .. } = &result(&decoded.rops[4]).body else {
+        panic!("not rows");
+    };
+    assert_eq!(rows.len(), 20);
+}
+
+#[test]
+fn armed_faults_fire_once() {
+    let rig = rig(Quirks::default());
+    let mut client = Client::new(&rig);
+    client.connect();
+    rig.front.faults().stale_next_sequence();
+    assert!(matches!(
+        client.execute_raw(&[], 0x3),
+        Outcome::Refused { code: 15, .. }
+    ));
+    assert!(matches!(
+        client.execute_raw(&[], 0x3),
+        Outcome::Reply { .. }
+    ));
+
+    rig.front.faults().server_busy_next(Duration::from_secs(3));
+    assert_eq!(
+        client.execute_raw(&[], 0x3),
+        Outcome::Busy(Duration::from_secs(3))
+    );
+    assert!(matches!(
+        client.execute_raw(&[], 0x3),
+        Outcome::Reply { .. }
+    ));
+
+    rig.front.faults().drop_next_notification_wait();
+    let wait = NotificationWaitRequest::default().encode().unwrap();
+    assert_eq!(client.send("NotificationWait", wait.clone()), Outcome::Drop);
+    assert!(matches!(
+        client.send("NotificationWait", wait),
+        Outcome::Wait { .. }
+    ));
+
+    rig.front.faults().expire_next_context();
+    assert!(matches!(
+        client.execute_raw(&[], 0x3),
+        Outcome::Refused { code: 10, .. }
+    ));
+}
+
+#[test]
+fn store_faults_reach_mapi_requests() {
+    let rig = rig(Quirks::default());
+    let mut client = Client::new(&rig);
+    client.connect();
+    let session = rig
+        .front
+        .store_session(&client.cookies["MapiContext"])
+        .unwrap();
+    rig.store().inject_front_end_fault(
+        Some(session),
+        crate::store::FrontEndFault::ServerBusy {
+            back_off: Duration::from_millis(500),
+        },
+    );
+    assert_eq!(
+        client.execute_raw(&[], 0x3),
+        Outcome::Busy(Duration::from_millis(500))
+    );
+    rig.store().expire_session(session);
+    assert!(matches!(
+        client.execute_raw(&[], 0x3),
+        Outcome::Refused { code: 10, .. }
+    ));
+}
+
+#[test]
+fn nspi_bind_and_unbind() {
+    let rig = rig(Quirks::default());
+    let mut client = Client::new(&rig);
+    client.endpoint = Endpoint::Nspi;
+    let bind = exmux_mapihttp::body::BindRequest {
+        flags: 0,
+        state: None,
+        aux: Vec::new(),
+    }
+    .encode()
+    .unwrap();
+    let Outcome::Reply { body, .. } = client.send("Bind", bind) else {
+        panic!("Bind refused");
+    };
+    let Response::Success(success) = exmux_mapihttp::body::BindResponse::decode(&body).unwrap()
+    else {
+        panic!("Bind failed");
+    };
+    assert_eq!(success.error_code, 0);
+    let unbind = exmux_mapihttp::body::UnbindRequest {
+        reserved: 0,
+        aux: Vec::new(),
+    }
+    .encode()
+    .unwrap();
+    assert!(matches!(
+        client.send("Unbind", unbind),
+        Outcome::Reply { .. }
+    ));
+    assert_eq!(rig.front.context_count(), 0);
+}
+
+/// Runs the handler's async path for one request and collects the body chunks as they
+/// come, so a test can advance the clock between them.
+async fn start_wait(
+    rig: &Rig,
+    cookies: &HashMap<String, String>,
+) -> tokio::sync::mpsc::Receiver<Bytes> {
+    let cookie = cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let request = http::Request::builder()
+        .method("POST")
+        .uri("/mapi/emsmdb/")
+        .header("X-RequestType", "NotificationWait")
+        .header("X-RequestId", "{00000000-0000-0000-0000-000000000001}:9")
+        .header("X-ClientInfo", "{00000000-0000-0000-0000-000000000002}:1")
+        .header("Cookie", cookie)
+        .body(Bytes::from(
+            NotificationWaitRequest::default().encode().unwrap(),
+        ))
+        .unwrap();
+    let response = Arc::clone(&rig.front)
+        .respond(Endpoint::Emsmdb, request)
+        .await;
+    assert_eq!(response.headers()["x-responsecode"], "0");
+    assert_eq!(
+        response.headers()["x-requestid"],
+        "{00000000-0000-0000-0000-000000000001}:9"
+    );
+    match response.into_body() {
+        crate::server::ResponseBody::Stream(receiver) => receiver,
+        _ => panic!("a NotificationWait streams its body"),
+    }
+}
+
+async fn next_chunk(receiver: &mut tokio::sync::mpsc::Receiver<Bytes>) -> Bytes {
+    tokio::time::timeout(Duration::from_secs(10), receiver.recv())
+        .await
+        .expect("a chunk in time")
+        .expect("the stream is open")
+}
+
+fn wait_result(tail: &[u8]) -> u32 {
+    let mut framed = b"PROCESSING\r\n".to_vec();
+    framed.extend_from_slice(tail);
+    let body = exmux_mapihttp::http::parse_body(&framed).unwrap().body;
+    let Response::Success(success) = NotificationWaitResponse::decode(&body).unwrap() else {
+        panic!("NotificationWait failed");
+    };
+    success.event_pending
+}
+
+#[tokio::test]
+async fn a_notification_wait_is_held_for_minutes_on_the_clock() {
+    let rig = rig(Quirks::default());
+    let inbox = rig.inbox();
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, inbox);
+    register_inbox(&mut client, inbox, 2);
+
+    let mut chunks = start_wait(&rig, &client.cookies).await;
+    assert_eq!(next_chunk(&mut chunks).await, "PROCESSING\r\n");
+    // Four minutes pass: eight keep-alives, and the context does not expire meanwhile.
+    rig.clock.advance(Duration::from_secs(240));
+    for _ in 0..8 {
+        assert_eq!(next_chunk(&mut chunks).await, "PENDING\r\n");
+    }
+    rig.clock.advance(Duration::from_secs(61));
+    let mut tail = Vec::new();
+    loop {
+        let chunk = next_chunk(&mut chunks).await;
+        if chunk.as_ref() == b"PENDING\r\n" {
+            continue;
+        }
+        tail.extend_from_slice(&chunk);
+        break;
+    }
+    assert_eq!(wait_result(&tail), 0, "nothing happened: EventPending 0");
+    assert!(matches!(
+        client.execute_raw(&[], 0x3),
+        Outcome::Reply { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_change_wakes_a_parked_notification_wait() {
+    let rig = rig(Quirks::default());
+    let inbox = rig.inbox();
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, inbox);
+    register_inbox(&mut client, inbox, 2);
+
+    let mut chunks = start_wait(&rig, &client.cookies).await;
+    assert_eq!(next_chunk(&mut chunks).await, "PROCESSING\r\n");
+    rig.add_item("wake up");
+    let tail = next_chunk(&mut chunks).await;
+    assert_eq!(wait_result(&tail), 1);
+
+    // The Execute that follows collects the notification.
+    let responses = client.execute(&[]);
+    assert_eq!(notifies(&responses).len(), 1);
+}
