@@ -432,6 +432,20 @@ pub fn decode_aux_blocks(payload: &[u8]) -> Result<Vec<AuxBlock>, ExtError> {
     Ok(blocks)
 }
 
+/// Decodes the AuxiliaryBuffer of a body: an extended buffer whose payload is a run of
+/// AUX_HEADER blocks. An empty buffer (AuxiliaryBufferSize 0) has no segment and gives
+/// no blocks.
+///
+/// # Errors
+///
+/// As [`decode_chain`] and [`decode_aux_blocks`].
+pub fn decode_aux_buffer(buf: &[u8]) -> Result<Vec<AuxBlock>, ExtError> {
+    if buf.is_empty() {
+        return Ok(Vec::new());
+    }
+    decode_aux_blocks(&decode_payload(buf)?)
+}
+
 /// Writes AUX_HEADER blocks back into a plain auxiliary payload.
 ///
 /// # Errors

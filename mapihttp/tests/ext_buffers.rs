@@ -61,7 +61,11 @@ fn outlook_aux_buffers_unxor_and_reencode() {
         .unwrap();
         assert_eq!(again, wire);
     }
+    assert_eq!(ext::decode_aux_buffer(&[]).unwrap(), Vec::new());
+    let from_wire = ext::decode_aux_buffer(&hex_file(&dir.join("auxin-xor-1.hex"))).unwrap();
+    assert_eq!(from_wire.len(), 3);
     let first = decode_aux_blocks(&hex_file(&dir.join("auxin-plain-1.hex"))).unwrap();
+    assert_eq!(from_wire, first);
     assert_eq!(first[0].body, [0x01, 0x00, 0xa3, 0x00]);
 }
 
