@@ -3,8 +3,7 @@
 //! An item has one [`ItemKey`] for its whole life in the embedder, even when it is moved
 //! (which gives it new backend ids) or written over the other backend. The [`IdMap`]
 //! stores, per key, the id each backend knows it by: an EWS ItemId string
-//! (MS-OXWSCORE 2.2.4.26) or a MAPI folder id and message id (MS-OXCDATA 2.2.1.1 and
-//! 2.2.1.2).
+//! (MS-OXWSCORE) or a MAPI folder id and message id (MS-OXCDATA).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -130,8 +129,10 @@ impl ItemRecord {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdMap {
     next_item: u64,
+    #[serde(with = "crate::pairs")]
     records: BTreeMap<ItemKey, ItemRecord>,
     by_ews: BTreeMap<String, ItemKey>,
+    #[serde(with = "crate::pairs")]
     by_mapi: BTreeMap<(u64, u64), ItemKey>,
 }
 

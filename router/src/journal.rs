@@ -18,7 +18,7 @@ use crate::ids::{FolderKey, ItemKey};
 use crate::operation::{Backend, Operation};
 
 /// A change key as the server reports it: an EWS ChangeKey decoded from base64, or a
-/// MAPI PidTagChangeKey (an XID, MS-OXCFXICS 2.2.1.2.7). Compared byte for byte.
+/// MAPI PidTagChangeKey (an XID, MS-OXCFXICS). Compared byte for byte.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ChangeKey(pub Vec<u8>);
 
@@ -44,37 +44,43 @@ impl<'de> Deserialize<'de> for ChangeKey {
     }
 }
 
-/// An XID with a 6-byte local id: a namespace GUID followed by a counter, the form of
-/// PidTagChangeKey (MS-OXCFXICS 2.2.1.2.7, MS-OXCDATA 2.2.1.3).
+/// An XID: a namespace GUID followed by a local id of 1 to 8 bytes, the form of
+/// PidTagChangeKey (MS-OXCFXICS, "XID").
+///
+/// exmux writes its own XIDs with an 8-byte local id, because MS-OXCFXICS ("Foreign
+/// Identifiers") requires a client's XIDs to differ in length from the server's
+/// 6-byte GLOBCNT ones and to increase with every change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Xid {
-    /// The namespace GUID, written in the byte order of MS-OXCDATA 2.3.2 (GUID).
+    /// The namespace GUID, written in the little-endian GUID layout of MS-OXCDATA.
     pub namespace: Uuid,
-    /// The local id; only its low 48 bits are written.
+    /// The local id.
     pub counter: u64,
 }
 
 impl Xid {
-    /// The largest counter a 6-byte local id can hold.
-    pub const MAX_COUNTER: u64 = (1 << 48) - 1;
+    /// The length of the change keys exmux writes: 16 bytes of GUID and 8 of counter.
+    pub const OWN_LEN: usize = 24;
 
-    /// Encodes the XID as the 22 bytes of a change key: the GUID in its little-endian
-    /// wire layout (MS-OXCDATA 2.3.2), then the counter as 6 bytes, big-endian like a
-    /// GLOBCNT (MS-OXCDATA 2.2.1.1).
+    /// Encodes the XID as a change key: the GUID, then the counter as 8 bytes,
+    /// big-endian so that byte order follows counter order like a GLOBCNT.
     pub fn to_change_key(self) -> ChangeKey {
-        let mut bytes = Vec::with_capacity(22);
+        let mut bytes = Vec::with_capacity(Self::OWN_LEN);
         bytes.extend_from_slice(&self.namespace.to_bytes_le());
-        bytes.extend_from_slice(&self.counter.to_be_bytes()[2..]);
+        bytes.extend_from_slice(&self.counter.to_be_bytes());
         ChangeKey(bytes)
     }
 
-    /// Decodes a 22-byte change key. Returns `None` for any other length.
+    /// Decodes a change key of 17 to 24 bytes (a GUID and a 1- to 8-byte local id).
+    /// Returns `None` for any other length.
     pub fn from_change_key(key: &ChangeKey) -> Option<Self> {
-        let bytes: &[u8; 22] = key.0.as_slice().try_into().ok()?;
-        let (guid, local) = bytes.split_at(16);
+        if !(17..=Self::OWN_LEN).contains(&key.0.len()) {
+            return None;
+        }
+        let (guid, local) = key.0.split_at(16);
         let guid: [u8; 16] = guid.try_into().ok()?;
         let mut counter = [0u8; 8];
-        counter.get_mut(2..)?.copy_from_slice(local);
+        counter.get_mut(8 - local.len()..)?.copy_from_slice(local);
         Some(Xid {
             namespace: Uuid::from_bytes_le(guid),
             counter: u64::from_be_bytes(counter),
@@ -114,9 +120,9 @@ impl ChangeKeyAllocator {
     /// Allocates the next XID.
     ///
     /// # Errors
-    /// [`CounterExhausted`] after 2^48 - 1 keys.
+    /// [`CounterExhausted`] after 2^64 - 2 keys.
     pub fn allocate(&mut self) -> Result<Xid, CounterExhausted> {
-        if self.next > Xid::MAX_COUNTER {
+        if self.next == u64::MAX {
             return Err(CounterExhausted {
                 namespace: self.namespace,
             });
@@ -129,9 +135,10 @@ impl ChangeKeyAllocator {
         Ok(xid)
     }
 
-    /// Returns true when `key` is an XID of this allocator's namespace.
+    /// Returns true when `key` is an XID this allocator could have written.
     pub fn is_own(&self, key: &ChangeKey) -> bool {
-        Xid::from_change_key(key).is_some_and(|xid| xid.namespace == self.namespace)
+        key.0.len() == Xid::OWN_LEN
+            && Xid::from_change_key(key).is_some_and(|xid| xid.namespace == self.namespace)
     }
 }
 
@@ -188,6 +195,7 @@ pub struct JournalEntry {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {
     next_id: u64,
+    #[serde(with = "crate::pairs")]
     entries: BTreeMap<WriteId, JournalEntry>,
 }
 
@@ -254,7 +262,7 @@ impl Journal {
     }
 
     /// Returns the entries for `item`, oldest first.
-    pub fn entries_for(&self, item: ItemKey) -> impl Iterator<Item = &JournalEntry> {
+    pub fn entries_for(&self, item: ItemKey) -> impl Iterator<Item = &JournalEntry> + Clone {
         self.entries
             .values()
             .filter(move |entry| entry.item == item)
@@ -315,18 +323,36 @@ mod tests {
             counter: 0x0000_1234_5678_9abc,
         };
         let key = xid.to_change_key();
-        assert_eq!(key.0.len(), 22);
+        assert_eq!(key.0.len(), 24);
         assert_eq!(
             key.0.get(16..),
-            Some(&[0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc][..])
+            Some(&[0, 0, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc][..])
         );
+        // MS-OXCDATA GUID layout: the first three fields little-endian.
+        assert_eq!(key.0.get(..4), Some(&[0x67, 0x45, 0x23, 0x01][..]));
         assert_eq!(Xid::from_change_key(&key), Some(xid));
     }
 
     #[test]
+    fn xid_decodes_server_globcnt_length() {
+        let mut bytes = vec![0u8; 16];
+        bytes.extend_from_slice(&[0, 0, 0, 0, 0x01, 0x02]);
+        let xid = Xid::from_change_key(&ChangeKey(bytes)).unwrap();
+        assert_eq!(xid.counter, 0x0102);
+    }
+
+    #[test]
     fn xid_rejects_wrong_length() {
-        assert_eq!(Xid::from_change_key(&ChangeKey(vec![0; 21])), None);
-        assert_eq!(Xid::from_change_key(&ChangeKey(vec![0; 23])), None);
+        assert_eq!(Xid::from_change_key(&ChangeKey(vec![0; 16])), None);
+        assert_eq!(Xid::from_change_key(&ChangeKey(vec![0; 25])), None);
+    }
+
+    #[test]
+    fn own_keys_differ_from_globcnt_length() {
+        let allocator = ChangeKeyAllocator::new(Uuid::from_u128(3));
+        let mut server_key = Uuid::from_u128(3).to_bytes_le().to_vec();
+        server_key.extend_from_slice(&[0, 0, 0, 0, 0, 1]);
+        assert!(!allocator.is_own(&ChangeKey(server_key)));
     }
 
     #[test]
@@ -345,7 +371,7 @@ mod tests {
     fn allocator_reports_exhaustion() {
         let mut allocator = ChangeKeyAllocator {
             namespace: Uuid::from_u128(1),
-            next: Xid::MAX_COUNTER,
+            next: u64::MAX - 1,
         };
         assert!(allocator.allocate().is_ok());
         assert!(allocator.allocate().is_err());

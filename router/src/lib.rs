@@ -69,6 +69,7 @@ pub mod core;
 pub mod ids;
 pub mod journal;
 pub mod operation;
+mod pairs;
 pub mod persist;
 
 pub use crate::config::{Config, ConfigError, ConfigWarning, Preset, Routing};

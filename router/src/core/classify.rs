@@ -21,6 +21,17 @@ use crate::operation::Operation;
 
 impl RouterCore {
     pub(super) fn apply_change(&mut self, folder: FolderKey, change: SyncChange) {
+        let round = self
+            .state
+            .folders
+            .get(&folder)
+            .map_or(0, |state| state.rounds_started);
+        self.apply_change_in_round(folder, change, round);
+    }
+
+    // `round` is the folder's sync round that reported the change; writes to the item
+    // that settled during or after it may be newer than the change.
+    fn apply_change_in_round(&mut self, folder: FolderKey, change: SyncChange, round: u64) {
         let id = change.id().clone();
         let known = self.state.ids.key_of(&id);
         if let Some(item) = known {
@@ -33,7 +44,7 @@ impl RouterCore {
         }
 
         let Some(item) = known else {
-            self.apply_to_unknown(folder, id, change);
+            self.apply_to_unknown(folder, id, change, round);
             return;
         };
 
@@ -43,9 +54,20 @@ impl RouterCore {
                 Held {
                     folder,
                     reason: HoldReason::AwaitWrite,
+                    round,
                     changes: VecDeque::from([change]),
                 },
             );
+            return;
+        }
+
+        let stale = match &change {
+            SyncChange::Deleted { .. } => false,
+            SyncChange::ReadState { read, .. } => self.read_may_predate_write(item, *read, round),
+            SyncChange::Item(change) => self.item_may_predate_write(item, change, round),
+        };
+        if stale {
+            self.verify(folder, id, change, round);
             return;
         }
 
@@ -56,7 +78,68 @@ impl RouterCore {
         }
     }
 
-    fn apply_to_unknown(&mut self, folder: FolderKey, id: BackendItemId, change: SyncChange) {
+    // A change that matches none of our writes, reported by a round that started
+    // before a content write of ours settled, may be the state before that write.
+    // Delivering it would overwrite the embedder's newer state, and the write's own
+    // echo would then be dropped as Local, so the item is fetched instead.
+    fn item_may_predate_write(&self, item: ItemKey, change: &ItemChange, round: u64) -> bool {
+        let mut writes = self
+            .state
+            .journal
+            .entries_for(item)
+            .filter(|entry| entry.status != WriteStatus::Failed);
+        if let Some(reported) = &change.change_key {
+            if writes
+                .clone()
+                .any(|entry| entry.change_key.as_ref() == Some(reported))
+            {
+                return false;
+            }
+        }
+        writes.any(|entry| {
+            entry.operation == Operation::Update
+                && entry.read_state.is_none()
+                && entry
+                    .settled_at_round
+                    .is_none_or(|settled| settled >= round)
+        })
+    }
+
+    // The same for a read state that differs from a read-state write of ours.
+    fn read_may_predate_write(&self, item: ItemKey, read: bool, round: u64) -> bool {
+        self.state.journal.entries_for(item).any(|entry| {
+            entry.status != WriteStatus::Failed
+                && entry.read_state.is_some_and(|written| written != read)
+                && entry
+                    .settled_at_round
+                    .is_none_or(|settled| settled >= round)
+        })
+    }
+
+    fn verify(&mut self, folder: FolderKey, id: BackendItemId, change: SyncChange, round: u64) {
+        self.state.held.insert(
+            id.clone(),
+            Held {
+                folder,
+                reason: HoldReason::AwaitVerify,
+                round,
+                changes: VecDeque::from([change]),
+            },
+        );
+        self.outputs.push_back(Output::Request(Request::Verify {
+            folder,
+            backend: self.routing.backend_for(Operation::Fetch),
+            id,
+        }));
+    }
+
+    fn apply_to_unknown(
+        &mut self,
+        folder: FolderKey,
+        id: BackendItemId,
+        change: SyncChange,
+        round: u64,
+    ) {
         match change {
             // Nothing to delete: the embedder never had it.
             SyncChange::Deleted { .. } => {}
@@ -86,25 +169,11 @@ impl RouterCore {
             }
             // A modification of an item the router does not hold may be the echo of
             // an item deleted meanwhile: fetch it before delivering anything.
-            change => {
-                self.state.held.insert(
-                    id.clone(),
-                    Held {
-                        folder,
-                        reason: HoldReason::AwaitVerify,
-                        changes: VecDeque::from([change]),
-                    },
-                );
-                self.outputs.push_back(Output::Request(Request::Verify {
-                    folder,
-                    backend: self.routing.backend_for(Operation::Fetch),
-                    id,
-                }));
-            }
+            change => self.verify(folder, id, change, round),
         }
     }
 
-    fn apply_deletion(&mut self, folder: FolderKey, item: ItemKey) {
+    pub(super) fn apply_deletion(&mut self, folder: FolderKey, item: ItemKey) {
         let deleted_locally = self
             .state
             .ids
@@ -143,7 +212,7 @@ impl RouterCore {
         );
     }
 
-    fn apply_read_state(&mut self, folder: FolderKey, item: ItemKey, read: bool) {
+    pub(super) fn apply_read_state(&mut self, folder: FolderKey, item: ItemKey, read: bool) {
         let Some(record) = self.state.ids.get(item) else {
             return;
         };
@@ -168,7 +237,9 @@ impl RouterCore {
             _ => Origin::Remote,
         };
 
-        if origin != Origin::Local && held_read == Some(read) {
+        // A remote change to the state the embedder already has is a no-op. After a
+        // lost write the embedder's state is not known, so Unknown is always delivered.
+        if origin == Origin::Remote && held_read == Some(read) {
             return;
         }
         let next_write = self.state.journal.next_id();
@@ -189,7 +260,12 @@ impl RouterCore {
         );
     }
 
-    fn apply_item_change(&mut self, folder: FolderKey, item: ItemKey, change: ItemChange) {
+    pub(super) fn apply_item_change(
+        &mut self,
+        folder: FolderKey,
+        item: ItemKey,
+        change: ItemChange,
+    ) {
         let Some(record) = self.state.ids.get(item) else {
             return;
         };
@@ -209,7 +285,7 @@ impl RouterCore {
         let unchanged = change.change_key.is_some()
             && change.change_key == held_key
             && (change.read.is_none() || change.read == held_read);
-        if origin != Origin::Local && unchanged {
+        if origin == Origin::Remote && unchanged {
             return;
         }
 
@@ -218,10 +294,10 @@ impl RouterCore {
             if change.change_key.is_some() {
                 record.change_key = change.change_key.clone();
             }
-            if change.read.is_some() {
-                record.read = change.read;
-            }
             if origin != Origin::Local {
+                if change.read.is_some() {
+                    record.read = change.read;
+                }
                 record.last_remote_seq = next_write;
             }
         }
@@ -237,6 +313,15 @@ impl RouterCore {
                 read: change.read,
             },
         );
+
+        // The change key matches our write, but the read state it carries may come
+        // from another client since read-state changes leave the change key alone
+        // (MS-OXCFXICS), so it is judged by value on its own.
+        if origin == Origin::Local {
+            if let Some(read) = change.read {
+                self.apply_read_state(folder, item, read);
+            }
+        }
     }
 
     fn origin_of(
@@ -324,7 +409,7 @@ impl RouterCore {
 
         if let Some(held) = self.state.held.remove(id) {
             for change in held.changes {
-                self.apply_change(held.folder, change);
+                self.apply_change_in_round(held.folder, change, held.round);
             }
         }
     }

@@ -117,6 +117,8 @@ pub struct Held {
     pub folder: FolderKey,
     /// Why.
     pub reason: HoldReason,
+    /// The folder's sync round that reported the first change.
+    pub round: u64,
     /// The changes.
     pub changes: VecDeque<SyncChange>,
 }
@@ -131,8 +133,10 @@ pub struct RouterState {
     /// Item keys and backend ids.
     pub ids: IdMap,
     /// The folders.
+    #[serde(with = "crate::pairs")]
     pub folders: BTreeMap<FolderKey, FolderState>,
     /// Changes held back, by item id.
+    #[serde(with = "crate::pairs")]
     pub held: BTreeMap<BackendItemId, Held>,
     next_folder: u64,
 }
@@ -213,8 +217,9 @@ impl RouterCore {
     }
 
     /// Creates a core from a persisted state. Writes that were pending become lost
-    /// (their outcome cannot be learned any more), and syncs that were in flight are
-    /// issued again at the first [`Input::Tick`].
+    /// (their outcome cannot be learned any more), verification fetches are queued
+    /// again at once, and syncs that were in flight are issued again at the first
+    /// [`Input::Tick`].
     pub fn restore(mut state: RouterState, routing: Routing, options: CoreOptions) -> Self {
         let pending: Vec<WriteId> = state
             .journal
@@ -256,6 +261,22 @@ impl RouterCore {
             .collect();
         for id in held_ids {
             core.release_if_settled(&id);
+        }
+        // Verification fetches in flight died with the process: issue them again.
+        let verifying: Vec<(BackendItemId, FolderKey)> = core
+            .state
+            .held
+            .iter()
+            .filter(|(_, held)| held.reason == HoldReason::AwaitVerify)
+            .map(|(id, held)| (id.clone(), held.folder))
+            .collect();
+        let fetch_backend = core.routing.backend_for(Operation::Fetch);
+        for (id, folder) in verifying {
+            core.outputs.push_back(Output::Request(Request::Verify {
+                folder,
+                backend: fetch_backend,
+                id,
+            }));
         }
         core
     }
@@ -734,39 +755,63 @@ impl RouterCore {
 
         match outcome {
             FetchOutcome::Found { change_key, read } => {
-                let item = self.state.ids.key_or_insert(&id, key);
-                if let Some(record) = self.state.ids.get_mut(item) {
-                    record.change_key = change_key.clone();
-                    record.read = read;
-                    record.last_remote_seq = self.state.journal.next_id();
+                let Some(held) = self.state.held.remove(&id) else {
+                    return;
+                };
+                if let Some(item) = self.state.ids.key_of(&id) {
+                    // A known item whose reported change may predate a write of ours:
+                    // the fetched state is current and is classified like a change.
+                    self.apply_item_change(
+                        key,
+                        item,
+                        ItemChange {
+                            id: id.clone(),
+                            kind: ChangeKind::Modified,
+                            change_key,
+                            predecessors: Vec::new(),
+                            read: None,
+                        },
+                    );
+                    if let Some(read) = read {
+                        self.apply_read_state(key, item, read);
+                    }
+                } else {
+                    let item = self.state.ids.key_or_insert(&id, key);
+                    if let Some(record) = self.state.ids.get_mut(item) {
+                        record.change_key = change_key.clone();
+                        record.read = read;
+                        record.last_remote_seq = self.state.journal.next_id();
+                    }
+                    self.mark_seen(key, item);
+                    self.counters.remote_delivered += 1;
+                    self.outputs.push_back(Output::Event(Event::ItemChanged {
+                        folder: key,
+                        item,
+                        id: id.clone(),
+                        origin: Origin::Remote,
+                        kind: ChangeKind::Modified,
+                        change_key,
+                        read,
+                    }));
                 }
-                self.mark_seen(key, item);
-                self.counters.remote_delivered += 1;
-                self.outputs.push_back(Output::Event(Event::ItemChanged {
-                    folder: key,
-                    item,
-                    id: id.clone(),
-                    origin: Origin::Remote,
-                    kind: ChangeKind::Modified,
-                    change_key,
-                    read,
-                }));
                 // The fetch returned the item's current state, which is newer than
                 // every held modification; only a deletion reported after the fetch
                 // ran can still apply.
-                if let Some(held) = self.state.held.remove(&id) {
-                    let deletions = held
-                        .changes
-                        .into_iter()
-                        .filter(|change| matches!(change, SyncChange::Deleted { .. }));
-                    for change in deletions {
-                        self.apply_change(key, change);
-                    }
+                let deletions = held
+                    .changes
+                    .into_iter()
+                    .filter(|change| matches!(change, SyncChange::Deleted { .. }));
+                for change in deletions {
+                    self.apply_change(key, change);
                 }
             }
             FetchOutcome::NotFound => {
-                if let Some(held) = self.state.held.remove(&id) {
-                    self.counters.unverified_dropped += held.changes.len() as u64;
+                let Some(held) = self.state.held.remove(&id) else {
+                    return;
+                };
+                match self.state.ids.key_of(&id) {
+                    Some(item) => self.apply_deletion(key, item),
+                    None => self.counters.unverified_dropped += held.changes.len() as u64,
                 }
             }
             FetchOutcome::Failed { retryable: true } => {

@@ -375,6 +375,26 @@ fn held_changes_keep_item_order() {
         "s2",
     );
     harness.succeed(write, Some(4));
+    // The round started before the write settled, so change key 5 may be older or
+    // newer than the write's 4: the item is fetched instead of guessed.
+    let (events, requests) = split(harness.core.drain_outputs());
+    assert!(events.is_empty(), "{events:?}");
+    assert!(matches!(&requests[..], [Request::Verify { id: verify, .. }] if *verify == id("a")));
+
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::FetchResult {
+                folder: harness.folder,
+                id: id("a"),
+                outcome: FetchOutcome::Found {
+                    change_key: Some(key(5)),
+                    read: Some(true),
+                },
+            },
+        )
+        .unwrap();
     let (events, _) = split(harness.core.drain_outputs());
     assert!(
         matches!(
@@ -389,6 +409,38 @@ fn held_changes_keep_item_order() {
         ),
         "{events:?}"
     );
+}
+
+#[test]
+fn change_from_round_before_write_fetched() {
+    let mut harness = Harness::seeded();
+    harness.notice();
+    let write = harness.write(Operation::Update, "a", None);
+    harness.succeed(write, Some(7));
+    // The page was computed before the write reached the server.
+    let (events, requests) = harness.page(vec![item("a", ChangeKind::Modified, 1)], "s2", false);
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(requests.len(), 1);
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::FetchResult {
+                folder: harness.folder,
+                id: id("a"),
+                outcome: FetchOutcome::Found {
+                    change_key: Some(key(7)),
+                    read: None,
+                },
+            },
+        )
+        .unwrap();
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(
+        events.is_empty(),
+        "the current state is our own write: {events:?}"
+    );
+    assert_eq!(harness.core.counters().own_dropped, 1);
 }
 
 #[test]

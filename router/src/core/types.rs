@@ -11,8 +11,8 @@ use crate::journal::{ChangeKey, WriteId};
 use crate::operation::{Backend, Operation};
 
 /// A folder's sync state as the backend returned it: the EWS SyncState text
-/// (MS-OXWSSYNC 3.1.4.2) as bytes, or the MAPI ICS state properties serialized by the
-/// MAPI backend (MS-OXCFXICS 2.2.1.1). Opaque to the router; empty means "from the
+/// (MS-OXWSSYNC) as bytes, or the MAPI ICS state properties serialized by the
+/// MAPI backend (MS-OXCFXICS). Opaque to the router; empty means "from the
 /// beginning".
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct SyncState(pub Vec<u8>);
@@ -55,7 +55,7 @@ pub enum ChangeKind {
     /// The server reports a change to an item it says the client has (EWS `Update`).
     Modified,
     /// The server reports an item's current state without saying whether it is new
-    /// (a MAPI ICS message change, MS-OXCFXICS 2.2.4.3.13).
+    /// (a MAPI ICS message change, MS-OXCFXICS).
     Upserted,
 }
 
@@ -82,7 +82,7 @@ pub enum SyncChange {
     /// An item was created or changed.
     Item(ItemChange),
     /// Only an item's read state changed (EWS `ReadFlagChange`, MAPI ICS read-state
-    /// changes, MS-OXCFXICS 2.2.4.3.22). Carries no change key.
+    /// changes, MS-OXCFXICS). Carries no change key.
     ReadState {
         /// The item.
         id: BackendItemId,
