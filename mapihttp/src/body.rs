@@ -144,6 +144,9 @@ impl<'a> Cursor<'a> {
         Ok(self.take(field, len)?.to_vec())
     }
 
+    // NOTE: 8-bit strings (UserDn, DnPrefix) are read as UTF-8. Legacy DNs are ASCII in
+    // every capture seen, but a DN in the connection's code page with bytes above 0x7F
+    // is rejected as BadString rather than decoded.
     fn string8(&mut self, field: &'static str) -> Result<String, BodyError> {
         let rest = self.bytes.get(self.pos..).unwrap_or(&[]);
         let end = rest
