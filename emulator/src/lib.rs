@@ -2,6 +2,7 @@
 //! served over EWS and MAPI/HTTP on loopback.
 
 pub mod autodiscover;
+pub mod ews;
 pub mod mapi;
 pub mod server;
 pub mod store;

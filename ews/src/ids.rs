@@ -204,12 +204,9 @@ pub fn decode_ews_id(id: &str) -> Result<EntryId, IdError> {
     }
 
     for len in [MESSAGE_ENTRY_ID_LEN, FOLDER_ENTRY_ID_LEN] {
-        if bytes.len() == len || bytes.len() == len + 1 {
-            if let Some(entry) = bytes.get(..len) {
-                if let Ok(parsed) = EntryId::parse(entry) {
-                    return Ok(parsed);
-                }
-            }
+        let fits = bytes.len() == len || bytes.len() == len + 1;
+        if fits && let Some(Ok(parsed)) = bytes.get(..len).map(EntryId::parse) {
+            return Ok(parsed);
         }
     }
     Err(fail("neither an Exchange id nor a bare entry id"))

@@ -12,7 +12,11 @@ use super::{EWS_PATH, HEALTH_PATH, MAPI_PREFIX};
 /// Mounts `/health` and the `501` placeholders of the protocol endpoints.
 pub(crate) fn mount_defaults(router: &mut Router) {
     router.mount(HEALTH_PATH, RouteAuth::Anonymous, handler_fn(health));
-    router.mount(EWS_PATH, RouteAuth::Required, handler_fn(not_implemented));
+    router.mount(
+        EWS_PATH,
+        RouteAuth::Required,
+        std::sync::Arc::new(crate::ews::EwsFrontEnd::new()),
+    );
     router.mount(
         MAPI_PREFIX,
         RouteAuth::Required,
