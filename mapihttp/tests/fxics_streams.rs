@@ -8,7 +8,7 @@ use exmux_mapihttp::fxics::{
 };
 use exmux_mapihttp::ids::Guid;
 use exmux_mapihttp::idset::{IcsState, IdSet, Replica};
-use exmux_mapihttp::prop::{PropTag, PropValue, Reader, tags};
+use exmux_mapihttp::prop::{PropTag, PropValue, tags};
 use exmux_mapihttp::rop::{ResponseBody, RopResponse};
 
 fn parse_hex(text: &str) -> Vec<u8> {
@@ -330,5 +330,58 @@ fn named_property_element_round_trips() {
     let bytes = encode_elements(&[FxElement::Property(prop.clone())]);
     let decoded = FxElement::decode(&bytes, 0).unwrap().unwrap();
     assert_eq!(decoded, (FxElement::Property(prop), bytes.len()));
-    let _ = Reader::new(&bytes);
+}
+
+#[test]
+fn hierarchy_sync_stream_parses() {
+    let guid = Guid([9; 16]);
+    let mut state = IcsState::default();
+    state.idset_given.insert_range(Replica::Guid(guid), 1, 2);
+    state.cnset_seen.insert(Replica::Guid(guid), 7);
+    let folder = |name: &str| {
+        vec![
+            FxProp {
+                tag: tags::PID_TAG_SOURCE_KEY,
+                name: None,
+                value: PropValue::Binary(vec![9; 22]),
+            },
+            FxProp {
+                tag: tags::PID_TAG_DISPLAY_NAME,
+                name: None,
+                value: PropValue::Unicode(name.into()),
+            },
+        ]
+    };
+    let mut writer = FxWriter::new();
+    writer
+        .folder_change(&folder("Inbox"))
+        .folder_change(&folder("Archive"))
+        .state(&state, false)
+        .end();
+
+    let events = parse_events(FxReader::read_all(writer.bytes()).unwrap());
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[0], SyncEvent::FolderChange(folder("Inbox")));
+    assert_eq!(events[1], SyncEvent::FolderChange(folder("Archive")));
+    assert_eq!(events[2], SyncEvent::State(state));
+    assert_eq!(events[3], SyncEvent::End);
+}
+
+#[test]
+fn sync_parser_rejects_out_of_place_markers() {
+    let mut parser = SyncParser::new();
+    let mut events = Vec::new();
+    let error = parser
+        .push(FxElement::Marker(marker::INCR_SYNC_MESSAGE), 0, &mut events)
+        .unwrap_err();
+    assert!(matches!(error, FxError::Grammar { offset: 0, .. }));
+
+    let mut parser = SyncParser::new();
+    parser
+        .push(FxElement::Marker(marker::INCR_SYNC_END), 0, &mut events)
+        .unwrap();
+    let error = parser
+        .push(FxElement::Marker(marker::INCR_SYNC_CHG), 4, &mut events)
+        .unwrap_err();
+    assert!(matches!(error, FxError::Grammar { offset: 4, .. }));
 }
