@@ -429,8 +429,8 @@ impl<'a> XmlReader<'a> {
 /// Parses a whole document and returns its root element.
 ///
 /// # Errors
-/// [`EwsError::MalformedXml`] for input that is not well-formed, and
-/// [`EwsError::NotXml`]-free: an empty document is reported as malformed too.
+/// [`EwsError::MalformedXml`] for input that is not well-formed, including an empty
+/// document.
 pub fn parse_document(input: &[u8]) -> Result<Element, EwsError> {
     let mut reader = XmlReader::new(input);
     loop {

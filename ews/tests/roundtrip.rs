@@ -678,3 +678,15 @@ fn request_write_body_is_deterministic() {
         )
     );
 }
+
+#[test]
+fn response_without_soap_header_parses() {
+    let bytes = encode_response::<Unsubscribe>(&Response::new(vec![Ok(())]), None).unwrap();
+    let text = String::from_utf8(bytes)
+        .unwrap()
+        .replace("<soap:Header></soap:Header>", "");
+    assert!(!text.contains("Header"));
+    let r = decode_response::<Unsubscribe>(200, None, text.as_bytes()).unwrap();
+    assert_eq!(r.server_version, None);
+    assert_eq!(r.messages, vec![Ok(())]);
+}
