@@ -23,6 +23,7 @@ const FLAG_NO_DELETIONS: u16 = 0x0002;
 const FLAG_READ_STATE: u16 = 0x0008;
 const FLAG_FAI: u16 = 0x0010;
 const FLAG_NORMAL: u16 = 0x0020;
+const FLAG_PROGRESS: u16 = 0x8000;
 /// SynchronizationExtraFlags.
 const EXTRA_EID: u32 = 0x0001;
 const EXTRA_MESSAGE_SIZE: u32 = 0x0002;
@@ -179,9 +180,21 @@ pub(crate) fn download_stream(
         }
         _ => {
             let batch = store.sync_contents(&state, options)?;
+            let wanted = |item: &crate::store::Item| {
+                item.associated || flags & FLAG_NORMAL != 0 || flags & FLAG_FAI == 0
+            };
+            if flags & FLAG_PROGRESS != 0 {
+                writer.marker(exmux_mapihttp::fxics::marker::INCR_SYNC_PROGRESS_MODE);
+                writer.value(
+                    exmux_mapihttp::prop::PropTag(0x0000_0102),
+                    PropValue::Binary(progress_total(
+                        batch.changes.iter().map(|c| &c.item).filter(|i| wanted(i)),
+                    )),
+                );
+            }
             for change in &batch.changes {
                 let item = &change.item;
-                if !item.associated && flags & FLAG_NORMAL == 0 && flags & FLAG_FAI != 0 {
+                if !wanted(item) {
                     continue;
                 }
                 let all = props::item_props(store, keys, item);
@@ -237,9 +250,15 @@ pub(crate) fn download_stream(
                     recipients: Vec::new(),
                     attachments: Vec::new(),
                 };
+                let progress = (flags & FLAG_PROGRESS != 0).then(|| {
+                    (
+                        i32::try_from(item.size).unwrap_or(i32::MAX),
+                        item.associated,
+                    )
+                });
                 writer.message_change(&MessageChange {
                     header,
-                    progress: None,
+                    progress,
                     partial: false,
                     content,
                 });
@@ -266,6 +285,31 @@ pub(crate) fn download_stream(
     writer.state(&ics_state(&next, replica), kind == SyncKind::Contents);
     writer.end();
     Ok((writer.into_bytes(), next))
+}
+
+/// The 32-byte progressTotal value (MS-OXCFXICS 2.2.4.3.20): Version u16, padding u16,
+/// FAI count u32, FAI total size u64, normal count u32, padding u32, normal total size
+/// u64.
+fn progress_total<'a>(items: impl Iterator<Item = &'a crate::store::Item>) -> Vec<u8> {
+    let (mut fai_count, mut fai_size, mut normal_count, mut normal_size) =
+        (0_u32, 0_u64, 0_u32, 0_u64);
+    for item in items {
+        if item.associated {
+            fai_count = fai_count.saturating_add(1);
+            fai_size = fai_size.saturating_add(item.size);
+        } else {
+            normal_count = normal_count.saturating_add(1);
+            normal_size = normal_size.saturating_add(item.size);
+        }
+    }
+    let mut out = Vec::with_capacity(32);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&fai_count.to_le_bytes());
+    out.extend_from_slice(&fai_size.to_le_bytes());
+    out.extend_from_slice(&normal_count.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&normal_size.to_le_bytes());
+    out
 }
 
 fn write_deletions(writer: &mut FxWriter, gone: &IdSet, quirks: Quirks) {

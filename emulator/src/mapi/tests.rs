@@ -1299,3 +1299,342 @@ async fn a_change_wakes_a_parked_notification_wait() {
     let responses = client.execute(&[]);
     assert_eq!(notifies(&responses).len(), 1);
 }
+
+/// The real exchanges of the open-source server, compared structure by structure with
+/// what the front end answers to the same request bytes.
+mod captures {
+    use super::*;
+    use exmux_mapihttp::prop::RowCell;
+
+    fn capture(name: &str) -> Option<Vec<u8>> {
+        let path = exmux_testkit::shared_path(&format!("captures/mapi-gromox/{name}"))?;
+        Some(std::fs::read(path).unwrap())
+    }
+
+    fn framed_body(bytes: &[u8]) -> Vec<u8> {
+        exmux_mapihttp::http::parse_body(bytes).unwrap().body
+    }
+
+    fn requests_of(body: &[u8]) -> (ExecuteRequest, RopBuffer<RopRequest>) {
+        let request = ExecuteRequest::decode(body).unwrap();
+        let payload = ext::decode_payload(&request.rop_buffer).unwrap();
+        let buffer = rop::decode_request_buffer(&payload).unwrap();
+        (request, buffer)
+    }
+
+    fn responses_of(body: &[u8], requests: &[RopRequest]) -> RopBuffer<RopResponse> {
+        let Response::Success(success) = ExecuteResponse::decode(body).unwrap() else {
+            panic!("a failed Execute");
+        };
+        let payload = ext::decode_payload(&success.rop_buffer).unwrap();
+        let context = ResponseContext {
+            requests,
+            columns: HashMap::new(),
+        };
+        rop::decode_response_buffer(&payload, &context).unwrap()
+    }
+
+    /// The captured server's well-known folder ids, by RopLogon position.
+    fn gromox_folder_ids() -> [ObjectId; 13] {
+        let request =
+            capture("06-Execute-multi-logon-openfolder-contents-plain.request.body").unwrap();
+        let response =
+            capture("06-Execute-multi-logon-openfolder-contents-plain.response.body").unwrap();
+        let (_, requests) = requests_of(&request);
+        let responses = responses_of(&framed_body(&response), &requests.rops);
+        let ResponseBody::Logon(logon) = &result(&responses.rops[0]).body else {
+            panic!("the first response is RopLogon");
+        };
+        logon.folder_ids
+    }
+
+    /// Rewrites the captured server's ids and handles into this emulator's: folder ids by
+    /// their RopLogon position, message ids to `message`, live handles to `logon`.
+    fn rewrite(
+        buffer: &mut RopBuffer<RopRequest>,
+        theirs: &[ObjectId; 13],
+        ours: &[ObjectId; 13],
+        message: ObjectId,
+        logon: u32,
+    ) {
+        let map = |id: &mut ObjectId| {
+            *id = match theirs.iter().position(|f| f == id) {
+                Some(index) => ours[index],
+                None => message,
+            };
+        };
+        for rop in &mut buffer.rops {
+            match rop {
+                RopRequest::OpenFolder { folder_id, .. } => map(folder_id),
+                RopRequest::OpenMessage {
+                    folder_id,
+                    message_id,
+                    ..
+                } => {
+                    map(folder_id);
+                    map(message_id);
+                }
+                RopRequest::LongTermIdFromId { object_id, .. } => map(object_id),
+                RopRequest::SetReadFlags { message_ids, .. }
+                | RopRequest::DeleteMessages { message_ids, .. } => {
+                    message_ids.iter_mut().for_each(map);
+                }
+                _ => {}
+            }
+        }
+        for handle in &mut buffer.handles {
+            if *handle != 0xFFFF_FFFF {
+                *handle = logon;
+            }
+        }
+    }
+
+    struct Compared {
+        theirs: RopBuffer<RopResponse>,
+        ours: RopBuffer<RopResponse>,
+    }
+
+    /// Replays one captured Execute against a fresh emulator holding one inbox message.
+    fn replay(prefix: &str) -> Option<Compared> {
+        let request = capture(&format!("{prefix}.request.body"))?;
+        let response = capture(&format!("{prefix}.response.body"))?;
+        let (execute, original) = requests_of(&request);
+        let theirs = responses_of(&framed_body(&response), &original.rops);
+
+        let rig = rig(Quirks::default());
+        let message = rig.add_item("[capture-mapi] message 1");
+        rig.add_item("[capture-mapi] message 2");
+        let mut client = Client::new(&rig);
+        client.connect();
+        client.slots(1);
+        let logon = client.execute(&[logon_request()]);
+        let ResponseBody::Logon(ours_logon) = &result(&logon[0]).body else {
+            panic!("not a logon");
+        };
+        let mut buffer = original.clone();
+        rewrite(
+            &mut buffer,
+            &gromox_folder_ids(),
+            &ours_logon.folder_ids,
+            ObjectId(message.to_u64()),
+            client.handles[0],
+        );
+        client.handles = buffer.handles.clone();
+        let Outcome::Reply { body, .. } = client.execute_raw(&buffer.rops, execute.flags) else {
+            panic!("the replay was refused");
+        };
+        let ours = responses_of(&body, &buffer.rops);
+        Some(Compared { theirs, ours })
+    }
+
+    fn kind(body: &ResponseBody) -> std::mem::Discriminant<ResponseBody> {
+        std::mem::discriminant(body)
+    }
+
+    /// Same ROPs in the same order, same return values, same response layouts, same
+    /// handle table size; RopNotify and RopPending entries are left out.
+    fn assert_same_structure(compared: &Compared) {
+        let results = |buffer: &RopBuffer<RopResponse>| -> Vec<RopResult> {
+            buffer
+                .rops
+                .iter()
+                .filter_map(|r| r.as_result().cloned())
+                .collect()
+        };
+        let (theirs, ours) = (results(&compared.theirs), results(&compared.ours));
+        assert_eq!(theirs.len(), ours.len());
+        for (a, b) in theirs.iter().zip(&ours) {
+            assert_eq!(a.rop_id, b.rop_id);
+            assert_eq!(a.handle_index, b.handle_index, "{}", rop_id::name(a.rop_id));
+            assert_eq!(a.return_value, b.return_value, "{}", rop_id::name(a.rop_id));
+            assert_eq!(kind(&a.body), kind(&b.body), "{}", rop_id::name(a.rop_id));
+        }
+        assert_eq!(compared.theirs.handles.len(), compared.ours.handles.len());
+    }
+
+    fn cell_types(row: &exmux_mapihttp::prop::PropertyRow) -> Vec<Option<u16>> {
+        row.cells
+            .iter()
+            .map(|cell| match cell {
+                RowCell::Value(value) => Some(value.ptype().0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn connect_answers_as_the_captured_server() {
+        let Some(request) = capture("02-Connect-plain.request.body") else {
+            return;
+        };
+        let response = capture("02-Connect-plain.response.body").unwrap();
+        let Response::Success(theirs) = ConnectResponse::decode(&framed_body(&response)).unwrap()
+        else {
+            panic!("the captured Connect failed");
+        };
+        let rig = rig(Quirks::default());
+        let mut client = Client::new(&rig);
+        let Outcome::Reply { body, set_cookies } = client.send("Connect", request) else {
+            panic!("Connect refused");
+        };
+        let Response::Success(ours) = ConnectResponse::decode(&body).unwrap() else {
+            panic!("Connect failed");
+        };
+        assert_eq!(ours.error_code, theirs.error_code);
+        assert_eq!(set_cookies.len(), 2, "a context and a sequence cookie");
+        assert_eq!(ours.display_name.is_empty(), theirs.display_name.is_empty());
+    }
+
+    #[test]
+    fn logon_and_contents_table_match_the_captures() {
+        for prefix in [
+            "05-Execute-roplogon",
+            "06-Execute-multi-logon-openfolder-contents-plain",
+            "07-Execute-multi-flags0-allow-compression-xor",
+            "08-Execute-multi-flags0-request-compressed-xored",
+        ] {
+            let Some(compared) = replay(prefix) else {
+                return;
+            };
+            assert_same_structure(&compared);
+            let find_rows = |buffer: &RopBuffer<RopResponse>| {
+                buffer
+                    .rops
+                    .iter()
+                    .find_map(|r| match r.as_result().map(|r| &r.body) {
+                        Some(ResponseBody::QueryRows { rows, origin }) => {
+                            Some((rows.clone(), *origin))
+                        }
+                        _ => None,
+                    })
+            };
+            if let (Some((theirs, their_origin)), Some((ours, our_origin))) =
+                (find_rows(&compared.theirs), find_rows(&compared.ours))
+            {
+                assert_eq!(their_origin, our_origin);
+                assert_eq!(theirs[0].flagged, ours[0].flagged);
+                assert_eq!(cell_types(&theirs[0]), cell_types(&ours[0]));
+            }
+        }
+    }
+
+    #[test]
+    fn hierarchy_openmessage_readflags_and_delete_match_the_captures() {
+        for prefix in [
+            "09-Execute-hierarchy-root-depth-longtermid",
+            "10-Execute-openmessage-getpropertiesspecific",
+            "11-Execute-setreadflags-clear-read-own-table-open",
+            "29-Execute-deletemessages-message5",
+        ] {
+            let Some(compared) = replay(prefix) else {
+                return;
+            };
+            assert_same_structure(&compared);
+        }
+    }
+
+    #[test]
+    fn get_properties_specific_answers_with_the_captured_types() {
+        let Some(compared) = replay("10-Execute-openmessage-getpropertiesspecific") else {
+            return;
+        };
+        let row = |buffer: &RopBuffer<RopResponse>| {
+            buffer
+                .rops
+                .iter()
+                .find_map(|r| match r.as_result().map(|r| &r.body) {
+                    Some(ResponseBody::PropertyRow(row)) => Some(row.clone()),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let (theirs, ours) = (row(&compared.theirs), row(&compared.ours));
+        assert!(
+            theirs.flagged && ours.flagged,
+            "the nonexistent tag flags the row"
+        );
+        assert_eq!(cell_types(&theirs), cell_types(&ours));
+    }
+
+    #[test]
+    fn ics_download_matches_the_captured_stream_grammar() {
+        let prefix = "12-Execute-ics-syncconfigure-contents-emptystate-getbuffer";
+        let Some(compared) = replay(prefix) else {
+            return;
+        };
+        assert_same_structure(&compared);
+        let stream = capture(&format!("{prefix}.fxstream.bin")).unwrap();
+        let theirs = parse_sync(&stream);
+
+        let rig = rig(Quirks::default());
+        rig.add_item("[capture-mapi] message 1");
+        let mut client = Client::new(&rig);
+        client.connect();
+        logon_inbox(&mut client, rig.inbox());
+        let (_, captured) = requests_of(&capture(&format!("{prefix}.request.body")).unwrap());
+        let (flags, extra) = captured
+            .rops
+            .iter()
+            .find_map(|r| match r {
+                RopRequest::SynchronizationConfigure {
+                    synchronization_flags,
+                    synchronization_extra_flags,
+                    ..
+                } => Some((*synchronization_flags, *synchronization_extra_flags)),
+                _ => None,
+            })
+            .unwrap();
+        client.handles.resize(3, 0xFFFF_FFFF);
+        let mut requests = vec![RopRequest::SynchronizationConfigure {
+            logon_id: 0,
+            input_handle: 1,
+            output_handle: 2,
+            synchronization_type: 1,
+            send_options: 0x01,
+            synchronization_flags: flags,
+            restriction_data: Vec::new(),
+            synchronization_extra_flags: extra,
+            tags: Vec::new(),
+        }];
+        requests.extend(upload_state(2, &IcsState::default()));
+        ok(&client.execute(&requests));
+        let ours = parse_sync(&drain(&mut client, 2));
+
+        let first_change = |events: &[SyncEvent]| {
+            events
+                .iter()
+                .find_map(|e| match e {
+                    SyncEvent::MessageChange(change) => Some(change.clone()),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let (a, b) = (first_change(&theirs), first_change(&ours));
+        let tags = |c: &exmux_mapihttp::fxics::MessageChange| -> Vec<PropTag> {
+            c.header.iter().map(|p| p.tag).collect()
+        };
+        assert_eq!(
+            tags(&a),
+            tags(&b),
+            "the change header lists the same properties"
+        );
+        assert_eq!(a.progress.is_some(), b.progress.is_some());
+        let units = |events: &[SyncEvent]| -> Vec<&'static str> {
+            let mut seen: Vec<&'static str> = Vec::new();
+            for event in events {
+                let name = match event {
+                    SyncEvent::ProgressTotal(_) => "progress",
+                    SyncEvent::MessageChange(_) => "change",
+                    SyncEvent::State(_) => "state",
+                    SyncEvent::End => "end",
+                    _ => "other",
+                };
+                if seen.last() != Some(&name) {
+                    seen.push(name);
+                }
+            }
+            seen
+        };
+        assert_eq!(units(&theirs), units(&ours));
+    }
+}
