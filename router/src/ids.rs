@@ -2,7 +2,7 @@
 //!
 //! An item has one [`ItemKey`] for its whole life in the embedder, even when it is moved
 //! (which gives it new backend ids) or written over the other backend. The [`IdMap`]
-//! stores, per key, the id each backend knows it by: an EWS ItemId string
+//! stores, per key, the id of the item on each backend: an EWS ItemId string
 //! (MS-OXWSCORE) or a MAPI folder id and message id (MS-OXCDATA).
 
 use std::collections::BTreeMap;
@@ -88,10 +88,10 @@ impl BackendFolderId {
     }
 }
 
-/// What the router stores about one item.
+/// The router's record of one item.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemRecord {
-    /// The folder the item is in, as far as the router knows.
+    /// The folder the item was last seen in.
     pub folder: FolderKey,
     /// The item's EWS id, when known.
     pub ews: Option<String>,
@@ -104,7 +104,7 @@ pub struct ItemRecord {
     /// True after this transport deleted the item: a later change for it is superseded.
     pub deleted_locally: bool,
     /// The journal sequence number current when a remote change to the item was last
-    /// delivered; a read-state write with a higher sequence number happened after it.
+    /// delivered. A read-state write with a higher sequence number came after it.
     pub last_remote_seq: u64,
 }
 
@@ -213,20 +213,20 @@ impl IdMap {
                 if let Some(old) = record.ews.replace(text.clone()) {
                     self.by_ews.remove(&old);
                 }
-                if let Some(previous) = self.by_ews.insert(text, key) {
-                    if previous != key {
-                        Self::unbind_ews_of(&mut self.records, previous);
-                    }
+                if let Some(previous) = self.by_ews.insert(text, key)
+                    && previous != key
+                {
+                    Self::unbind_ews_of(&mut self.records, previous);
                 }
             }
             BackendItemId::Mapi { fid, mid } => {
                 if let Some(old) = record.mapi.replace((fid, mid)) {
                     self.by_mapi.remove(&old);
                 }
-                if let Some(previous) = self.by_mapi.insert((fid, mid), key) {
-                    if previous != key {
-                        Self::unbind_mapi_of(&mut self.records, previous);
-                    }
+                if let Some(previous) = self.by_mapi.insert((fid, mid), key)
+                    && previous != key
+                {
+                    Self::unbind_mapi_of(&mut self.records, previous);
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! MAPI/HTTP, merges both backends' notices, labels every change with its origin and
 //! drops the changes this transport made itself.
 //!
-//! This crate holds everything without I/O:
+//! This crate contains everything without I/O:
 //! - [`operation`]: [`Operation`], [`Backend`] and the [`CapabilityTable`];
 //! - [`config`]: the TOML configuration, credentials by reference, routing checks;
 //! - [`ids`]: stable [`ItemKey`]s and their backend ids;

@@ -85,3 +85,43 @@ pub fn load_state(path: &Path) -> Result<Option<RouterState>, PersistError> {
             source,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::config::Preset;
+    use crate::core::{CoreOptions, Input, RouterCore};
+    use crate::ids::BackendFolderId;
+
+    #[test]
+    fn state_file_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        assert!(load_state(&path).unwrap().is_none());
+
+        let mut core = RouterCore::new(
+            uuid::Uuid::from_u128(5),
+            Preset::Mapi.routing(),
+            CoreOptions::default(),
+        );
+        let folder = core.register_folder(vec![BackendFolderId::Mapi(0x1_0001)]);
+        core.handle(0, Input::Notice { folder }).unwrap();
+        save_state(core.state(), &path).unwrap();
+
+        let loaded = load_state(&path).unwrap().unwrap();
+        assert_eq!(&loaded, core.state());
+        assert!(!dir.path().join("state.json.tmp").exists());
+    }
+
+    #[test]
+    fn invalid_state_file_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, b"{ not json").unwrap();
+        let error = load_state(&path).unwrap_err();
+        assert!(matches!(error, PersistError::Format { .. }));
+        assert!(error.to_string().contains("state.json"));
+    }
+}

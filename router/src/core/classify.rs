@@ -2,7 +2,7 @@
 //!
 //! The order of the checks for a change to a known item is the contract:
 //! 1. changes to an item with held changes queue behind them (per-item order);
-//! 2. a pending write to the item holds the change until the write's result decides;
+//! 2. a pending write to the item delays the change until the write's result decides;
 //! 3. a change to an item this transport deleted is superseded;
 //! 4. a change key equal to a journaled write's is `Local`;
 //! 5. a write with a lost outcome makes it `Unknown`, unless the predecessor change
@@ -29,8 +29,8 @@ impl RouterCore {
         self.apply_change_in_round(folder, change, round);
     }
 
-    // `round` is the folder's sync round that reported the change; writes to the item
-    // that settled during or after it may be newer than the change.
+    // `round` is the folder's sync round that reported the change. Writes to the item
+    // that settled during or after that round may be newer than the change.
     fn apply_change_in_round(&mut self, folder: FolderKey, change: SyncChange, round: u64) {
         let id = change.id().clone();
         let known = self.state.ids.key_of(&id);
@@ -88,13 +88,12 @@ impl RouterCore {
             .journal
             .entries_for(item)
             .filter(|entry| entry.status != WriteStatus::Failed);
-        if let Some(reported) = &change.change_key {
-            if writes
+        if let Some(reported) = &change.change_key
+            && writes
                 .clone()
                 .any(|entry| entry.change_key.as_ref() == Some(reported))
-            {
-                return false;
-            }
+        {
+            return false;
         }
         writes.any(|entry| {
             entry.operation == Operation::Update
@@ -317,10 +316,10 @@ impl RouterCore {
         // The change key matches our write, but the read state it carries may come
         // from another client since read-state changes leave the change key alone
         // (MS-OXCFXICS), so it is judged by value on its own.
-        if origin == Origin::Local {
-            if let Some(read) = change.read {
-                self.apply_read_state(folder, item, read);
-            }
+        if origin == Origin::Local
+            && let Some(read) = change.read
+        {
+            self.apply_read_state(folder, item, read);
         }
     }
 
@@ -337,10 +336,10 @@ impl RouterCore {
                 .filter(|entry| entry.status != WriteStatus::Failed)
         };
 
-        if let Some(reported) = change_key {
-            if settled().any(|entry| entry.change_key.as_ref() == Some(reported)) {
-                return Origin::Local;
-            }
+        if let Some(reported) = change_key
+            && settled().any(|entry| entry.change_key.as_ref() == Some(reported))
+        {
+            return Origin::Local;
         }
 
         let mut lost = settled()
@@ -364,8 +363,8 @@ impl RouterCore {
         }
     }
 
-    // A sync from a non-empty state reported an item the router holds as new: the
-    // server has treated the state as empty. The round becomes a full resync, so items
+    // A sync from a non-empty state reported an item the router already maps as new,
+    // so the server has treated the state as empty. The round becomes a full resync, so items
     // are matched by id and the ones not re-sent are deleted at its end.
     fn note_recreated_item(&mut self, folder: FolderKey) {
         let Some(round) = self

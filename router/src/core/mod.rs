@@ -51,7 +51,7 @@ impl Default for CoreOptions {
     }
 }
 
-/// Where a folder's sync stands.
+/// The sync phase of a folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Phase {
@@ -90,7 +90,7 @@ pub struct FolderState {
     pub sync_backend: Backend,
     /// The state to sync from next. The embedder persists it with the router state.
     pub sync_state: SyncState,
-    /// Where the sync stands.
+    /// The sync phase.
     pub phase: Phase,
     /// The number of sync rounds started; journal entries are retired against it.
     pub rounds_started: u64,
@@ -100,7 +100,7 @@ pub struct FolderState {
     pub round: Option<Round>,
 }
 
-/// Why changes to one item are held back.
+/// The reason changes to one item are held back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum HoldReason {
@@ -123,7 +123,7 @@ pub struct Held {
     pub changes: VecDeque<SyncChange>,
 }
 
-/// Everything the core knows; serialize it to persist the router across restarts.
+/// The complete state of the core. Serialize it to persist the router across restarts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouterState {
     /// The source of exmux's change keys.
@@ -180,7 +180,7 @@ pub enum CoreError {
     InvalidWrite {
         /// The operation.
         operation: Operation,
-        /// What it needs.
+        /// The missing or unexpected part.
         expected: &'static str,
     },
     /// A result names a write the journal does not hold.
@@ -363,10 +363,10 @@ impl RouterCore {
                 folder: intent.folder,
             });
         }
-        if let Some(target) = intent.target_folder {
-            if !self.state.folders.contains_key(&target) {
-                return Err(CoreError::UnknownFolder { folder: target });
-            }
+        if let Some(target) = intent.target_folder
+            && !self.state.folders.contains_key(&target)
+        {
+            return Err(CoreError::UnknownFolder { folder: target });
         }
         if !intent.operation.is_write() {
             return Err(CoreError::InvalidWrite {
@@ -489,7 +489,7 @@ impl RouterCore {
             return;
         };
         // NOTE: a state saved for the other backend cannot be used, so the folder
-        // starts from empty; items then match by id only where both ids are bound.
+        // starts from empty. Items then match by id only where both ids are bound.
         if folder.sync_backend != sync_backend {
             folder.sync_backend = sync_backend;
             folder.sync_state = SyncState::default();
@@ -696,10 +696,10 @@ impl RouterCore {
         let item = entry.item;
         match outcome {
             WriteOutcome::Succeeded { change_key, new_id } => {
-                if entry.operation == Operation::Move {
-                    if let Some(target) = entry.target_folder {
-                        self.state.ids.relocate(item, target);
-                    }
+                if entry.operation == Operation::Move
+                    && let Some(target) = entry.target_folder
+                {
+                    self.state.ids.relocate(item, target);
                 }
                 if let Some(id) = new_id {
                     self.state.ids.bind(item, id);
@@ -716,8 +716,8 @@ impl RouterCore {
                     }
                 }
                 // NOTE: a copy whose new id the server withheld (MAPI always, EWS
-                // sometimes) keeps no binding; the copy arrives at the next sync as a
-                // new item of Remote origin and the key allocated here stays unused.
+                // sometimes) keeps no binding. The copy arrives at the next sync as a
+                // new item of Remote origin, and the key allocated here stays unused.
             }
             WriteOutcome::Failed => {
                 let unbound = self.state.ids.get(item).is_some_and(|record| {
@@ -860,7 +860,7 @@ impl RouterCore {
             .map(|entry| entry.id)
             .collect();
         for write in expired {
-            // The entry is pending, so this cannot fail.
+            // The filter above selected pending entries, which on_write_result accepts.
             let _ = self.on_write_result(write, WriteOutcome::Lost);
         }
 

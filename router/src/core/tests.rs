@@ -464,7 +464,7 @@ fn read_state_after_remote_touch_is_remote() {
     let mut harness = Harness::seeded();
     let write = harness.write(Operation::Update, "a", Some(true));
     harness.succeed(write, None);
-    // Another client marks it unread, then read again; the router sees both.
+    // Another client marks it unread, then read again, and the sync reports both.
     let events = harness.sync(
         vec![
             SyncChange::ReadState {
