@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod ext;
+pub mod fxics;
 pub mod http;
 pub mod ids;
 pub mod idset;
@@ -10,4 +11,4 @@ pub mod lz77;
 pub mod notify;
 pub mod prop;
 pub mod rop;
-pub mod fxics;
+pub mod session;

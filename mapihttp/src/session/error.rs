@@ -1,0 +1,204 @@
+//! Errors of the session client, grouped by who is at fault: the server refused, the
+//! server broke the protocol, something in front of the server answered, the network
+//! failed, or the caller misused the session.
+
+use crate::body::BodyError;
+use crate::ext::ExtError;
+use crate::fxics::FxError;
+use crate::http::{FramingError, HeadError, ResponseCode};
+use crate::rop::RopError;
+use exmux_core::auth::AuthError;
+
+/// An error of a MAPI/HTTP session operation. Every variant names the operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The server rejected the credentials (HTTP 401 after authentication).
+    #[error("{operation}: authentication failed: {source}")]
+    Auth {
+        /// The operation.
+        operation: &'static str,
+        /// What the authentication layer reported.
+        source: AuthError,
+    },
+    /// HTTP 503 or another 5xx, or an answer without X-ResponseCode: something in front
+    /// of the mailbox server answered. The session's cookies were kept.
+    #[error("{operation}: the server is unavailable ({head}); retry later")]
+    Unavailable {
+        /// The operation.
+        operation: &'static str,
+        /// The classified response head.
+        head: HeadError,
+    },
+    /// A response that is neither a MAPI/HTTP answer nor a retryable failure: an HTML
+    /// page with X-ResponseCode 0, a 3xx or 4xx other than 401.
+    #[error("{operation}: unexpected HTTP answer: {head}")]
+    UnexpectedAnswer {
+        /// The operation.
+        operation: &'static str,
+        /// The classified response head.
+        head: HeadError,
+    },
+    /// The endpoint refused the request with a non-zero X-ResponseCode that reconnecting
+    /// does not cure (or that came back right after a fresh Connect).
+    #[error(
+        "{operation}: the MAPI/HTTP endpoint refused the request with X-ResponseCode {code}{}",
+        if *.after_reconnect { " again right after a fresh Connect; the endpoint or its routing is broken, report it to the server's administrator" } else { "" }
+    )]
+    Refused {
+        /// The operation.
+        operation: &'static str,
+        /// The code.
+        code: ResponseCode,
+        /// Whether the code came back on a session context created just before.
+        after_reconnect: bool,
+    },
+    /// The session context was lost (expired, stale sequence, server-specific refusal)
+    /// while a write was in flight. The session reconnected, but the write is not
+    /// replayed because repeating it is not known to be safe.
+    #[error(
+        "{operation}: the session context was lost (X-ResponseCode {code}); the session reconnected but did not repeat this write: read the object's state and write again if needed"
+    )]
+    WriteNotReplayed {
+        /// The operation.
+        operation: &'static str,
+        /// The code that ended the old context.
+        code: ResponseCode,
+    },
+    /// The response body could not be read or decoded.
+    #[error("{operation}: malformed response: {reason}")]
+    Protocol {
+        /// The operation.
+        operation: &'static str,
+        /// What was malformed.
+        reason: String,
+    },
+    /// A request-level failure status in the response body (StatusCode or ErrorCode).
+    #[error("{operation}: the server returned {field} 0x{value:08X}")]
+    Status {
+        /// The operation.
+        operation: &'static str,
+        /// "StatusCode" or "ErrorCode".
+        field: &'static str,
+        /// The value.
+        value: u32,
+    },
+    /// Connect returned an error code (for example 0x80040115 for an unknown user DN).
+    #[error(
+        "Connect: the server refused the user DN `{user_dn}` with error 0x{error_code:08X}; check the configured user_dn (autodiscover's LegacyDN)"
+    )]
+    ConnectRefused {
+        /// The DN sent.
+        user_dn: String,
+        /// The error code.
+        error_code: u32,
+    },
+    /// A ROP failed.
+    #[error("{operation}: {rop} failed with 0x{code:08X}")]
+    Rop {
+        /// The operation.
+        operation: &'static str,
+        /// The ROP's name.
+        rop: &'static str,
+        /// ReturnValue.
+        code: u32,
+    },
+    /// A ROP response is missing or has an unexpected shape.
+    #[error("{operation}: {rop} response missing or of the wrong shape")]
+    MissingResponse {
+        /// The operation.
+        operation: &'static str,
+        /// The ROP's name.
+        rop: &'static str,
+    },
+    /// The server's output buffer was too small for the batch (RopBufferTooSmall).
+    #[error(
+        "{operation}: the server's output buffer was too small ({size_needed} bytes needed); split the batch"
+    )]
+    BufferTooSmall {
+        /// The operation.
+        operation: &'static str,
+        /// SizeNeeded.
+        size_needed: u16,
+    },
+    /// The network failed before a complete answer arrived. For a write, its outcome is
+    /// unknown.
+    #[error("{operation}: transport failure: {reason}")]
+    Transport {
+        /// The operation.
+        operation: &'static str,
+        /// What failed (never a header value).
+        reason: String,
+    },
+    /// The caller misused the session: a handle from before a Disconnect, a request too
+    /// large, bad configuration.
+    #[error("{operation}: {reason}")]
+    Usage {
+        /// The operation.
+        operation: &'static str,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// The server rejected an ICS sync state.
+    #[error(
+        "{operation}: the server rejected the stored sync state (0x{code:08X}); a full resynchronization of the folder is needed"
+    )]
+    InvalidSyncState {
+        /// The operation.
+        operation: &'static str,
+        /// The ROP's ReturnValue.
+        code: u32,
+    },
+}
+
+impl SessionError {
+    /// Returns true when retrying the operation later, on the same session, can help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::Transport { .. } | Self::WriteNotReplayed { .. }
+        )
+    }
+
+    /// Returns true when the credentials need attention.
+    pub fn needs_authentication(&self) -> bool {
+        matches!(self, Self::Auth { .. })
+    }
+
+    pub(crate) fn protocol(operation: &'static str, error: impl std::fmt::Display) -> Self {
+        Self::Protocol {
+            operation,
+            reason: error.to_string(),
+        }
+    }
+}
+
+impl From<(&'static str, BodyError)> for SessionError {
+    fn from((operation, error): (&'static str, BodyError)) -> Self {
+        Self::protocol(operation, error)
+    }
+}
+
+impl From<(&'static str, ExtError)> for SessionError {
+    fn from((operation, error): (&'static str, ExtError)) -> Self {
+        Self::protocol(operation, error)
+    }
+}
+
+impl From<(&'static str, RopError)> for SessionError {
+    fn from((operation, error): (&'static str, RopError)) -> Self {
+        Self::protocol(operation, error)
+    }
+}
+
+impl From<(&'static str, FramingError)> for SessionError {
+    fn from((operation, error): (&'static str, FramingError)) -> Self {
+        Self::protocol(operation, error)
+    }
+}
+
+impl From<(&'static str, FxError)> for SessionError {
+    fn from((operation, error): (&'static str, FxError)) -> Self {
+        Self::protocol(operation, error)
+    }
+}

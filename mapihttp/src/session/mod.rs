@@ -1,0 +1,1310 @@
+//! The MAPI/HTTP session client: one mailbox session context over reqwest, with the
+//! request sequencing of MS-OXCMAPIHTTP 3.1.5, a ROP batch executor that tracks the
+//! server object handle table, reconnection after a lost context, the NotificationWait
+//! loop, and the operations a sync engine needs (hierarchy, ICS download and upload,
+//! fetch, writes).
+//!
+//! Sequencing: at most one Connect, Execute or Disconnect is in flight per context (they
+//! hold the context lock), while one NotificationWait and any PING may run beside them.
+//! Cookies are replaced only from responses that carry X-ResponseCode, that is from the
+//! mailbox server itself, and only by sequenced requests.
+//!
+//! Recovery: a context the server no longer knows (X-ResponseCode 6, 10, 13, 15, or any
+//! non-zero code from a server with its own numbering) leads to a Connect with the old
+//! cookies (MS-OXCMAPIHTTP 3.2.5.6), a new RopLogon, and the lazy reopening of the
+//! folders and messages the caller holds. The failed batch is sent again only when the
+//! caller marked it [`Replay::Safe`]; a write gets [`SessionError::WriteNotReplayed`].
+
+mod batch;
+mod error;
+pub mod mime;
+mod notify;
+mod ops;
+mod transport;
+
+pub use batch::{Batch, BatchResult, HandleRef, ObjectHandle};
+pub use error::SessionError;
+pub use notify::{Notice, NoticeKind, NotificationWaiter};
+pub use ops::{
+    ContentsSync, FolderChange, FolderRow, HierarchySync, ImportedChange, ItemChange,
+    MessageImport, StructuredAttachment, StructuredMessage, StructuredRecipient, SyncState,
+    XidSource,
+};
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use exmux_core::auth::Credentials;
+use exmux_core::{Clock, SystemClock};
+use http::HeaderMap;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::body::{
+    ConnectRequest, ConnectResponse, DisconnectRequest, DisconnectResponse, ExecuteRequest,
+    ExecuteResponse, NotificationWaitRequest, NotificationWaitResponse, Response, WireBody,
+};
+use crate::ext::{self, EncodeOptions};
+use crate::http::{
+    GuidCounter, HeadError, RequestHeaders, RequestType, ResponseCode, ResponseHead,
+    SessionCookies, parse_body,
+};
+use crate::ids::{Guid, ObjectId};
+use crate::rop::{
+    self, ResponseBody, ResponseContext, RopBuffer, RopRequest, RopResponse, RopResult,
+};
+use transport::{Answer, Transport};
+
+/// How the server numbers X-ResponseCode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CodeNumbering {
+    /// The specification's table (MS-OXCMAPIHTTP 2.2.3.3.3): reconnect on 6, 10, 13, 15.
+    #[default]
+    Spec,
+    /// The server has its own numbering (one open-source server does): every non-zero
+    /// code on a sequenced request is treated as a lost context and reconnects once.
+    ServerSpecific,
+}
+
+/// Whether a batch may be sent again after the context was lost under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Replay {
+    /// Reads, and writes whose repetition changes nothing (marking read twice).
+    Safe,
+    /// Writes: after a reconnect the caller gets [`SessionError::WriteNotReplayed`].
+    Never,
+}
+
+/// Settings of a session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The mailbox endpoint, `https://host/mapi/emsmdb/?MailboxId=...`.
+    pub url: String,
+    /// The user's legacy DN, for Connect and RopLogon.
+    pub user_dn: String,
+    /// Credentials (Basic or bearer).
+    pub credentials: Credentials,
+    /// The HTTP client, built with `exmux_core::http::HttpOptions::build_client` so TLS is
+    /// verified by default.
+    pub http: reqwest::Client,
+    /// X-ClientApplication.
+    pub client_application: String,
+    /// The clock for idle tracking and the keep-alive schedule.
+    pub clock: Arc<dyn Clock>,
+    /// How the server numbers X-ResponseCode.
+    pub numbering: CodeNumbering,
+    /// MaxRopOut of Execute requests.
+    pub max_rop_out: u32,
+    /// Execute flags (MS-OXCRPC 3.1.4.2); compressed and obfuscated replies are decoded
+    /// either way.
+    pub execute_flags: u32,
+    /// Largest response body accepted.
+    pub body_limit: usize,
+    /// Silence after which a response in progress counts as dead when the server gave
+    /// no X-PendingPeriod yet (afterwards, twice the pending period).
+    pub silence_timeout: Duration,
+    /// Attempts for a read that met HTTP 5xx or an answer from in front of the server.
+    pub retry_attempts: u32,
+    /// First delay between those attempts; doubled each time.
+    pub retry_delay: Duration,
+    /// A NotificationWait held longer than this is dropped and sent again.
+    pub notification_wait_limit: Duration,
+}
+
+impl SessionConfig {
+    /// Settings with the defaults: specification numbering, MaxRopOut 0x40000, no
+    /// compression requested, 64 MiB body limit, three attempts for reads.
+    pub fn new(
+        url: impl Into<String>,
+        user_dn: impl Into<String>,
+        credentials: Credentials,
+        http: reqwest::Client,
+    ) -> Self {
+        Self {
+            url: url.into(),
+            user_dn: user_dn.into(),
+            credentials,
+            http,
+            client_application: "Outlook/16.0.18025.20000 exmux".to_owned(),
+            clock: Arc::new(SystemClock),
+            numbering: CodeNumbering::Spec,
+            max_rop_out: 0x40000,
+            execute_flags: 0,
+            body_limit: 64 << 20,
+            silence_timeout: Duration::from_secs(65),
+            retry_attempts: 3,
+            retry_delay: Duration::from_millis(500),
+            notification_wait_limit: Duration::from_secs(360),
+        }
+    }
+}
+
+/// What RopLogon and RopLongTermIdFromId told about the mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogonInfo {
+    /// The 13 special folders of RopLogon (root, deferred action, spooler queue, IPM
+    /// subtree, inbox, outbox, sent items, deleted items, common views, schedule,
+    /// search, views, shortcuts).
+    pub folder_ids: [ObjectId; 13],
+    /// The mailbox GUID.
+    pub mailbox_guid: Guid,
+    /// The replica ids seen in folder ids, each resolved to its GUID with
+    /// RopLongTermIdFromId (a real server's RopLogon pair named another replica).
+    pub replicas: HashMap<u16, Guid>,
+    /// The REPLID/REPLGUID pair of the RopLogon response, for reference only.
+    pub logon_replica: (u16, Guid),
+}
+
+impl LogonInfo {
+    /// The inbox folder id.
+    pub fn inbox(&self) -> ObjectId {
+        self.folder_ids[4]
+    }
+
+    /// The IPM subtree (the top of the user's folders).
+    pub fn ipm_subtree(&self) -> ObjectId {
+        self.folder_ids[3]
+    }
+
+    /// The outbox.
+    pub fn outbox(&self) -> ObjectId {
+        self.folder_ids[5]
+    }
+
+    /// Sent items.
+    pub fn sent_items(&self) -> ObjectId {
+        self.folder_ids[6]
+    }
+
+    /// Deleted items.
+    pub fn deleted_items(&self) -> ObjectId {
+        self.folder_ids[7]
+    }
+
+    /// Returns the replica GUID of an id's REPLID, when known.
+    pub fn replica_guid(&self, id: ObjectId) -> Option<Guid> {
+        self.replicas.get(&id.replid()).copied()
+    }
+}
+
+/// How to reopen a held object on a new context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reopen {
+    Folder(ObjectId),
+    Message {
+        folder: ObjectId,
+        message: ObjectId,
+        mode: u8,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    server: u32,
+    generation: u64,
+    reopen: Reopen,
+}
+
+#[derive(Debug)]
+struct Context {
+    request_guid: Uuid,
+    context_counter: u64,
+    connected: bool,
+    generation: u64,
+    logon: Option<(u32, LogonInfo)>,
+    objects: HashMap<u32, Held>,
+    next_object: u32,
+    subscription: Option<u8>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: SessionConfig,
+    transport: Transport,
+    client_guid: Uuid,
+    context: tokio::sync::Mutex<Context>,
+    cookies: Mutex<SessionCookies>,
+    request_counter: AtomicU64,
+    pending_period_ms: AtomicU64,
+    last_request_ms: AtomicU64,
+    reconnects: AtomicU64,
+    notices: tokio::sync::broadcast::Sender<Notice>,
+    span: tracing::Span,
+}
+
+/// A MAPI/HTTP mailbox session. Clones share one session context.
+#[derive(Debug, Clone)]
+pub struct MapiSession {
+    inner: Arc<Inner>,
+}
+
+enum Fault {
+    Refused(ResponseCode),
+    Other(SessionError),
+}
+
+impl MapiSession {
+    /// Creates a session; nothing is sent until the first operation or
+    /// [`MapiSession::connect`].
+    pub fn new(config: SessionConfig) -> Self {
+        let span = tracing::info_span!(
+            "mapi_session",
+            backend = "mapi",
+            mailbox = %config.user_dn,
+            session = tracing::field::Empty
+        );
+        let transport = Transport {
+            url: config.url.clone(),
+            credentials: config.credentials.clone(),
+            client: config.http.clone(),
+            body_limit: config.body_limit,
+        };
+        let (notices, _) = tokio::sync::broadcast::channel(1024);
+        Self {
+            inner: Arc::new(Inner {
+                transport,
+                client_guid: Uuid::new_v4(),
+                context: tokio::sync::Mutex::new(Context {
+                    request_guid: Uuid::new_v4(),
+                    context_counter: 0,
+                    connected: false,
+                    generation: 0,
+                    logon: None,
+                    objects: HashMap::new(),
+                    next_object: 1,
+                    subscription: None,
+                }),
+                cookies: Mutex::new(SessionCookies::default()),
+                request_counter: AtomicU64::new(0),
+                pending_period_ms: AtomicU64::new(0),
+                last_request_ms: AtomicU64::new(0),
+                reconnects: AtomicU64::new(0),
+                notices,
+                span,
+                config,
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SessionConfig {
+        &self.inner.config
+    }
+
+    /// How many times the session reconnected after losing its context.
+    pub fn reconnect_count(&self) -> u64 {
+        self.inner.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Names of the cookies the session holds (values stay secret).
+    pub fn cookie_names(&self) -> Vec<String> {
+        self.inner
+            .cookies
+            .lock()
+            .map(|c| c.names().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// Receives the notices of this session (hints only: see [`Notice`]).
+    pub fn notices(&self) -> tokio::sync::broadcast::Receiver<Notice> {
+        self.inner.notices.subscribe()
+    }
+
+    /// Milliseconds since the last request of this session, by the session's clock.
+    pub fn idle_millis(&self) -> u64 {
+        self.inner
+            .config
+            .clock
+            .now_millis()
+            .saturating_sub(self.inner.last_request_ms.load(Ordering::Relaxed))
+    }
+
+    /// Connects and logs on, unless already done, and returns the logon information.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when Connect, RopLogon or the replica lookup fails.
+    pub async fn connect(&self) -> Result<LogonInfo, SessionError> {
+        let mut ctx = self.inner.context.lock().await;
+        self.ensure_connected(&mut ctx)
+            .instrument(self.inner.span.clone())
+            .await?;
+        ctx.logon
+            .as_ref()
+            .map(|(_, info)| info.clone())
+            .ok_or(SessionError::MissingResponse {
+                operation: "connect",
+                rop: "RopLogon",
+            })
+    }
+
+    /// Sends a Disconnect and forgets the context and every handle.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when the Disconnect request fails; the local state is dropped
+    /// anyway.
+    pub async fn disconnect(&self) -> Result<(), SessionError> {
+        let mut ctx = self.inner.context.lock().await;
+        if !ctx.connected {
+            return Ok(());
+        }
+        let body = DisconnectRequest::default()
+            .encode()
+            .map_err(|e| SessionError::protocol("Disconnect", e))?;
+        let result = self
+            .sequenced(&mut ctx, "Disconnect", RequestType::Disconnect, body)
+            .instrument(self.inner.span.clone())
+            .await;
+        ctx.connected = false;
+        ctx.logon = None;
+        ctx.objects.clear();
+        ctx.generation += 1;
+        if let Ok(mut cookies) = self.inner.cookies.lock() {
+            *cookies = SessionCookies::default();
+        }
+        match result {
+            Ok(answer) => match DisconnectResponse::decode(&answer) {
+                Ok(Response::Success(_)) => Ok(()),
+                Ok(Response::Failure(f)) => Err(SessionError::Status {
+                    operation: "Disconnect",
+                    field: "StatusCode",
+                    value: f.status_code,
+                }),
+                Err(e) => Err(SessionError::protocol("Disconnect", e)),
+            },
+            Err(Fault::Refused(code)) => Err(SessionError::Refused {
+                operation: "Disconnect",
+                code,
+                after_reconnect: false,
+            }),
+            Err(Fault::Other(e)) => Err(e),
+        }
+    }
+
+    /// Sends a PING (MS-OXCMAPIHTTP 2.2.6) with the context's cookies: a keep-alive that
+    /// takes no part in the request sequence.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] for a failed or refused PING.
+    pub async fn ping(&self) -> Result<(), SessionError> {
+        let headers = self.headers(RequestType::Ping)?;
+        let answer = self
+            .inner
+            .transport
+            .post("PING", headers, Vec::new(), self.silence())
+            .await?;
+        self.touch();
+        classify("PING", &answer).map_err(|fault| match fault {
+            Fault::Refused(code) => SessionError::Refused {
+                operation: "PING",
+                code,
+                after_reconnect: false,
+            },
+            Fault::Other(e) => e,
+        })?;
+        Ok(())
+    }
+
+    /// Spawns a task that sends PING whenever the session has been idle for `every` by
+    /// the session's clock, checking once per `check`. Dropping the handle does not stop
+    /// it: abort it.
+    pub fn spawn_keepalive(&self, every: Duration, check: Duration) -> tokio::task::JoinHandle<()> {
+        let session = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(check).await;
+                if u128::from(session.idle_millis()) < every.as_millis() {
+                    continue;
+                }
+                if let Err(error) = session.ping().await {
+                    tracing::debug!(%error, "keep-alive PING failed");
+                }
+            }
+        })
+    }
+
+    /// Registers an object the caller keeps open: a folder opened in `result` at `slot`.
+    async fn adopt(&self, result: &BatchResult, slot: u8, reopen: Reopen) -> Option<ObjectHandle> {
+        let server = result.handle(slot)?;
+        let mut ctx = self.inner.context.lock().await;
+        let id = ctx.next_object;
+        ctx.next_object += 1;
+        ctx.objects.insert(
+            id,
+            Held {
+                server,
+                generation: result.generation,
+                reopen,
+            },
+        );
+        Some(ObjectHandle(id))
+    }
+
+    /// Opens a folder and keeps it open; the session reopens it after a reconnect.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when RopOpenFolder fails.
+    pub async fn open_folder(&self, folder: ObjectId) -> Result<ObjectHandle, SessionError> {
+        let mut batch = Batch::new();
+        let input = batch.input(HandleRef::Logon);
+        let output = batch.output();
+        let index = batch.push(RopRequest::OpenFolder {
+            logon_id: 0,
+            input_handle: input,
+            output_handle: output,
+            folder_id: folder,
+            open_mode_flags: 0,
+        });
+        let result = self.execute("open folder", &batch, Replay::Safe).await?;
+        ops::check(&result, index, "open folder")?;
+        self.adopt(&result, output, Reopen::Folder(folder))
+            .await
+            .ok_or(SessionError::MissingResponse {
+                operation: "open folder",
+                rop: "RopOpenFolder",
+            })
+    }
+
+    /// Opens a message and keeps it open (read-write when `write`); the session reopens
+    /// it after a reconnect.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when RopOpenMessage fails.
+    pub async fn open_message(
+        &self,
+        folder: ObjectId,
+        message: ObjectId,
+        write: bool,
+    ) -> Result<ObjectHandle, SessionError> {
+        let mode = if write { 0x01 } else { 0x00 };
+        let mut batch = Batch::new();
+        let input = batch.input(HandleRef::Logon);
+        let output = batch.output();
+        let index = batch.push(RopRequest::OpenMessage {
+            logon_id: 0,
+            input_handle: input,
+            output_handle: output,
+            code_page_id: 0x0FFF,
+            folder_id: folder,
+            open_mode_flags: mode,
+            message_id: message,
+        });
+        let result = self.execute("open message", &batch, Replay::Safe).await?;
+        ops::check(&result, index, "open message")?;
+        self.adopt(
+            &result,
+            output,
+            Reopen::Message {
+                folder,
+                message,
+                mode,
+            },
+        )
+        .await
+        .ok_or(SessionError::MissingResponse {
+            operation: "open message",
+            rop: "RopOpenMessage",
+        })
+    }
+
+    /// Releases a held object (RopRelease) and forgets it.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when the Execute fails.
+    pub async fn release(&self, handle: ObjectHandle) -> Result<(), SessionError> {
+        let mut batch = Batch::new();
+        let input = batch.input(HandleRef::Object(handle));
+        batch.push(RopRequest::Release {
+            logon_id: 0,
+            input_handle: input,
+        });
+        let result = self.execute("release", &batch, Replay::Safe).await;
+        self.inner.context.lock().await.objects.remove(&handle.0);
+        result.map(|_| ())
+    }
+
+    /// Registers for notifications on the whole mailbox (RopRegisterNotification with
+    /// WantWholeStore); the session registers again after every reconnect. Notices
+    /// arrive on [`MapiSession::notices`] after an Execute or through the
+    /// NotificationWait loop.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when the registration fails.
+    pub async fn register_notifications(&self, types: u8) -> Result<(), SessionError> {
+        {
+            let mut ctx = self.inner.context.lock().await;
+            ctx.subscription = Some(types);
+        }
+        let mut batch = Batch::new();
+        register_rop(&mut batch, types);
+        let result = self
+            .execute("register notifications", &batch, Replay::Safe)
+            .await?;
+        ops::check(&result, 0, "register notifications")
+    }
+
+    /// Sends one batch (MS-OXCMAPIHTTP 2.2.4.2) and returns the results aligned with its
+    /// requests. Notifications that follow the results are published as notices.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`]: see the variants; a batch marked [`Replay::Never`] whose context
+    /// was lost returns [`SessionError::WriteNotReplayed`] after the reconnect.
+    pub async fn execute(
+        &self,
+        operation: &'static str,
+        batch: &Batch,
+        replay: Replay,
+    ) -> Result<BatchResult, SessionError> {
+        let span = tracing::debug_span!(parent: &self.inner.span, "mapi_request", operation, rops = batch.rops.len());
+        self.execute_inner(operation, batch, replay)
+            .instrument(span)
+            .await
+    }
+
+    async fn execute_inner(
+        &self,
+        operation: &'static str,
+        batch: &Batch,
+        replay: Replay,
+    ) -> Result<BatchResult, SessionError> {
+        let mut ctx = self.inner.context.lock().await;
+        let mut reconnected = false;
+        let mut retries = 0u32;
+        loop {
+            self.ensure_connected(&mut ctx).await?;
+            self.reopen_stale(&mut ctx, batch).await?;
+            let body = self.execute_body(&ctx, batch, operation)?;
+            let generation = ctx.generation;
+            match self
+                .sequenced(&mut ctx, operation, RequestType::Execute, body)
+                .await
+            {
+                Ok(answer) => return self.decode_execute(operation, batch, &answer, generation),
+                Err(Fault::Refused(code)) if self.is_context_fault(code) => {
+                    if reconnected {
+                        return Err(SessionError::Refused {
+                            operation,
+                            code,
+                            after_reconnect: true,
+                        });
+                    }
+                    self.reconnect(&mut ctx, code).await?;
+                    reconnected = true;
+                    if replay == Replay::Never {
+                        return Err(SessionError::WriteNotReplayed { operation, code });
+                    }
+                }
+                Err(Fault::Refused(code)) => {
+                    return Err(SessionError::Refused {
+                        operation,
+                        code,
+                        after_reconnect: false,
+                    });
+                }
+                Err(Fault::Other(error)) => {
+                    let retryable = matches!(error, SessionError::Unavailable { .. });
+                    if retryable
+                        && replay == Replay::Safe
+                        && retries + 1 < self.inner.config.retry_attempts
+                    {
+                        let delay = self.inner.config.retry_delay * 2u32.saturating_pow(retries);
+                        tracing::debug!(operation, retry = retries + 1, ?delay, %error, "retrying a read");
+                        retries += 1;
+                        drop(ctx);
+                        tokio::time::sleep(delay).await;
+                        ctx = self.inner.context.lock().await;
+                        continue;
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    fn is_context_fault(&self, code: ResponseCode) -> bool {
+        match self.inner.config.numbering {
+            CodeNumbering::Spec => code.needs_reconnect(),
+            CodeNumbering::ServerSpecific => code != ResponseCode::Success,
+        }
+    }
+
+    fn silence(&self) -> Duration {
+        let pending = self.inner.pending_period_ms.load(Ordering::Relaxed);
+        if pending == 0 {
+            self.inner.config.silence_timeout
+        } else {
+            Duration::from_millis(pending.saturating_mul(2)).max(Duration::from_secs(1))
+        }
+    }
+
+    fn touch(&self) {
+        self.inner
+            .last_request_ms
+            .store(self.inner.config.clock.now_millis(), Ordering::Relaxed);
+    }
+
+    fn headers(&self, request_type: RequestType) -> Result<HeaderMap, SessionError> {
+        let request_guid = self
+            .inner
+            .context
+            .try_lock()
+            .map(|c| c.request_guid)
+            .unwrap_or_else(|_| *self.inner_request_guid());
+        self.headers_with(request_type, request_guid, 0)
+    }
+
+    fn inner_request_guid(&self) -> &Uuid {
+        // The X-RequestId GUID only needs to be unique per context; a request that runs
+        // beside a sequenced one (PING, NotificationWait) uses the client GUID then.
+        &self.inner.client_guid
+    }
+
+    fn headers_with(
+        &self,
+        request_type: RequestType,
+        request_guid: Uuid,
+        context_counter: u64,
+    ) -> Result<HeaderMap, SessionError> {
+        let counter = self.inner.request_counter.fetch_add(1, Ordering::SeqCst) + 1;
+        let headers = RequestHeaders {
+            request_type,
+            request_id: GuidCounter {
+                guid: request_guid,
+                counter,
+            },
+            client_info: GuidCounter {
+                guid: self.inner.client_guid,
+                counter: context_counter,
+            },
+            client_application: self.inner.config.client_application.clone(),
+        };
+        let cookies = self
+            .inner
+            .cookies
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        headers
+            .to_header_map(&cookies)
+            .map_err(|e| SessionError::Usage {
+                operation: "build request headers",
+                reason: e.to_string(),
+            })
+    }
+
+    /// Sends a sequenced request (Connect, Execute, Disconnect) while the caller holds
+    /// the context lock, applies the cookies of a mailbox-server answer, and returns the
+    /// binary body.
+    async fn sequenced(
+        &self,
+        ctx: &mut Context,
+        operation: &'static str,
+        request_type: RequestType,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, Fault> {
+        let headers = self
+            .headers_with(request_type, ctx.request_guid, ctx.context_counter)
+            .map_err(Fault::Other)?;
+        let answer = self
+            .inner
+            .transport
+            .post(operation, headers, body, self.silence())
+            .await
+            .map_err(Fault::Other)?;
+        self.touch();
+        if let Ok(mut cookies) = self.inner.cookies.lock()
+            && cookies.apply_response(&answer.headers)
+        {
+            tracing::trace!(operation, "cookies updated from the mailbox server");
+        }
+        let head = classify(operation, &answer)?;
+        if head.pending_period_ms > 0 {
+            self.inner
+                .pending_period_ms
+                .store(head.pending_period_ms, Ordering::Relaxed);
+        }
+        let framed = parse_body(&answer.body)
+            .map_err(|e| Fault::Other(SessionError::protocol(operation, e)))?;
+        tracing::trace!(
+            operation,
+            bytes = framed.body.len(),
+            keep_alives = framed.keep_alives,
+            "response"
+        );
+        Ok(framed.body)
+    }
+
+    async fn ensure_connected(&self, ctx: &mut Context) -> Result<(), SessionError> {
+        if ctx.connected && ctx.logon.is_some() {
+            return Ok(());
+        }
+        if !ctx.connected {
+            ctx.context_counter += 1;
+            self.connect_request(ctx).await?;
+        }
+        self.logon(ctx).await
+    }
+
+    async fn connect_request(&self, ctx: &mut Context) -> Result<(), SessionError> {
+        let operation = "Connect";
+        ctx.request_guid = Uuid::new_v4();
+        let body = ConnectRequest {
+            user_dn: self.inner.config.user_dn.clone(),
+            flags: 0,
+            default_code_page: 1252,
+            lcid_sort: 0x409,
+            lcid_string: 0x409,
+            aux: Vec::new(),
+        }
+        .encode()
+        .map_err(|e| SessionError::protocol(operation, e))?;
+        let answer = match self
+            .sequenced(ctx, operation, RequestType::Connect, body)
+            .await
+        {
+            Ok(answer) => answer,
+            Err(Fault::Refused(code)) => {
+                return Err(SessionError::Refused {
+                    operation,
+                    code,
+                    after_reconnect: false,
+                });
+            }
+            Err(Fault::Other(e)) => return Err(e),
+        };
+        match ConnectResponse::decode(&answer).map_err(|e| SessionError::protocol(operation, e))? {
+            Response::Success(success) if success.error_code == 0 => {
+                ctx.connected = true;
+                ctx.generation += 1;
+                ctx.logon = None;
+                self.inner
+                    .span
+                    .record("session", tracing::field::display(ctx.request_guid));
+                tracing::debug!(generation = ctx.generation, "session context created");
+                Ok(())
+            }
+            Response::Success(success) => Err(SessionError::ConnectRefused {
+                user_dn: self.inner.config.user_dn.clone(),
+                error_code: success.error_code,
+            }),
+            Response::Failure(failure) => Err(SessionError::Status {
+                operation,
+                field: "StatusCode",
+                value: failure.status_code,
+            }),
+        }
+    }
+
+    async fn logon(&self, ctx: &mut Context) -> Result<(), SessionError> {
+        let operation = "RopLogon";
+        let mut rops = vec![RopRequest::Logon {
+            logon_id: 0,
+            output_handle: 0,
+            logon_flags: 0x01,
+            open_flags: 0x0100_040C,
+            store_state: 0,
+            essdn: self.inner.config.user_dn.as_bytes().to_vec(),
+        }];
+        let (results, handles) = self
+            .raw_execute(ctx, operation, &rops, &[u32::MAX], &HashMap::new())
+            .await?;
+        let logon = match results.first().and_then(Option::as_ref) {
+            Some(RopResult {
+                return_value: 0,
+                body: ResponseBody::Logon(logon),
+                ..
+            }) => logon.clone(),
+            Some(result) => {
+                return Err(SessionError::Rop {
+                    operation,
+                    rop: "RopLogon",
+                    code: result.return_value,
+                });
+            }
+            None => {
+                return Err(SessionError::MissingResponse {
+                    operation,
+                    rop: "RopLogon",
+                });
+            }
+        };
+        let logon_handle = handles.first().copied().unwrap_or(u32::MAX);
+
+        // Replica ids come from the folder ids themselves (a real server's RopLogon pair
+        // named another replica than the one its ids used).
+        let mut replids: Vec<(u16, ObjectId)> = Vec::new();
+        for id in logon.folder_ids {
+            if id.0 != 0 && !replids.iter().any(|(r, _)| *r == id.replid()) {
+                replids.push((id.replid(), id));
+            }
+        }
+        rops.clear();
+        for (_, id) in &replids {
+            rops.push(RopRequest::LongTermIdFromId {
+                logon_id: 0,
+                input_handle: 0,
+                object_id: *id,
+            });
+        }
+        let mut replicas = HashMap::new();
+        if !rops.is_empty() {
+            let (results, _) = self
+                .raw_execute(
+                    ctx,
+                    "RopLongTermIdFromId",
+                    &rops,
+                    &[logon_handle],
+                    &HashMap::new(),
+                )
+                .await?;
+            for ((replid, _), result) in replids.iter().zip(results.iter()) {
+                match result {
+                    Some(RopResult {
+                        return_value: 0,
+                        body: ResponseBody::LongTermId(ltid),
+                        ..
+                    }) => {
+                        replicas.insert(*replid, ltid.database_guid);
+                    }
+                    other => {
+                        return Err(SessionError::Rop {
+                            operation: "resolve replica ids",
+                            rop: "RopLongTermIdFromId",
+                            code: other.as_ref().map(|r| r.return_value).unwrap_or(u32::MAX),
+                        });
+                    }
+                }
+            }
+        }
+        if logon.repl_id != 0
+            && replicas
+                .get(&logon.repl_id)
+                .is_some_and(|g| *g != logon.repl_guid)
+        {
+            tracing::warn!(
+                repl_id = logon.repl_id,
+                "RopLogon's replica pair disagrees with RopLongTermIdFromId; using the latter"
+            );
+        }
+        let info = LogonInfo {
+            folder_ids: logon.folder_ids,
+            mailbox_guid: logon.mailbox_guid,
+            replicas,
+            logon_replica: (logon.repl_id, logon.repl_guid),
+        };
+        ctx.logon = Some((logon_handle, info));
+
+        if let Some(types) = ctx.subscription {
+            let mut batch = Batch::new();
+            register_rop(&mut batch, types);
+            let handles = vec![logon_handle, u32::MAX];
+            let (results, _) = self
+                .raw_execute(
+                    ctx,
+                    "register notifications",
+                    &batch.rops,
+                    &handles,
+                    &HashMap::new(),
+                )
+                .await?;
+            if let Some(Some(result)) = results.first()
+                && result.return_value != 0
+            {
+                tracing::warn!(
+                    code = result.return_value,
+                    "re-registering notifications failed"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Executes ROPs with a literal handle table on the current context, without any
+    /// recovery; used while connecting and reopening.
+    async fn raw_execute(
+        &self,
+        ctx: &mut Context,
+        operation: &'static str,
+        rops: &[RopRequest],
+        handles: &[u32],
+        columns: &HashMap<u8, Vec<crate::prop::PropTag>>,
+    ) -> Result<(Vec<Option<RopResult>>, Vec<u32>), SessionError> {
+        let body = self.encode_execute(operation, rops, handles)?;
+        let answer = match self
+            .sequenced(ctx, operation, RequestType::Execute, body)
+            .await
+        {
+            Ok(answer) => answer,
+            Err(Fault::Refused(code)) => {
+                // The context died while it was being set up: start from scratch next time.
+                ctx.connected = false;
+                return Err(SessionError::Refused {
+                    operation,
+                    code,
+                    after_reconnect: true,
+                });
+            }
+            Err(Fault::Other(e)) => return Err(e),
+        };
+        self.decode_rops(operation, rops, columns, &answer)
+    }
+
+    async fn reconnect(&self, ctx: &mut Context, code: ResponseCode) -> Result<(), SessionError> {
+        let count = self.inner.reconnects.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::info!(%code, reconnects = count, "session context lost: reconnecting with the old cookies");
+        ctx.connected = false;
+        ctx.logon = None;
+        // Connect with the old cookies: the server replaces the context (MS-OXCMAPIHTTP
+        // 3.2.5.6). Handles of the caller are reopened lazily.
+        self.connect_request(ctx).await?;
+        self.logon(ctx).await
+    }
+
+    async fn reopen_stale(&self, ctx: &mut Context, batch: &Batch) -> Result<(), SessionError> {
+        let generation = ctx.generation;
+        let stale: Vec<u32> = batch
+            .slots
+            .iter()
+            .filter_map(|slot| match slot {
+                HandleRef::Object(ObjectHandle(id)) => Some(*id),
+                _ => None,
+            })
+            .filter(|id| {
+                ctx.objects
+                    .get(id)
+                    .is_some_and(|h| h.generation != generation)
+            })
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let logon_handle = ctx.logon.as_ref().map(|(h, _)| *h).unwrap_or(u32::MAX);
+        let mut rops = Vec::new();
+        let mut handles = vec![logon_handle];
+        for id in &stale {
+            let Some(held) = ctx.objects.get(id) else {
+                continue;
+            };
+            let out = handles.len() as u8;
+            handles.push(u32::MAX);
+            match held.reopen {
+                Reopen::Folder(folder) => rops.push(RopRequest::OpenFolder {
+                    logon_id: 0,
+                    input_handle: 0,
+                    output_handle: out,
+                    folder_id: folder,
+                    open_mode_flags: 0,
+                }),
+                Reopen::Message {
+                    folder,
+                    message,
+                    mode,
+                } => {
+                    rops.push(RopRequest::OpenMessage {
+                        logon_id: 0,
+                        input_handle: 0,
+                        output_handle: out,
+                        code_page_id: 0x0FFF,
+                        folder_id: folder,
+                        open_mode_flags: mode,
+                        message_id: message,
+                    });
+                }
+            }
+        }
+        tracing::debug!(
+            objects = stale.len(),
+            "reopening held objects on the new context"
+        );
+        let (results, out_handles) = self
+            .raw_execute(ctx, "reopen held objects", &rops, &handles, &HashMap::new())
+            .await?;
+        for (position, id) in stale.iter().enumerate() {
+            let ok = results
+                .get(position)
+                .and_then(Option::as_ref)
+                .is_some_and(|r| r.return_value == 0);
+            let server = out_handles.get(position + 1).copied().unwrap_or(u32::MAX);
+            if !ok || server == u32::MAX {
+                ctx.objects.remove(id);
+                return Err(SessionError::Usage {
+                    operation: "reopen held objects",
+                    reason: "a folder or message held by the caller could not be reopened after a reconnect (it was deleted or moved); open it again by id".to_owned(),
+                });
+            }
+            if let Some(held) = ctx.objects.get_mut(id) {
+                held.server = server;
+                held.generation = generation;
+            }
+        }
+        Ok(())
+    }
+
+    fn execute_body(
+        &self,
+        ctx: &Context,
+        batch: &Batch,
+        operation: &'static str,
+    ) -> Result<Vec<u8>, SessionError> {
+        let mut handles = Vec::with_capacity(batch.slots.len());
+        for slot in &batch.slots {
+            handles.push(match slot {
+                HandleRef::Logon => ctx.logon.as_ref().map(|(h, _)| *h).unwrap_or(u32::MAX),
+                HandleRef::Object(ObjectHandle(id)) => {
+                    ctx.objects.get(id).map(|h| h.server).ok_or_else(|| SessionError::Usage {
+                        operation,
+                        reason: "the batch uses a handle that was released or belongs to a disconnected session".to_owned(),
+                    })?
+                }
+                HandleRef::Raw(handle) => *handle,
+                HandleRef::Output => u32::MAX,
+            });
+        }
+        self.encode_execute(operation, &batch.rops, &handles)
+    }
+
+    fn encode_execute(
+        &self,
+        operation: &'static str,
+        rops: &[RopRequest],
+        handles: &[u32],
+    ) -> Result<Vec<u8>, SessionError> {
+        let buffer = rop::encode_request_buffer(&RopBuffer {
+            rops: rops.to_vec(),
+            handles: handles.to_vec(),
+        });
+        if buffer.len() > ext::MAX_REQUEST_PAYLOAD {
+            return Err(SessionError::Usage {
+                operation,
+                reason: format!(
+                    "the ROP batch is {} bytes, over the 32 KiB limit of one request; split it",
+                    buffer.len()
+                ),
+            });
+        }
+        let mut rop_buffer = Vec::new();
+        ext::encode_segment(&buffer, EncodeOptions::default(), true, &mut rop_buffer)
+            .map_err(|e| SessionError::protocol(operation, e))?;
+        ExecuteRequest {
+            flags: self.inner.config.execute_flags,
+            rop_buffer,
+            max_rop_out: self.inner.config.max_rop_out,
+            aux: Vec::new(),
+        }
+        .encode()
+        .map_err(|e| SessionError::protocol(operation, e))
+    }
+
+    fn decode_execute(
+        &self,
+        operation: &'static str,
+        batch: &Batch,
+        body: &[u8],
+        generation: u64,
+    ) -> Result<BatchResult, SessionError> {
+        let (results, handles) = self.decode_rops(operation, &batch.rops, &batch.columns, body)?;
+        Ok(BatchResult {
+            results,
+            handles,
+            generation,
+        })
+    }
+
+    fn decode_rops(
+        &self,
+        operation: &'static str,
+        rops: &[RopRequest],
+        columns: &HashMap<u8, Vec<crate::prop::PropTag>>,
+        body: &[u8],
+    ) -> Result<(Vec<Option<RopResult>>, Vec<u32>), SessionError> {
+        let success = match ExecuteResponse::decode(body)
+            .map_err(|e| SessionError::protocol(operation, e))?
+        {
+            Response::Success(success) => success,
+            Response::Failure(failure) => {
+                return Err(SessionError::Status {
+                    operation,
+                    field: "StatusCode",
+                    value: failure.status_code,
+                });
+            }
+        };
+        if success.error_code != 0 {
+            return Err(SessionError::Status {
+                operation,
+                field: "ErrorCode",
+                value: success.error_code,
+            });
+        }
+        let segments = ext::decode_chain(&success.rop_buffer)
+            .map_err(|e| SessionError::protocol(operation, e))?;
+        let mut segments = segments.into_iter();
+        let first = segments.next().ok_or(SessionError::MissingResponse {
+            operation,
+            rop: "ROP output buffer",
+        })?;
+        let context = ResponseContext {
+            requests: rops,
+            columns: columns.clone(),
+        };
+        let decoded = rop::decode_response_buffer(&first.payload, &context)
+            .map_err(|e| SessionError::protocol(operation, e))?;
+        let mut responses = decoded.rops;
+        // Further segments (Chain) continue the output; they carry server-only ROPs or
+        // continuations this client does not request.
+        for segment in segments {
+            if let Ok(partial) = rop::decode_response_buffer_partial(&segment.payload) {
+                responses.extend(partial.rops);
+            }
+        }
+
+        let mut results: Vec<Option<RopResult>> = vec![None; rops.len()];
+        let mut slots = rops
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| q.has_response())
+            .map(|(i, _)| i);
+        let mut notices = Vec::new();
+        for response in responses {
+            match response {
+                RopResponse::Result(result) => {
+                    if let Some(index) = slots.next()
+                        && let Some(slot) = results.get_mut(index)
+                    {
+                        *slot = Some(result);
+                    }
+                }
+                RopResponse::Notify {
+                    notification_handle,
+                    data,
+                    ..
+                } => notices.push(Notice::from_notification(notification_handle, &data)),
+                RopResponse::Pending { session_index } => {
+                    notices.push(Notice::pending(session_index))
+                }
+                RopResponse::BufferTooSmall { size_needed, .. } => {
+                    return Err(SessionError::BufferTooSmall {
+                        operation,
+                        size_needed,
+                    });
+                }
+                RopResponse::Backoff(backoff) => {
+                    tracing::warn!(
+                        duration_ms = backoff.duration,
+                        "the server asked to back off (RopBackoff)"
+                    );
+                }
+            }
+        }
+        for notice in notices {
+            tracing::debug!(?notice.kind, "notice");
+            let _ = self.inner.notices.send(notice);
+        }
+        Ok((results, decoded.handles))
+    }
+
+    /// Sends one NotificationWait with the context's cookies (not sequenced) and returns
+    /// whether events are pending.
+    pub(crate) async fn notification_wait_once(&self) -> Result<bool, SessionError> {
+        let operation = "NotificationWait";
+        let body = NotificationWaitRequest::default()
+            .encode()
+            .map_err(|e| SessionError::protocol(operation, e))?;
+        let headers = self.headers(RequestType::NotificationWait)?;
+        let answer = self
+            .inner
+            .transport
+            .post(operation, headers, body, self.silence())
+            .await?;
+        self.touch();
+        classify(operation, &answer).map_err(|fault| match fault {
+            Fault::Refused(code) => SessionError::Refused {
+                operation,
+                code,
+                after_reconnect: false,
+            },
+            Fault::Other(e) => e,
+        })?;
+        let framed = parse_body(&answer.body).map_err(|e| SessionError::protocol(operation, e))?;
+        match NotificationWaitResponse::decode(&framed.body)
+            .map_err(|e| SessionError::protocol(operation, e))?
+        {
+            Response::Success(success) => Ok(success.has_events()),
+            Response::Failure(failure) => Err(SessionError::Status {
+                operation,
+                field: "StatusCode",
+                value: failure.status_code,
+            }),
+        }
+    }
+
+    pub(crate) fn is_connected_hint(&self) -> bool {
+        self.inner
+            .context
+            .try_lock()
+            .map(|c| c.connected)
+            .unwrap_or(true)
+    }
+
+    /// The logon information, connecting first when needed.
+    ///
+    /// # Errors
+    ///
+    /// As [`MapiSession::connect`].
+    pub async fn logon_info(&self) -> Result<LogonInfo, SessionError> {
+        self.connect().await
+    }
+
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.inner.span
+    }
+}
+
+fn register_rop(batch: &mut Batch, types: u8) {
+    let input = batch.input(HandleRef::Logon);
+    let output = batch.output();
+    batch.push(RopRequest::RegisterNotification {
+        logon_id: 0,
+        input_handle: input,
+        output_handle: output,
+        notification_types: types,
+        reserved: 0,
+        want_whole_store: true,
+        folder_id: ObjectId(0),
+        message_id: ObjectId(0),
+    });
+}
+
+/// Classifies a response head (MS-OXCMAPIHTTP 2.2.3.3): a refusal by the endpoint, a 401,
+/// an answer from in front of it, an HTML page.
+fn classify(operation: &'static str, answer: &Answer) -> Result<ResponseHead, Fault> {
+    match ResponseHead::classify(answer.status, &answer.headers) {
+        Ok(head) => Ok(head),
+        Err(HeadError::Refused { code }) => Err(Fault::Refused(code)),
+        Err(head) if head.needs_authentication() => Err(Fault::Other(SessionError::Auth {
+            operation,
+            source: exmux_core::auth::AuthError::Rejected {
+                username: "the configured user".to_owned(),
+            },
+        })),
+        Err(head) if head.is_retryable() => {
+            tracing::warn!(operation, %head, "answer from in front of the mailbox server");
+            Err(Fault::Other(SessionError::Unavailable { operation, head }))
+        }
+        Err(head) => Err(Fault::Other(SessionError::UnexpectedAnswer {
+            operation,
+            head,
+        })),
+    }
+}
