@@ -251,31 +251,19 @@ fn folder_id(store: &Store, ids: &IdCodec, quirks: Quirks, fid: crate::store::Fi
     }
 }
 
-/// Writes one GetStreamingEvents envelope. The codec writes notifications as
-/// `m:Notification` and error subscription ids as `m:SubscriptionId`, but the schema's
-/// types are in the `t:` namespace, so both are renamed unless
-/// [`Quirk::MessagesNamespaceNotification`] asks for the `m:` form.
+/// Writes one GetStreamingEvents envelope, with `t:Notification` as the schema has it,
+/// or `m:Notification` under [`Quirk::MessagesNamespaceNotification`].
 fn streaming_envelope(message: Result<StreamingEvents, MessageError>, quirks: Quirks) -> Vec<u8> {
     let response = Response::new(vec![message]);
     let body = encode_response::<GetStreamingEvents>(&response, Some(&server_version()))
         .unwrap_or_default();
-    if quirks.on(Quirk::MessagesNamespaceNotification) {
+    if !quirks.on(Quirk::MessagesNamespaceNotification) {
         return body;
     }
-    let text = String::from_utf8_lossy(&body)
-        .replace("<m:Notification>", "<t:Notification>")
-        .replace("</m:Notification>", "</t:Notification>");
-    match text.split_once("<m:ErrorSubscriptionIds>") {
-        Some((head, tail)) => match tail.split_once("</m:ErrorSubscriptionIds>") {
-            Some((ids, rest)) => format!(
-                "{head}<m:ErrorSubscriptionIds>{}</m:ErrorSubscriptionIds>{rest}",
-                ids.replace("m:SubscriptionId>", "t:SubscriptionId>")
-            )
-            .into_bytes(),
-            None => text.into_bytes(),
-        },
-        None => text.into_bytes(),
-    }
+    String::from_utf8_lossy(&body)
+        .replace("<t:Notification>", "<m:Notification>")
+        .replace("</t:Notification>", "</m:Notification>")
+        .into_bytes()
 }
 
 /// Returns the chunks that carry `envelopes` under the framing quirks.

@@ -421,3 +421,60 @@ async fn expired_subscription_closes_the_stream() {
     assert_eq!(error.subscription_ids, [id]);
     assert!(next_chunk(&mut receiver).await.is_none());
 }
+
+#[tokio::test]
+async fn stale_response_follows_a_fault_on_one_connection() {
+    let harness = Harness::new();
+    harness.front_end.enable(Quirk::StaleResponseAfterFault);
+    let get_folder = GetFolder {
+        shape: Shape::base(BaseShape::IdOnly),
+        folder_ids: vec![inbox()],
+    };
+    harness.call(&get_folder).await;
+    {
+        let mut store = harness.state.store.lock().unwrap();
+        let session = harness
+            .front_end
+            .session_for(&mut store, "user1@example.test");
+        store.inject_front_end_fault(
+            Some(session),
+            crate::store::FrontEndFault::ServerBusy {
+                back_off: Duration::from_millis(10),
+            },
+        );
+    }
+    let (status, _) = harness.raw(&get_folder).await;
+    assert_eq!(status, 500);
+
+    // The harness sends every request on connection 1, as a keep-alive client would.
+    let (status, body) = harness.raw(&new_message("late")).await;
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("GetFolderResponse"),
+        "the stale answer: {text}"
+    );
+    let (_, body) = harness.raw(&new_message("in step again")).await;
+    assert!(String::from_utf8_lossy(&body).contains("CreateItemResponse"));
+}
+
+#[tokio::test]
+async fn stale_change_key_is_rejected_unless_ignored() {
+    let harness = Harness::new();
+    let created = harness.call(&new_message("keys")).await;
+    let id = created.messages[0].as_ref().unwrap()[0]
+        .item_id
+        .clone()
+        .unwrap();
+    let update = |importance| UpdateItem {
+        conflict_resolution: ConflictResolution::NeverOverwrite,
+        disposition: MessageDisposition::SaveOnly,
+        changes: vec![(id.clone(), vec![ItemUpdate::SetImportance(importance)])],
+    };
+    assert!(harness.call(&update("High".to_owned())).await.messages[0].is_ok());
+    let stale = harness.call(&update("Low".to_owned())).await;
+    assert!(stale.messages[0].as_ref().unwrap_err().is_conflict());
+
+    harness.front_end.enable(Quirk::IgnoreChangeKeys);
+    assert!(harness.call(&update("Low".to_owned())).await.messages[0].is_ok());
+}
