@@ -1,4 +1,4 @@
-//! The MAPI/HTTP front end over loopback: mounted at start, answered through the HTTP
+//! The MAPI/HTTP front end over loopback: mounted at start, served through the HTTP
 //! server with chunked PROCESSING/DONE framing.
 #![allow(
     clippy::unwrap_used,
@@ -84,7 +84,7 @@ async fn connect_and_ping_over_loopback() {
     let framed = parse_body(&ping.bytes().await.unwrap()).unwrap();
     assert!(framed.body.is_empty());
 
-    // Without the context cookie the answer is a protocol code, not an HTTP error.
+    // Without the context cookie the response carries a protocol code, not an HTTP error.
     let orphan = post(&client, &url, "Execute", None, Vec::new()).await;
     assert_eq!(orphan.status(), 200);
     assert_eq!(orphan.headers()["x-responsecode"], "13");

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use exmux_core::Secret;
+
 use exmux_mapihttp::ids::ObjectId;
 use exmux_mapihttp::notify::{self, Notification, notification_type};
 use exmux_mapihttp::rop::RopResponse;
@@ -27,14 +29,14 @@ impl Contexts {
     }
 
     /// Returns a new opaque cookie value.
-    pub(crate) fn fresh_token(&mut self) -> String {
+    pub(crate) fn fresh_token(&mut self) -> Secret {
         self.token_counter += 1;
         // splitmix64: a bijection, so distinct counters give distinct tokens.
         let mut z = self.token_counter.wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
-        format!("{z:016x}")
+        Secret::new(format!("{z:016x}"))
     }
 
     pub(crate) fn create(&mut self, session: SessionId, nspi: bool, now: u64) -> &Context {
@@ -57,19 +59,19 @@ impl Contexts {
         self.contexts.entry(id).or_insert(context)
     }
 
-    pub(crate) fn by_cookie(&self, cookie: &str) -> Option<&Context> {
-        self.contexts.values().find(|c| c.cookie == cookie)
+    pub(crate) fn by_cookie(&self, cookie: &Secret) -> Option<&Context> {
+        self.contexts.values().find(|c| c.cookie == *cookie)
     }
 
-    pub(crate) fn by_cookie_mut(&mut self, cookie: &str) -> Option<&mut Context> {
-        self.contexts.values_mut().find(|c| c.cookie == cookie)
+    pub(crate) fn by_cookie_mut(&mut self, cookie: &Secret) -> Option<&mut Context> {
+        self.contexts.values_mut().find(|c| c.cookie == *cookie)
     }
 
     pub(crate) fn by_id_mut(&mut self, id: u64) -> Option<&mut Context> {
         self.contexts.get_mut(&id)
     }
 
-    pub(crate) fn remove_by_cookie(&mut self, cookie: &str) -> Option<Context> {
+    pub(crate) fn remove_by_cookie(&mut self, cookie: &Secret) -> Option<Context> {
         let id = self.by_cookie(cookie)?.id;
         self.contexts.remove(&id)
     }
@@ -93,9 +95,9 @@ impl Contexts {
 pub(crate) struct Context {
     pub(crate) id: u64,
     /// The context cookie's value.
-    pub(crate) cookie: String,
+    pub(crate) cookie: Secret,
     /// The sequence cookie's current value.
-    pub(crate) sequence: String,
+    pub(crate) sequence: Secret,
     /// The store session every write of this context is made in.
     pub(crate) session: SessionId,
     /// Whether this is an address book context.

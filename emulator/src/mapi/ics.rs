@@ -29,8 +29,8 @@ const EXTRA_EID: u32 = 0x0001;
 const EXTRA_MESSAGE_SIZE: u32 = 0x0002;
 const EXTRA_CN: u32 = 0x0004;
 
-/// The counters of `replica` in a REPLGUID-form IDSET, as a store set. Entries of other
-/// replicas are left out: the store has one.
+/// Returns the counters of `replica` in a REPLGUID-form IDSET as a store set. Entries of
+/// other replicas are left out because the store has only one.
 pub(crate) fn globset_of(idset: &IdSet, replica: Guid) -> GlobSet {
     let mut set = GlobSet::new();
     if let Some(globset) = idset.get(Replica::Guid(WireGuid(replica.0))) {
@@ -43,7 +43,7 @@ pub(crate) fn globset_of(idset: &IdSet, replica: Guid) -> GlobSet {
     set
 }
 
-/// A store set as an IDSET keyed by `replica`.
+/// Returns a store set as an IDSET keyed by `replica`.
 fn idset_of(set: &GlobSet, replica: Replica) -> IdSet {
     let mut idset = IdSet::new();
     for (low, high) in set.ranges() {
@@ -52,7 +52,7 @@ fn idset_of(set: &GlobSet, replica: Replica) -> IdSet {
     idset
 }
 
-/// The set of a state that one state property carries.
+/// Returns the set of a state that one state property carries.
 pub(crate) fn state_set(state: &mut SyncState, property: StateProperty) -> &mut GlobSet {
     match property {
         StateProperty::IdsetGiven => &mut state.given,
@@ -62,7 +62,7 @@ pub(crate) fn state_set(state: &mut SyncState, property: StateProperty) -> &mut 
     }
 }
 
-/// A store state as the four wire IDSETs.
+/// Returns a store state as the four wire IDSETs.
 pub(crate) fn ics_state(state: &SyncState, replica: Guid) -> IcsState {
     let key = Replica::Guid(WireGuid(replica.0));
     IcsState {
@@ -73,7 +73,7 @@ pub(crate) fn ics_state(state: &SyncState, replica: Guid) -> IcsState {
     }
 }
 
-/// The stream of RopSynchronizationGetTransferState: one `state` element.
+/// Writes the stream of RopSynchronizationGetTransferState: one `state` element.
 pub(crate) fn state_stream(state: &SyncState, replica: Guid, kind: SyncKind) -> Vec<u8> {
     let mut writer = FxWriter::new();
     writer.state(&ics_state(state, replica), kind == SyncKind::Contents);
@@ -287,7 +287,7 @@ pub(crate) fn download_stream(
     Ok((writer.into_bytes(), next))
 }
 
-/// The 32-byte progressTotal value (MS-OXCFXICS 2.2.4.3.20): Version u16, padding u16,
+/// Builds the 32-byte progressTotal value (MS-OXCFXICS 2.2.4.3.20): Version u16, padding u16,
 /// FAI count u32, FAI total size u64, normal count u32, padding u32, normal total size
 /// u64.
 fn progress_total<'a>(items: impl Iterator<Item = &'a crate::store::Item>) -> Vec<u8> {

@@ -5,8 +5,8 @@
 //! The front end keeps one session context per Connect, identified by a context cookie
 //! and guarded by a sequence cookie that changes on every Connect and Execute
 //! (MS-OXCMAPIHTTP 3.2.5). Every request is first decided synchronously by
-//! [`MapiFrontEnd::process`] (sans-I/O apart from the store lock); only the framing of
-//! the response and the parking of a NotificationWait are asynchronous. Time comes from
+//! [`MapiFrontEnd::process`], which does no I/O apart from taking the store lock. Only
+//! the framing of the response and the parking of a NotificationWait are asynchronous. Time comes from
 //! the emulator's clock, so a context expiry or a five-minute NotificationWait runs in
 //! milliseconds in a test that advances a `ManualClock`.
 //!
@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
+use exmux_core::Secret;
 use exmux_core::auth::BoxFuture;
 use exmux_mapihttp::body::{
     BindRequest, BindSuccess, ConnectRequest, ConnectSuccess, DisconnectRequest, ErrorCodeSuccess,
@@ -67,7 +68,7 @@ pub struct Quirks {
     /// without telling the client (no Set-Cookie), so its next Execute fails as stale and
     /// only a Connect with the old cookies recovers the context.
     pub sequence_drift: bool,
-    /// `foreign_logon_replica`: answer RopLogon with replica id 5 and a GUID of its own,
+    /// `foreign_logon_replica`: return from RopLogon with replica id 5 and a GUID of its own,
     /// while every FID and MID keeps replica id 1, whose GUID only RopLongTermIdFromId
     /// reveals.
     pub foreign_logon_replica: bool,
@@ -80,7 +81,7 @@ pub struct Quirks {
 }
 
 impl Quirks {
-    /// Every switch on: the open-source server of the captures as closely as the front
+    /// Returns every switch on: the open-source server of the captures as closely as the front
     /// end can act it out.
     pub fn gromox() -> Quirks {
         Quirks {
@@ -106,7 +107,7 @@ pub struct MapiOptions {
     /// X-ExpirationInfo: a context without requests for this long is gone. Default 15
     /// minutes, as the captured server announced.
     pub expiration: Duration,
-    /// The longest a NotificationWait is held without events. Default 5 minutes
+    /// The maximum time a NotificationWait is held without events. Default 5 minutes
     /// (MS-OXCRPC 3.3.4.1, EcDoAsyncWaitEx).
     pub notification_wait: Duration,
     /// The most RopNotify entries appended to one Execute response; the rest wait behind
@@ -161,13 +162,13 @@ impl MapiFaults {
         lock(&self.armed).stale_next += 1;
     }
 
-    /// Answers the next request "server busy" (HTTP 503 with Retry-After), asking the
+    /// Rejects the next request as "server busy" (HTTP 503 with Retry-After), asking the
     /// client to wait `back_off`.
     pub fn server_busy_next(&self, back_off: Duration) {
         lock(&self.armed).busy_next.push(back_off);
     }
 
-    /// Closes the connection of the next NotificationWait without an answer.
+    /// Closes the connection of the next NotificationWait without a response.
     pub fn drop_next_notification_wait(&self) {
         lock(&self.armed).drop_wait_next += 1;
     }
@@ -177,7 +178,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Why a request was refused at the HTTP level; mapped to an X-ResponseCode by
+/// The reason a request was rejected at the HTTP level, mapped to an X-ResponseCode by
 /// [`Failure::code`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -199,7 +200,7 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// The X-ResponseCode of this failure: the specification's number
+    /// Returns the X-ResponseCode of this failure: the specification's number
     /// (MS-OXCMAPIHTTP 2.2.3.3.3), or with `own_numbering` the open-source server's.
     pub fn code(self, own_numbering: bool) -> u32 {
         if own_numbering {
@@ -226,7 +227,7 @@ impl Failure {
     }
 }
 
-/// Which endpoint a request came to.
+/// The endpoint a request came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     /// `/mapi/emsmdb/`.
@@ -235,7 +236,7 @@ pub enum Endpoint {
     Nspi,
 }
 
-/// A request as [`MapiFrontEnd::process`] sees it.
+/// The parts of a request that [`MapiFrontEnd::process`] reads.
 #[derive(Debug, Clone)]
 pub struct Incoming {
     /// The endpoint.
@@ -245,7 +246,7 @@ pub struct Incoming {
     /// Whether X-RequestId and X-ClientInfo are both present.
     pub has_ids: bool,
     /// The request's cookies by name.
-    pub cookies: HashMap<String, String>,
+    pub cookies: HashMap<String, Secret>,
     /// The body.
     pub body: Bytes,
 }
@@ -260,7 +261,7 @@ impl Incoming {
             let Ok(value) = value.to_str() else { continue };
             for pair in value.split(';') {
                 if let Some((name, value)) = pair.split_once('=') {
-                    cookies.insert(name.trim().to_owned(), value.trim().to_owned());
+                    cookies.insert(name.trim().to_owned(), Secret::new(value.trim()));
                 }
             }
         }
@@ -281,12 +282,12 @@ pub enum Outcome {
     /// X-ResponseCode 0: the binary body (empty for PING) after the preamble.
     Reply {
         /// Cookies to set.
-        set_cookies: Vec<(String, String)>,
+        set_cookies: Vec<(String, Secret)>,
         /// The binary body.
         body: Vec<u8>,
     },
     /// A non-zero X-ResponseCode with a short diagnostic text.
-    Refused {
+    Rejected {
         /// The failure.
         failure: Failure,
         /// The X-ResponseCode.
@@ -297,7 +298,7 @@ pub enum Outcome {
         /// The context.
         context: u64,
         /// Cookies to set.
-        set_cookies: Vec<(String, String)>,
+        set_cookies: Vec<(String, Secret)>,
     },
     /// Answer "server busy".
     Busy(Duration),
@@ -350,26 +351,26 @@ impl MapiFrontEnd {
         front
     }
 
-    /// The fault switches of this front end.
+    /// Returns the fault switches of this front end.
     pub fn faults(&self) -> &MapiFaults {
         &self.faults
     }
 
-    /// The options this front end runs with.
+    /// Returns the options this front end runs with.
     pub fn options(&self) -> &MapiOptions {
         &self.options
     }
 
-    /// The number of live session contexts (both endpoints).
+    /// Returns the number of live session contexts (both endpoints).
     pub fn context_count(&self) -> usize {
         lock(&self.contexts).len()
     }
 
-    /// The store session of a context, by context cookie value, so a test can inject
+    /// Returns the store session of a context, by context cookie value, so a test can inject
     /// store faults (such as `Store::expire_session`) aimed at one MAPI context.
     pub fn store_session(&self, context_cookie: &str) -> Option<crate::store::SessionId> {
         lock(&self.contexts)
-            .by_cookie(context_cookie)
+            .by_cookie(&Secret::new(context_cookie))
             .map(|context| context.session)
     }
 
@@ -381,29 +382,29 @@ impl MapiFrontEnd {
         }
     }
 
-    fn refuse(&self, failure: Failure) -> Outcome {
-        Outcome::Refused {
+    fn reject(&self, failure: Failure) -> Outcome {
+        Outcome::Rejected {
             failure,
             code: failure.code(self.options.quirks.own_response_codes),
         }
     }
 
     /// Decides one request: checks headers, cookies, sequence and expiry, runs it against
-    /// the store, and returns what to answer. A NotificationWait that finds nothing
+    /// the store, and returns the response to send. A NotificationWait that finds nothing
     /// queued comes back as [`Outcome::Wait`] for the caller to park.
     pub fn process(&self, incoming: &Incoming) -> Outcome {
         let now = self.state.clock.now_millis();
         let Some(request_type) = incoming.request_type.as_deref() else {
-            return self.refuse(Failure::MissingRequestType);
+            return self.reject(Failure::MissingRequestType);
         };
         let kind = RequestKind::parse(incoming.endpoint, request_type);
         let Some(kind) = kind else {
             let mut contexts = lock(&self.contexts);
             self.drift(&mut contexts, incoming);
-            return self.refuse(Failure::UnknownRequestType);
+            return self.reject(Failure::UnknownRequestType);
         };
         if !incoming.has_ids {
-            return self.refuse(Failure::MissingHeader);
+            return self.reject(Failure::MissingHeader);
         }
 
         {
@@ -433,7 +434,7 @@ impl MapiFrontEnd {
 
         let (context_name, sequence_name) = self.cookie_names();
         let Some(cookie) = incoming.cookies.get(context_name) else {
-            return self.refuse(Failure::MissingCookie);
+            return self.reject(Failure::MissingCookie);
         };
         if lock(&self.faults.armed).expire_next > 0
             && let Some(context) = contexts.remove_by_cookie(cookie)
@@ -443,7 +444,7 @@ impl MapiFrontEnd {
         }
         let drift_token = contexts.fresh_token();
         let Some(context) = contexts.by_cookie_mut(cookie) else {
-            return self.refuse(Failure::ContextNotFound);
+            return self.reject(Failure::ContextNotFound);
         };
         {
             let mut store = lock(&self.state.store);
@@ -460,7 +461,7 @@ impl MapiFrontEnd {
                 if let Some(context) = contexts.remove_by_cookie(cookie) {
                     context.close(&mut lock(&self.state.store));
                 }
-                return self.refuse(Failure::ContextNotFound);
+                return self.reject(Failure::ContextNotFound);
             }
         }
         context.last_activity = now;
@@ -484,7 +485,7 @@ impl MapiFrontEnd {
                 if self.options.quirks.sequence_drift {
                     context.sequence = drift_token;
                 }
-                return self.refuse(Failure::StaleSequence);
+                return self.reject(Failure::StaleSequence);
             }
         }
 
@@ -499,7 +500,7 @@ impl MapiFrontEnd {
             },
             RequestKind::NotificationWait => {
                 if NotificationWaitRequest::decode(&incoming.body).is_err() {
-                    return self.refuse(Failure::InvalidBody);
+                    return self.reject(Failure::InvalidBody);
                 }
                 let id = context.id;
                 Outcome::Wait {
@@ -507,7 +508,7 @@ impl MapiFrontEnd {
                     set_cookies: vec![(context_name.to_owned(), cookie.clone())],
                 }
             }
-            RequestKind::Connect | RequestKind::Bind => self.refuse(Failure::UnknownRequestType),
+            RequestKind::Connect | RequestKind::Bind => self.reject(Failure::UnknownRequestType),
         }
     }
 
@@ -540,7 +541,7 @@ impl MapiFrontEnd {
         let body = match kind {
             RequestKind::Bind => {
                 if BindRequest::decode(&incoming.body).is_err() {
-                    return self.refuse(Failure::InvalidBody);
+                    return self.reject(Failure::InvalidBody);
                 }
                 let success = BindSuccess {
                     error_code: 0,
@@ -551,7 +552,7 @@ impl MapiFrontEnd {
             }
             _ => {
                 let Ok(request) = ConnectRequest::decode(&incoming.body) else {
-                    return self.refuse(Failure::InvalidBody);
+                    return self.reject(Failure::InvalidBody);
                 };
                 if !self.user_dn_matches(&request.user_dn) {
                     // A real server answers an unknown UserDn in the success layout with
@@ -570,7 +571,7 @@ impl MapiFrontEnd {
                             set_cookies: Vec::new(),
                             body,
                         },
-                        Err(_) => self.refuse(Failure::InvalidBody),
+                        Err(_) => self.reject(Failure::InvalidBody),
                     };
                 }
                 let success = ConnectSuccess {
@@ -586,7 +587,7 @@ impl MapiFrontEnd {
             }
         };
         let Ok(body) = body else {
-            return self.refuse(Failure::InvalidBody);
+            return self.reject(Failure::InvalidBody);
         };
 
         // Connect with the cookies of an old context tears that context down and makes a
@@ -633,7 +634,7 @@ impl MapiFrontEnd {
             || user_dn.eq_ignore_ascii_case(&self.legacy_dn())
     }
 
-    /// The user's legacy DN as this emulator hands it out.
+    /// Returns the user's legacy DN as this emulator hands it out.
     pub fn legacy_dn(&self) -> String {
         legacy_dn(&self.state.mailbox.address)
     }
@@ -641,7 +642,7 @@ impl MapiFrontEnd {
     fn disconnect(
         &self,
         contexts: &mut Contexts,
-        cookie: &str,
+        cookie: &Secret,
         incoming: &Incoming,
         kind: RequestKind,
     ) -> Outcome {
@@ -650,11 +651,11 @@ impl MapiFrontEnd {
             _ => DisconnectRequest::decode(&incoming.body).map(|_| ()),
         };
         if decoded.is_err() {
-            return self.refuse(Failure::InvalidBody);
+            return self.reject(Failure::InvalidBody);
         }
         let (context_name, sequence_name) = self.cookie_names();
         let Some(context) = contexts.remove_by_cookie(cookie) else {
-            return self.refuse(Failure::ContextNotFound);
+            return self.reject(Failure::ContextNotFound);
         };
         let sequence = context.sequence.clone();
         context.close(&mut lock(&self.state.store));
@@ -669,28 +670,31 @@ impl MapiFrontEnd {
         {
             Ok(body) => Outcome::Reply {
                 set_cookies: vec![
-                    (context_name.to_owned(), cookie.to_owned()),
+                    (context_name.to_owned(), cookie.clone()),
                     (sequence_name.to_owned(), sequence),
                 ],
                 body,
             },
-            Err(_) => self.refuse(Failure::InvalidBody),
+            Err(_) => self.reject(Failure::InvalidBody),
         }
     }
 
-    fn execute(&self, contexts: &mut Contexts, cookie: &str, incoming: &Incoming) -> Outcome {
+    fn execute(&self, contexts: &mut Contexts, cookie: &Secret, incoming: &Incoming) -> Outcome {
         let Ok(request) = ExecuteRequest::decode(&incoming.body) else {
-            return self.refuse(Failure::InvalidBody);
+            return self.reject(Failure::InvalidBody);
         };
         let new_sequence = contexts.fresh_token();
         let Some(context) = contexts.by_cookie_mut(cookie) else {
-            return self.refuse(Failure::ContextNotFound);
+            return self.reject(Failure::ContextNotFound);
         };
         let options = EncodeOptions {
             compress: request.flags & execute_flags::NO_COMPRESSION == 0,
             xor: request.flags & execute_flags::NO_XOR_MAGIC == 0,
         };
 
+        // NOTE: the response goes out as one extended-buffer segment. ROPs keep their
+        // output under 32 KiB each, but a batch of several large ones is not split into
+        // chained segments and fails with ecBufferTooSmall past 64 KiB.
         let rop_out = self.run_rops(context, &request);
         let (error_code, rop_buffer) = match rop_out {
             Ok(bytes) => match ext::encode_chain(&[&bytes], options) {
@@ -702,7 +706,7 @@ impl MapiFrontEnd {
         context.sequence = new_sequence;
         let (context_name, sequence_name) = self.cookie_names();
         let set_cookies = vec![
-            (context_name.to_owned(), cookie.to_owned()),
+            (context_name.to_owned(), cookie.clone()),
             (sequence_name.to_owned(), context.sequence.clone()),
         ];
         let success = ExecuteSuccess {
@@ -713,7 +717,7 @@ impl MapiFrontEnd {
         };
         match Response::Success(success).encode() {
             Ok(body) => Outcome::Reply { set_cookies, body },
-            Err(_) => self.refuse(Failure::InvalidBody),
+            Err(_) => self.reject(Failure::InvalidBody),
         }
     }
 
@@ -771,7 +775,7 @@ impl MapiFrontEnd {
         }
     }
 
-    /// Whether the context of a parked NotificationWait has notifications; `None` when
+    /// Returns whether the context of a parked NotificationWait has notifications, or `None` when
     /// the context is gone.
     fn has_events(&self, context_id: u64) -> Option<bool> {
         let mut contexts = lock(&self.contexts);
@@ -796,7 +800,7 @@ impl MapiFrontEnd {
         match outcome {
             Outcome::Busy(back_off) => busy_response(back_off),
             Outcome::Drop => drop_connection_response(),
-            Outcome::Refused { failure, code } => self.refused_response(&echo, failure, code),
+            Outcome::Rejected { failure, code } => self.rejected_response(&echo, failure, code),
             Outcome::Reply { set_cookies, body } => {
                 let elapsed = self.state.clock.now_millis().saturating_sub(started);
                 let (sender, stream) = ResponseBody::channel(4);
@@ -938,7 +942,7 @@ impl MapiFrontEnd {
     fn success_head(
         &self,
         echo: &EchoHeaders,
-        set_cookies: &[(String, String)],
+        set_cookies: &[(String, Secret)],
         body: ResponseBody,
     ) -> EmuResponse {
         let mut response = http::Response::new(body);
@@ -946,14 +950,16 @@ impl MapiFrontEnd {
         self.common_headers(headers, echo, 0);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_MAPI));
         for (name, value) in set_cookies {
-            if let Ok(value) = HeaderValue::from_str(&format!("{name}={value}; path=/mapi/")) {
+            if let Ok(value) =
+                HeaderValue::from_str(&format!("{name}={}; path=/mapi/", value.expose()))
+            {
                 headers.append(SET_COOKIE, value);
             }
         }
         response
     }
 
-    fn refused_response(&self, echo: &EchoHeaders, failure: Failure, code: u32) -> EmuResponse {
+    fn rejected_response(&self, echo: &EchoHeaders, failure: Failure, code: u32) -> EmuResponse {
         let text = format!(
             "<html><head><title>MAPI request refused</title></head><body>X-ResponseCode {code}: {failure:?}</body></html>"
         );
@@ -1052,14 +1058,14 @@ impl Handler for EndpointHandler {
     }
 }
 
-/// The legacy DN this emulator gives a mailbox address: `/o=exmux/ou=Exchange
+/// Returns the legacy DN this emulator gives a mailbox address: `/o=exmux/ou=Exchange
 /// Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn=<local part>`.
 pub fn legacy_dn(address: &str) -> String {
     let local = address.split('@').next().unwrap_or(address);
     format!("/o=exmux/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn={local}")
 }
 
-/// An RFC 1123 date for X-StartTime.
+/// Formats clock milliseconds as the RFC 1123 date of X-StartTime.
 fn http_date(millis: u64) -> String {
     let seconds = i64::try_from(millis / 1000).unwrap_or(i64::MAX);
     let Ok(time) = time::OffsetDateTime::from_unix_timestamp(seconds) else {

@@ -36,7 +36,7 @@ impl SourceKeys {
         self.by_key.insert(key, mid);
     }
 
-    /// The message a source key names: a client-chosen key, or a key of the store's own
+    /// Returns the message a source key names: a client-chosen key, or a key of the store's own
     /// form for an item that exists.
     pub(crate) fn resolve(&self, store: &Store, key: &[u8]) -> Option<Mid> {
         if let Some(mid) = self.by_key.get(key) {
@@ -51,7 +51,7 @@ impl SourceKeys {
         store.item(mid).map(|_| mid)
     }
 
-    /// The source key of a message.
+    /// Returns the source key of a message.
     pub(crate) fn of(&self, store: &Store, mid: Mid) -> Vec<u8> {
         self.by_mid
             .get(&mid)
@@ -60,12 +60,12 @@ impl SourceKeys {
     }
 }
 
-/// The source key of a folder.
+/// Returns the source key of a folder.
 pub(crate) fn folder_source_key(store: &Store, folder: &Folder) -> Vec<u8> {
     Xid::from_globcnt(store.replica_guid(), folder.fid.0).to_bytes()
 }
 
-/// A FILETIME (100 ns since 1601-01-01 UTC).
+/// Converts a time to a FILETIME (100 ns units since 1601-01-01 UTC).
 pub(crate) fn filetime(time: SystemTime) -> u64 {
     const EPOCH_DIFFERENCE: u64 = 11_644_473_600;
     let since_unix = time.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -73,7 +73,7 @@ pub(crate) fn filetime(time: SystemTime) -> u64 {
         + u64::from(since_unix.subsec_nanos() / 100)
 }
 
-/// The time of a FILETIME.
+/// Converts a FILETIME to a time.
 pub(crate) fn from_filetime(filetime: u64) -> SystemTime {
     const EPOCH_DIFFERENCE: u64 = 11_644_473_600;
     let seconds = (filetime / 10_000_000).saturating_sub(EPOCH_DIFFERENCE);
@@ -90,7 +90,7 @@ fn i64_of(value: u64) -> PropValue {
     PropValue::I64(i64::from_le_bytes(value.to_le_bytes()))
 }
 
-/// The properties of an item, in a fixed order, each with its native type.
+/// Returns the properties of an item, in a fixed order, each with its native type.
 pub(crate) fn item_props(store: &Store, keys: &SourceKeys, item: &Item) -> Vec<TaggedValue> {
     let props = &item.props;
     let mut flags = 0_i32;
@@ -202,7 +202,7 @@ pub(crate) fn item_props(store: &Store, keys: &SourceKeys, item: &Item) -> Vec<T
         .collect()
 }
 
-/// The properties of a folder, each with its native type.
+/// Returns the properties of a folder, each with its native type.
 pub(crate) fn folder_props(store: &Store, folder: &Folder) -> Vec<TaggedValue> {
     let counts = store.folder_counts(folder.fid).unwrap_or_default();
     let parent = folder.parent.map_or(0, |fid| fid.to_u64());
@@ -257,8 +257,8 @@ pub(crate) fn folder_props(store: &Store, folder: &Folder) -> Vec<TaggedValue> {
 }
 
 /// Picks the value for a requested tag out of `props`: the same property id, converted
-/// to an 8-bit string when the tag asks for PtypString8, as is when it asks for
-/// PtypUnspecified. Returns the value with the tag it is answered under.
+/// to an 8-bit string when the tag requests PtypString8, as is when it requests
+/// PtypUnspecified, or `None` when the property is missing or of another type.
 pub(crate) fn lookup(props: &[TaggedValue], tag: PropTag) -> Option<PropValue> {
     let found = props.iter().find(|p| p.tag.id() == tag.id())?;
     let wanted = tag.ptype();
@@ -277,7 +277,7 @@ fn latin1(c: char) -> u8 {
     u8::try_from(u32::from(c)).unwrap_or(b'?')
 }
 
-/// Text of a string value of either width.
+/// Returns the text of a string value of either width.
 pub(crate) fn text_of(value: &PropValue) -> Option<String> {
     match value {
         PropValue::Unicode(text) => Some(text.clone()),

@@ -29,7 +29,7 @@ use super::props::{self, SourceKeys};
 const REPLICA_ID: u16 = crate::store::ids::REPLICA_ID;
 /// The replica id RopLogon announces under the `foreign_logon_replica` quirk.
 const FOREIGN_REPLICA_ID: u16 = 5;
-/// Where GetLocalReplicaIds reservations start: far above anything the store's counter
+/// The first counter GetLocalReplicaIds reserves, far above anything the store's counter
 /// reaches in a test, so reserved source keys never name a store object.
 const RESERVED_GLOBCNT_START: u64 = 0x8000_0000_0000;
 /// The largest TransferBuffer one RopFastTransferSourceGetBuffer returns, so a response
@@ -57,7 +57,7 @@ impl Default for Shared {
     }
 }
 
-/// What ROPs run against.
+/// The store and shared state that ROPs run against.
 pub(crate) struct Env<'a> {
     pub(crate) store: &'a mut Store,
     pub(crate) shared: &'a mut Shared,

@@ -128,13 +128,17 @@ impl<'r> Client<'r> {
             endpoint: self.endpoint,
             request_type: Some(request_type.to_owned()),
             has_ids: true,
-            cookies: self.cookies.clone(),
+            cookies: self
+                .cookies
+                .iter()
+                .map(|(name, value)| (name.clone(), exmux_core::Secret::new(value.clone())))
+                .collect(),
             body: Bytes::from(body),
         };
         let outcome = self.rig.front.process(&incoming);
         if let Outcome::Reply { set_cookies, .. } | Outcome::Wait { set_cookies, .. } = &outcome {
             for (name, value) in set_cookies {
-                self.cookies.insert(name.clone(), value.clone());
+                self.cookies.insert(name.clone(), value.expose().to_owned());
             }
         }
         outcome
@@ -458,7 +462,7 @@ fn import_new(
 }
 
 #[test]
-fn connect_logon_and_ics_download_return_the_stores_items() {
+fn ics_download_returns_store_items() {
     let rig = rig(Quirks::default());
     for subject in ["one", "two", "three"] {
         rig.add_item(subject);
@@ -480,7 +484,7 @@ fn connect_logon_and_ics_download_return_the_stores_items() {
 }
 
 #[test]
-fn an_upload_keeps_the_clients_change_key() {
+fn ics_upload_keeps_client_change_key() {
     let rig = rig(Quirks::default());
     let mut client = Client::new(&rig);
     client.connect();
@@ -511,7 +515,7 @@ fn rig_inbox(store: &Store) -> Fid {
 }
 
 #[test]
-fn a_checkpoint_excludes_own_uploads_but_not_another_sessions() {
+fn checkpoint_excludes_only_own_uploads() {
     let rig = rig(Quirks::default());
     rig.add_item("before");
     let mut mine = Client::new(&rig);
@@ -543,7 +547,7 @@ fn a_checkpoint_excludes_own_uploads_but_not_another_sessions() {
 }
 
 #[test]
-fn an_expired_context_gets_the_specifications_code() {
+fn expired_context_gets_code_10() {
     for (quirks, code) in [(Quirks::default(), 10), (Quirks::gromox(), 2)] {
         let rig = rig(quirks);
         let mut client = Client::new(&rig);
@@ -552,7 +556,7 @@ fn an_expired_context_gets_the_specifications_code() {
         let outcome = client.execute_raw(&[], 0x3);
         assert_eq!(
             outcome,
-            Outcome::Refused {
+            Outcome::Rejected {
                 failure: Failure::ContextNotFound,
                 code
             }
@@ -579,7 +583,7 @@ fn ping_and_activity_keep_a_context_alive() {
 }
 
 #[test]
-fn a_stale_sequence_is_refused_and_connect_with_old_cookies_recovers() {
+fn stale_sequence_rejected_then_reconnect() {
     let rig = rig(Quirks::default());
     let mut client = Client::new(&rig);
     client.connect();
@@ -594,7 +598,7 @@ fn a_stale_sequence_is_refused_and_connect_with_old_cookies_recovers() {
     let outcome = client.execute_raw(&[], 0x3);
     assert_eq!(
         outcome,
-        Outcome::Refused {
+        Outcome::Rejected {
             failure: Failure::StaleSequence,
             code: 15
         }
@@ -621,7 +625,7 @@ fn disconnect_ends_the_context() {
     ));
     assert_eq!(
         client.execute_raw(&[], 0x3),
-        Outcome::Refused {
+        Outcome::Rejected {
             failure: Failure::ContextNotFound,
             code: 10
         }
@@ -629,7 +633,7 @@ fn disconnect_ends_the_context() {
 }
 
 #[test]
-fn requests_without_type_or_cookie_are_refused_by_class() {
+fn missing_type_or_cookie_rejected() {
     let rig = rig(Quirks::default());
     let incoming = Incoming {
         endpoint: Endpoint::Emsmdb,
@@ -640,21 +644,21 @@ fn requests_without_type_or_cookie_are_refused_by_class() {
     };
     assert!(matches!(
         rig.front.process(&incoming),
-        Outcome::Refused { code: 7, .. }
+        Outcome::Rejected { code: 7, .. }
     ));
     let mut client = Client::new(&rig);
     assert!(matches!(
         client.execute_raw(&[], 0),
-        Outcome::Refused { code: 13, .. }
+        Outcome::Rejected { code: 13, .. }
     ));
     assert!(matches!(
         client.send("Frobnicate", Vec::new()),
-        Outcome::Refused { code: 5, .. }
+        Outcome::Rejected { code: 5, .. }
     ));
 }
 
 #[test]
-fn gromox_cookies_and_response_codes() {
+fn quirk_gromox_cookies_and_codes() {
     let rig = rig(Quirks {
         gromox_cookies: true,
         own_response_codes: true,
@@ -669,16 +673,16 @@ fn gromox_cookies_and_response_codes() {
     client.cookies = old;
     assert!(matches!(
         client.execute_raw(&[], 0x3),
-        Outcome::Refused { code: 7, .. }
+        Outcome::Rejected { code: 7, .. }
     ));
     assert!(matches!(
         client.send("Frobnicate", Vec::new()),
-        Outcome::Refused { code: 8, .. }
+        Outcome::Rejected { code: 8, .. }
     ));
 }
 
 #[test]
-fn sequence_drift_after_a_rejected_request() {
+fn quirk_sequence_drift() {
     for drift in [false, true] {
         let rig = rig(Quirks {
             sequence_drift: drift,
@@ -688,13 +692,13 @@ fn sequence_drift_after_a_rejected_request() {
         client.connect();
         assert!(matches!(
             client.send("Frobnicate", Vec::new()),
-            Outcome::Refused { .. }
+            Outcome::Rejected { .. }
         ));
         let next = client.execute_raw(&[], 0x3);
         if drift {
             assert!(matches!(
                 next,
-                Outcome::Refused {
+                Outcome::Rejected {
                     failure: Failure::StaleSequence,
                     ..
                 }
@@ -711,7 +715,7 @@ fn sequence_drift_after_a_rejected_request() {
 }
 
 #[test]
-fn foreign_logon_replica_differs_from_the_ids_replica() {
+fn quirk_foreign_logon_replica() {
     for foreign in [false, true] {
         let rig = rig(Quirks {
             foreign_logon_replica: foreign,
@@ -755,7 +759,7 @@ fn foreign_logon_replica_differs_from_the_ids_replica() {
 }
 
 #[test]
-fn deletions_come_as_deleted_or_only_as_out_of_scope() {
+fn quirk_deletions_as_out_of_scope() {
     for out_of_scope in [false, true] {
         let rig = rig(Quirks {
             deletions_as_out_of_scope: out_of_scope,
@@ -822,7 +826,7 @@ fn notifies(responses: &[RopResponse]) -> Vec<exmux_mapihttp::notify::Notificati
 }
 
 #[test]
-fn the_writing_session_gets_its_own_notification_after_its_results() {
+fn writer_gets_own_notification_last() {
     let rig = rig(Quirks::default());
     let inbox = rig.inbox();
     let mut client = Client::new(&rig);
@@ -873,7 +877,7 @@ fn the_writing_session_gets_its_own_notification_after_its_results() {
 }
 
 #[test]
-fn notifications_after_rop_pending_come_in_order_or_reversed() {
+fn quirk_notify_out_of_order() {
     for reversed in [false, true] {
         let rig = rig_with(MapiOptions {
             quirks: Quirks {
@@ -1103,7 +1107,7 @@ fn armed_faults_fire_once() {
     rig.front.faults().stale_next_sequence();
     assert!(matches!(
         client.execute_raw(&[], 0x3),
-        Outcome::Refused { code: 15, .. }
+        Outcome::Rejected { code: 15, .. }
     ));
     assert!(matches!(
         client.execute_raw(&[], 0x3),
@@ -1131,7 +1135,7 @@ fn armed_faults_fire_once() {
     rig.front.faults().expire_next_context();
     assert!(matches!(
         client.execute_raw(&[], 0x3),
-        Outcome::Refused { code: 10, .. }
+        Outcome::Rejected { code: 10, .. }
     ));
 }
 
@@ -1157,7 +1161,7 @@ fn store_faults_reach_mapi_requests() {
     rig.store().expire_session(session);
     assert!(matches!(
         client.execute_raw(&[], 0x3),
-        Outcome::Refused { code: 10, .. }
+        Outcome::Rejected { code: 10, .. }
     ));
 }
 
@@ -1248,7 +1252,7 @@ fn wait_result(tail: &[u8]) -> u32 {
 }
 
 #[tokio::test]
-async fn a_notification_wait_is_held_for_minutes_on_the_clock() {
+async fn notification_wait_held_for_minutes() {
     let rig = rig(Quirks::default());
     let inbox = rig.inbox();
     let mut client = Client::new(&rig);
@@ -1281,7 +1285,7 @@ async fn a_notification_wait_is_held_for_minutes_on_the_clock() {
 }
 
 #[tokio::test]
-async fn a_change_wakes_a_parked_notification_wait() {
+async fn notification_wait_woken_by_change() {
     let rig = rig(Quirks::default());
     let inbox = rig.inbox();
     let mut client = Client::new(&rig);
@@ -1301,7 +1305,7 @@ async fn a_change_wakes_a_parked_notification_wait() {
 }
 
 /// The real exchanges of the open-source server, compared structure by structure with
-/// what the front end answers to the same request bytes.
+/// the front end's responses to the same request bytes.
 mod captures {
     use super::*;
     use exmux_mapihttp::prop::RowCell;
@@ -1334,7 +1338,7 @@ mod captures {
         rop::decode_response_buffer(&payload, &context).unwrap()
     }
 
-    /// The captured server's well-known folder ids, by RopLogon position.
+    /// Returns the captured server's well-known folder ids, by RopLogon position.
     fn gromox_folder_ids() -> [ObjectId; 13] {
         let request =
             capture("06-Execute-multi-logon-openfolder-contents-plain.request.body").unwrap();
