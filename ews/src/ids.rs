@@ -14,7 +14,7 @@
 //! (3 means "mailbox identified by GUID"). Exchange writes the byte between the mailbox and
 //! the entry id as 0; its meaning is not documented. Exchange's ids are those bytes in
 //! standard base64. The open-source server in the same captures sends the bare entry id
-//! followed by one byte, and a bare 22-byte XID as ChangeKey; both decoders accept those
+//! followed by one byte, and a bare 22-byte XID as ChangeKey. Both decoders accept those
 //! forms too.
 //!
 //! Ids are case-sensitive base64: decode them, never compare them case-insensitively.
@@ -48,7 +48,7 @@ pub enum IdError {
         "{what} {value:?} is not base64; pass the Id or ChangeKey exactly as the server sent it"
     )]
     NotBase64 {
-        /// What was decoded (`ItemId`, `ChangeKey`, `entry id`).
+        /// The kind of value decoded (`ItemId`, `ChangeKey`, `entry id`).
         what: &'static str,
         /// The text as given.
         value: String,
@@ -58,7 +58,7 @@ pub enum IdError {
         "{what} {value:?} has an unknown layout ({reason}); translate it with ConvertId instead"
     )]
     UnknownLayout {
-        /// What was decoded.
+        /// The kind of value decoded.
         what: &'static str,
         /// The text as given (base64 for ids and change keys, hex for entry ids).
         value: String,

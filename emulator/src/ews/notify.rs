@@ -2,7 +2,7 @@
 //! GetStreamingEvents response with heartbeats on the emulator's clock.
 //!
 //! A SubscriptionId is base64 of `EXSB`, the store's subscription number and a random
-//! number from the store's seeded generator; a Watermark is base64 of the store's
+//! number from the store's seeded generator. A Watermark is base64 of the store's
 //! watermark (a little-endian u64).
 
 use std::collections::BTreeSet;
@@ -35,10 +35,10 @@ use crate::store::{
 };
 use exmux_ews::ids::{CHANGE_KEY_CLASS_FOLDER, CHANGE_KEY_CLASS_MESSAGE};
 
-/// The most events one GetEvents response or streaming envelope carries.
+/// The maximum number of events in one GetEvents response or streaming envelope.
 const MAX_EVENTS: usize = 50;
-/// How often, in real time, a streaming response looks for new notices and for the
-/// clock's progress.
+/// The real-time interval at which a streaming response checks for new notices and
+/// for the clock's progress.
 const STREAM_POLL: Duration = Duration::from_millis(10);
 
 fn event_kind(event: EventType) -> Option<EventKind> {
@@ -150,7 +150,7 @@ pub(crate) fn get_events(ctx: &mut Ctx<'_>, op: GetEvents) -> Response<Notificat
         let previous = acknowledged.unwrap_or(batch.watermark);
         let mut events = events_of(ctx.store, &ctx.ids, ctx.quirks, &batch.notices);
         if events.is_empty() {
-            // Exchange answers a poll without changes with one StatusEvent.
+            // Exchange returns one StatusEvent for a poll without changes.
             let mut status = Event::new(EwsEventKind::Status);
             status.watermark = Some(watermark_text(batch.watermark));
             events.push(status);
@@ -294,7 +294,7 @@ fn frame(envelopes: Vec<Vec<u8>>, quirks: Quirks) -> Vec<Bytes> {
     chunks
 }
 
-/// Answers GetStreamingEvents: checks the subscriptions, then streams envelopes with
+/// Serves GetStreamingEvents: checks the subscriptions, then streams envelopes with
 /// events as they arrive, a heartbeat whenever nothing was sent for the heartbeat
 /// interval, and a final `ConnectionStatus Closed` after ConnectionTimeout minutes on
 /// the emulator's clock. A subscription that dies meanwhile ends the stream with its

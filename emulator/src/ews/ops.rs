@@ -29,7 +29,7 @@ use crate::store::{
     NewItemContent, SessionId, Store, SyncKind, SyncOptions, SyncState, WellKnownFolder,
 };
 
-/// What every operation works with.
+/// The store, session, id codec and quirk switches of one request.
 pub(crate) struct Ctx<'a> {
     pub(crate) store: &'a mut Store,
     pub(crate) session: SessionId,
@@ -411,8 +411,8 @@ pub(crate) fn get_item(ctx: &mut Ctx<'_>, op: GetItem) -> Response<Vec<ews::Item
         })
         .collect();
     if !unknown.is_empty() {
-        // Exchange answers unknown FieldURIs with a schema fault; the emulator leaves
-        // the fields out and says so.
+        // Exchange rejects unknown FieldURIs with a schema fault, but the emulator
+        // leaves the fields out and logs them.
         warn!(
             ?unknown,
             "GetItem: leaving out fields the emulator does not store"
@@ -604,7 +604,7 @@ pub(crate) fn delete_item(ctx: &mut Ctx<'_>, op: DeleteItem) -> Response<()> {
                     .map_err(|error| store_error(&error))?;
             } else {
                 // NOTE: the store has no recoverable-items folder, so SoftDelete removes
-                // the item for good; Exchange still answers GetItem on a soft-deleted id.
+                // the item for good; Exchange still returns a soft-deleted item from GetItem.
                 ctx.store
                     .delete_item(ctx.session, mid)
                     .map_err(|error| store_error(&error))?;

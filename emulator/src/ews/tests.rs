@@ -1,5 +1,5 @@
-//! Unit tests of the EWS front end: requests written by the client's codec, answered by
-//! the handler, parsed by the client's codec, and every response body checked against
+//! Unit tests of the EWS front end: requests written by the client's codec, handled by
+//! the front end, parsed by the client's codec, and every response body checked against
 //! the official schema with xmllint when it is installed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
