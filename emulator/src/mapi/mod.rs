@@ -961,11 +961,22 @@ impl MapiFrontEnd {
 
     fn rejected_response(&self, echo: &EchoHeaders, failure: Failure, code: u32) -> EmuResponse {
         let text = format!(
-            "<html><head><title>MAPI request refused</title></head><body>X-ResponseCode {code}: {failure:?}</body></html>"
+            "<html><head><title>MAPI over HTTP error</title></head><body>X-ResponseCode {code}: {failure:?}</body></html>"
         );
         let mut response = http::Response::new(ResponseBody::from(text));
         *response.status_mut() = StatusCode::OK;
         let headers = response.headers_mut();
+        // The server with its own numbering echoes no request headers on an error reply.
+        let no_echo = EchoHeaders {
+            request_type: None,
+            request_id: None,
+            client_info: None,
+        };
+        let echo = if self.options.quirks.own_response_codes {
+            &no_echo
+        } else {
+            echo
+        };
         self.common_headers(headers, echo, code);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
         response

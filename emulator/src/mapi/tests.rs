@@ -1642,3 +1642,115 @@ mod captures {
         assert_eq!(units(&theirs), units(&ours));
     }
 }
+
+/// The captured server's error and keep-alive replies, compared through the handler's
+/// HTTP path.
+mod capture_replies {
+    use super::*;
+
+    fn capture(name: &str) -> Option<String> {
+        let path = exmux_testkit::shared_path(&format!("captures/mapi-gromox/{name}"))?;
+        Some(String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned())
+    }
+
+    fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+        text.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+
+    async fn http(
+        rig: &Rig,
+        request_type: &str,
+        cookies: &HashMap<String, String>,
+        body: Vec<u8>,
+    ) -> (http::HeaderMap, Vec<u8>) {
+        let cookie = cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("/mapi/emsmdb/")
+            .header("X-RequestType", request_type)
+            .header("X-RequestId", "{00000000-0000-0000-0000-000000000001}:9")
+            .header("X-ClientInfo", "{00000000-0000-0000-0000-000000000002}:1")
+            .header("Cookie", cookie)
+            .body(Bytes::from(body))
+            .unwrap();
+        let response = Arc::clone(&rig.front)
+            .respond(Endpoint::Emsmdb, request)
+            .await;
+        let headers = response.headers().clone();
+        let body = match response.into_body() {
+            crate::server::ResponseBody::Full(bytes) => bytes.to_vec(),
+            crate::server::ResponseBody::Stream(mut receiver) => {
+                let mut out = Vec::new();
+                while let Some(chunk) = receiver.recv().await {
+                    out.extend_from_slice(&chunk);
+                }
+                out
+            }
+        };
+        (headers, body)
+    }
+
+    #[tokio::test]
+    async fn stale_sequence_reply_matches_capture() {
+        let Some(theirs) = capture("37-Execute-stale-sequence-cookie.response.headers") else {
+            return;
+        };
+        let rig = rig(Quirks::gromox());
+        let mut client = Client::new(&rig);
+        client.connect();
+        let old = client.cookies.clone();
+        assert!(matches!(
+            client.execute_raw(&[], 0x3),
+            Outcome::Reply { .. }
+        ));
+        let (headers, body) = http(&rig, "Execute", &old, Vec::new()).await;
+        assert_eq!(
+            header(&theirs, "X-ResponseCode"),
+            headers["x-responsecode"].to_str().ok()
+        );
+        assert_eq!(
+            header(&theirs, "Content-Type"),
+            headers["content-type"].to_str().ok()
+        );
+        assert_eq!(
+            header(&theirs, "X-RequestType").is_some(),
+            headers.contains_key("x-requesttype")
+        );
+        assert!(String::from_utf8(body).unwrap().contains("<html>"));
+    }
+
+    #[tokio::test]
+    async fn ping_reply_matches_capture() {
+        let Some(theirs) = capture("35-PING-session-A.response.headers") else {
+            return;
+        };
+        let rig = rig(Quirks::default());
+        let mut client = Client::new(&rig);
+        client.connect();
+        let (headers, body) = http(&rig, "PING", &client.cookies, Vec::new()).await;
+        for name in [
+            "X-RequestType",
+            "X-ResponseCode",
+            "X-PendingPeriod",
+            "X-ExpirationInfo",
+            "Content-Type",
+            "Cache-Control",
+        ] {
+            assert_eq!(
+                header(&theirs, name),
+                headers.get(name).and_then(|v| v.to_str().ok()),
+                "{name}"
+            );
+        }
+        let framed = exmux_mapihttp::http::parse_body(&body).unwrap();
+        assert!(framed.body.is_empty(), "PING has no binary body");
+        assert!(framed.headers.start_time.is_some());
+    }
+}
