@@ -40,10 +40,20 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 if is_sync {
                     let reader = SyncItemsReader::new(black_box(bytes)).unwrap();
-                    reader.map(|c| black_box(c.unwrap())).count()
+                    let mut n = 0;
+                    for change in reader {
+                        black_box(change.unwrap());
+                        n += 1;
+                    }
+                    n
                 } else {
                     let reader = FindItemReader::new(black_box(bytes)).unwrap();
-                    reader.map(|i| black_box(i.unwrap())).count()
+                    let mut n = 0;
+                    for item in reader {
+                        black_box(item.unwrap());
+                        n += 1;
+                    }
+                    n
                 }
             })
         });

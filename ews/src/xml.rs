@@ -473,9 +473,10 @@ macro_rules! interned {
         /// The local name as a string, borrowed from a static table for the names EWS
         /// responses repeat (saving an allocation per element), owned otherwise.
         fn intern(bytes: &[u8]) -> Result<Cow<'static, str>, std::str::Utf8Error> {
-            Ok(match bytes {
-                $(x if x == $name.as_bytes() => Cow::Borrowed($name),)*
-                other => Cow::Owned(std::str::from_utf8(other)?.to_owned()),
+            let text = std::str::from_utf8(bytes)?;
+            Ok(match text {
+                $($name => Cow::Borrowed($name),)*
+                other => Cow::Owned(other.to_owned()),
             })
         }
     };
@@ -536,7 +537,6 @@ interned!(
     "UnreadCount",
     "Envelope",
     "Header",
-    "Body",
     "ServerVersionInfo",
     "ResponseMessages",
     "Notification",
