@@ -1304,6 +1304,211 @@ async fn notification_wait_woken_by_change() {
     assert_eq!(notifies(&responses).len(), 1);
 }
 
+#[test]
+fn ics_hierarchy_download_and_deletion() {
+    let rig = rig(Quirks::default());
+    let root = rig
+        .store()
+        .well_known_folder(WellKnownFolder::MsgFolderRoot)
+        .unwrap();
+    let mut client = Client::new(&rig);
+    client.connect();
+    client.slots(3);
+    ok(&client.execute(&[logon_request(), open_folder(0, 1, root)]));
+
+    let hierarchy = |client: &mut Client<'_>, state: &IcsState| {
+        client.handles[2] = 0xFFFF_FFFF;
+        let mut requests = vec![RopRequest::SynchronizationConfigure {
+            logon_id: 0,
+            input_handle: 1,
+            output_handle: 2,
+            synchronization_type: 2,
+            send_options: 0x01,
+            synchronization_flags: 0x0001,
+            restriction_data: Vec::new(),
+            synchronization_extra_flags: 0x0001,
+            tags: Vec::new(),
+        }];
+        requests.extend(upload_state(2, state));
+        ok(&client.execute(&requests));
+        parse_sync(&drain(client, 2))
+    };
+    let names = |events: &[SyncEvent]| -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                SyncEvent::FolderChange(props) => props
+                    .iter()
+                    .find(|p| p.tag == PID_TAG_DISPLAY_NAME)
+                    .and_then(|p| match &p.value {
+                        PropValue::Unicode(name) => Some(name.clone()),
+                        _ => None,
+                    }),
+                _ => None,
+            })
+            .collect()
+    };
+
+    let first = hierarchy(&mut client, &IcsState::default());
+    assert!(names(&first).contains(&"Inbox".to_owned()));
+    let state = final_state(&first);
+    assert!(
+        state.cnset_read.is_empty(),
+        "a hierarchy state has no read set"
+    );
+
+    let created = {
+        let mut store = rig.store();
+        store
+            .create_folder(
+                SessionId::SYSTEM,
+                root,
+                "Archive",
+                None,
+                &Default::default(),
+            )
+            .unwrap()
+            .id
+    };
+    let second = hierarchy(&mut client, &state);
+    assert_eq!(names(&second), ["Archive"]);
+
+    rig.store()
+        .delete_folder(SessionId::SYSTEM, created)
+        .unwrap();
+    let third = hierarchy(&mut client, &final_state(&second));
+    assert!(names(&third).is_empty());
+    let deleted = third.iter().any(|e| {
+        matches!(e, SyncEvent::Deletions { deleted: Some(set), .. }
+            if set.contains(exmux_mapihttp::idset::Replica::Id(1), created.0.get()))
+    });
+    assert!(deleted, "the folder deletion is reported");
+}
+
+#[test]
+fn ics_import_conflict_and_move() {
+    let rig = rig(Quirks::default());
+    let inbox = rig.inbox();
+    let mid = rig.add_item("original");
+    let replica = rig.store().replica_guid().0;
+    let deleted_items = rig
+        .store()
+        .well_known_folder(WellKnownFolder::DeletedItems)
+        .unwrap();
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, inbox);
+
+    // A change whose PCL does not include the server's version conflicts under
+    // FailOnConflict.
+    let key = xid(CLIENT_GUID, 5);
+    client.handles.resize(5, 0xFFFF_FFFF);
+    let responses = client.execute(&[
+        RopRequest::SynchronizationOpenCollector {
+            logon_id: 0,
+            input_handle: 1,
+            output_handle: 3,
+            is_contents_collector: true,
+        },
+        RopRequest::SynchronizationImportMessageChange {
+            logon_id: 0,
+            input_handle: 3,
+            output_handle: 4,
+            import_flag: 0x40,
+            values: vec![
+                TaggedValue::new(
+                    PID_TAG_SOURCE_KEY,
+                    PropValue::Binary(xid(replica, mid.0.get())),
+                )
+                .unwrap(),
+                TaggedValue::new(PID_TAG_LAST_MODIFICATION_TIME, PropValue::Time(0)).unwrap(),
+                TaggedValue::new(PID_TAG_CHANGE_KEY, PropValue::Binary(key.clone())).unwrap(),
+                TaggedValue::new(
+                    PID_TAG_PREDECESSOR_CHANGE_LIST,
+                    PropValue::Binary(pcl_of(&key)),
+                )
+                .unwrap(),
+            ],
+        },
+    ]);
+    assert_eq!(result(&responses[1]).return_value, 0x8004_0802);
+
+    // A move through the collector of Deleted Items gives the item a new MID there.
+    client.handles.resize(7, 0xFFFF_FFFF);
+    let responses = client.execute(&[
+        open_folder(0, 5, deleted_items),
+        RopRequest::SynchronizationOpenCollector {
+            logon_id: 0,
+            input_handle: 5,
+            output_handle: 6,
+            is_contents_collector: true,
+        },
+        RopRequest::SynchronizationImportMessageMove {
+            logon_id: 0,
+            input_handle: 6,
+            source_folder_id: xid(replica, inbox.0.get()),
+            source_message_id: xid(replica, mid.0.get()),
+            predecessor_change_list: Vec::new(),
+            destination_message_id: xid(CLIENT_GUID, 6),
+            change_number: Vec::new(),
+        },
+    ]);
+    ok(&responses);
+    let store = rig.store();
+    assert!(store.item(mid).is_none());
+    assert_eq!(
+        store
+            .list_items(deleted_items, Default::default())
+            .unwrap()
+            .total,
+        1
+    );
+}
+
+#[test]
+fn checkpoint_excludes_own_read_changes() {
+    let rig = rig(Quirks::default());
+    let mid = rig.add_item("unread");
+    let replica = rig.store().replica_guid().0;
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, rig.inbox());
+    let state = final_state(&download(&mut client, &IcsState::default()));
+
+    client.handles.resize(5, 0xFFFF_FFFF);
+    let mut requests = vec![RopRequest::SynchronizationOpenCollector {
+        logon_id: 0,
+        input_handle: 1,
+        output_handle: 3,
+        is_contents_collector: true,
+    }];
+    requests.extend(upload_state(3, &state));
+    requests.push(RopRequest::SynchronizationImportReadStateChanges {
+        logon_id: 0,
+        input_handle: 3,
+        read_states: vec![MessageReadState {
+            message_id: xid(replica, mid.0.get()),
+            mark_as_read: true,
+        }],
+    });
+    requests.push(RopRequest::SynchronizationGetTransferState {
+        logon_id: 0,
+        input_handle: 3,
+        output_handle: 4,
+    });
+    ok(&client.execute(&requests));
+    let checkpoint = parse_state(&drain(&mut client, 4));
+
+    let read_changes = |events: &[SyncEvent]| {
+        events
+            .iter()
+            .filter(|e| matches!(e, SyncEvent::ReadStateChanges { .. }))
+            .count()
+    };
+    assert_eq!(read_changes(&download(&mut client, &checkpoint)), 0);
+    assert_eq!(read_changes(&download(&mut client, &state)), 1);
+}
+
 /// The real exchanges of the open-source server, compared structure by structure with
 /// the front end's responses to the same request bytes.
 mod captures {
