@@ -6,7 +6,7 @@
 //! clients' changes. Entries are retired once the folder's sync has moved past them, so
 //! the journal stays bounded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use base64::Engine as _;
@@ -197,6 +197,9 @@ pub struct Journal {
     next_id: u64,
     #[serde(with = "crate::pairs")]
     entries: BTreeMap<WriteId, JournalEntry>,
+    // The writes of each item, so classifying a change does not scan the journal.
+    #[serde(with = "crate::pairs")]
+    by_item: BTreeMap<ItemKey, BTreeSet<WriteId>>,
 }
 
 impl Journal {
@@ -241,6 +244,7 @@ impl Journal {
     ) -> WriteId {
         self.next_id += 1;
         let id = WriteId(self.next_id);
+        self.by_item.entry(item).or_default().insert(id);
         self.entries.insert(
             id,
             JournalEntry {
@@ -263,9 +267,22 @@ impl Journal {
 
     /// Returns the entries for `item`, oldest first.
     pub fn entries_for(&self, item: ItemKey) -> impl Iterator<Item = &JournalEntry> + Clone {
-        self.entries
-            .values()
-            .filter(move |entry| entry.item == item)
+        self.by_item
+            .get(&item)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.entries.get(id))
+    }
+
+    fn remove(&mut self, id: WriteId) -> Option<JournalEntry> {
+        let entry = self.entries.remove(&id)?;
+        if let Some(writes) = self.by_item.get_mut(&entry.item) {
+            writes.remove(&id);
+            if writes.is_empty() {
+                self.by_item.remove(&entry.item);
+            }
+        }
+        Some(entry)
     }
 
     /// Returns all entries, oldest first.
@@ -289,7 +306,7 @@ impl Journal {
             .collect();
         retired
             .into_iter()
-            .filter_map(|id| self.entries.remove(&id))
+            .filter_map(|id| self.remove(id))
             .collect()
     }
 
@@ -306,7 +323,7 @@ impl Journal {
             .collect();
         retired
             .into_iter()
-            .filter_map(|id| self.entries.remove(&id))
+            .filter_map(|id| self.remove(id))
             .collect()
     }
 }
