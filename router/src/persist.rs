@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::core::RouterState;
 
-/// Why the state could not be saved or loaded.
+/// An error saving or loading the router state.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PersistError {

@@ -127,7 +127,7 @@ impl Server {
     }
 
     // Like EWS SyncFolderItems: the changes since `from`, one per item with its latest
-    // state, in the order of each item's first change; an item whose changes since
+    // state, in the order of each item's first change. An item whose changes since
     // `from` only touched the read state is reported as a read-state change.
     fn sync(&mut self, from: &SyncState) -> SyncPage {
         let start = if from.is_empty() {
@@ -501,7 +501,7 @@ impl World {
         panic!("the run did not settle");
     }
 
-    // The replica as the server sees it, by server id.
+    // The replica keyed by server id.
     fn replica_by_server_id(&self) -> BTreeMap<String, (Option<u64>, Option<bool>)> {
         self.replica
             .items
@@ -550,8 +550,7 @@ proptest! {
         let before = world.replica.clone();
         let counters = world.core.counters();
 
-        // Re-syncing a settled folder, and replaying the last full sync from the start
-        // state through a restart, change nothing for the embedder.
+        // Re-syncing a settled folder changes nothing for the embedder.
         world.input(Input::Notice { folder: world.folder });
         world.drain_requests();
         prop_assert_eq!(&world.replica, &before);
