@@ -943,3 +943,54 @@ async fn store_changes_from_other_sessions_sync() {
     assert!(matches!(&page.changes[..], [SyncChange::Create(item)]
         if item.subject.as_deref() == Some("from MAPI")));
 }
+
+#[tokio::test]
+async fn bearer_token_reaches_the_front_end() {
+    let emulator = Emulator::start(EmulatorOptions {
+        tls: false,
+        bearer_token: Some(Secret::new("static-token")),
+        ..EmulatorOptions::default()
+    })
+    .await
+    .unwrap();
+    let client = |token: &str| {
+        EwsClient::builder(
+            emulator.ews_url(),
+            "user1@example.test",
+            Credentials::Bearer(Arc::new(exmux_core::auth::StaticToken(Secret::new(token)))),
+        )
+        .build()
+        .unwrap()
+    };
+    let request = GetFolder {
+        shape: Shape::base(BaseShape::IdOnly),
+        folder_ids: vec![inbox()],
+    };
+    let response = client("static-token").call(&request).await.unwrap();
+    assert!(response.messages[0].is_ok());
+    let rejected = client("wrong-token").call(&request).await;
+    assert!(rejected.is_err(), "a wrong token must be rejected");
+}
+
+#[tokio::test]
+async fn explicit_is_read_beats_the_mime_read_quirk() {
+    let setup = setup().await;
+    setup.front_end.enable(Quirk::MimeItemsStoredRead);
+    let id = create_in(&setup.client, inbox(), "kept unread").await;
+    let item = setup
+        .client
+        .call(&GetItem {
+            shape: Shape::base(BaseShape::Default),
+            item_ids: vec![id],
+        })
+        .await
+        .unwrap()
+        .into_single("GetItem")
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        item.is_read,
+        Some(false),
+        "IsRead=false after MimeContent wins"
+    );
+}

@@ -182,11 +182,24 @@ async fn dropped_stream_resumes_without_losing_events() {
 
 #[tokio::test]
 async fn expired_subscription_is_replaced() {
-    let (emulator, _front_end, client) = setup().await;
+    for held_open in [false, true] {
+        expired_subscription_case(held_open).await;
+    }
+}
+
+/// Expires the driver's subscription. Without `held_open` it dies while its stream is
+/// open. With `held_open` it dies before the first stream, and the server keeps that
+/// stream open after its Closed status, which the test's clock never ends.
+async fn expired_subscription_case(held_open: bool) {
+    let (emulator, front_end, client) = setup().await;
     let mut driver = driver(&client);
     next(&mut driver).await;
-    deliver(&emulator, "first");
-    created_events(&mut driver, 1).await;
+    if held_open {
+        front_end.enable(Quirk::DeadStreamHeldOpen);
+    } else {
+        deliver(&emulator, "first");
+        created_events(&mut driver, 1).await;
+    }
 
     // The driver's subscription is the store's first one.
     emulator

@@ -104,11 +104,15 @@ pub enum Quirk {
     /// MoveItem and CopyItem return new ids only when ReturnNewItemIds is absent, and
     /// none when it is true.
     InvertReturnNewItemIds,
+    /// GetStreamingEvents on a dead subscription sends its ErrorInvalidSubscription
+    /// message with ConnectionStatus Closed at once but keeps the response open for 50
+    /// seconds of the emulator's clock. A client must stop reading at the first Closed.
+    DeadStreamHeldOpen,
 }
 
 impl Quirk {
     /// Every quirk, in declaration order.
-    pub const ALL: [Quirk; 11] = [
+    pub const ALL: [Quirk; 12] = [
         Quirk::StaleResponseAfterFault,
         Quirk::DuplicateModifiedEvents,
         Quirk::NoWatermarks,
@@ -120,6 +124,7 @@ impl Quirk {
         Quirk::MimeItemsStoredRead,
         Quirk::IgnoreChangeKeys,
         Quirk::InvertReturnNewItemIds,
+        Quirk::DeadStreamHeldOpen,
     ];
 
     fn bit(self) -> u32 {

@@ -40,6 +40,9 @@ const MAX_EVENTS: usize = 50;
 /// The real-time interval at which a streaming response checks for new notices and
 /// for the clock's progress.
 const STREAM_POLL: Duration = Duration::from_millis(10);
+/// How long [`Quirk::DeadStreamHeldOpen`] keeps a dead subscription's response open, on
+/// the emulator's clock (about what one server was seen to do).
+const DEAD_STREAM_HOLD: Duration = Duration::from_secs(50);
 
 fn event_kind(event: EventType) -> Option<EventKind> {
     Some(match event {
@@ -347,7 +350,29 @@ pub(crate) async fn streaming(
         let mut message = code_error(code, error.to_string());
         message.subscription_ids = dead.iter().map(|(token, _)| token.clone()).collect();
         debug!(subscription = %token, "GetStreamingEvents on a dead subscription");
-        return xml_response(StatusCode::OK, streaming_envelope(Err(message), quirks));
+        let envelope = streaming_envelope(Err(message), quirks);
+        if !quirks.on(Quirk::DeadStreamHeldOpen) {
+            return xml_response(StatusCode::OK, envelope);
+        }
+
+        warn!("quirk: holding the response of a dead subscription open");
+        let (sender, body) = ResponseBody::channel(1);
+        tokio::spawn(async move {
+            let clock = Arc::clone(&state.clock);
+            let start = clock.now_millis();
+            let hold = u64::try_from(DEAD_STREAM_HOLD.as_millis()).unwrap_or(u64::MAX);
+            if sender.send(Bytes::from(envelope)).await.is_err() {
+                return;
+            }
+            while clock.now_millis().saturating_sub(start) < hold && !state.shutdown.is_cancelled()
+            {
+                tokio::select! {
+                    () = tokio::time::sleep(STREAM_POLL) => {}
+                    () = sender.closed() => return,
+                }
+            }
+        });
+        return stream_response(body);
     }
 
     let (sender, body) = ResponseBody::channel(16);
@@ -470,6 +495,11 @@ pub(crate) async fn streaming(
         }
     });
 
+    stream_response(body)
+}
+
+/// Returns a streaming response with an XML content type.
+fn stream_response(body: ResponseBody) -> EmuResponse {
     let mut response = http::Response::new(body);
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
