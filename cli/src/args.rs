@@ -1,10 +1,19 @@
 //! Command-line arguments.
 
-use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use exmux::decode::Kind;
 
 /// exmux: a transport layer for Microsoft Exchange over EWS and MAPI/HTTP.
+///
+/// Exit codes: 0 success; 1 the command ran and found a problem (a replica that does not
+/// match the server, a full resync, a routing that cannot run); 2 invalid usage or
+/// configuration; 3 the server or network failed.
 #[derive(Debug, Parser)]
-#[command(name = "exmux", version, about, long_about = None)]
+#[command(name = "exmux", version, about, long_about)]
 pub struct Cli {
     /// Log more: -v info, -vv debug, -vvv trace (to standard error; RUST_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -14,9 +23,117 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// A named routing of the demo.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoutingArg {
+    /// Everything over EWS.
+    Ews,
+    /// Everything over MAPI/HTTP.
+    Mapi,
+    /// Everything over MAPI/HTTP except fetching item content, which stays on EWS.
+    Hybrid,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Play the read-then-delete race against a loopback emulator and check the result.
+    ///
+    /// Starts the emulator on 127.0.0.1, connects with the routing, marks a message read
+    /// and deletes it 5 ms later while a second client changes other messages, prints
+    /// every event with its origin and a summary. Exits 1 when the replica differs from
+    /// the server, a full resync happened, or the routing cannot run in this build.
+    Demo {
+        /// The routing to play. `mapi` and `hybrid` need the MAPI/HTTP backend of the
+        /// transport, which this build does not carry yet: they report that and exit 1.
+        #[arg(long, value_enum, default_value = "ews")]
+        routing: RoutingArg,
+        /// Print only the summary, as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Record every exchange the emulator serves to DIR, in the captures/ layout.
+        #[arg(long, value_name = "DIR")]
+        record: Option<PathBuf>,
+    },
+    /// Incrementally sync every mail folder of the configured mailbox.
+    ///
+    /// The sync state is saved after the run; the next run reports only what changed.
+    Sync {
+        /// The configuration file (TOML: [server], [auth], [routing]).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Where the sync state is kept. Default: the configuration file's name with
+        /// `.state.json` appended, beside it (exmux.toml -> exmux.toml.state.json).
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+        /// Record every request and response to DIR. Not carried by the client yet:
+        /// record at the server with `exmux emulator --record DIR` instead.
+        #[arg(long, value_name = "DIR")]
+        record: Option<PathBuf>,
+    },
+    /// Print live events with their origin until interrupted (Ctrl-C).
+    Watch {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Where the sync state is kept (default as for `sync`).
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+        /// Record every request and response to DIR (see `sync --record`).
+        #[arg(long, value_name = "DIR")]
+        record: Option<PathBuf>,
+    },
+    /// Print the capability table and, with a configuration, each operation's route and
+    /// what the server offered.
+    Capabilities {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Decode a captured EWS SOAP message or MAPI/HTTP body.
+    ///
+    /// A MAPI/HTTP file may start with its HTTP request or status line and headers; the
+    /// request type then comes from X-RequestType.
+    Decode {
+        /// What the file holds.
+        #[arg(value_enum)]
+        kind: Kind,
+        /// The file.
+        file: PathBuf,
+        /// The MAPI/HTTP request type (Connect, Execute, Disconnect, NotificationWait,
+        /// Bind) when the file has no X-RequestType header. Default: Execute.
+        #[arg(long, value_name = "TYPE")]
+        request_type: Option<String>,
+        /// Print JSON instead of indented text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find a mailbox's EWS and MAPI/HTTP endpoints with autodiscover, showing each
+    /// attempt and why it failed.
+    Discover {
+        /// The mailbox's SMTP address.
+        address: String,
+        /// The environment variable holding the password (Basic). Without it the
+        /// attempts are anonymous.
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+        /// Send requests for HOST to BASE instead (for an emulator on loopback), as
+        /// HOST=BASE, for example example.test=http://127.0.0.1:8080.
+        #[arg(long, value_name = "HOST=BASE")]
+        loopback: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the emulator alone on a loopback address, for other clients.
+    Emulator {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Record every exchange to DIR, in the captures/ layout.
+        #[arg(long, value_name = "DIR")]
+        record: Option<PathBuf>,
+    },
     /// Print the version and exit.
     Version,
 }

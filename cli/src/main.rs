@@ -1,33 +1,536 @@
 //! The `exmux` command line.
 //!
 //! Exit codes: 0 success; 1 the command ran and found a problem (a failed invariant, a
-//! replica that does not match the server); 2 invalid usage or configuration; 3 the
-//! server or network failed.
+//! replica that does not match the server, a routing that cannot run); 2 invalid usage
+//! or configuration; 3 the server or network failed.
 
 mod args;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
+use exmux::decode;
+use exmux::demo::{self, DemoError, DemoEvent};
+use exmux_autodiscover::{Autodiscover, AutodiscoverOptions, LoopbackMap};
+use exmux_core::Secret;
+use exmux_core::auth::Credentials;
+use exmux_router::core::{Event, Origin};
+use exmux_router::persist::{load_state, save_state};
+use exmux_router::transport::{Events, Transport, TransportError, TransportOptions};
+use exmux_router::{Backend, CapabilityTable, Config, Operation, Preset};
+use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, RoutingArg};
+
+/// Exit code: the command ran and found a problem.
+const EXIT_PROBLEM: u8 = 1;
+/// Exit code: invalid usage or configuration.
+const EXIT_USAGE: u8 = 2;
+/// Exit code: the server or network failed.
+const EXIT_SERVER: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    match cli.command {
-        Command::Version => {
-            println!("exmux {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(EXIT_PROBLEM);
+        }
+    };
+    let result = runtime.block_on(run(cli.command));
+    match result {
+        Ok(code) => code,
+        Err((code, message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
         }
     }
+}
+
+type Outcome = Result<ExitCode, (u8, String)>;
+
+async fn run(command: Command) -> Outcome {
+    match command {
+        Command::Demo {
+            routing,
+            json,
+            record,
+        } => run_demo(routing, json, record).await,
+        Command::Sync {
+            config,
+            state,
+            record,
+        } => run_sync(&config, state, record, false).await,
+        Command::Watch {
+            config,
+            state,
+            record,
+        } => run_sync(&config, state, record, true).await,
+        Command::Capabilities { config } => run_capabilities(config.as_deref()).await,
+        Command::Decode {
+            kind,
+            file,
+            request_type,
+            json,
+        } => run_decode(kind, &file, request_type.as_deref(), json),
+        Command::Discover {
+            address,
+            password_env,
+            loopback,
+            json,
+        } => run_discover(&address, password_env, &loopback, json).await,
+        Command::Emulator { listen, record } => run_emulator(listen, record).await,
+        Command::Version => {
+            println!("exmux {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_event(event: &DemoEvent) {
+    let item = event
+        .item
+        .map_or_else(String::new, |item| format!(" item-{item}"));
+    let origin = event
+        .origin
+        .as_deref()
+        .map_or_else(String::new, |origin| format!(" origin={origin}"));
+    let read = event
+        .read
+        .map_or_else(String::new, |read| format!(" read={read}"));
+    println!(
+        "[{:<8}] {:<11}{item}{origin}{read}",
+        event.phase, event.kind
+    );
+}
+
+async fn run_demo(routing: RoutingArg, json: bool, record: Option<PathBuf>) -> Outcome {
+    let preset = match routing {
+        RoutingArg::Ews => Preset::Ews,
+        RoutingArg::Mapi => Preset::Mapi,
+        RoutingArg::Hybrid => Preset::Hybrid,
+    };
+    let summary = match demo::run(preset, record, move |event| {
+        if !json {
+            print_event(event);
+        }
+    })
+    .await
+    {
+        Ok(summary) => summary,
+        Err(error @ DemoError::RoutingUnavailable { .. }) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "routing": demo::routing_name(preset),
+                        "available": false,
+                        "error": error.to_string(),
+                    })
+                );
+            }
+            return Err((EXIT_PROBLEM, error.to_string()));
+        }
+        Err(error) => return Err((EXIT_SERVER, error.to_string())),
+    };
+
+    if json {
+        let mut value = serde_json::to_value(&summary).unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            object.remove("events");
+        }
+        println!("{value}");
+    } else {
+        println!();
+        println!("routing                  {}", summary.routing);
+        println!("remote changes delivered {}", summary.remote_delivered);
+        println!("own changes dropped      {}", summary.own_dropped);
+        println!("superseded dropped       {}", summary.superseded_dropped);
+        println!("unknown origin delivered {}", summary.unknown_delivered);
+        println!("full resyncs             {}", summary.full_resyncs);
+        println!(
+            "replica matches server   {} ({} items held, {} on the server)",
+            summary.replica_matches_server, summary.replica_items, summary.server_items
+        );
+    }
+    Ok(if summary.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_PROBLEM)
+    })
+}
+
+/// Returns the default state file of a configuration: its path with `.state.json`
+/// appended.
+fn default_state_path(config: &Path) -> PathBuf {
+    let mut name = config.as_os_str().to_owned();
+    name.push(".state.json");
+    PathBuf::from(name)
+}
+
+fn transport_error(error: TransportError) -> (u8, String) {
+    let code = match error {
+        TransportError::Config(_)
+        | TransportError::BackendNotOffered { .. }
+        | TransportError::MissingMailbox => EXIT_USAGE,
+        _ => EXIT_SERVER,
+    };
+    (code, error.to_string())
+}
+
+async fn run_sync(
+    config_path: &Path,
+    state: Option<PathBuf>,
+    record: Option<PathBuf>,
+    watch: bool,
+) -> Outcome {
+    if let Some(dir) = record {
+        // NOTE: the EWS client has no recording hook yet; recordings are made at the
+        // server side by the emulator.
+        return Err((
+            EXIT_USAGE,
+            format!(
+                "--record {} is not supported by the client yet: run the server with `exmux emulator --record {}` instead",
+                dir.display(),
+                dir.display()
+            ),
+        ));
+    }
+    let config = Config::load(config_path).map_err(|error| (EXIT_USAGE, error.to_string()))?;
+    for warning in &config.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let state_path = state.unwrap_or_else(|| default_state_path(config_path));
+    let saved = load_state(&state_path).map_err(|error| (EXIT_USAGE, error.to_string()))?;
+    let first_run = saved.is_none();
+    let options = TransportOptions {
+        state: saved,
+        ..TransportOptions::default()
+    };
+    let (transport, mut events) = Transport::connect(&config, options)
+        .await
+        .map_err(transport_error)?;
+
+    let folders = transport.remote_folders().await.map_err(transport_error)?;
+    let mut keys = Vec::new();
+    for folder in &folders {
+        keys.push(
+            transport
+                .add_folder(&folder.id)
+                .await
+                .map_err(transport_error)?,
+        );
+    }
+    if watch {
+        transport.subscribe(&keys).await.map_err(transport_error)?;
+    }
+
+    let bar = ProgressBar::new(keys.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} folders {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut tally = Tally::default();
+    for key in &keys {
+        transport.sync(*key).map_err(transport_error)?;
+        transport.wait_idle().await;
+        tally.drain(&mut events, watch);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    save_state(&transport.state(), &state_path)
+        .map_err(|error| (EXIT_PROBLEM, error.to_string()))?;
+    println!(
+        "{} folders synced{}: {} new or changed, {} read-state changes, {} deleted, {} full resyncs; state saved to {}",
+        keys.len(),
+        if first_run { " (first run)" } else { "" },
+        tally.changed,
+        tally.read,
+        tally.deleted,
+        tally.resyncs,
+        state_path.display()
+    );
+    if !watch {
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    println!("watching; Ctrl-C stops");
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                print_live(&event);
+                if let Err(error) = save_state(&transport.state(), &state_path) {
+                    eprintln!("warning: {error}");
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    save_state(&transport.state(), &state_path)
+        .map_err(|error| (EXIT_PROBLEM, error.to_string()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Default)]
+struct Tally {
+    changed: u64,
+    read: u64,
+    deleted: u64,
+    resyncs: u64,
+}
+
+impl Tally {
+    fn drain(&mut self, events: &mut Events, print: bool) {
+        while let Some(event) = events.try_recv() {
+            match &event {
+                Event::ItemChanged { .. } => self.changed += 1,
+                Event::ReadStateChanged { .. } => self.read += 1,
+                Event::ItemDeleted { .. } => self.deleted += 1,
+                Event::FullResync { .. } => self.resyncs += 1,
+                _ => {}
+            }
+            if print {
+                print_live(&event);
+            }
+        }
+    }
+}
+
+fn print_live(event: &Event) {
+    let origin = |origin: &Origin| origin.to_string();
+    match event {
+        Event::ItemChanged {
+            folder,
+            item,
+            origin: who,
+            read,
+            ..
+        } => println!(
+            "{folder} {item} changed origin={} read={read:?}",
+            origin(who)
+        ),
+        Event::ReadStateChanged {
+            folder,
+            item,
+            origin: who,
+            read,
+        } => println!("{folder} {item} read={read} origin={}", origin(who)),
+        Event::ItemDeleted {
+            folder,
+            item,
+            origin: who,
+        } => println!("{folder} {item} deleted origin={}", origin(who)),
+        Event::FullResync { folder, reason } => {
+            println!("{folder} full resync: {reason:?}");
+        }
+        Event::SyncFailed {
+            folder, message, ..
+        } => println!("{folder} sync failed: {message}"),
+        _ => {}
+    }
+}
+
+async fn run_capabilities(config_path: Option<&Path>) -> Outcome {
+    let table = CapabilityTable::default();
+    println!("{table}");
+    let Some(path) = config_path else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let config = Config::load(path).map_err(|error| (EXIT_USAGE, error.to_string()))?;
+    for warning in &config.warnings {
+        println!("warning: {warning}");
+    }
+    println!("{:<16} {:<6} support", "operation", "route");
+    for operation in Operation::ALL {
+        let backend = config.routing.backend_for(operation);
+        println!(
+            "{:<16} {:<6} {}",
+            operation.key(),
+            backend.key(),
+            table.support(operation, backend)
+        );
+    }
+    println!();
+    println!("server offers:");
+    for backend in Backend::ALL {
+        match config.server.endpoint(backend) {
+            None => println!("  {:<5} no endpoint configured", backend.key()),
+            Some(url) if backend == Backend::Mapi => println!(
+                "  {:<5} {url} (configured; not probed: this transport carries EWS only)",
+                backend.key()
+            ),
+            Some(url) => {
+                let probe = probe_ews(&config).await;
+                println!("  {:<5} {url}: {probe}", backend.key());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn probe_ews(config: &Config) -> String {
+    let mut ews_only = config.clone();
+    ews_only.routing = Preset::Ews.routing();
+    match Transport::connect(&ews_only, TransportOptions::default()).await {
+        Ok((transport, _events)) => match transport.add_folder("inbox").await {
+            Ok(_) => "answers (GetFolder inbox succeeded)".to_owned(),
+            Err(error) => format!("not usable: {error}"),
+        },
+        Err(error) => format!("not usable: {error}"),
+    }
+}
+
+fn run_decode(kind: decode::Kind, file: &Path, request_type: Option<&str>, json: bool) -> Outcome {
+    let bytes = std::fs::read(file).map_err(|error| {
+        (
+            EXIT_USAGE,
+            format!("cannot read {}: {error}; check the path", file.display()),
+        )
+    })?;
+    let decoded = decode::decode(kind, &bytes, request_type)
+        .map_err(|error| (EXIT_PROBLEM, format!("{}: {error}", file.display())))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&decoded.json).unwrap_or_default()
+        );
+    } else {
+        print!("{}", decode::to_text(&decoded.json));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_discover(
+    address: &str,
+    password_env: Option<String>,
+    loopback: &[String],
+    json: bool,
+) -> Outcome {
+    let credentials = match password_env {
+        Some(var) => {
+            let password = std::env::var(&var).map_err(|_| {
+                (
+                    EXIT_USAGE,
+                    format!("--password-env {var}: the variable is not set; export it first"),
+                )
+            })?;
+            Some(Credentials::Basic {
+                username: address.to_owned(),
+                password: Secret::new(password),
+            })
+        }
+        None => None,
+    };
+    let mut map = LoopbackMap::new();
+    for entry in loopback {
+        let Some((host, base)) = entry.split_once('=') else {
+            return Err((
+                EXIT_USAGE,
+                format!(
+                    "--loopback {entry:?} is not HOST=BASE, for example example.test=http://127.0.0.1:8080"
+                ),
+            ));
+        };
+        let base = url::Url::parse(base).map_err(|error| {
+            (
+                EXIT_USAGE,
+                format!("--loopback {entry:?}: {base:?} is not a URL ({error})"),
+            )
+        })?;
+        map.insert(host, base);
+    }
+    let options = AutodiscoverOptions {
+        credentials,
+        loopback: (!loopback.is_empty()).then_some(map),
+        ..AutodiscoverOptions::default()
+    };
+    let http = exmux_core::http::HttpOptions::default()
+        .build_client()
+        .map_err(|error| (EXIT_USAGE, error.to_string()))?;
+    match Autodiscover::new(http, options).discover(address).await {
+        Ok(discovery) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&discovery).unwrap_or_default()
+                );
+            } else {
+                for attempt in &discovery.attempts {
+                    println!(
+                        "attempt {} {}: {}",
+                        attempt.method,
+                        attempt.url,
+                        attempt.failure.as_deref().unwrap_or("ok")
+                    );
+                }
+                let settings = &discovery.settings;
+                println!("ews_url  = {:?}", settings.ews_url);
+                println!("mapi_url = {:?}", settings.mapi_emsmdb_url);
+                println!("user_dn  = {:?}", settings.legacy_dn);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": error.to_string(), "attempts": error.attempts() })
+                );
+            } else {
+                for attempt in error.attempts() {
+                    println!(
+                        "attempt {} {}: {}",
+                        attempt.method,
+                        attempt.url,
+                        attempt.failure.as_deref().unwrap_or("ok")
+                    );
+                }
+            }
+            Err((EXIT_SERVER, error.to_string()))
+        }
+    }
+}
+
+async fn run_emulator(listen: std::net::SocketAddr, record: Option<PathBuf>) -> Outcome {
+    if !listen.ip().is_loopback() {
+        return Err((
+            EXIT_USAGE,
+            format!("--listen {listen}: the emulator serves loopback only; use 127.0.0.1:PORT"),
+        ));
+    }
+    let handle = exmux::emulator::start(listen, record)
+        .await
+        .map_err(|error| (EXIT_SERVER, format!("--listen {listen}: {error}")))?;
+    let handle = Arc::new(handle);
+    println!("exmux emulator on {}", handle.base_url());
+    println!("  ews_url      = {}", handle.ews_url());
+    println!("  mapi_url     = {}", handle.mapi_emsmdb_url());
+    println!("  nspi_url     = {}", handle.mapi_nspi_url());
+    println!(
+        "  autodiscover = {}/autodiscover/autodiscover.xml",
+        handle.base_url()
+    );
+    println!("  mailbox      = {}", exmux::emulator::MAILBOX);
+    println!("  username     = {}", exmux::emulator::MAILBOX);
+    println!("  password     = {}", exmux::emulator::PASSWORD);
+    println!("Ctrl-C stops it.");
+    let _ = tokio::signal::ctrl_c().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Installs the log subscriber: warnings by default, more with each `-v`, and
 /// `RUST_LOG` when set. Logs go to standard error so JSON output stays clean.
 fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,exmux_emulator::ews::notify=error",
         1 => "info",
         2 => "debug",
         _ => "trace",

@@ -64,6 +64,7 @@
 //! # Ok::<(), exmux_router::core::CoreError>(())
 //! ```
 
+pub mod backend;
 pub mod config;
 pub mod core;
 pub mod ids;
@@ -71,6 +72,7 @@ pub mod journal;
 pub mod operation;
 mod pairs;
 pub mod persist;
+pub mod transport;
 
 pub use crate::config::{Config, ConfigError, ConfigWarning, Preset, Routing};
 pub use crate::core::{RouterCore, RouterState};

@@ -1,0 +1,328 @@
+//! `exmux decode`: a captured EWS SOAP message or MAPI/HTTP body, decoded down to its
+//! elements, ROPs and properties.
+//!
+//! A MAPI/HTTP file may hold the body alone or start with the HTTP start line and
+//! headers (as `captures/` `.headers` and `.body` files joined, or a proxy's dump); the
+//! request type then comes from `X-RequestType` (MS-OXCMAPIHTTP 2.2.3.1.6).
+
+use exmux_ews::xml::{Element, parse_document};
+use exmux_mapihttp::body::{
+    BindRequest, ConnectRequest, ConnectResponse, DisconnectRequest, DisconnectResponse,
+    ExecuteRequest, ExecuteResponse, NotificationWaitRequest, NotificationWaitResponse,
+    Response as MapiResponse, WireBody,
+};
+use exmux_mapihttp::http::{RequestType, parse_body};
+use serde_json::{Value, json};
+
+/// What the file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// An EWS SOAP request or response.
+    Ews,
+    /// A MAPI/HTTP request body.
+    MapiRequest,
+    /// A MAPI/HTTP response body.
+    MapiResponse,
+}
+
+/// Why a file could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The EWS message is not well-formed XML.
+    #[error("not a well-formed EWS message: {0}; check that the file holds the SOAP body only")]
+    Ews(String),
+    /// The MAPI/HTTP body does not fit its request type's layout.
+    #[error(
+        "not a MAPI/HTTP {request_type} {direction} body: {message}; pass --request-type if the file has no X-RequestType header"
+    )]
+    Mapi {
+        /// The request type tried.
+        request_type: String,
+        /// `request` or `response`.
+        direction: &'static str,
+        /// The decoder's message.
+        message: String,
+    },
+}
+
+/// A decoded file: its structure as JSON, and the same as indented text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decoded {
+    /// The structure.
+    pub json: Value,
+}
+
+fn element_json(element: &Element) -> Value {
+    let attrs: serde_json::Map<String, Value> = element
+        .attrs
+        .iter()
+        .map(|(name, value)| (name.to_string(), Value::String(value.clone())))
+        .collect();
+    let mut object = serde_json::Map::new();
+    object.insert("name".into(), Value::String(element.name.to_string()));
+    if !attrs.is_empty() {
+        object.insert("attributes".into(), Value::Object(attrs));
+    }
+    let text = element.text.trim();
+    if !text.is_empty() {
+        object.insert("text".into(), Value::String(text.to_owned()));
+    }
+    if !element.children.is_empty() {
+        object.insert(
+            "children".into(),
+            Value::Array(element.children.iter().map(element_json).collect()),
+        );
+    }
+    Value::Object(object)
+}
+
+/// Splits an optional HTTP start line and header block from the body. Returns the
+/// headers (name lower-cased) and the body.
+pub fn split_http(bytes: &[u8]) -> (Vec<(String, String)>, &[u8]) {
+    let starts_http = bytes.starts_with(b"HTTP/")
+        || [&b"POST "[..], b"GET ", b"PUT "]
+            .iter()
+            .any(|method| bytes.starts_with(method));
+    if !starts_http {
+        return (Vec::new(), bytes);
+    }
+    let (head_len, sep_len) = match find(bytes, b"\r\n\r\n") {
+        Some(at) => (at, 4),
+        None => match find(bytes, b"\n\n") {
+            Some(at) => (at, 2),
+            None => (bytes.len(), 0),
+        },
+    };
+    let head = String::from_utf8_lossy(bytes.get(..head_len).unwrap_or_default());
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let body = bytes.get(head_len + sep_len..).unwrap_or_default();
+    (headers, body)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+fn debug_lines<T: std::fmt::Debug>(value: &T) -> Value {
+    Value::String(format!("{value:#?}"))
+}
+
+/// Decodes `bytes` as `kind`. `request_type` overrides the `X-RequestType` header of a
+/// MAPI/HTTP file; without either, `Execute` is assumed.
+///
+/// # Errors
+/// [`DecodeError`] naming the layout that did not fit.
+pub fn decode(
+    kind: Kind,
+    bytes: &[u8],
+    request_type: Option<&str>,
+) -> Result<Decoded, DecodeError> {
+    let (headers, body) = split_http(bytes);
+    if kind == Kind::Ews {
+        let root = parse_document(body).map_err(|error| DecodeError::Ews(error.to_string()))?;
+        let operation = root
+            .child("Body")
+            .and_then(|body| body.children.first())
+            .map(|element| element.name.to_string());
+        return Ok(Decoded {
+            json: json!({
+                "protocol": "ews",
+                "operation": operation,
+                "headers": headers_json(&headers),
+                "envelope": element_json(&root),
+            }),
+        });
+    }
+
+    let header_type = headers
+        .iter()
+        .find(|(name, _)| name == "x-requesttype")
+        .map(|(_, value)| value.as_str());
+    let type_name = request_type.or(header_type).unwrap_or("Execute");
+    let request_type = RequestType::parse(type_name);
+    let direction = if kind == Kind::MapiRequest {
+        "request"
+    } else {
+        "response"
+    };
+    let fail = |message: String| DecodeError::Mapi {
+        request_type: type_name.to_owned(),
+        direction,
+        message,
+    };
+
+    let mut out = serde_json::Map::new();
+    out.insert("protocol".into(), json!("mapi"));
+    out.insert("request_type".into(), json!(type_name));
+    out.insert("direction".into(), json!(direction));
+    out.insert("headers".into(), headers_json(&headers));
+
+    let binary = if kind == Kind::MapiResponse {
+        // A response body starts with the PROCESSING/PENDING/DONE preamble
+        // (MS-OXCMAPIHTTP 2.2.7); a body saved without it is taken as it is.
+        match parse_body(body) {
+            Ok(framed) => {
+                out.insert("keep_alives".into(), json!(framed.keep_alives));
+                out.insert("additional_headers".into(), debug_lines(&framed.headers));
+                framed.body
+            }
+            Err(_) => body.to_vec(),
+        }
+    } else {
+        body.to_vec()
+    };
+
+    match (kind, request_type) {
+        (Kind::MapiRequest, RequestType::Execute) => {
+            let request = ExecuteRequest::decode(&binary).map_err(|e| fail(e.to_string()))?;
+            out.insert("body".into(), debug_lines(&request));
+            let payload = exmux_mapihttp::ext::decode_payload(&request.rop_buffer)
+                .map_err(|e| fail(format!("rgbIn: {e}")))?;
+            let rops = exmux_mapihttp::rop::decode_request_buffer(&payload)
+                .map_err(|e| fail(format!("ROP buffer: {e}")))?;
+            out.insert(
+                "rops".into(),
+                Value::Array(rops.rops.iter().map(debug_lines).collect()),
+            );
+            out.insert("handles".into(), json!(rops.handles));
+        }
+        (Kind::MapiResponse, RequestType::Execute) => {
+            let response = ExecuteResponse::decode(&binary).map_err(|e| fail(e.to_string()))?;
+            if let MapiResponse::Success(success) = &response {
+                let payload = exmux_mapihttp::ext::decode_payload(&success.rop_buffer)
+                    .map_err(|e| fail(format!("rgbOut: {e}")))?;
+                let partial = exmux_mapihttp::rop::decode_response_buffer_partial(&payload)
+                    .map_err(|e| fail(format!("ROP buffer: {e}")))?;
+                out.insert(
+                    "rops".into(),
+                    Value::Array(partial.rops.iter().map(debug_lines).collect()),
+                );
+                out.insert("handles".into(), json!(partial.handles));
+                if let Some(stopped) = &partial.stopped {
+                    out.insert("rops_stopped".into(), debug_lines(stopped));
+                }
+            }
+            out.insert("body".into(), debug_lines(&response));
+        }
+        (Kind::MapiRequest, RequestType::Connect) => {
+            let body = ConnectRequest::decode(&binary).map_err(|e| fail(e.to_string()))?;
+            out.insert("body".into(), debug_lines(&body));
+        }
+        (Kind::MapiResponse, RequestType::Connect) => {
+            let body = ConnectResponse::decode(&binary).map_err(|e| fail(e.to_string()))?;
+            out.insert("body".into(), debug_lines(&body));
+        }
+        (Kind::MapiRequest, RequestType::Disconnect) => {
+            let body = DisconnectRequest::decode(&binary).map_err(|e| fail(e.to_string()))?;
+            out.insert("body".into(), debug_lines(&body));
+        }
+        (Kind::MapiResponse, RequestType::Disconnect) => {
+            let body = DisconnectResponse::decode(&binary).map_err(|e| fail(e.to_string()))?;
+            out.insert("body".into(), debug_lines(&body));
+        }
+        (Kind::MapiRequest, RequestType::NotificationWait) => {
+            let body = NotificationWaitRequest::decode(&binary).map_err(|e| fail(e.to_string()))?;
+            out.insert("body".into(), debug_lines(&body));
+        }
+        (Kind::MapiResponse, RequestType::NotificationWait) => {
+            let body =
+                NotificationWaitResponse::decode(&binary).map_err(|e| fail(e.to_string()))?;
+            out.insert("body".into(), debug_lines(&body));
+        }
+        (Kind::MapiRequest, RequestType::Bind) => {
+            let body = BindRequest::decode(&binary).map_err(|e| fail(e.to_string()))?;
+            out.insert("body".into(), debug_lines(&body));
+        }
+        _ => {
+            out.insert("body_len".into(), json!(binary.len()));
+            out.insert(
+                "note".into(),
+                json!("this request type's body is not decoded further"),
+            );
+        }
+    }
+    Ok(Decoded {
+        json: Value::Object(out),
+    })
+}
+
+fn headers_json(headers: &[(String, String)]) -> Value {
+    Value::Object(
+        headers
+            .iter()
+            .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+            .collect(),
+    )
+}
+
+/// Renders a decoded structure as indented text.
+pub fn to_text(value: &Value) -> String {
+    let mut out = String::new();
+    write_text(value, 0, &mut out);
+    out
+}
+
+fn write_text(value: &Value, depth: usize, out: &mut String) {
+    let indent = "  ".repeat(depth);
+    match value {
+        Value::Object(map) if map.contains_key("name") => {
+            // An XML element: name, attributes and text on one line, children below.
+            let name = map.get("name").and_then(Value::as_str).unwrap_or_default();
+            out.push_str(&indent);
+            out.push_str(name);
+            if let Some(Value::Object(attrs)) = map.get("attributes") {
+                for (key, value) in attrs {
+                    out.push_str(&format!(" {key}={}", value.as_str().unwrap_or_default()));
+                }
+            }
+            if let Some(text) = map.get("text").and_then(Value::as_str) {
+                out.push_str(": ");
+                out.push_str(text);
+            }
+            out.push('\n');
+            if let Some(Value::Array(children)) = map.get("children") {
+                for child in children {
+                    write_text(child, depth + 1, out);
+                }
+            }
+        }
+        Value::Object(map) => {
+            for (key, value) in map {
+                match value {
+                    Value::Object(inner) if inner.is_empty() => {}
+                    Value::Object(_) | Value::Array(_) => {
+                        out.push_str(&format!("{indent}{key}:\n"));
+                        write_text(value, depth + 1, out);
+                    }
+                    Value::String(text) if text.contains('\n') => {
+                        out.push_str(&format!("{indent}{key}:\n"));
+                        for line in text.lines() {
+                            out.push_str(&format!("{indent}  {line}\n"));
+                        }
+                    }
+                    Value::String(text) => out.push_str(&format!("{indent}{key}: {text}\n")),
+                    other => out.push_str(&format!("{indent}{key}: {other}\n")),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                write_text(item, depth, out);
+            }
+        }
+        Value::String(text) => {
+            for line in text.lines() {
+                out.push_str(&format!("{indent}{line}\n"));
+            }
+        }
+        other => out.push_str(&format!("{indent}{other}\n")),
+    }
+}
