@@ -310,3 +310,22 @@ fn secret_source_follows_method() {
         matches!(config.auth.secret_source(), Some(SecretSource::Env(var)) if var == "EXMUX_PASSWORD")
     );
 }
+
+#[test]
+fn missing_config_file_rejected() {
+    let error = Config::load(Path::new("/nonexistent/exmux.toml")).unwrap_err();
+    assert!(
+        matches!(&error, ConfigError::Read { path, .. } if path == Path::new("/nonexistent/exmux.toml"))
+    );
+    assert!(
+        error.to_string().contains("/nonexistent/exmux.toml"),
+        "{error}"
+    );
+}
+
+#[test]
+fn provider_secret_not_read_here() {
+    let provider = std::sync::Arc::new(exmux_core::auth::StaticToken(Secret::new("token")));
+    let error = resolve_secret(&SecretSource::Provider(provider)).unwrap_err();
+    assert!(matches!(error, ConfigError::SecretFromProvider));
+}
