@@ -17,6 +17,18 @@ pub(crate) const PID_TAG_IMPORTANCE: PropTag = PropTag(0x0017_0003);
 pub(crate) const PID_TAG_FLAG_STATUS: PropTag = PropTag(0x1090_0003);
 /// PidTagDisplayTo.
 pub(crate) const PID_TAG_DISPLAY_TO: PropTag = PropTag(0x0E04_001F);
+/// PidTagDisplayCc.
+const PID_TAG_DISPLAY_CC: PropTag = PropTag(0x0E03_001F);
+/// PidTagSenderAddressType.
+const PID_TAG_SENDER_ADDRESS_TYPE: PropTag = PropTag(0x0C1E_001F);
+/// PidTagSenderEmailAddress.
+const PID_TAG_SENDER_EMAIL_ADDRESS: PropTag = PropTag(0x0C1F_001F);
+/// PidTagSenderSmtpAddress.
+const PID_TAG_SENDER_SMTP_ADDRESS: PropTag = PropTag(0x5D01_001F);
+/// PidTagClientSubmitTime.
+const PID_TAG_CLIENT_SUBMIT_TIME: PropTag = PropTag(0x0039_0040);
+/// PidTagHtml.
+const PID_TAG_HTML: PropTag = PropTag(0x1013_0102);
 
 /// Source keys that clients chose on ICS import (MS-OXCFXICS 2.2.1.2.5), kept with the
 /// message they name. Every other message's source key is the store's replica GUID plus
@@ -163,6 +175,10 @@ pub(crate) fn item_props(store: &Store, keys: &SourceKeys, item: &Item) -> Vec<T
             PID_TAG_MESSAGE_DELIVERY_TIME,
             PropValue::Time(filetime(received)),
         ));
+        out.push((
+            PID_TAG_CLIENT_SUBMIT_TIME,
+            PropValue::Time(filetime(received)),
+        ));
     }
     match props.flag {
         FlagStatus::Flagged => out.push((PID_TAG_FLAG_STATUS, PropValue::I32(2))),
@@ -177,10 +193,18 @@ pub(crate) fn item_props(store: &Store, keys: &SourceKeys, item: &Item) -> Vec<T
         };
         out.push((PID_TAG_SENDER_NAME, string(name)));
         out.push((PID_TAG_SENT_REPRESENTING_NAME, string(name)));
+        out.push((PID_TAG_SENDER_ADDRESS_TYPE, string("SMTP")));
+        out.push((PID_TAG_SENDER_EMAIL_ADDRESS, string(&sender.address)));
+        out.push((PID_TAG_SENDER_SMTP_ADDRESS, string(&sender.address)));
     }
-    if !props.to.is_empty() {
-        let names: Vec<&str> = props
-            .to
+    for (tag, list) in [
+        (PID_TAG_DISPLAY_TO, &props.to),
+        (PID_TAG_DISPLAY_CC, &props.cc),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        let names: Vec<&str> = list
             .iter()
             .map(|m| {
                 if m.name.is_empty() {
@@ -190,12 +214,19 @@ pub(crate) fn item_props(store: &Store, keys: &SourceKeys, item: &Item) -> Vec<T
                 }
             })
             .collect();
-        out.push((PID_TAG_DISPLAY_TO, string(&names.join("; "))));
+        out.push((tag, string(&names.join("; "))));
     }
-    if let Some(body) = &props.body
-        && body.body_type == BodyType::Text
-    {
-        out.push((PID_TAG_BODY, string(&body.content)));
+    match &props.body {
+        Some(body) if body.body_type == BodyType::Text => {
+            out.push((PID_TAG_BODY, string(&body.content)));
+        }
+        Some(body) => {
+            out.push((
+                PID_TAG_HTML,
+                PropValue::Binary(body.content.clone().into_bytes()),
+            ));
+        }
+        None => {}
     }
     out.into_iter()
         .map(|(tag, value)| TaggedValue { tag, value })

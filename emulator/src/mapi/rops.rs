@@ -94,6 +94,8 @@ impl Object {
 #[derive(Debug)]
 pub(crate) struct Table {
     fid: Fid,
+    /// An attachment table. The store keeps no attachments, so it has no rows.
+    attachments: bool,
     hierarchy: bool,
     depth: bool,
     associated: bool,
@@ -315,6 +317,7 @@ fn dispatch(
             let fid = folder_of(context, handle).ok_or(error_code::NOT_SUPPORTED)?;
             let table = Table {
                 fid,
+                attachments: false,
                 hierarchy,
                 depth: hierarchy && table_flags & 0x04 != 0,
                 associated: !hierarchy && table_flags & 0x02 != 0,
@@ -327,6 +330,31 @@ fn dispatch(
             Ok(ResponseBody::RowCount(
                 u32::try_from(count).unwrap_or(u32::MAX),
             ))
+        }
+        // NOTE: the store keeps no attachment objects, so the table is always empty and
+        // RopOpenAttachment fails with ecNotSupported.
+        Q::GetAttachmentTable {
+            input_handle,
+            output_handle,
+            ..
+        } => {
+            let handle = input(context, handles, *input_handle).ok_or(null)?;
+            let Some(Object::Message(message)) = context.objects.get(&handle) else {
+                return Err(error_code::NOT_SUPPORTED);
+            };
+            let table = Table {
+                fid: message.folder,
+                attachments: true,
+                hierarchy: false,
+                depth: false,
+                associated: false,
+                columns: Vec::new(),
+                position: 0,
+            };
+            let handle = context.insert(Object::Table(table));
+            set_output(handles, *output_handle, handle);
+            // A RopGetAttachmentTable response has no fields (MS-OXCROPS 2.2.6.13.2).
+            Ok(ResponseBody::Empty)
         }
         Q::SetColumns {
             input_handle, tags, ..
@@ -1049,6 +1077,9 @@ fn logon(env: &Env<'_>, logon_flags: u8) -> LogonResponse {
 /// The rows of a table: folder or item properties, in id order.
 fn table_rows(env: &Env<'_>, table: &Table) -> Vec<Vec<TaggedValue>> {
     let store = &*env.store;
+    if table.attachments {
+        return Vec::new();
+    }
     if table.hierarchy {
         let folders: Vec<&crate::store::Folder> = if table.depth {
             store

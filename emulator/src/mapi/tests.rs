@@ -1509,6 +1509,86 @@ fn checkpoint_excludes_own_read_changes() {
     assert_eq!(read_changes(&download(&mut client, &state)), 1);
 }
 
+#[test]
+fn fetch_message_props_and_attachments() {
+    let rig = rig(Quirks::default());
+    let inbox = rig.inbox();
+    let mid = {
+        let mut store = rig.store();
+        let new = NewItem {
+            content: NewItemContent::Props(ItemProps {
+                subject: "hello".to_owned(),
+                sender: Some(crate::store::Mailbox::new("Ann", "ann@example.test")),
+                ..ItemProps::default()
+            }),
+            ..NewItem::default()
+        };
+        store.create_item(SessionId::SYSTEM, inbox, new).unwrap().id
+    };
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, inbox);
+    client.handles.resize(4, 0xFFFF_FFFF);
+    let responses = client.execute(&[
+        RopRequest::OpenMessage {
+            logon_id: 0,
+            input_handle: 0,
+            output_handle: 2,
+            code_page_id: 0x0FFF,
+            folder_id: ObjectId(inbox.to_u64()),
+            open_mode_flags: 0,
+            message_id: ObjectId(mid.to_u64()),
+        },
+        RopRequest::GetPropertiesAll {
+            logon_id: 0,
+            input_handle: 2,
+            property_size_limit: 0,
+            want_unicode: 1,
+        },
+        RopRequest::GetAttachmentTable {
+            logon_id: 0,
+            input_handle: 2,
+            output_handle: 3,
+            table_flags: 0x40,
+        },
+        RopRequest::SetColumns {
+            logon_id: 0,
+            input_handle: 3,
+            set_columns_flags: 0,
+            tags: vec![PID_TAG_ATTACH_NUMBER],
+        },
+        RopRequest::QueryRows {
+            logon_id: 0,
+            input_handle: 3,
+            query_rows_flags: 0,
+            forward_read: true,
+            row_count: 0x100,
+        },
+    ]);
+    ok(&responses);
+    let ResponseBody::PropertyValues(values) = &result(&responses[1]).body else {
+        panic!("not property values");
+    };
+    let find = |tag: u32| {
+        values
+            .iter()
+            .find(|v| v.tag.0 == tag)
+            .map(|v| v.value.clone())
+    };
+    assert_eq!(
+        find(0x5D01_001F),
+        Some(PropValue::Unicode("ann@example.test".to_owned()))
+    );
+    assert_eq!(
+        find(PID_TAG_SUBJECT.0),
+        Some(PropValue::Unicode("hello".to_owned()))
+    );
+    let ResponseBody::QueryRows { rows, .. } = &result(&responses[4]).body else {
+        panic!("not rows");
+    };
+    assert!(rows.is_empty(), "the store keeps no attachments");
+}
+
 /// The real exchanges of the open-source server, compared structure by structure with
 /// the front end's responses to the same request bytes.
 mod captures {
