@@ -602,3 +602,129 @@ async fn notification_wait_held_for_minutes_then_delivers_a_notice() {
     );
     drop(waiter);
 }
+
+/// Returns the items of an EWS SyncFolderItems from scratch, created or updated.
+async fn ews_items(client: &exmux_ews::client::EwsClient) -> Vec<exmux_ews::types::Item> {
+    use exmux_ews::ops::Shape;
+    use exmux_ews::ops::sync::{SyncChange, SyncFolderItems};
+    use exmux_ews::types::{BaseShape, DistinguishedFolder, FolderRef};
+    let response = client
+        .call(&SyncFolderItems {
+            shape: Shape::base(BaseShape::IdOnly),
+            folder: FolderRef::distinguished(DistinguishedFolder::Inbox),
+            sync_state: None,
+            ignore: Vec::new(),
+            max_changes: 512,
+        })
+        .await
+        .unwrap()
+        .into_single("SyncFolderItems")
+        .unwrap();
+    response
+        .changes
+        .into_iter()
+        .filter_map(|change| match change {
+            SyncChange::Create(item) | SyncChange::Update(item) => Some(item),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Returns the MAPI message id an EWS ItemId carries in its entry id.
+fn mapi_id_of(item: &exmux_ews::types::Item) -> u64 {
+    let id = exmux_ews::ids::decode_ews_id(&item.item_id.as_ref().unwrap().id).unwrap();
+    id.message.unwrap().counter()
+}
+
+#[tokio::test]
+async fn mapi_change_seen_over_ews_and_back() {
+    let rig = rig(Quirks::default()).await;
+    let mid = deliver(&rig, "both protocols");
+    exmux_emulator::ews::EwsFrontEnd::install(&rig.emulator);
+    let ews = exmux_ews::client::EwsClient::builder(
+        rig.emulator.ews_url(),
+        "user1@example.test",
+        Credentials::Basic {
+            username: "user1@example.test".to_owned(),
+            password: Secret::new("password1"),
+        },
+    )
+    .clock(Arc::new(rig.clock.clone()))
+    .build()
+    .unwrap();
+    let session = session(&rig, CodeNumbering::Spec);
+    let inbox = inbox(&rig);
+
+    // A change made over MAPI with exmux's change key is seen over EWS with the same
+    // id and the same change key.
+    let base = session
+        .sync_contents(inbox, &SyncState::default())
+        .await
+        .unwrap();
+    let item = base
+        .changes
+        .iter()
+        .find(|c| c.message_id == Some(mid))
+        .unwrap();
+    let xid = XidSource::new(EXMUX_GUID, 500).next();
+    session
+        .import_message_change(
+            inbox,
+            &base.state,
+            MessageImport {
+                source_key: item.source_key.clone(),
+                previous: item.predecessors.clone().unwrap_or_default(),
+                change_key: xid,
+                set: vec![TaggedValue {
+                    tag: tags::PID_TAG_SUBJECT,
+                    value: PropValue::Unicode("changed over MAPI".to_owned()),
+                }],
+                last_modified: 134_000_000_000_000_000,
+            },
+        )
+        .await
+        .unwrap();
+    let items = ews_items(&ews).await;
+    let seen = items
+        .iter()
+        .find(|i| mapi_id_of(i) == mid.globcnt().get())
+        .expect("the item over EWS");
+    let key = exmux_ews::ids::decode_change_key(
+        seen.item_id.as_ref().unwrap().change_key.as_ref().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(key, xid.to_vec());
+
+    // A change made over EWS is seen over MAPI with the same change key.
+    use exmux_ews::ops::items::{ItemUpdate, UpdateItem};
+    use exmux_ews::types::{ConflictResolution, MessageDisposition};
+    let checkpoint = session.sync_contents(inbox, &base.state).await.unwrap();
+    let updated = ews
+        .call(&UpdateItem {
+            conflict_resolution: ConflictResolution::AlwaysOverwrite,
+            disposition: MessageDisposition::SaveOnly,
+            changes: vec![(
+                seen.item_id.clone().unwrap(),
+                vec![ItemUpdate::SetCategories(vec!["Blue".to_owned()])],
+            )],
+        })
+        .await
+        .unwrap();
+    let new_id = updated
+        .into_single("UpdateItem")
+        .unwrap()
+        .item_id
+        .unwrap();
+    let ews_key = exmux_ews::ids::decode_change_key(new_id.change_key.as_ref().unwrap()).unwrap();
+    let sync = session
+        .sync_contents(inbox, &checkpoint.state)
+        .await
+        .unwrap();
+    let change = sync
+        .changes
+        .iter()
+        .find(|c| c.message_id == Some(mid))
+        .expect("the EWS change over MAPI");
+    assert_eq!(change.change_key.as_ref(), Some(&ews_key));
+    assert!(change.predecessors.as_ref().unwrap().xids().contains(&xid));
+}
