@@ -78,6 +78,9 @@ pub struct Quirks {
     /// `notify_out_of_order`: after a RopPending, deliver the remaining notifications of
     /// the context in reverse order.
     pub notify_out_of_order: bool,
+    /// `gromox_framing`: send keep-alives as a bare `PENDING` without a line end, repeat
+    /// `PROCESSING` before `DONE`, and give X-ElapsedTime in seconds.
+    pub gromox_framing: bool,
 }
 
 impl Quirks {
@@ -91,6 +94,7 @@ impl Quirks {
             foreign_logon_replica: true,
             deletions_as_out_of_scope: true,
             notify_out_of_order: true,
+            gromox_framing: true,
         }
     }
 }
@@ -802,19 +806,9 @@ impl MapiFrontEnd {
             Outcome::Drop => drop_connection_response(),
             Outcome::Rejected { failure, code } => self.rejected_response(&echo, failure, code),
             Outcome::Reply { set_cookies, body } => {
-                let elapsed = self.state.clock.now_millis().saturating_sub(started);
                 let (sender, stream) = ResponseBody::channel(4);
                 let response = self.success_head(&echo, &set_cookies, stream);
-                let mut tail = Vec::with_capacity(body.len() + 96);
-                tail.extend_from_slice(b"DONE\r\n");
-                tail.extend_from_slice(
-                    format!(
-                        "X-ElapsedTime: {elapsed}\r\nX-StartTime: {}\r\n\r\n",
-                        http_date(started)
-                    )
-                    .as_bytes(),
-                );
-                tail.extend_from_slice(&body);
+                let tail = self.final_chunk(started, &body);
                 tokio::spawn(async move {
                     if sender
                         .send(Bytes::from_static(b"PROCESSING\r\n"))
@@ -872,11 +866,12 @@ impl MapiFrontEnd {
             while keep_alives_sent < due {
                 // The context stays alive while its NotificationWait is parked.
                 self.touch(context);
-                if sender
-                    .send(Bytes::from_static(b"PENDING\r\n"))
-                    .await
-                    .is_err()
-                {
+                let keep_alive: &'static [u8] = if self.options.quirks.gromox_framing {
+                    b"PENDING"
+                } else {
+                    b"PENDING\r\n"
+                };
+                if sender.send(Bytes::from_static(keep_alive)).await.is_err() {
                     return;
                 }
                 keep_alives_sent += 1;
@@ -895,19 +890,33 @@ impl MapiFrontEnd {
         })
         .encode()
         .unwrap_or_default();
-        let now = self.state.clock.now_millis();
-        let mut tail = Vec::new();
+        let tail = self.final_chunk(started, &body);
+        let _ = sender.send(Bytes::from(tail)).await;
+    }
+
+    /// Builds the last chunk of a success response: DONE, the additional headers
+    /// (MS-OXCMAPIHTTP 2.2.3.3.7 and 2.2.3.3.8), the empty line and the binary body.
+    fn final_chunk(&self, started: u64, body: &[u8]) -> Vec<u8> {
+        let elapsed_ms = self.state.clock.now_millis().saturating_sub(started);
+        let mut tail = Vec::with_capacity(body.len() + 96);
+        let elapsed = if self.options.quirks.gromox_framing {
+            // That server repeats PROCESSING before DONE and counts X-ElapsedTime in
+            // seconds.
+            tail.extend_from_slice(b"PROCESSING\r\n");
+            elapsed_ms / 1000
+        } else {
+            elapsed_ms
+        };
         tail.extend_from_slice(b"DONE\r\n");
         tail.extend_from_slice(
             format!(
-                "X-ElapsedTime: {}\r\nX-StartTime: {}\r\n\r\n",
-                now.saturating_sub(started),
+                "X-ElapsedTime: {elapsed}\r\nX-StartTime: {}\r\n\r\n",
                 http_date(started)
             )
             .as_bytes(),
         );
-        tail.extend_from_slice(&body);
-        let _ = sender.send(Bytes::from(tail)).await;
+        tail.extend_from_slice(body);
+        tail
     }
 
     fn common_headers(&self, headers: &mut HeaderMap, echo: &EchoHeaders, code: u32) {

@@ -1589,6 +1589,36 @@ fn fetch_message_props_and_attachments() {
     assert!(rows.is_empty(), "the store keeps no attachments");
 }
 
+#[tokio::test]
+async fn quirk_gromox_framing() {
+    let rig = rig(Quirks {
+        gromox_framing: true,
+        ..Quirks::default()
+    });
+    let inbox = rig.inbox();
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, inbox);
+    register_inbox(&mut client, inbox, 2);
+
+    let mut chunks = start_wait(&rig, &client.cookies).await;
+    assert_eq!(next_chunk(&mut chunks).await, "PROCESSING\r\n");
+    rig.clock.advance(Duration::from_secs(31));
+    assert_eq!(next_chunk(&mut chunks).await, "PENDING");
+    rig.add_item("wake up");
+    let tail = next_chunk(&mut chunks).await;
+    assert!(tail.starts_with(b"PROCESSING\r\nDONE\r\nX-ElapsedTime: 31\r\n"));
+
+    // The codec's reader accepts the whole body as that server sends it.
+    let mut whole = b"PROCESSING\r\nPENDING".to_vec();
+    whole.extend_from_slice(&tail);
+    let framed = exmux_mapihttp::http::parse_body(&whole).unwrap();
+    let Response::Success(success) = NotificationWaitResponse::decode(&framed.body).unwrap() else {
+        panic!("NotificationWait failed");
+    };
+    assert_eq!(success.event_pending, 1);
+}
+
 /// The real exchanges of the open-source server, compared structure by structure with
 /// the front end's responses to the same request bytes.
 mod captures {
