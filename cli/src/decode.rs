@@ -111,8 +111,35 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|window| window == needle)
 }
 
+/// Formats a decoded value with `{:#?}`, keeping byte arrays on one line each.
 fn debug_lines<T: std::fmt::Debug>(value: &T) -> Value {
-    Value::String(format!("{value:#?}"))
+    let pretty = format!("{value:#?}");
+    let mut out = String::with_capacity(pretty.len());
+    let mut in_numbers = false;
+    for line in pretty.lines() {
+        let trimmed = line.trim();
+        let is_number = trimmed
+            .strip_suffix(',')
+            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+        if is_number {
+            if in_numbers {
+                out.push(' ');
+            } else {
+                out.push_str(line.trim_end());
+                in_numbers = true;
+                continue;
+            }
+            out.push_str(trimmed);
+            continue;
+        }
+        if in_numbers {
+            out.push('\n');
+            in_numbers = false;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    Value::String(out)
 }
 
 /// Decodes `bytes` as `kind`. `request_type` overrides the `X-RequestType` header of a
@@ -129,7 +156,9 @@ pub fn decode(
     if kind == Kind::Ews {
         let root = parse_document(body).map_err(|error| DecodeError::Ews(error.to_string()))?;
         let operation = root
-            .child("Body")
+            .children
+            .iter()
+            .find(|child| child.name == "Body")
             .and_then(|body| body.children.first())
             .map(|element| element.name.to_string());
         return Ok(Decoded {
