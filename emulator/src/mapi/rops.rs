@@ -324,7 +324,7 @@ fn dispatch(
                 columns: Vec::new(),
                 position: 0,
             };
-            let count = table_rows(env, &table).len();
+            let (_, count) = table_rows(env, &table, 0, 0);
             let handle = context.insert(Object::Table(table));
             set_output(handles, *output_handle, handle);
             Ok(ResponseBody::RowCount(
@@ -396,7 +396,8 @@ fn dispatch(
             let Some(Object::Table(table)) = context.objects.get_mut(&handle) else {
                 return Err(error_code::NOT_SUPPORTED);
             };
-            let total = i64::try_from(table_rows(env, table).len()).unwrap_or(i64::MAX);
+            let (_, total) = table_rows(env, table, 0, 0);
+            let total = i64::try_from(total).unwrap_or(i64::MAX);
             let start = match origin {
                 0 => 0,
                 2 => total,
@@ -1074,11 +1075,18 @@ fn logon(env: &Env<'_>, logon_flags: u8) -> LogonResponse {
     }
 }
 
-/// The rows of a table: folder or item properties, in id order.
-fn table_rows(env: &Env<'_>, table: &Table) -> Vec<Vec<TaggedValue>> {
+/// Returns up to `count` rows of a table from row `start` (folder or item properties, in
+/// id order) and the table's total row count. Only the returned rows are built, so
+/// paging through a large folder stays linear.
+fn table_rows(
+    env: &Env<'_>,
+    table: &Table,
+    start: usize,
+    count: usize,
+) -> (Vec<Vec<TaggedValue>>, usize) {
     let store = &*env.store;
     if table.attachments {
-        return Vec::new();
+        return (Vec::new(), 0);
     }
     if table.hierarchy {
         let folders: Vec<&crate::store::Folder> = if table.depth {
@@ -1090,23 +1098,29 @@ fn table_rows(env: &Env<'_>, table: &Table) -> Vec<Vec<TaggedValue>> {
         } else {
             store.child_folders(table.fid)
         };
-        return folders
+        let total = folders.len();
+        let rows = folders
             .into_iter()
+            .skip(start)
+            .take(count)
             .map(|folder| props::folder_props(store, folder))
             .collect();
+        return (rows, total);
     }
     let options = crate::store::ListOptions {
-        offset: 0,
-        max_entries: usize::MAX,
+        offset: start,
+        max_entries: count,
         associated: table.associated,
     };
     store
         .list_items(table.fid, options)
         .map(|page| {
-            page.items
+            let rows = page
+                .items
                 .into_iter()
                 .map(|item| props::item_props(store, &env.shared.keys, item))
-                .collect()
+                .collect();
+            (rows, page.total)
         })
         .unwrap_or_default()
 }
@@ -1115,15 +1129,12 @@ fn query_rows(env: &Env<'_>, table: &mut Table, flags: u8, count: u16) -> RopOut
     if table.columns.is_empty() {
         return Err(error_code::NULL_OBJECT);
     }
-    let rows = table_rows(env, table);
+    let (rows, total) = table_rows(env, table, table.position, usize::from(count));
     let mut out = Vec::new();
     let mut bytes = 0;
-    let mut position = table.position.min(rows.len());
+    let mut position = table.position.min(total);
     // NOTE: backward reads (ForwardRead 0) are served forward.
-    while out.len() < usize::from(count) {
-        let Some(values) = rows.get(position) else {
-            break;
-        };
+    for values in &rows {
         let row = row_over(values, &table.columns);
         let mut encoded = Vec::new();
         row.encode(&mut encoded, &table.columns);
@@ -1137,7 +1148,7 @@ fn query_rows(env: &Env<'_>, table: &mut Table, flags: u8, count: u16) -> RopOut
     if flags & 0x01 == 0 {
         table.position = position;
     }
-    let origin = if position >= rows.len() {
+    let origin = if position >= total {
         2
     } else if position == 0 {
         0

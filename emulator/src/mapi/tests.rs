@@ -111,6 +111,8 @@ struct Client<'r> {
     endpoint: Endpoint,
     cookies: HashMap<String, String>,
     handles: Vec<u32>,
+    /// Column sets of tables set in earlier batches, by handle index.
+    columns: HashMap<u8, Vec<PropTag>>,
 }
 
 impl<'r> Client<'r> {
@@ -120,6 +122,7 @@ impl<'r> Client<'r> {
             endpoint: Endpoint::Emsmdb,
             cookies: HashMap::new(),
             handles: Vec::new(),
+            columns: HashMap::new(),
         }
     }
 
@@ -195,7 +198,7 @@ impl<'r> Client<'r> {
         let payload = ext::decode_payload(&success.rop_buffer).unwrap();
         let context = ResponseContext {
             requests,
-            columns: HashMap::new(),
+            columns: self.columns.clone(),
         };
         let decoded = rop::decode_response_buffer(&payload, &context).unwrap();
         self.handles = decoded.handles;
@@ -1617,6 +1620,72 @@ async fn quirk_gromox_framing() {
         panic!("NotificationWait failed");
     };
     assert_eq!(success.event_pending, 1);
+}
+
+#[test]
+fn contents_table_pages_and_seeks() {
+    let rig = rig(Quirks::default());
+    for i in 0..250 {
+        rig.add_item(&format!("item {i}"));
+    }
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, rig.inbox());
+    client.handles.resize(3, 0xFFFF_FFFF);
+    let responses = client.execute(&[
+        RopRequest::GetContentsTable {
+            logon_id: 0,
+            input_handle: 1,
+            output_handle: 2,
+            table_flags: 0x40,
+        },
+        RopRequest::SetColumns {
+            logon_id: 0,
+            input_handle: 2,
+            set_columns_flags: 0,
+            tags: vec![PID_TAG_SUBJECT],
+        },
+    ]);
+    ok(&responses);
+    assert_eq!(result(&responses[0]).body, ResponseBody::RowCount(250));
+
+    let query = RopRequest::QueryRows {
+        logon_id: 0,
+        input_handle: 2,
+        query_rows_flags: 0,
+        forward_read: true,
+        row_count: 100,
+    };
+    let page = |client: &mut Client<'_>| {
+        let responses = client.execute(std::slice::from_ref(&query));
+        let ResponseBody::QueryRows { origin, rows } = &result(&responses[0]).body else {
+            panic!("not rows");
+        };
+        (
+            *origin,
+            rows.len(),
+            rows.first().and_then(|r| r.cells[0].value().cloned()),
+        )
+    };
+    client.columns.insert(2, vec![PID_TAG_SUBJECT]);
+    let first = page(&mut client);
+    assert_eq!((first.0, first.1), (1, 100));
+    assert_eq!(first.2, Some(PropValue::Unicode("item 0".to_owned())));
+    assert_eq!(page(&mut client).1, 100);
+    let last = page(&mut client);
+    assert_eq!((last.0, last.1), (2, 50));
+
+    let responses = client.execute(&[RopRequest::SeekRow {
+        logon_id: 0,
+        input_handle: 2,
+        origin: 0,
+        row_count: 240,
+        want_row_moved_count: true,
+    }]);
+    ok(&responses);
+    let tail = page(&mut client);
+    assert_eq!((tail.0, tail.1), (2, 10));
+    assert_eq!(tail.2, Some(PropValue::Unicode("item 240".to_owned())));
 }
 
 /// The real exchanges of the open-source server, compared structure by structure with
