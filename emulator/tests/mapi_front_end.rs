@@ -89,5 +89,14 @@ async fn connect_and_ping_over_loopback() {
     assert_eq!(orphan.status(), 200);
     assert_eq!(orphan.headers()["x-responsecode"], "13");
 
+    // Only POST is a MAPI/HTTP request (X-ResponseCode 2, invalid verb).
+    let get = client
+        .get(&url)
+        .basic_auth("user1@example.test", Some("password1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.headers()["x-responsecode"], "2");
+
     emulator.shutdown().await;
 }
