@@ -339,7 +339,23 @@ impl MapiFrontEnd {
     }
 
     /// Creates a front end and mounts it under [`MAPI_EMSMDB_PATH`] and
-    /// [`MAPI_NSPI_PATH`] of a running emulator, replacing what was there.
+    /// [`MAPI_NSPI_PATH`] of a running emulator, replacing what was there. The emulator
+    /// starts with a default front end mounted; mount another one to switch quirks on or
+    /// to reach its fault switches.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), exmux_emulator::server::EmulatorError> {
+    /// use exmux_emulator::mapi::{MapiFrontEnd, MapiOptions, Quirks};
+    /// use exmux_emulator::server::{Emulator, EmulatorOptions};
+    ///
+    /// let emulator = Emulator::start(EmulatorOptions::default()).await?;
+    /// let mut options = MapiOptions::default();
+    /// options.quirks = Quirks::gromox();
+    /// let front = MapiFrontEnd::mount(&emulator, options);
+    /// front.faults().expire_next_context();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn mount(handle: &EmulatorHandle, options: MapiOptions) -> Arc<MapiFrontEnd> {
         let front = MapiFrontEnd::new(Arc::clone(handle.state()), options);
         handle.mount(
