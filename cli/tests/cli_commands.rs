@@ -1,0 +1,192 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The `exmux` binary: help for every command, exit codes, and errors that name the
+//! value and the fix.
+
+use std::process::{Command, Output};
+
+fn exmux(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_exmux"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn every_command_has_help() {
+    let top = exmux(&["--help"]);
+    assert!(top.status.success());
+    let text = stdout(&top);
+    for command in [
+        "demo",
+        "sync",
+        "watch",
+        "capabilities",
+        "decode",
+        "discover",
+        "emulator",
+    ] {
+        assert!(text.contains(command), "top-level help lacks {command}");
+        let help = exmux(&[command, "--help"]);
+        assert!(help.status.success(), "{command} --help failed");
+        assert!(stdout(&help).contains("Usage: exmux"), "{command}");
+    }
+    assert!(text.contains("Exit codes"), "{text}");
+    assert!(stdout(&exmux(&["sync", "--help"])).contains(".state.json"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let output = exmux(&["demo", "--routing", "imap"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("imap"));
+}
+
+#[test]
+fn missing_config_names_the_file_and_exits_2() {
+    let output = exmux(&["sync", "--config", "/nonexistent/exmux.toml"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("/nonexistent/exmux.toml"));
+}
+
+#[test]
+fn capabilities_print_the_table_and_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("exmux.toml");
+    std::fs::write(
+        &config,
+        "[server]\nmailbox = \"user1@example.test\"\n\
+         [auth]\nmethod = \"basic\"\nusername = \"user1@example.test\"\npassword_env = \"EXMUX_UNSET_FOR_TEST\"\n\
+         [routing]\npreset = \"hybrid\"\n",
+    )
+    .unwrap();
+    let output = exmux(&["capabilities", "--config", config.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("sync_items"));
+    assert!(text.contains("fetch            ews"), "{text}");
+    assert!(text.contains("no endpoint configured"), "{text}");
+}
+
+#[test]
+fn decode_reads_a_committed_capture() {
+    let capture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../captures/ews/012-UpdateItem-mark-read.request.body"
+    );
+    let output = exmux(&["decode", "ews", capture, "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["operation"], "UpdateItem");
+
+    let garbage = exmux(&["decode", "mapi-request", "/dev/null"]);
+    assert_eq!(garbage.status.code(), Some(1));
+    assert!(
+        stderr(&garbage).contains("--request-type"),
+        "{}",
+        stderr(&garbage)
+    );
+}
+
+#[test]
+fn demo_json_has_the_summary_keys() {
+    let output = exmux(&["demo", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for key in [
+        "routing",
+        "remote_delivered",
+        "own_dropped",
+        "superseded_dropped",
+        "full_resyncs",
+        "replica_matches_server",
+    ] {
+        assert!(json.get(key).is_some(), "missing {key}: {json}");
+    }
+    assert_eq!(json["replica_matches_server"], true);
+    assert_eq!(json["full_resyncs"], 0);
+
+    let hybrid = exmux(&["demo", "--routing", "hybrid", "--json"]);
+    assert_eq!(hybrid.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&hybrid.stdout).unwrap();
+    assert_eq!(json["available"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_twice_reports_only_what_changed() {
+    let handle = exmux::emulator::start("127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("exmux.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nmailbox = \"user1@example.test\"\news_url = \"{}\"\n\
+             [auth]\nmethod = \"basic\"\nusername = \"user1@example.test\"\npassword_env = \"EXMUX_TEST_PASSWORD\"\n\
+             [routing]\npreset = \"ews\"\n",
+            handle.ews_url()
+        ),
+    )
+    .unwrap();
+    let run = |config: std::path::PathBuf| async move {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_exmux"))
+                .args(["sync", "--config", config.to_str().unwrap()])
+                .env("EXMUX_TEST_PASSWORD", exmux::emulator::PASSWORD)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+
+    let first = run(config.clone()).await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stdout(&first).contains("(first run)"), "{}", stdout(&first));
+    assert!(dir.path().join("exmux.toml.state.json").exists());
+
+    // A message arrives between the runs.
+    let client = exmux_ews::client::EwsClient::builder(
+        handle.ews_url(),
+        exmux::emulator::MAILBOX,
+        exmux_core::auth::Credentials::Basic {
+            username: exmux::emulator::MAILBOX.to_owned(),
+            password: exmux_core::Secret::new(exmux::emulator::PASSWORD),
+        },
+    )
+    .build()
+    .unwrap();
+    let mut item = exmux_ews::types::Item::new(exmux_ews::types::ItemKind::Message);
+    item.mime_content = Some(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        "Subject: between runs\r\n\r\nHi.\r\n",
+    ));
+    client
+        .call(&exmux_ews::ops::items::CreateItem {
+            disposition: Some(exmux_ews::types::MessageDisposition::SaveOnly),
+            saved_folder: Some(exmux_ews::types::FolderRef::distinguished(
+                exmux_ews::types::DistinguishedFolder::Inbox,
+            )),
+            items: vec![item],
+        })
+        .await
+        .unwrap();
+
+    let second = run(config).await;
+    assert!(second.status.success(), "{}", stderr(&second));
+    let text = stdout(&second);
+    assert!(!text.contains("(first run)"), "{text}");
+    assert!(
+        text.contains(": 1 new or changed, 0 read-state changes, 0 deleted"),
+        "{text}"
+    );
+    handle.shutdown().await;
+}
