@@ -35,6 +35,7 @@ const LOGON_REPL_GUID: Guid = Guid([0x55; 16]);
 const INBOX: u64 = 0x10;
 const USER_DN: &str = "/o=exmux/ou=Exchange Administrative Group/cn=Recipients/cn=user1";
 const PASSWORD: &str = "mock-password-7f3a";
+const COOKIE_SECRET: &str = "8f2e7781cookie";
 
 fn oid(counter: u64) -> ObjectId {
     ObjectId::from_parts(1, GlobCnt::new(counter).unwrap())
@@ -69,6 +70,7 @@ struct Mock {
     own_numbering: bool,
     events_queued: Vec<Notification>,
     nw_hold_until: Option<u64>,
+    expire_after_first_buffer: bool,
     log: Vec<String>,
     authorizations: Vec<String>,
     cookies_seen: Vec<String>,
@@ -395,6 +397,9 @@ impl Mock {
                     ok(ResponseBody::Empty)
                 }
                 RopRequest::FastTransferSourceGetBuffer { input_handle, .. } => {
+                    if std::mem::take(&mut self.expire_after_first_buffer) {
+                        self.expire_next = true;
+                    }
                     let h = input(&handles, *input_handle);
                     let messages_stream = match self.objects.get(&h) {
                         Some(Obj::Sync {
@@ -745,7 +750,7 @@ fn answer(
             b"<html>proxy</html>".to_vec(),
         );
     }
-    let sid = format!("sid={}", m.sid);
+    let sid = format!("sid=ctx{}-{COOKIE_SECRET}", m.sid);
     let seq = format!("sequence={}", m.sequence);
     let connect = kind.eq_ignore_ascii_case("Connect");
     if kind.eq_ignore_ascii_case("PING") {
@@ -821,7 +826,10 @@ fn answer(
         .encode()
         .unwrap()
     };
-    headers.push(("Set-Cookie".to_owned(), format!("sid={}", m.sid)));
+    headers.push((
+        "Set-Cookie".to_owned(),
+        format!("sid=ctx{}-{COOKIE_SECRET}", m.sid),
+    ));
     headers.push(("Set-Cookie".to_owned(), format!("sequence={}", m.sequence)));
     ("200 OK", headers, preamble(&reply))
 }
@@ -1104,32 +1112,28 @@ async fn session_expiry_in_the_middle_of_a_download_loses_no_change() {
     add_message(&server, 0x601, "a");
     add_message(&server, 0x602, "b");
     session.connect().await.unwrap();
-    // The download needs two GetBuffer calls; the context expires before the second.
-    let s2 = session.clone();
-    let handle =
-        tokio::spawn(async move { s2.sync_contents(oid(INBOX), &SyncState::default()).await });
-    // Expire after the first batch of the download has been answered.
-    loop {
-        let done = server
-            .mock
-            .lock()
-            .unwrap()
-            .log
-            .iter()
-            .filter(|l| l.as_str() == "RopFastTransferSourceGetBuffer")
-            .count();
-        if done >= 1 {
-            server.mock.lock().unwrap().expire_next = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    let sync = handle.await.unwrap().unwrap();
+    // The download needs two GetBuffer calls; the context expires right after the
+    // first one is answered.
+    server.mock.lock().unwrap().expire_after_first_buffer = true;
+    let sync = session
+        .sync_contents(oid(INBOX), &SyncState::default())
+        .await
+        .unwrap();
     let mut mids: Vec<_> = sync.changes.iter().filter_map(|c| c.message_id).collect();
     mids.sort_by_key(|m| m.0);
     mids.dedup();
     assert_eq!(mids.len(), 2);
-    assert!(session.reconnect_count() <= 1);
+    assert_eq!(session.reconnect_count(), 1);
+    // The download started over: three GetBuffer calls in all.
+    let buffers = server
+        .mock
+        .lock()
+        .unwrap()
+        .log
+        .iter()
+        .filter(|l| l.as_str() == "RopFastTransferSourceGetBuffer")
+        .count();
+    assert_eq!(buffers, 3);
 }
 
 #[tokio::test]
@@ -1353,4 +1357,72 @@ async fn compose_mime_from_a_structured_message() {
     assert_eq!(back.body_text.as_deref().map(str::trim), Some("hello"));
     assert_eq!(back.attachments.len(), 1);
     assert_eq!(back.attachments[0].data, vec![1, 2, 3]);
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn secrets_stay_out_of_logs_and_errors() {
+    use base64::Engine as _;
+    // A global subscriber: a scoped one misses events whose call sites other test
+    // threads registered first. Every test of this binary then logs into the buffer,
+    // which only widens the check.
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    let captured = CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+            captured
+        })
+        .clone();
+
+    let server = start().await;
+    let session = session(&server);
+    add_message(&server, 0x300, "logged");
+    let info = session.connect().await.unwrap();
+    session
+        .sync_contents(info.inbox(), &SyncState::default())
+        .await
+        .unwrap();
+    server.mock.lock().unwrap().expire_next = true;
+    session
+        .hierarchy_table(info.ipm_subtree(), false)
+        .await
+        .unwrap();
+    server.mock.lock().unwrap().no_code_next = true;
+    let error = session
+        .delete_messages(info.inbox(), &[oid(0x300)])
+        .await
+        .unwrap_err();
+    session.disconnect().await.unwrap();
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("reconnecting"), "the reconnect is logged");
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("user1@example.test:{PASSWORD}"));
+    for secret in [PASSWORD, basic.as_str(), COOKIE_SECRET] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+        assert!(
+            !format!("{error} {error:?}").contains(secret),
+            "a secret reached an error"
+        );
+    }
 }

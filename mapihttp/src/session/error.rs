@@ -65,6 +65,16 @@ pub enum SessionError {
         /// The code that ended the old context.
         code: ResponseCode,
     },
+    /// The session context was replaced while a batch used raw server handles of the
+    /// old one (a table, a download or upload context), which died with it. The session
+    /// is connected again; start the operation over.
+    #[error(
+        "{operation}: the session context was replaced and the server objects this request used are gone; start the operation again"
+    )]
+    HandlesLost {
+        /// The operation.
+        operation: &'static str,
+    },
     /// The response body could not be read or decoded.
     #[error("{operation}: malformed response: {reason}")]
     Protocol {
@@ -156,7 +166,10 @@ impl SessionError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable { .. } | Self::Transport { .. } | Self::WriteNotReplayed { .. }
+            Self::Unavailable { .. }
+                | Self::Transport { .. }
+                | Self::WriteNotReplayed { .. }
+                | Self::HandlesLost { .. }
         )
     }
 

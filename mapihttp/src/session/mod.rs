@@ -601,6 +601,9 @@ impl MapiSession {
                     }
                     self.reconnect(&mut ctx, code).await?;
                     reconnected = true;
+                    if batch.slots.iter().any(|s| matches!(s, HandleRef::Raw(_))) {
+                        return Err(SessionError::HandlesLost { operation });
+                    }
                     if replay == Replay::Never {
                         return Err(SessionError::WriteNotReplayed { operation, code });
                     }

@@ -597,12 +597,15 @@ impl MapiSession {
                 forward_read: true,
                 row_count: 0x200,
             });
-            let result = self.execute(operation, &next, Replay::Safe).await?;
-            if result.generation != generation {
+            let result = match self.execute(operation, &next, Replay::Safe).await {
+                Err(SessionError::HandlesLost { .. }) => None,
+                other => Some(other?),
+            };
+            let Some(result) = result.filter(|r| r.generation == generation) else {
                 // The context was replaced: the table died with it. Start over.
                 return Box::pin(self.table(operation, folder, hierarchy, table_flags, columns))
                     .await;
-            }
+            };
             last = ok(&result, 0, operation)?.clone();
         }
         self.release_raw(&[Some(table), folder_handle]).await;
@@ -751,8 +754,12 @@ impl MapiSession {
                 let mut next = Batch::new();
                 let slot = next.input(HandleRef::Raw(sync));
                 next.push(get_buffer(slot));
-                let result = self.execute(operation, &next, Replay::Safe).await?;
-                if result.generation != generation {
+                let result = match self.execute(operation, &next, Replay::Safe).await {
+                    Err(SessionError::HandlesLost { .. }) => None,
+                    other => Some(other?),
+                };
+                let lost = result.as_ref().is_none_or(|r| r.generation != generation);
+                if lost {
                     if attempt >= DOWNLOAD_ATTEMPTS {
                         return Err(SessionError::Transport {
                             operation,
@@ -766,7 +773,7 @@ impl MapiSession {
                     );
                     continue 'attempt;
                 }
-                last = result.result(0).cloned();
+                last = result.and_then(|r| r.result(0).cloned());
             }
             reader
                 .finish()
@@ -1193,7 +1200,15 @@ impl MapiSession {
             let mut next = Batch::new();
             let slot = next.input(HandleRef::Raw(handle));
             next.push(get_buffer(slot));
-            let next_result = self.execute(operation, &next, Replay::Safe).await?;
+            let next_result = match self.execute(operation, &next, Replay::Safe).await {
+                Err(SessionError::HandlesLost { .. }) => {
+                    return Err(SessionError::WriteNotReplayed {
+                        operation,
+                        code: crate::http::ResponseCode::ContextNotFound,
+                    });
+                }
+                other => other?,
+            };
             if next_result.generation != generation {
                 return Err(SessionError::WriteNotReplayed {
                     operation,
