@@ -6,12 +6,16 @@ use std::collections::{BTreeMap, VecDeque};
 use exmux_core::Secret;
 
 use exmux_mapihttp::ids::ObjectId;
-use exmux_mapihttp::notify::{self, Notification, notification_type};
+use exmux_mapihttp::notify::{self, Notification, TableEvent, notification_type, table_event};
+use exmux_mapihttp::prop::PropTag;
 use exmux_mapihttp::rop::RopResponse;
 
-use crate::store::{EventKind, Notice, ObjectId as StoreObject, SessionId, Store, SubscriptionId};
+use crate::store::{
+    EventKind, Fid, ListOptions, Notice, ObjectId as StoreObject, SessionId, Store, SubscriptionId,
+};
 
-use super::rops::Object;
+use super::props::{SourceKeys, item_props};
+use super::rops::{Object, row_over};
 
 /// All live contexts of a front end.
 #[derive(Debug, Default)]
@@ -118,8 +122,8 @@ impl Context {
     /// Frees the context's store resources.
     pub(crate) fn close(self, store: &mut Store) {
         for object in self.objects.values() {
-            if let Object::Subscription { id, .. } = object {
-                store.unsubscribe(*id);
+            if let Some(id) = object.subscription() {
+                store.unsubscribe(id);
             }
         }
         store.close_session(self.session);
@@ -135,16 +139,26 @@ impl Context {
 
     /// Moves the store's notices for this context's subscriptions into `queued` as
     /// RopNotify entries, acknowledging them in the store.
-    pub(crate) fn collect_notices(&mut self, store: &mut Store) {
-        let subscriptions: Vec<(u32, SubscriptionId, u8)> = self
+    pub(crate) fn collect_notices(&mut self, store: &mut Store, keys: &SourceKeys) {
+        // Object subscriptions and contents tables, in handle order: (handle, store
+        // subscription, LogonId, the table's folder and columns for a table).
+        let sources: Vec<(u32, SubscriptionId, u8, Option<(Fid, Vec<PropTag>)>)> = self
             .objects
             .iter()
             .filter_map(|(handle, object)| match object {
-                Object::Subscription { id, logon_id } => Some((*handle, *id, *logon_id)),
+                Object::Subscription { id, logon_id } => Some((*handle, *id, *logon_id, None)),
+                Object::Table(table) => table.subscription.map(|id| {
+                    (
+                        *handle,
+                        id,
+                        table.logon_id,
+                        Some((table.fid, table.columns.clone())),
+                    )
+                }),
                 _ => None,
             })
             .collect();
-        for (handle, id, logon_id) in subscriptions {
+        for (handle, id, logon_id, table) in sources {
             let Ok(batch) = store.poll_notices(id, None, 1024) else {
                 continue;
             };
@@ -153,14 +167,81 @@ impl Context {
             }
             let _ = store.poll_notices(id, Some(batch.watermark), 0);
             for notice in &batch.notices {
-                self.queued.push_back(RopResponse::Notify {
-                    notification_handle: handle,
-                    logon_id,
-                    data: notification_of(notice, store),
-                });
+                let data = match &table {
+                    None => Some(notification_of(notice, store)),
+                    Some((fid, columns)) => table_notification(notice, store, keys, *fid, columns),
+                };
+                if let Some(data) = data {
+                    self.queued.push_back(RopResponse::Notify {
+                        notification_handle: handle,
+                        logon_id,
+                        data,
+                    });
+                }
             }
         }
     }
+}
+
+/// Builds the TableModified notification of a contents table over `fid` for a store
+/// notice (MS-OXCNOTIF 2.2.1.4.1.2): a row added, modified or deleted, with the row's data
+/// over the table's columns. Returns `None` for notices that change no row.
+fn table_notification(
+    notice: &Notice,
+    store: &Store,
+    keys: &SourceKeys,
+    fid: Fid,
+    columns: &[PropTag],
+) -> Option<Notification> {
+    let StoreObject::Item(mid) = notice.object else {
+        return None;
+    };
+    let event = match notice.kind {
+        EventKind::Created | EventKind::Copied => table_event::ROW_ADDED,
+        EventKind::Modified => table_event::ROW_MODIFIED,
+        EventKind::Moved if notice.parent == fid => table_event::ROW_ADDED,
+        EventKind::Deleted | EventKind::Moved => table_event::ROW_DELETED,
+        EventKind::NewMail => return None,
+    };
+    let folder = ObjectId(fid.to_u64());
+    let row_message = match (notice.kind, notice.old_object) {
+        (EventKind::Moved, Some(StoreObject::Item(old))) if notice.parent != fid => old,
+        _ => mid,
+    };
+    let mut table = TableEvent {
+        event_type: event,
+        row_folder_id: Some(folder),
+        row_message: Some((ObjectId(row_message.to_u64()), 0)),
+        ..TableEvent::default()
+    };
+    if event != table_event::ROW_DELETED {
+        let item = store.item(mid)?;
+        let options = ListOptions {
+            offset: 0,
+            max_entries: usize::MAX,
+            associated: item.associated,
+        };
+        // The row that precedes this one in id order; all zero means the top.
+        let previous = store
+            .list_items(fid, options)
+            .ok()?
+            .items
+            .iter()
+            .take_while(|other| other.mid < mid)
+            .last()
+            .map_or(0, |other| other.mid.to_u64());
+        let values = item_props(store, keys, item);
+        let mut row = Vec::new();
+        row_over(&values, columns).encode(&mut row, columns);
+        table.insert_after_folder_id = Some(folder);
+        table.insert_after_message = Some((ObjectId(previous), 0));
+        table.row_data = Some(row);
+    }
+    Some(Notification {
+        flags: notification_type::TABLE_MODIFIED | notify::FLAG_MESSAGE,
+        table: Some(table),
+        ..Notification::default()
+    })
 }
 
 fn object_u64(object: StoreObject) -> ObjectId {

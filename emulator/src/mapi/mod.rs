@@ -48,7 +48,7 @@ use crate::server::{
     EmuRequest, EmuResponse, EmulatorHandle, Handler, MAPI_EMSMDB_PATH, MAPI_NSPI_PATH,
     RequestContext, ResponseBody, RouteAuth, SharedState, busy_response, drop_connection_response,
 };
-use crate::store::{FrontEndFault, Store};
+use crate::store::FrontEndFault;
 
 use context::{Context, Contexts};
 
@@ -767,14 +767,9 @@ impl MapiFrontEnd {
             mailbox: &self.state.mailbox,
         };
         let mut output = rops::execute_batch(context, &mut env, batch);
-        self.collect_notifications(context, &mut store);
+        context.collect_notices(&mut store, &shared.keys);
         self.append_notifications(context, &mut output);
         Ok(rop::encode_response_buffer(&output))
-    }
-
-    /// Moves the store's notices for the context's subscriptions into its queue.
-    fn collect_notifications(&self, context: &mut Context, store: &mut Store) {
-        context.collect_notices(store);
     }
 
     fn append_notifications(&self, context: &mut Context, output: &mut RopBuffer<RopResponse>) {
@@ -807,7 +802,8 @@ impl MapiFrontEnd {
         let mut contexts = lock(&self.contexts);
         let context = contexts.by_id_mut(context_id)?;
         let mut store = lock(&self.state.store);
-        context.collect_notices(&mut store);
+        let shared = lock(&self.shared);
+        context.collect_notices(&mut store, &shared.keys);
         Some(!context.queued.is_empty())
     }
 

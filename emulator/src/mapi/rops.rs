@@ -78,6 +78,15 @@ pub(crate) enum Object {
 }
 
 impl Object {
+    /// Returns the store subscription the object owns, if any.
+    pub(crate) fn subscription(&self) -> Option<SubscriptionId> {
+        match self {
+            Object::Subscription { id, .. } => Some(*id),
+            Object::Table(table) => table.subscription,
+            _ => None,
+        }
+    }
+
     fn name(&self) -> &'static str {
         match self {
             Object::Logon => "logon",
@@ -93,13 +102,17 @@ impl Object {
 
 #[derive(Debug)]
 pub(crate) struct Table {
-    fid: Fid,
+    pub(crate) fid: Fid,
+    /// The store subscription behind the table's TableModified notifications, for a
+    /// contents table opened without NoNotifications.
+    pub(crate) subscription: Option<SubscriptionId>,
+    pub(crate) logon_id: u8,
     /// An attachment table. The store keeps no attachments, so it has no rows.
     attachments: bool,
     hierarchy: bool,
     depth: bool,
     associated: bool,
-    columns: Vec<PropTag>,
+    pub(crate) columns: Vec<PropTag>,
     position: usize,
 }
 
@@ -239,7 +252,10 @@ fn run_one(
     use RopRequest as Q;
     if let Q::Release { input_handle, .. } = request {
         if let Some(handle) = input(context, handles, *input_handle)
-            && let Some(Object::Subscription { id, .. }) = context.objects.remove(&handle)
+            && let Some(id) = context
+                .objects
+                .remove(&handle)
+                .and_then(|object| object.subscription())
         {
             env.store.unsubscribe(id);
         }
@@ -304,19 +320,35 @@ fn dispatch(
             input_handle,
             output_handle,
             table_flags,
-            ..
+            logon_id,
         }
         | Q::GetContentsTable {
             input_handle,
             output_handle,
             table_flags,
-            ..
+            logon_id,
         } => {
             let hierarchy = matches!(request, Q::GetHierarchyTable { .. });
             let handle = input(context, handles, *input_handle).ok_or(null)?;
             let fid = folder_of(context, handle).ok_or(error_code::NOT_SUPPORTED)?;
+            // Contents tables deliver TableModified notifications on their own handle
+            // unless opened with NoNotifications (0x10), as MS-OXCNOTIF 3.2.5.1 has it.
+            // NOTE: hierarchy tables deliver none.
+            let subscription = if !hierarchy && table_flags & 0x10 == 0 {
+                let scope = SubscriptionScope::Folders(BTreeSet::from([fid]));
+                let kinds = EventKinds::ALL;
+                Some(
+                    env.store
+                        .subscribe(context.session, scope, kinds, None)
+                        .map_err(|e| store_error(&e))?,
+                )
+            } else {
+                None
+            };
             let table = Table {
                 fid,
+                subscription,
+                logon_id: *logon_id,
                 attachments: false,
                 hierarchy,
                 depth: hierarchy && table_flags & 0x04 != 0,
@@ -344,6 +376,8 @@ fn dispatch(
             };
             let table = Table {
                 fid: message.folder,
+                subscription: None,
+                logon_id: 0,
                 attachments: true,
                 hierarchy: false,
                 depth: false,
@@ -1158,9 +1192,9 @@ fn query_rows(env: &Env<'_>, table: &mut Table, flags: u8, count: u16) -> RopOut
     Ok(ResponseBody::QueryRows { origin, rows: out })
 }
 
-/// A PropertyRow over `columns`: standard when every column has a value, flagged with
-/// ecNotFound cells otherwise.
-fn row_over(values: &[TaggedValue], columns: &[PropTag]) -> PropertyRow {
+/// Builds a PropertyRow over `columns`: standard when every column has a value, flagged
+/// with ecNotFound cells otherwise.
+pub(crate) fn row_over(values: &[TaggedValue], columns: &[PropTag]) -> PropertyRow {
     let cells: Vec<RowCell> = columns
         .iter()
         .map(|tag| match props::lookup(values, *tag) {

@@ -1945,6 +1945,79 @@ mod captures {
     }
 
     #[test]
+    fn table_notification_matches_capture() {
+        let prefix = "11-Execute-setreadflags-clear-read-own-table-open";
+        let Some(request) = capture(&format!("{prefix}.request.body")) else {
+            return;
+        };
+        let response = capture(&format!("{prefix}.response.body")).unwrap();
+        let (_, captured) = requests_of(&request);
+        let theirs = responses_of(&framed_body(&response), &captured.rops);
+        let their_notify = theirs
+            .rops
+            .iter()
+            .find_map(|r| match r {
+                RopResponse::Notify { data, .. } => Some(data.clone()),
+                _ => None,
+            })
+            .unwrap();
+
+        let rig = rig(Quirks::default());
+        let inbox = rig.inbox();
+        let mid = rig.add_item("[capture-mapi] message 1");
+        rig.store().set_read(SessionId::SYSTEM, mid, true).unwrap();
+        let mut client = Client::new(&rig);
+        client.connect();
+        logon_inbox(&mut client, inbox);
+        let columns = vec![
+            PID_TAG_MID,
+            PID_TAG_SUBJECT,
+            PID_TAG_MESSAGE_FLAGS,
+            PID_TAG_CHANGE_KEY,
+            PID_TAG_LAST_MODIFICATION_TIME,
+        ];
+        client.handles.resize(3, 0xFFFF_FFFF);
+        ok(&client.execute(&[
+            RopRequest::GetContentsTable {
+                logon_id: 0,
+                input_handle: 1,
+                output_handle: 2,
+                table_flags: 0x40,
+            },
+            RopRequest::SetColumns {
+                logon_id: 0,
+                input_handle: 2,
+                set_columns_flags: 0,
+                tags: columns.clone(),
+            },
+        ]));
+        let responses = client.execute(&[RopRequest::SetReadFlags {
+            logon_id: 0,
+            input_handle: 1,
+            want_asynchronous: false,
+            read_flags: 0x04,
+            message_ids: vec![ObjectId(mid.to_u64())],
+        }]);
+        ok(&responses);
+        let ours = notifies(&responses);
+        assert_eq!(ours.len(), 1);
+        assert_eq!(ours[0].flags, their_notify.flags);
+        let (our_table, their_table) = (
+            ours[0].table.clone().unwrap(),
+            their_notify.table.clone().unwrap(),
+        );
+        assert_eq!(our_table.event_type, their_table.event_type);
+        assert_eq!(
+            our_table.row_message.map(|(id, _)| id),
+            Some(ObjectId(mid.to_u64()))
+        );
+        let row = our_table.row(&columns).unwrap().unwrap();
+        assert_eq!(row.cells[2].value(), Some(&PropValue::I32(0)), "now unread");
+        let their_row = their_table.row(&columns).unwrap().unwrap();
+        assert_eq!(cell_types(&row), cell_types(&their_row));
+    }
+
+    #[test]
     fn ics_download_matches_the_captured_stream_grammar() {
         let prefix = "12-Execute-ics-syncconfigure-contents-emptystate-getbuffer";
         let Some(compared) = replay(prefix) else {
