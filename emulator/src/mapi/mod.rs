@@ -10,11 +10,16 @@
 //! the emulator's clock, so a context expiry or a five-minute NotificationWait runs in
 //! milliseconds in a test that advances a `ManualClock`.
 //!
-//! By default the front end follows the specification. [`Quirks`] switches on the
-//! behaviours observed on a real open-source server (its response-code numbering, its
-//! cookie names, sequence drift, foreign replica ids, deletions reported only as "no
-//! longer in scope", notifications out of order after RopPending), one named switch
-//! each, so a client can be tested against each of them.
+//! By default the front end follows the specification. [`Quirks`] has one named switch
+//! per behaviour observed on a real open-source server, so a client can be tested
+//! against each of them: its response-code numbering, its cookie names, sequence drift,
+//! foreign replica ids, deletions reported only as "no longer in scope", notifications
+//! out of order after RopPending, and its keep-alive framing.
+//!
+//! Known gaps: the store keeps no recipients or attachments, so RopOpenMessage returns
+//! no recipient rows and attachment tables are empty. RopCopyFolder, streams
+//! (RopOpenStream and the rest) and hierarchy imports fail with ecNotSupported, and the
+//! address book serves only Bind, Unbind and PING.
 //!
 //! [`Store`]: crate::store::Store
 
@@ -310,9 +315,9 @@ pub enum Outcome {
         /// Cookies to set.
         set_cookies: Vec<(String, Secret)>,
     },
-    /// Answer "server busy".
+    /// Respond with "server busy".
     Busy(Duration),
-    /// Close the connection without an answer.
+    /// Close the connection without a response.
     Drop,
 }
 
@@ -581,7 +586,7 @@ impl MapiFrontEnd {
                     return self.reject(Failure::InvalidBody);
                 };
                 if !self.user_dn_matches(&request.user_dn) {
-                    // A real server answers an unknown UserDn in the success layout with
+                    // A real server reports an unknown UserDn in the success layout with
                     // a non-zero ErrorCode and sets no cookies.
                     let success = ConnectSuccess {
                         error_code: 0x8004_0115,

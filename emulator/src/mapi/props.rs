@@ -287,9 +287,9 @@ pub(crate) fn folder_props(store: &Store, folder: &Folder) -> Vec<TaggedValue> {
         .collect()
 }
 
-/// Picks the value for a requested tag out of `props`: the same property id, converted
-/// to an 8-bit string when the tag requests PtypString8, as is when it requests
-/// PtypUnspecified, or `None` when the property is missing or of another type.
+/// Picks the value for a requested tag out of `props` by property id. A Unicode value is
+/// converted when the tag requests PtypString8 and returned as is for PtypUnspecified.
+/// Returns `None` when the property is missing or of another type.
 pub(crate) fn lookup(props: &[TaggedValue], tag: PropTag) -> Option<PropValue> {
     let found = props.iter().find(|p| p.tag.id() == tag.id())?;
     let wanted = tag.ptype();
@@ -317,8 +317,8 @@ pub(crate) fn text_of(value: &PropValue) -> Option<String> {
     }
 }
 
-/// What a set of property writes does to an item: the content update, and the read
-/// flag when PidTagRead or PidTagMessageFlags was written.
+/// Converts property writes into an item update, plus the read flag when PidTagRead or
+/// PidTagMessageFlags was written.
 pub(crate) fn update_from(values: &[TaggedValue]) -> (ItemUpdate, Option<bool>) {
     let mut update = ItemUpdate::default();
     let mut read = None;

@@ -196,7 +196,8 @@ fn store_error(error: &StoreError) -> u32 {
     }
 }
 
-/// The handle value at `index` of the request's table, when it names a live object.
+/// Returns the handle value at `index` of the request's table, when it names a live
+/// object.
 fn input(context: &Context, handles: &[u32], index: u8) -> Option<u32> {
     let handle = *handles.get(usize::from(index))?;
     context.objects.contains_key(&handle).then_some(handle)
@@ -223,7 +224,8 @@ fn mid_of(id: ObjectId) -> Option<Mid> {
     Mid::from_u64(id.0)
 }
 
-/// The fields a failed response still carries (MS-OXCROPS per-ROP failure buffers).
+/// Returns the fields a failed response still carries (MS-OXCROPS per-ROP failure
+/// buffers).
 fn failure_body(rop: u8) -> ResponseBody {
     match rop {
         rop_id::DELETE_MESSAGES
@@ -1209,8 +1211,8 @@ pub(crate) fn row_over(values: &[TaggedValue], columns: &[PropTag]) -> PropertyR
     PropertyRow { flagged, cells }
 }
 
-/// The properties of the object behind a handle; a message's unsaved writes override
-/// the stored values.
+/// Returns the properties of the object behind a handle. A message's unsaved writes
+/// override the stored values.
 fn object_props(context: &Context, env: &Env<'_>, handle: u32) -> Result<Vec<TaggedValue>, u32> {
     let store = &*env.store;
     match context.objects.get(&handle) {
@@ -1276,9 +1278,9 @@ fn set_properties(
     }
 }
 
-/// Saves a message object: creates the item or updates it, with the change key and PCL
-/// of an ICS import kept as the client supplied them, and records an import in its
-/// collector's state so the checkpoint leaves it out of the next download.
+/// Saves a message object by creating or updating the item. The change key and PCL of an
+/// ICS import are kept as the client supplied them, and the import is recorded in its
+/// collector's state so that the checkpoint leaves it out of the next download.
 fn save_message(context: &mut Context, env: &mut Env<'_>, handle: u32) -> Result<Mid, u32> {
     let session = context.session;
     let Some(Object::Message(message)) = context.objects.get_mut(&handle) else {
