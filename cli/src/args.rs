@@ -62,7 +62,7 @@ pub enum Command {
         /// The configuration file (TOML: [server], [auth], [routing]).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
-        /// Where the sync state is kept. Default: the configuration file's name with
+        /// The sync state file. Default: the configuration file's name with
         /// `.state.json` appended, beside it (exmux.toml -> exmux.toml.state.json).
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
@@ -76,7 +76,7 @@ pub enum Command {
         /// The configuration file.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
-        /// Where the sync state is kept (default as for `sync`).
+        /// The sync state file (default as for `sync`).
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
         /// Record every request and response to DIR (see `sync --record`).
@@ -95,7 +95,7 @@ pub enum Command {
     /// A MAPI/HTTP file may start with its HTTP request or status line and headers; the
     /// request type then comes from X-RequestType.
     Decode {
-        /// What the file holds.
+        /// The content type of the file.
         #[arg(value_enum)]
         kind: Kind,
         /// The file.

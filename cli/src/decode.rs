@@ -1,8 +1,8 @@
 //! `exmux decode`: a captured EWS SOAP message or MAPI/HTTP body, decoded down to its
 //! elements, ROPs and properties.
 //!
-//! A MAPI/HTTP file may hold the body alone or start with the HTTP start line and
-//! headers (as `captures/` `.headers` and `.body` files joined, or a proxy's dump); the
+//! A MAPI/HTTP file may contain the body alone or start with the HTTP start line and
+//! headers, as `captures/` `.headers` and `.body` files joined or a proxy's dump. The
 //! request type then comes from `X-RequestType` (MS-OXCMAPIHTTP 2.2.3.1.6).
 
 use exmux_ews::xml::{Element, parse_document};
@@ -14,7 +14,7 @@ use exmux_mapihttp::body::{
 use exmux_mapihttp::http::{RequestType, parse_body};
 use serde_json::{Value, json};
 
-/// What the file holds.
+/// The content type of a captured file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
     /// An EWS SOAP request or response.
@@ -25,12 +25,12 @@ pub enum Kind {
     MapiResponse,
 }
 
-/// Why a file could not be decoded.
+/// An error decoding a captured file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
     /// The EWS message is not well-formed XML.
-    #[error("not a well-formed EWS message: {0}; check that the file holds the SOAP body only")]
+    #[error("not a well-formed EWS message: {0}; check that the file contains one SOAP envelope")]
     Ews(String),
     /// The MAPI/HTTP body does not fit its request type's layout.
     #[error(

@@ -1,7 +1,7 @@
 //! `exmux demo`: the scenario exmux exists for, played against the emulator.
 //!
 //! A message is marked read and deleted a few milliseconds later, while the notice of
-//! the read change is still in flight; meanwhile a second client (another EWS client,
+//! the read change is still in flight. Meanwhile a second client (another EWS client,
 //! so another server session) marks one message read, deletes another and creates a
 //! new one. The embedder's replica is built from the events alone, plus its own
 //! writes, and compared with the server's view at the end.
@@ -303,12 +303,12 @@ async fn play(
         let replica = Arc::clone(&replica);
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
-                let shown = replica
+                let applied = replica
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .apply(&event);
-                if let Some(shown) = shown {
-                    on_event(&shown);
+                if let Some(applied) = applied {
+                    on_event(&applied);
                 }
             }
         })

@@ -78,3 +78,8 @@ pub use crate::config::{Config, ConfigError, ConfigWarning, Preset, Routing};
 pub use crate::core::{RouterCore, RouterState};
 pub use crate::ids::{FolderKey, ItemKey};
 pub use crate::operation::{Backend, CapabilityTable, Operation, Support};
+
+// Compiles the README's embedding example as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

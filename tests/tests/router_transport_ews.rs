@@ -168,7 +168,7 @@ async fn ews_writes_are_seen_over_mapi_and_never_echoed() {
     // NOTE: DeleteItem with MoveToDeletedItems returns no id for the message it puts in
     // Deleted Items, so that message arrives there as a new item of origin remote; and
     // the moved message's first sync in its new folder reports its read state as a
-    // remote change, because the router holds no read state for it yet. Both are
+    // remote change, because the router has no read state for it yet. Both are
     // idempotent upserts of the true state, not echoes the embedder must undo.
     assert_eq!(transport.counters().full_resyncs, 0);
 

@@ -67,7 +67,8 @@ use crate::core::{
 use crate::ids::{BackendFolderId, BackendItemId, FolderKey, ItemKey};
 use crate::operation::{Backend, Operation};
 
-/// The most changes one SyncFolderItems page may carry (MS-OXWSSYNC 3.1.4.2.3.8).
+/// The maximum number of changes per SyncFolderItems page (MaxChangesReturned, 1 to
+/// 512).
 const MAX_CHANGES_PER_PAGE: u32 = 512;
 
 /// Options of [`Transport::connect`].
@@ -84,7 +85,7 @@ pub struct TransportOptions {
     /// How often time-based work of the core (retries, write timeouts, journal
     /// retirement) is checked.
     pub tick: Duration,
-    /// How EWS notifications are received.
+    /// The EWS notification mode: streaming or pull.
     pub subscription: SubscriptionMode,
 }
 
@@ -112,7 +113,7 @@ impl fmt::Debug for TransportOptions {
     }
 }
 
-/// Why the transport could not connect or carry out an operation.
+/// An error connecting the transport or carrying out an operation.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransportError {
@@ -130,7 +131,7 @@ pub enum TransportError {
         backend: Backend,
         /// The operations routed to it.
         operations: Vec<Operation>,
-        /// Why it is not available.
+        /// The reason it is not available.
         reason: String,
     },
     /// The configuration names no mailbox.
@@ -237,6 +238,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn credentials(config: &Config) -> Result<Credentials, TransportError> {
+    // OAuth2 tokens come from a flow the embedder runs: it passes them in as
+    // `TransportOptions::credentials` with its token provider.
+    if config.auth.method == AuthMethod::Oauth2 {
+        return Err(ConfigError::SecretFromProvider.into());
+    }
     let source = config
         .auth
         .secret_source()
