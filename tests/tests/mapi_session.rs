@@ -710,11 +710,7 @@ async fn mapi_change_seen_over_ews_and_back() {
         })
         .await
         .unwrap();
-    let new_id = updated
-        .into_single("UpdateItem")
-        .unwrap()
-        .item_id
-        .unwrap();
+    let new_id = updated.into_single("UpdateItem").unwrap().item_id.unwrap();
     let ews_key = exmux_ews::ids::decode_change_key(new_id.change_key.as_ref().unwrap()).unwrap();
     let sync = session
         .sync_contents(inbox, &checkpoint.state)
@@ -727,4 +723,50 @@ async fn mapi_change_seen_over_ews_and_back() {
         .expect("the EWS change over MAPI");
     assert_eq!(change.change_key.as_ref(), Some(&ews_key));
     assert!(change.predecessors.as_ref().unwrap().xids().contains(&xid));
+}
+
+#[tokio::test]
+async fn ntlm_on_owned_connections_with_a_parked_wait() {
+    let rig = rig(Quirks::default()).await;
+    let mut config = session(&rig, CodeNumbering::Spec).config().clone();
+    config.credentials = Credentials::Ntlm {
+        username: "user1@example.test".to_owned(),
+        password: Secret::new("password1"),
+    };
+    let session = MapiSession::new(config.clone());
+    let info = session.connect().await.unwrap();
+    let mut notices = session.notices();
+    session.register_notifications(0x02 | 0x04).await.unwrap();
+
+    // The NotificationWait takes a second connection and authenticates it too, while
+    // sequenced requests keep flowing on the first.
+    let waiter = session.start_notification_wait();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let rows = session
+        .hierarchy_table(info.ipm_subtree(), false)
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    let mid = deliver(&rig, "over NTLM");
+    let notice = loop {
+        let notice = tokio::time::timeout(Duration::from_secs(10), notices.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if notice.message_id == Some(mid) {
+            break notice;
+        }
+    };
+    assert!(matches!(
+        notice.kind,
+        NoticeKind::NewMail | NoticeKind::Created
+    ));
+    drop(waiter);
+
+    config.credentials = Credentials::Ntlm {
+        username: "user1@example.test".to_owned(),
+        password: Secret::new("wrong-password-9d1"),
+    };
+    let error = MapiSession::new(config).connect().await.unwrap_err();
+    assert!(error.needs_authentication(), "{error}");
 }

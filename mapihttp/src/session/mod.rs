@@ -113,6 +113,9 @@ pub struct SessionConfig {
     pub retry_delay: Duration,
     /// A NotificationWait held longer than this is dropped and sent again.
     pub notification_wait_limit: Duration,
+    /// TLS settings of the connections NTLM and Negotiate run on (reqwest's client is
+    /// not used for them); `None` verifies against the platform's roots.
+    pub owned_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl SessionConfig {
@@ -139,6 +142,7 @@ impl SessionConfig {
             retry_attempts: 3,
             retry_delay: Duration::from_millis(500),
             notification_wait_limit: Duration::from_secs(360),
+            owned_tls: None,
         }
     }
 }
@@ -262,6 +266,8 @@ impl MapiSession {
             credentials: config.credentials.clone(),
             client: config.http.clone(),
             body_limit: config.body_limit,
+            owned: Mutex::new(Vec::new()),
+            tls: config.owned_tls.clone(),
         };
         let (notices, _) = tokio::sync::broadcast::channel(1024);
         Self {
