@@ -140,25 +140,32 @@ impl Context {
     /// Moves the store's notices for this context's subscriptions into `queued` as
     /// RopNotify entries, acknowledging them in the store.
     pub(crate) fn collect_notices(&mut self, store: &mut Store, keys: &SourceKeys) {
-        // Object subscriptions and contents tables, in handle order: (handle, store
-        // subscription, LogonId, the table's folder and columns for a table).
-        let sources: Vec<(u32, SubscriptionId, u8, Option<(Fid, Vec<PropTag>)>)> = self
+        let sources: Vec<NoticeSource> = self
             .objects
             .iter()
             .filter_map(|(handle, object)| match object {
-                Object::Subscription { id, logon_id } => Some((*handle, *id, *logon_id, None)),
-                Object::Table(table) => table.subscription.map(|id| {
-                    (
-                        *handle,
-                        id,
-                        table.logon_id,
-                        Some((table.fid, table.columns.clone())),
-                    )
+                Object::Subscription { id, logon_id } => Some(NoticeSource {
+                    handle: *handle,
+                    subscription: *id,
+                    logon_id: *logon_id,
+                    table: None,
+                }),
+                Object::Table(table) => table.subscription.map(|id| NoticeSource {
+                    handle: *handle,
+                    subscription: id,
+                    logon_id: table.logon_id,
+                    table: Some((table.fid, table.columns.clone())),
                 }),
                 _ => None,
             })
             .collect();
-        for (handle, id, logon_id, table) in sources {
+        for source in sources {
+            let NoticeSource {
+                handle,
+                subscription: id,
+                logon_id,
+                table,
+            } = source;
             let Ok(batch) = store.poll_notices(id, None, 1024) else {
                 continue;
             };
@@ -181,6 +188,15 @@ impl Context {
             }
         }
     }
+}
+
+/// An object that receives notifications: a subscription, or a contents table with the
+/// folder and columns its rows are built from.
+struct NoticeSource {
+    handle: u32,
+    subscription: SubscriptionId,
+    logon_id: u8,
+    table: Option<(Fid, Vec<PropTag>)>,
 }
 
 /// Builds the TableModified notification of a contents table over `fid` for a store
