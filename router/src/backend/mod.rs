@@ -5,3 +5,4 @@
 //! calls them; tests and simulations can call them on captured results directly.
 
 pub mod ews;
+pub mod mapi;
