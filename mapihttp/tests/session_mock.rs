@@ -158,8 +158,35 @@ impl Mock {
                         tags::PID_TAG_MESSAGE_FLAGS,
                         PropValue::I32(i32::from(m.read)),
                     ),
+                    fx(
+                        tags::PID_TAG_BODY,
+                        PropValue::Unicode(format!("Body of {}", m.subject)),
+                    ),
                 ],
-                ..MessageContent::default()
+                recipients: vec![vec![
+                    fx(tags::PID_TAG_RECIPIENT_TYPE, PropValue::I32(2)),
+                    fx(
+                        tags::PID_TAG_DISPLAY_NAME,
+                        PropValue::Unicode("Carol".to_owned()),
+                    ),
+                    fx(
+                        tags::PID_TAG_SMTP_ADDRESS,
+                        PropValue::Unicode("carol@example.test".to_owned()),
+                    ),
+                ]],
+                attachments: vec![exmux_mapihttp::fxics::Attachment {
+                    props: vec![
+                        fx(
+                            tags::PID_TAG_ATTACH_LONG_FILENAME,
+                            PropValue::Unicode("notes.txt".to_owned()),
+                        ),
+                        fx(
+                            tags::PID_TAG_ATTACH_DATA_BINARY,
+                            PropValue::Binary(b"attached".to_vec()),
+                        ),
+                    ],
+                    embedded: None,
+                }],
             };
             w.message_change(&MessageChange {
                 header,
@@ -1425,4 +1452,25 @@ async fn secrets_stay_out_of_logs_and_errors() {
             "a secret reached an error"
         );
     }
+}
+
+#[tokio::test]
+async fn downloaded_change_composes_mime_with_recipients() {
+    let server = start().await;
+    let session = session(&server);
+    add_message(&server, 0x950, "with recipients");
+    let sync = session
+        .sync_contents(oid(INBOX), &SyncState::default())
+        .await
+        .unwrap();
+    let message = exmux_mapihttp::session::StructuredMessage::from_change(&sync.changes[0].raw);
+    assert_eq!(message.recipients.len(), 1);
+    assert_eq!(message.recipients[0].recipient_type, 2);
+    let mime = exmux_mapihttp::session::mime::compose(&message).unwrap();
+    let (back, _) = exmux_mapihttp::session::mime::parse(&mime).unwrap();
+    assert_eq!(back.subject.as_deref(), Some("with recipients"));
+    assert_eq!(back.recipients, message.recipients);
+    assert_eq!(back.attachments.len(), 1);
+    assert_eq!(back.attachments[0].file_name.as_deref(), Some("notes.txt"));
+    assert_eq!(back.attachments[0].data, b"attached".to_vec());
 }

@@ -299,6 +299,44 @@ impl StructuredMessage {
     pub fn get(&self, tag: PropTag) -> Option<&PropValue> {
         self.props.iter().find(|p| p.tag == tag).map(|p| &p.value)
     }
+
+    /// Builds a structured message from a message change of an ICS download, whose
+    /// stream carries the recipients and attachments as property lists (MS-OXCFXICS
+    /// 2.2.4.3.1), so this path has them where the ROP fetch does not.
+    pub fn from_change(change: &MessageChange) -> StructuredMessage {
+        let props: Vec<TaggedValue> = change
+            .content
+            .props
+            .iter()
+            .map(|p| TaggedValue {
+                tag: p.tag,
+                value: p.value.clone(),
+            })
+            .collect();
+        let mut message = structured_from(props);
+        for recipient in &change.content.recipients {
+            let address = text(fx_get(recipient, tags::PID_TAG_SMTP_ADDRESS))
+                .or_else(|| text(fx_get(recipient, tags::PID_TAG_EMAIL_ADDRESS)));
+            let Some(address) = address else { continue };
+            message.recipients.push(StructuredRecipient {
+                recipient_type: int(fx_get(recipient, tags::PID_TAG_RECIPIENT_TYPE)).unwrap_or(1),
+                name: text(fx_get(recipient, tags::PID_TAG_DISPLAY_NAME)),
+                address,
+            });
+        }
+        for attachment in &change.content.attachments {
+            message.attachments.push(StructuredAttachment {
+                file_name: text(fx_get(
+                    &attachment.props,
+                    tags::PID_TAG_ATTACH_LONG_FILENAME,
+                )),
+                mime_type: text(fx_get(&attachment.props, PID_TAG_ATTACH_MIME_TAG)),
+                data: binary(fx_get(&attachment.props, tags::PID_TAG_ATTACH_DATA_BINARY))
+                    .unwrap_or_default(),
+            });
+        }
+        message
+    }
 }
 
 /// Checks that request `index` of `result` succeeded.
@@ -945,7 +983,7 @@ impl MapiSession {
     }
 
     /// Fetches a whole message: every property, the bodies, and the attachments with
-    /// their data. Recipients come from the recipient properties the server returns.
+    /// their data.
     ///
     /// # Errors
     ///
@@ -999,6 +1037,9 @@ impl MapiSession {
                 rop: "RopGetPropertiesAll",
             });
         };
+        // NOTE: recipients are not read here: RopOpenMessage and RopReadRecipients carry
+        // them as RecipientRow structures (MS-OXCDATA 2.8.3), which the codec keeps raw.
+        // A contents download has them as property lists: see StructuredMessage::from_change.
         let mut structured = structured_from(props.clone());
         let msg_handle = result.handle(msg);
         let numbers: Vec<u32> = match result.result(rows) {
