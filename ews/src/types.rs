@@ -665,6 +665,11 @@ impl Item {
         }
         let mut item = Item::new(ItemKind::from_name(&e.name));
         for mut c in e.children {
+            // Only EWS elements are item properties; an element of another namespace that
+            // happens to share a local name is not.
+            if !c.ns.is_ews() {
+                continue;
+            }
             match &*c.name {
                 "MimeContent" => item.mime_content = Some(trimmed(c.text)),
                 "ItemId" => item.item_id = ItemId::from_owned(c.attrs),

@@ -136,7 +136,7 @@ impl Element {
 /// steps and subtrees as [`Element`]s.
 pub struct XmlReader<'a> {
     inner: NsReader<&'a [u8]>,
-    pending: Option<Step<'a>>,
+    pending: Option<RawStep<'a>>,
     depth: usize,
 }
 
@@ -156,6 +156,112 @@ pub enum Step<'a> {
     Text(Cow<'a, str>),
     /// End of input.
     Eof,
+}
+
+/// One step of [`XmlReader::next_raw`]: a [`Step`] whose start tag is still borrowed.
+#[derive(Debug)]
+pub(crate) enum RawStep<'a> {
+    /// A start tag or an empty element.
+    Start(RawStart<'a>),
+    /// An end tag.
+    End,
+    /// Character data (already unescaped).
+    Text(Cow<'a, str>),
+    /// End of input.
+    Eof,
+}
+
+/// A start tag borrowed from the input, with its namespace resolved.
+#[derive(Debug)]
+pub(crate) struct RawStart<'a> {
+    /// Namespace of the element.
+    pub(crate) ns: Ns,
+    /// The tag, attributes unread.
+    pub(crate) tag: BytesStart<'a>,
+    /// True for `<x/>`: no matching end tag follows.
+    pub(crate) empty: bool,
+    /// Byte offset of the tag, for errors.
+    pub(crate) offset: u64,
+}
+
+impl<'a> RawStart<'a> {
+    /// The local name as bytes.
+    pub(crate) fn local_name(&self) -> &[u8] {
+        self.tag.local_name().into_inner()
+    }
+
+    /// Whether this is an EWS-namespace element with this local name.
+    pub(crate) fn is(&self, name: &str) -> bool {
+        self.ns.is_ews() && self.local_name() == name.as_bytes()
+    }
+
+    fn bad(&self, reason: String) -> EwsError {
+        EwsError::MalformedXml {
+            offset: self.offset,
+            reason,
+        }
+    }
+
+    /// Checks the name and every attribute as [`RawStart::element`] reads them, without
+    /// keeping anything.
+    ///
+    /// # Errors
+    /// [`EwsError::MalformedXml`] for a name or attribute that is not UTF-8, a malformed
+    /// or duplicate attribute, or an unknown entity in a value.
+    pub(crate) fn check(&self) -> Result<(), EwsError> {
+        self.for_each_attr(|_, _| {})
+    }
+
+    /// Calls `f` with the local name and unescaped value of every attribute other than
+    /// namespace declarations, in document order, after checking the element name.
+    pub(crate) fn for_each_attr(
+        &self,
+        mut f: impl FnMut(&str, Cow<'_, str>),
+    ) -> Result<(), EwsError> {
+        std::str::from_utf8(self.local_name())
+            .map_err(|_| self.bad("element name is not UTF-8".into()))?;
+        for attr in self.tag.attributes() {
+            let attr = attr.map_err(|e| self.bad(e.to_string()))?;
+            let key = attr.key;
+            if key.as_namespace_binding().is_some() {
+                continue;
+            }
+            let key = std::str::from_utf8(key.local_name().into_inner())
+                .map_err(|_| self.bad("attribute name is not UTF-8".into()))?;
+            let raw = std::str::from_utf8(&attr.value)
+                .map_err(|_| self.bad("attribute value is not UTF-8".into()))?;
+            let value = if raw.contains('&') {
+                Cow::Owned(unescape(raw).map_err(|r| self.bad(r))?)
+            } else {
+                Cow::Borrowed(raw)
+            };
+            f(key, value);
+        }
+        Ok(())
+    }
+
+    /// The element without its content.
+    pub(crate) fn element(&self) -> Result<Element, EwsError> {
+        let mut attrs = Vec::new();
+        self.for_each_attr(|key, value| attrs.push((intern(key), value.into_owned())))?;
+        let name = std::str::from_utf8(self.local_name())
+            .map_err(|_| self.bad("element name is not UTF-8".into()))?;
+        Ok(Element {
+            ns: self.ns,
+            name: intern(name),
+            attrs,
+            text: String::new(),
+            children: Vec::new(),
+        })
+    }
+}
+
+fn resolved_ns(ns: ResolveResult<'_>) -> Ns {
+    match ns {
+        ResolveResult::Bound(uri) => Ns::from_uri(uri.as_ref()),
+        ResolveResult::Unbound => Ns::None,
+        ResolveResult::Unknown(_) => Ns::Other,
+    }
 }
 
 impl<'a> XmlReader<'a> {
@@ -190,25 +296,38 @@ impl<'a> XmlReader<'a> {
     /// [`EwsError::MalformedXml`] with the byte offset for input that is not well-formed,
     /// declares a DTD or uses an unknown entity.
     pub fn next_step(&mut self) -> Result<Step<'a>, EwsError> {
+        Ok(match self.next_raw()? {
+            RawStep::Start(start) => Step::Start {
+                element: start.element()?,
+                empty: start.empty,
+            },
+            RawStep::End => Step::End,
+            RawStep::Text(t) => Step::Text(t),
+            RawStep::Eof => Step::Eof,
+        })
+    }
+
+    /// As [`XmlReader::next_step`], but a start tag stays borrowed from the input and its
+    /// attributes are not read yet: the typed readers use it to skip building an
+    /// [`Element`] for every tag. Callers that keep nothing of a start tag still call
+    /// [`RawStart::check`], so both paths reject the same documents.
+    pub(crate) fn next_raw(&mut self) -> Result<RawStep<'a>, EwsError> {
         if let Some(step) = self.pending.take() {
             return Ok(step);
         }
         let mut text: Option<Cow<'a, str>> = None;
         loop {
             let before = self.inner.buffer_position();
-            let (ns, event) = match self.inner.read_resolved_event() {
-                Ok(pair) => pair,
+            // Only start tags need their namespace: resolving end tags too, as
+            // `read_resolved_event` does, costs a binding lookup per element for nothing.
+            let event = match self.inner.read_event() {
+                Ok(event) => event,
                 Err(e) => {
                     return Err(EwsError::MalformedXml {
                         offset: self.inner.error_position(),
                         reason: e.to_string(),
                     });
                 }
-            };
-            let ns = match ns {
-                ResolveResult::Bound(uri) => Ns::from_uri(uri.as_ref()),
-                ResolveResult::Unbound => Ns::None,
-                ResolveResult::Unknown(_) => Ns::Other,
             };
             let bad = |reason: String| EwsError::MalformedXml {
                 offset: before,
@@ -236,34 +355,33 @@ impl<'a> XmlReader<'a> {
                 }
                 Event::Comment(_) | Event::PI(_) | Event::Decl(_) => continue,
                 Event::Start(s) => {
-                    let element = self.start_element(ns, &s, before)?;
+                    let ns = resolved_ns(self.inner.resolver().resolve_element(s.name()).0);
                     self.depth += 1;
                     if self.depth > MAX_DEPTH {
                         return Err(bad(format!("elements nested deeper than {MAX_DEPTH}")));
                     }
-                    return Ok(self.after_text(
-                        text,
-                        Step::Start {
-                            element,
-                            empty: false,
-                        },
-                    ));
+                    let start = RawStart {
+                        ns,
+                        tag: s,
+                        empty: false,
+                        offset: before,
+                    };
+                    return Ok(self.after_text(text, RawStep::Start(start)));
                 }
                 Event::Empty(s) => {
-                    let element = self.start_element(ns, &s, before)?;
-                    return Ok(self.after_text(
-                        text,
-                        Step::Start {
-                            element,
-                            empty: true,
-                        },
-                    ));
+                    let start = RawStart {
+                        ns: resolved_ns(self.inner.resolver().resolve_element(s.name()).0),
+                        tag: s,
+                        empty: true,
+                        offset: before,
+                    };
+                    return Ok(self.after_text(text, RawStep::Start(start)));
                 }
                 Event::End(_) => {
                     self.depth = self.depth.saturating_sub(1);
-                    return Ok(self.after_text(text, Step::End));
+                    return Ok(self.after_text(text, RawStep::End));
                 }
-                Event::Eof => return Ok(self.after_text(text, Step::Eof)),
+                Event::Eof => return Ok(self.after_text(text, RawStep::Eof)),
             };
             text = Some(match text {
                 None => piece,
@@ -275,40 +393,117 @@ impl<'a> XmlReader<'a> {
         }
     }
 
-    fn after_text(&mut self, text: Option<Cow<'a, str>>, step: Step<'a>) -> Step<'a> {
+    fn after_text(&mut self, text: Option<Cow<'a, str>>, step: RawStep<'a>) -> RawStep<'a> {
         match text {
             Some(t) => {
                 self.pending = Some(step);
-                Step::Text(t)
+                RawStep::Text(t)
             }
             None => step,
         }
     }
 
-    fn start_element(&self, ns: Ns, s: &BytesStart<'_>, offset: u64) -> Result<Element, EwsError> {
-        let bad = |reason: String| EwsError::MalformedXml { offset, reason };
-        let name = intern(s.local_name().into_inner())
-            .map_err(|_| bad("element name is not UTF-8".into()))?;
-        let mut attrs = Vec::new();
-        for attr in s.attributes() {
-            let attr = attr.map_err(|e| bad(e.to_string()))?;
-            let key = attr.key;
-            if key.as_namespace_binding().is_some() {
-                continue;
+    /// The next start tag of a child of the current element, skipping text; `None` at
+    /// the current element's end tag.
+    pub(crate) fn next_child_raw(&mut self) -> Result<Option<RawStart<'a>>, EwsError> {
+        loop {
+            match self.next_raw()? {
+                RawStep::Start(start) => return Ok(Some(start)),
+                RawStep::End => return Ok(None),
+                RawStep::Text(_) => {}
+                RawStep::Eof => {
+                    return Err(EwsError::MalformedXml {
+                        offset: self.position(),
+                        reason: "input ends inside an element".into(),
+                    });
+                }
             }
-            let key = intern(key.local_name().into_inner())
-                .map_err(|_| bad("attribute name is not UTF-8".into()))?;
-            let raw = std::str::from_utf8(&attr.value)
-                .map_err(|_| bad("attribute value is not UTF-8".into()))?;
-            attrs.push((key, unescape(raw).map_err(bad)?));
         }
-        Ok(Element {
-            ns,
-            name,
-            attrs,
-            text: String::new(),
-            children: Vec::new(),
-        })
+    }
+
+    /// Skips the element whose start tag `start` was just returned, checking every tag
+    /// in it as [`XmlReader::read_into`] would.
+    pub(crate) fn skip_raw(&mut self, start: &RawStart<'a>) -> Result<(), EwsError> {
+        start.check()?;
+        self.skip_content(start)
+    }
+
+    /// As [`XmlReader::skip_raw`] for a start tag the caller has already checked.
+    pub(crate) fn skip_content(&mut self, start: &RawStart<'a>) -> Result<(), EwsError> {
+        if start.empty {
+            return Ok(());
+        }
+        let mut depth = 0usize;
+        loop {
+            match self.next_raw()? {
+                RawStep::Start(inner) => {
+                    inner.check()?;
+                    if !inner.empty {
+                        depth += 1;
+                    }
+                }
+                RawStep::End => {
+                    if depth == 0 {
+                        return Ok(());
+                    }
+                    depth -= 1;
+                }
+                RawStep::Text(_) => {}
+                RawStep::Eof => return Err(self.cut_short(start)),
+            }
+        }
+    }
+
+    /// Reads the content of the element `start` as [`XmlReader::read_into`] would fill
+    /// its `text`: character data directly inside it, with whitespace before a child
+    /// element dropped, and child elements checked and skipped.
+    pub(crate) fn read_text(&mut self, start: &RawStart<'a>) -> Result<Cow<'a, str>, EwsError> {
+        start.check()?;
+        self.read_text_content(start)
+    }
+
+    /// As [`XmlReader::read_text`] for a start tag the caller has already checked.
+    pub(crate) fn read_text_content(
+        &mut self,
+        start: &RawStart<'a>,
+    ) -> Result<Cow<'a, str>, EwsError> {
+        if start.empty {
+            return Ok(Cow::Borrowed(""));
+        }
+        let mut text: Cow<'a, str> = Cow::Borrowed("");
+        let mut had_child = false;
+        loop {
+            match self.next_raw()? {
+                RawStep::Text(t) => {
+                    if !had_child || !t.trim().is_empty() {
+                        if text.is_empty() {
+                            text = t;
+                        } else {
+                            text.to_mut().push_str(&t);
+                        }
+                    }
+                }
+                RawStep::Start(child) => {
+                    if text.trim().is_empty() {
+                        text = Cow::Borrowed("");
+                    }
+                    self.skip_raw(&child)?;
+                    had_child = true;
+                }
+                RawStep::End => return Ok(text),
+                RawStep::Eof => return Err(self.cut_short(start)),
+            }
+        }
+    }
+
+    /// The error for input that ends inside the element `start`, worded as
+    /// [`XmlReader::read_into`] words it.
+    pub(crate) fn cut_short(&self, start: &RawStart<'_>) -> EwsError {
+        let name = String::from_utf8_lossy(start.tag.local_name().into_inner()).into_owned();
+        EwsError::MalformedXml {
+            offset: self.position(),
+            reason: format!("input ends inside <{name}>"),
+        }
     }
 
     /// Reads the content of an element whose start step was just returned (with
@@ -472,12 +667,11 @@ macro_rules! interned {
     ($($name:literal),* $(,)?) => {
         /// The local name as a string, borrowed from a static table for the names EWS
         /// responses repeat (saving an allocation per element), owned otherwise.
-        fn intern(bytes: &[u8]) -> Result<Cow<'static, str>, std::str::Utf8Error> {
-            let text = std::str::from_utf8(bytes)?;
-            Ok(match text {
+        fn intern(text: &str) -> Cow<'static, str> {
+            match text {
                 $($name => Cow::Borrowed($name),)*
                 other => Cow::Owned(other.to_owned()),
-            })
+            }
         }
     };
 }

@@ -2,10 +2,10 @@
 //! CopyItem, SendItem (MS-OXWSMSG), and ConvertId (MS-OXWSCVTID).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use super::{Shape, read_item_ids, req_attr, write_item_ids};
+use super::{Shape, read_item_ids, req_attr, typed, write_item_ids};
 use crate::error::EwsError;
 use crate::operation::{EwsOperation, EwsServerOperation, Response, missing, parse_messages};
-use crate::soap::{XmlWriter, write_message};
+use crate::soap::{EnvelopeReader, XmlWriter, finish, message_status, write_message};
 use crate::types::{
     ConflictResolution, DeleteType, FolderRef, IdFormat, Item, ItemId, MessageDisposition,
     PropertyPath, parse_bool,
@@ -67,8 +67,87 @@ impl EwsOperation for GetItem {
     }
 
     fn parse_response(body: &[u8]) -> Result<Self::Response, EwsError> {
+        parse_item_messages(body, Self::NAME, "GetItemResponse")
+    }
+}
+
+impl GetItem {
+    /// Parses a response as [`EwsOperation::parse_response`] does, but reads each item
+    /// through an element tree: the slower reference implementation that tests compare
+    /// the typed reader with.
+    ///
+    /// # Errors
+    /// As [`EwsOperation::parse_response`].
+    #[doc(hidden)]
+    pub fn parse_response_reference(body: &[u8]) -> Result<Response<Vec<Item>>, EwsError> {
         parse_messages(body, Self::NAME, "GetItemResponse", |m| Ok(items_of(m)))
     }
+}
+
+/// Parses a response whose messages carry an `Items` list, reading the items with the
+/// typed reader and the rest of each message as a tree. Gives what
+/// `parse_messages(.., items_of)` gives on the same input.
+fn parse_item_messages(
+    input: &[u8],
+    operation: &'static str,
+    response_element: &str,
+) -> Result<Response<Vec<Item>>, EwsError> {
+    let env = EnvelopeReader::open(input, operation)?;
+    if !env.body.is(response_element) || env.body_empty {
+        // Another response element or an empty one: the tree path reports it.
+        return parse_messages(input, operation, response_element, |m| Ok(items_of(m)));
+    }
+    let server_version = env.server_version();
+    let mut reader = env.reader;
+    let mut messages = Vec::new();
+    // The tree path checks the whole document before any message, so a message without
+    // a valid ResponseClass is reported only once the rest has been read.
+    let mut status_error = None;
+    let mut seen_list = false;
+    while let Some(start) = reader.next_child_raw()? {
+        if seen_list || !start.is("ResponseMessages") {
+            reader.skip_raw(&start)?;
+            continue;
+        }
+        seen_list = true;
+        start.check()?;
+        if start.empty {
+            continue;
+        }
+        let mut index = 0;
+        while let Some(message_start) = reader.next_child_raw()? {
+            let mut message = message_start.element()?;
+            let mut items = None;
+            if !message_start.empty {
+                while let Some(child) = reader.next_child_raw()? {
+                    if items.is_none() && child.is("Items") {
+                        items = Some(typed::read_items(&mut reader, &child)?);
+                        continue;
+                    }
+                    let element = child.element()?;
+                    message
+                        .children
+                        .push(reader.complete(element, child.empty)?);
+                }
+            }
+            if status_error.is_none() {
+                match message_status(&message, index, operation) {
+                    Ok(Ok(_)) => messages.push(Ok(items.unwrap_or_default())),
+                    Ok(Err(e)) => messages.push(Err(e)),
+                    Err(e) => status_error = Some(e),
+                }
+            }
+            index += 1;
+        }
+    }
+    finish(&mut reader)?;
+    if let Some(e) = status_error {
+        return Err(e);
+    }
+    Ok(Response {
+        server_version,
+        messages,
+    })
 }
 
 impl EwsServerOperation for GetItem {

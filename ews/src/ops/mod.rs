@@ -7,6 +7,7 @@ pub mod folders;
 pub mod items;
 pub mod notify;
 pub mod sync;
+mod typed;
 
 use crate::error::EwsError;
 use crate::operation::missing;

@@ -1,15 +1,15 @@
 //! SyncFolderItems (MS-OXWSSYNC 3.1.4.2) and FindItem (MS-OXWSSRCH 3.1.4.2), read
 //! incrementally: the envelope is read up to the list of changes or items, and each
-//! change or item is built when the caller asks for it, so the intermediate tree never
-//! holds more than one change.
+//! change or item is read when the caller asks for it, straight into typed values, so
+//! memory holds one change at a time whatever the response size.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use super::{IndexedPage, Paging, Shape, read_item_ids};
+use super::{IndexedPage, Paging, Shape, read_item_ids, typed};
 use crate::error::{EwsError, MessageError};
 use crate::operation::{EwsOperation, EwsServerOperation, Response, check_body_element, missing};
 use crate::soap::{EnvelopeReader, XmlWriter, message_status, write_message};
 use crate::types::{FolderRef, Item, ItemId, ServerVersionInfo, Traversal, parse_bool};
-use crate::xml::{Element, XmlReader};
+use crate::xml::{Element, RawStart, XmlReader};
 
 /// SyncFolderItems (MS-OXWSSYNC 3.1.4.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,28 +116,75 @@ pub struct ItemSync {
     pub changes: Vec<SyncChange>,
 }
 
+/// How the list readers turn each change or item into a typed value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decode {
+    /// Straight from the reader's steps ([`super::typed`]).
+    Typed,
+    /// Through an [`Element`] tree per change or item: the reference the typed readers
+    /// are tested against.
+    Tree,
+}
+
 /// Reads a list of elements one at a time from a response held in memory.
 struct ListReader<'a> {
     reader: XmlReader<'a>,
     /// True while positioned inside the list element.
     open: bool,
+    decode: Decode,
 }
 
 impl<'a> ListReader<'a> {
-    /// The next element of the list; after the list ends, checks that the rest of the
-    /// document is well-formed.
-    fn next_element(&mut self) -> Result<Option<Element>, EwsError> {
+    /// The start tag of the next element of the list; after the list ends, checks that
+    /// the rest of the document is well-formed.
+    fn next_start(&mut self) -> Result<Option<RawStart<'a>>, EwsError> {
         if !self.open {
             return Ok(None);
         }
-        match self.reader.next_child()? {
-            Some((el, empty)) => Ok(Some(self.reader.complete(el, empty)?)),
+        match self.reader.next_child_raw()? {
+            Some(start) => Ok(Some(start)),
             None => {
                 self.open = false;
                 drain(&mut self.reader)?;
                 Ok(None)
             }
         }
+    }
+
+    /// Reads the element `start` as a tree.
+    fn complete(&mut self, start: &RawStart<'a>) -> Result<Element, EwsError> {
+        let element = start.element()?;
+        self.reader.complete(element, start.empty)
+    }
+
+    /// The next change of a SyncFolderItems list: `Ok(Some(None))` for a change element
+    /// that is skipped.
+    fn next_change(&mut self) -> Result<Option<Option<SyncChange>>, EwsError> {
+        let Some(start) = self.next_start()? else {
+            return Ok(None);
+        };
+        let change = match self.decode {
+            Decode::Typed => typed::read_change(&mut self.reader, &start)?,
+            Decode::Tree => SyncChange::from_element(self.complete(&start)?),
+        };
+        if change.is_none() {
+            // A change element this crate does not know is skipped: dropping the page
+            // would lose its SyncState and every other change.
+            let name = String::from_utf8_lossy(start.local_name());
+            tracing::warn!(element = %name, "SyncFolderItems: skipping an unknown change element");
+        }
+        Ok(Some(change))
+    }
+
+    /// The next item of a FindItem list.
+    fn next_item(&mut self) -> Result<Option<Item>, EwsError> {
+        let Some(start) = self.next_start()? else {
+            return Ok(None);
+        };
+        Ok(Some(match self.decode {
+            Decode::Typed => typed::read_item(&mut self.reader, &start)?,
+            Decode::Tree => Item::from_owned(self.complete(&start)?),
+        }))
     }
 }
 
@@ -208,9 +255,6 @@ fn open_single_message<'a>(
     Ok((reader, server_version, Ok(Opened::Streaming)))
 }
 
-// NOTE: each change is first built as an `Element` tree and then converted, which keeps
-// parsing at about 1.4x the `ews` crate; a typed reader straight from quick-xml events
-// is the planned replacement (see docs/BENCHMARKS.md).
 /// An incremental reader of a SyncFolderItems response: the page's SyncState and
 /// IncludesLastItemInRange come first (the schema puts them before Changes), then the
 /// changes one at a time through [`Iterator`].
@@ -231,6 +275,20 @@ impl<'a> SyncItemsReader<'a> {
     /// # Errors
     /// Any decoding error, a fault, or the message's error.
     pub fn new(input: &'a [u8]) -> Result<Self, EwsError> {
+        Self::open(input, Decode::Typed)
+    }
+
+    /// As [`SyncItemsReader::new`], but each change is read through an element tree:
+    /// the slower reference implementation that tests compare the typed reader with.
+    ///
+    /// # Errors
+    /// As [`SyncItemsReader::new`].
+    #[doc(hidden)]
+    pub fn new_reference(input: &'a [u8]) -> Result<Self, EwsError> {
+        Self::open(input, Decode::Tree)
+    }
+
+    fn open(input: &'a [u8], decode: Decode) -> Result<Self, EwsError> {
         const OP: &str = "SyncFolderItems";
         let (mut reader, server_version, msg) =
             open_single_message(input, OP, "SyncFolderItemsResponse")?;
@@ -270,7 +328,11 @@ impl<'a> SyncItemsReader<'a> {
             server_version,
             sync_state,
             includes_last,
-            list: ListReader { reader, open },
+            list: ListReader {
+                reader,
+                open,
+                decode,
+            },
         })
     }
 
@@ -296,18 +358,9 @@ impl Iterator for SyncItemsReader<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            match self.list.next_element() {
-                Ok(Some(el)) => {
-                    let name = el.name.clone();
-                    match SyncChange::from_element(el) {
-                        Some(c) => return Some(Ok(c)),
-                        // A change element this crate does not know is skipped: dropping
-                        // the page would lose its SyncState and every other change.
-                        None => {
-                            tracing::warn!(element = %name, "SyncFolderItems: skipping an unknown change element")
-                        }
-                    }
-                }
+            match self.list.next_change() {
+                Ok(Some(Some(change))) => return Some(Ok(change)),
+                Ok(Some(None)) => {}
                 Ok(None) => return None,
                 Err(e) => {
                     self.list.open = false;
@@ -449,6 +502,20 @@ impl<'a> FindItemReader<'a> {
     /// # Errors
     /// Any decoding error, a fault, or the message's error as [`EwsError::Message`].
     pub fn new(input: &'a [u8]) -> Result<Self, EwsError> {
+        Self::open(input, Decode::Typed)
+    }
+
+    /// As [`FindItemReader::new`], but each item is read through an element tree: the
+    /// slower reference implementation that tests compare the typed reader with.
+    ///
+    /// # Errors
+    /// As [`FindItemReader::new`].
+    #[doc(hidden)]
+    pub fn new_reference(input: &'a [u8]) -> Result<Self, EwsError> {
+        Self::open(input, Decode::Tree)
+    }
+
+    fn open(input: &'a [u8], decode: Decode) -> Result<Self, EwsError> {
         const OP: &str = "FindItem";
         let (mut reader, server_version, msg) = open_single_message(input, OP, "FindItemResponse")?;
         let msg = msg.map_err(|e| EwsError::Message {
@@ -470,6 +537,7 @@ impl<'a> FindItemReader<'a> {
             let mut list = ListReader {
                 reader,
                 open: false,
+                decode,
             };
             if !empty {
                 // Items, or Groups (some servers send an empty Groups beside Items).
@@ -512,8 +580,8 @@ impl Iterator for FindItemReader<'_> {
     type Item = Result<Item, EwsError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.list.next_element() {
-            Ok(Some(el)) => Some(Ok(Item::from_owned(el))),
+        match self.list.next_item() {
+            Ok(Some(item)) => Some(Ok(item)),
             Ok(None) => None,
             Err(e) => {
                 self.list.open = false;
