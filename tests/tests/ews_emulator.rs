@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use exmux_core::auth::{BoxFuture, Credentials};
 use exmux_core::{ManualClock, Secret};
-use exmux_emulator::ews::{EwsFrontEnd, Quirk};
+use exmux_emulator::ews::{BusyShape, EwsFrontEnd, Quirk};
 use exmux_emulator::server::{EWS_PATH, Emulator, EmulatorHandle, EmulatorOptions};
 use exmux_emulator::store::{NewItem, NewItemContent, WellKnownFolder};
 use exmux_ews::client::{EwsClient, Sleeper};
@@ -992,5 +992,134 @@ async fn explicit_is_read_beats_the_mime_read_quirk() {
         item.is_read,
         Some(false),
         "IsRead=false after MimeContent wins"
+    );
+}
+
+#[tokio::test]
+async fn every_busy_shape_is_retried() {
+    for shape in [
+        BusyShape::SoapFault,
+        BusyShape::Http503,
+        BusyShape::InternalErrorWithInnerBusy,
+    ] {
+        let setup = setup().await;
+        setup.front_end.set_busy_shape(shape);
+        setup
+            .emulator
+            .faults()
+            .server_busy(EWS_PATH, 1, Duration::from_millis(3000));
+        let response = setup
+            .client
+            .call(&GetFolder {
+                shape: Shape::base(BaseShape::IdOnly),
+                folder_ids: vec![inbox()],
+            })
+            .await
+            .unwrap();
+        assert!(response.messages[0].is_ok(), "{shape:?}");
+        let slept: Duration = setup.slept.lock().unwrap().iter().sum();
+        assert!(
+            slept >= Duration::from_millis(3000),
+            "{shape:?} slept {slept:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn connection_count_throttling_is_retried() {
+    let setup = setup().await;
+    setup.front_end.throttle_in_response_message(
+        1,
+        ResponseCode::ErrorExceededConnectionCount,
+        None,
+    );
+    let page = setup
+        .client
+        .call(&sync_request(None, 10))
+        .await
+        .unwrap()
+        .into_single("SyncFolderItems");
+    assert!(page.is_ok(), "{page:?}");
+    assert_eq!(
+        setup.slept.lock().unwrap().len(),
+        1,
+        "one wait, then the retry"
+    );
+}
+
+#[tokio::test]
+async fn padded_response_codes_parse() {
+    let setup = setup().await;
+    setup.front_end.enable(Quirk::PaddedResponseCodes);
+    create_in(&setup.client, inbox(), "padded").await;
+    let bad = setup
+        .client
+        .call(&GetItem {
+            shape: Shape::base(BaseShape::IdOnly),
+            item_ids: vec![ItemId::new("AAMkAA==")],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        bad.messages[0].as_ref().unwrap_err().code,
+        ResponseCode::ErrorInvalidIdMalformed
+    );
+}
+
+#[tokio::test]
+async fn sync_state_fault_is_reported_as_invalid() {
+    let setup = setup().await;
+    setup.front_end.enable(Quirk::InvalidSyncStateAsFault);
+    let error = setup
+        .client
+        .sync_folder_items(&sync_request(Some("Z2FyYmFnZQ==".to_owned()), 10), |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        error.ews().is_some_and(EwsError::is_invalid_sync_state),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn read_change_reported_twice_under_quirk() {
+    let setup = setup().await;
+    setup.front_end.enable(Quirk::ReadChangeAlsoAsUpdate);
+    let id = create_in(&setup.client, inbox(), "read elsewhere").await;
+    let state = setup
+        .client
+        .sync_folder_items(&sync_request(None, 10), |_| {})
+        .await
+        .unwrap();
+    {
+        let mut store = setup.emulator.store().lock().unwrap();
+        let session = store.open_session("other client");
+        let entry = exmux_ews::ids::decode_ews_id(&id.id).unwrap();
+        let mid = exmux_emulator::store::Mid(
+            exmux_emulator::store::Globcnt::new(entry.message.unwrap().counter()).unwrap(),
+        );
+        store.set_read(session, mid, true).unwrap();
+    }
+    let page = setup
+        .client
+        .call(&sync_request(Some(state), 10))
+        .await
+        .unwrap()
+        .into_single("SyncFolderItems")
+        .unwrap();
+    let kinds: Vec<&str> = page
+        .changes
+        .iter()
+        .map(|change| match change {
+            SyncChange::Update(_) => "update",
+            SyncChange::ReadFlagChange { is_read: true, .. } => "read",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["update", "read"]);
+    assert!(
+        page.changes
+            .iter()
+            .all(|c| c.item_id().unwrap().id == id.id)
     );
 }

@@ -66,13 +66,13 @@ fn back_off_xml(back_off: Duration) -> MessageXml {
     }
 }
 
-/// Returns an ErrorServerBusy response message with `BackOffMilliseconds`, as Exchange
-/// Online puts inside an HTTP 200 response.
-pub(crate) fn busy_message(back_off: Duration) -> MessageError {
+/// Returns a throttling response message with `code` and, when given,
+/// `BackOffMilliseconds`, as Exchange Online puts inside an HTTP 200 response.
+pub(crate) fn busy_message(code: ResponseCode, back_off: Option<Duration>) -> MessageError {
     MessageError {
-        message_xml: back_off_xml(back_off),
+        message_xml: back_off.map(back_off_xml).unwrap_or_default(),
         ..code_error(
-            ResponseCode::ErrorServerBusy,
+            code,
             "The server cannot service this request right now. Try again later.".to_owned(),
         )
     }
@@ -89,6 +89,40 @@ pub(crate) fn busy_fault(back_off: Duration) -> Vec<u8> {
         response_code: Some(ResponseCode::ErrorServerBusy),
         message: Some("The server cannot service this request right now.".to_owned()),
         message_xml: back_off_xml(back_off),
+    })
+}
+
+/// Returns the body of the HTTP 500 SOAP fault ErrorInternalServerError whose
+/// MessageXml names the inner code ErrorServerBusy and the back-off.
+pub(crate) fn inner_busy_fault(back_off: Duration) -> Vec<u8> {
+    let mut message_xml = back_off_xml(back_off);
+    message_xml.elements.push(Element {
+        ns: Ns::Types,
+        name: "Value".into(),
+        attrs: vec![("Name".into(), "InnerErrorResponseCode".into())],
+        text: "ErrorServerBusy".to_owned(),
+        children: Vec::new(),
+    });
+    write_fault(&SoapFault {
+        http_status: 500,
+        faultcode: "soap:Server".to_owned(),
+        faultstring: "An internal server error occurred. The operation failed.".to_owned(),
+        response_code: Some(ResponseCode::ErrorInternalServerError),
+        message: Some("An internal server error occurred.".to_owned()),
+        message_xml,
+    })
+}
+
+/// Returns the body of a SOAP fault whose faultcode is the EWS code
+/// ErrorInvalidSyncStateData, with no detail, as one server sends with HTTP 200.
+pub(crate) fn sync_state_fault() -> Vec<u8> {
+    write_fault(&SoapFault {
+        http_status: 200,
+        faultcode: "ErrorInvalidSyncStateData".to_owned(),
+        faultstring: "The synchronization state data is corrupt or otherwise invalid.".to_owned(),
+        response_code: None,
+        message: None,
+        message_xml: MessageXml::default(),
     })
 }
 

@@ -108,11 +108,34 @@ pub enum Quirk {
     /// message with ConnectionStatus Closed at once but keeps the response open for 50
     /// seconds of the emulator's clock. A client must stop reading at the first Closed.
     DeadStreamHeldOpen,
+    /// Every ResponseCode is surrounded by whitespace (`<m:ResponseCode>\n NoError\n`).
+    PaddedResponseCodes,
+    /// An invalid SyncState is reported as an HTTP 200 SOAP fault whose faultcode is
+    /// `ErrorInvalidSyncStateData`, with no detail, instead of an error response message.
+    InvalidSyncStateAsFault,
+    /// A read-state change of an item is reported twice in one sync: as an Update of
+    /// the whole item and as a ReadFlagChange.
+    ReadChangeAlsoAsUpdate,
+}
+
+/// The shape of the "server busy" answer when the server's busy switch or the store's
+/// [`FrontEndFault::ServerBusy`] fires, as Exchange sends each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BusyShape {
+    /// HTTP 500 SOAP fault ErrorServerBusy with `BackOffMilliseconds` in its detail.
+    #[default]
+    SoapFault,
+    /// HTTP 503 with `Retry-After` in whole seconds.
+    Http503,
+    /// HTTP 500 SOAP fault ErrorInternalServerError whose MessageXml names the inner
+    /// code ErrorServerBusy and the back-off.
+    InternalErrorWithInnerBusy,
 }
 
 impl Quirk {
     /// Every quirk, in declaration order.
-    pub const ALL: [Quirk; 12] = [
+    pub const ALL: [Quirk; 15] = [
         Quirk::StaleResponseAfterFault,
         Quirk::DuplicateModifiedEvents,
         Quirk::NoWatermarks,
@@ -125,6 +148,9 @@ impl Quirk {
         Quirk::IgnoreChangeKeys,
         Quirk::InvertReturnNewItemIds,
         Quirk::DeadStreamHeldOpen,
+        Quirk::PaddedResponseCodes,
+        Quirk::InvalidSyncStateAsFault,
+        Quirk::ReadChangeAlsoAsUpdate,
     ];
 
     fn bit(self) -> u32 {
@@ -169,7 +195,8 @@ pub(crate) struct Inner {
     heartbeat_millis: std::sync::atomic::AtomicU64,
     sessions: Mutex<HashMap<String, SessionId>>,
     subscriptions: Mutex<HashMap<String, SubscriptionInfo>>,
-    busy_messages: Mutex<VecDeque<Duration>>,
+    busy_messages: Mutex<VecDeque<(ResponseCode, Option<Duration>)>>,
+    busy_shape: Mutex<BusyShape>,
     connections: Mutex<HashMap<u64, ConnectionMemory>>,
 }
 
@@ -240,8 +267,39 @@ impl EwsFrontEnd {
     /// message is ErrorServerBusy with `BackOffMilliseconds` = `back_off`, as Exchange
     /// Online does for SyncFolderItems under its concurrency policy.
     pub fn busy_in_response_message(&self, count: u32, back_off: Duration) {
+        self.throttle_in_response_message(count, ResponseCode::ErrorServerBusy, Some(back_off));
+    }
+
+    /// Answers the next `count` requests with HTTP 200 responses whose one response
+    /// message has the throttling `code` (ErrorServerBusy, ErrorExceededConnectionCount,
+    /// ErrorTooManyObjectsOpened) and `BackOffMilliseconds` when `back_off` is given.
+    pub fn throttle_in_response_message(
+        &self,
+        count: u32,
+        code: ResponseCode,
+        back_off: Option<Duration>,
+    ) {
         let mut queue = lock(&self.inner.busy_messages);
-        queue.extend((0..count).map(|_| back_off));
+        queue.extend((0..count).map(|_| (code.clone(), back_off)));
+    }
+
+    /// Sets the shape of the "server busy" answer. Default: [`BusyShape::SoapFault`].
+    pub fn set_busy_shape(&self, shape: BusyShape) {
+        *lock(&self.inner.busy_shape) = shape;
+    }
+
+    fn busy_answer(&self, back_off: Duration) -> EmuResponse {
+        let shape = *lock(&self.inner.busy_shape);
+        match shape {
+            BusyShape::Http503 => crate::server::busy_response(back_off),
+            BusyShape::InternalErrorWithInnerBusy => xml_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                error::inner_busy_fault(back_off),
+            ),
+            BusyShape::SoapFault => {
+                xml_response(StatusCode::INTERNAL_SERVER_ERROR, busy_fault(back_off))
+            }
+        }
     }
 
     /// Returns the store's id of a subscription this front end handed out.
@@ -301,7 +359,7 @@ impl EwsFrontEnd {
             Some(FrontEndFault::DropConnection) => return drop_connection_response(),
             Some(FrontEndFault::ServerBusy { back_off }) => {
                 self.remember_fault(context.connection_id, quirks);
-                return xml_response(StatusCode::INTERNAL_SERVER_ERROR, busy_fault(back_off));
+                return self.busy_answer(back_off);
             }
             _ => {}
         }
@@ -350,7 +408,13 @@ impl EwsFrontEnd {
             dispatch(&mut ctx, &operation, &parsed.body, busy)
         };
         match result {
-            Ok(body) => {
+            Ok(mut body) => {
+                if quirks.on(Quirk::PaddedResponseCodes) {
+                    body = String::from_utf8_lossy(&body)
+                        .replace("<m:ResponseCode>", "<m:ResponseCode>\n  ")
+                        .replace("</m:ResponseCode>", "\n</m:ResponseCode>")
+                        .into_bytes();
+                }
                 self.remember_success(context.connection_id, quirks, &body);
                 xml_response(StatusCode::OK, body)
             }
@@ -421,10 +485,11 @@ impl Handler for EwsFrontEnd {
     }
 
     fn busy_response(&self, _request: &EmuRequest, back_off: Duration) -> Option<EmuResponse> {
-        Some(xml_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            busy_fault(back_off),
-        ))
+        let shape = *lock(&self.inner.busy_shape);
+        match shape {
+            BusyShape::Http503 => None,
+            _ => Some(self.busy_answer(back_off)),
+        }
     }
 }
 
@@ -434,33 +499,45 @@ fn dispatch(
     ctx: &mut ops::Ctx<'_>,
     operation: &str,
     body: &Element,
-    busy: Option<Duration>,
+    busy: Option<(ResponseCode, Option<Duration>)>,
 ) -> Result<Vec<u8>, Vec<u8>> {
+    let quirks = ctx.quirks;
+    let busy = busy.as_ref();
     match operation {
-        "GetFolder" => run::<GetFolder, _>(body, busy, |op| ops::get_folder(ctx, op)),
-        "FindFolder" => run::<FindFolder, _>(body, busy, |op| ops::find_folder(ctx, op)),
-        "CreateFolder" => run::<CreateFolder, _>(body, busy, |op| ops::create_folder(ctx, op)),
-        "UpdateFolder" => run::<UpdateFolder, _>(body, busy, |op| ops::update_folder(ctx, op)),
-        "MoveFolder" => run::<MoveFolder, _>(body, busy, |op| ops::move_folder(ctx, op)),
-        "DeleteFolder" => run::<DeleteFolder, _>(body, busy, |op| ops::delete_folder(ctx, op)),
-        "SyncFolderHierarchy" => {
-            run::<SyncFolderHierarchy, _>(body, busy, |op| ops::sync_hierarchy(ctx, op))
+        "GetFolder" => run::<GetFolder, _>(body, busy, quirks, |op| ops::get_folder(ctx, op)),
+        "FindFolder" => run::<FindFolder, _>(body, busy, quirks, |op| ops::find_folder(ctx, op)),
+        "CreateFolder" => {
+            run::<CreateFolder, _>(body, busy, quirks, |op| ops::create_folder(ctx, op))
         }
-        "SyncFolderItems" => run::<SyncFolderItems, _>(body, busy, |op| ops::sync_items(ctx, op)),
-        "FindItem" => run::<FindItem, _>(body, busy, |op| ops::find_item(ctx, op)),
-        "GetItem" => run::<GetItem, _>(body, busy, |op| ops::get_item(ctx, op)),
-        "CreateItem" => run::<CreateItem, _>(body, busy, |op| ops::create_item(ctx, op)),
-        "UpdateItem" => run::<UpdateItem, _>(body, busy, |op| ops::update_item(ctx, op)),
-        "DeleteItem" => run::<DeleteItem, _>(body, busy, |op| ops::delete_item(ctx, op)),
-        "MoveItem" => run::<MoveItem, _>(body, busy, |op| ops::move_copy_item(ctx, op)),
-        "CopyItem" => run::<CopyItem, _>(body, busy, |op| ops::move_copy_item(ctx, op)),
-        "SendItem" => run::<SendItem, _>(body, busy, |op| ops::send_item(ctx, op)),
-        "ConvertId" => run::<ConvertId, _>(body, busy, |op| ops::convert_id(ctx, op)),
-        "Subscribe" => run::<Subscribe, _>(body, busy, |op| notify::subscribe(ctx, op)),
-        "GetEvents" => run::<GetEvents, _>(body, busy, |op| notify::get_events(ctx, op)),
-        "Unsubscribe" => run::<Unsubscribe, _>(body, busy, |op| notify::unsubscribe(ctx, op)),
+        "UpdateFolder" => {
+            run::<UpdateFolder, _>(body, busy, quirks, |op| ops::update_folder(ctx, op))
+        }
+        "MoveFolder" => run::<MoveFolder, _>(body, busy, quirks, |op| ops::move_folder(ctx, op)),
+        "DeleteFolder" => {
+            run::<DeleteFolder, _>(body, busy, quirks, |op| ops::delete_folder(ctx, op))
+        }
+        "SyncFolderHierarchy" => {
+            run::<SyncFolderHierarchy, _>(body, busy, quirks, |op| ops::sync_hierarchy(ctx, op))
+        }
+        "SyncFolderItems" => {
+            run::<SyncFolderItems, _>(body, busy, quirks, |op| ops::sync_items(ctx, op))
+        }
+        "FindItem" => run::<FindItem, _>(body, busy, quirks, |op| ops::find_item(ctx, op)),
+        "GetItem" => run::<GetItem, _>(body, busy, quirks, |op| ops::get_item(ctx, op)),
+        "CreateItem" => run::<CreateItem, _>(body, busy, quirks, |op| ops::create_item(ctx, op)),
+        "UpdateItem" => run::<UpdateItem, _>(body, busy, quirks, |op| ops::update_item(ctx, op)),
+        "DeleteItem" => run::<DeleteItem, _>(body, busy, quirks, |op| ops::delete_item(ctx, op)),
+        "MoveItem" => run::<MoveItem, _>(body, busy, quirks, |op| ops::move_copy_item(ctx, op)),
+        "CopyItem" => run::<CopyItem, _>(body, busy, quirks, |op| ops::move_copy_item(ctx, op)),
+        "SendItem" => run::<SendItem, _>(body, busy, quirks, |op| ops::send_item(ctx, op)),
+        "ConvertId" => run::<ConvertId, _>(body, busy, quirks, |op| ops::convert_id(ctx, op)),
+        "Subscribe" => run::<Subscribe, _>(body, busy, quirks, |op| notify::subscribe(ctx, op)),
+        "GetEvents" => run::<GetEvents, _>(body, busy, quirks, |op| notify::get_events(ctx, op)),
+        "Unsubscribe" => {
+            run::<Unsubscribe, _>(body, busy, quirks, |op| notify::unsubscribe(ctx, op))
+        }
         "GetStreamingEvents" => {
-            run::<exmux_ews::ops::notify::GetStreamingEvents, _>(body, busy, |_| {
+            run::<exmux_ews::ops::notify::GetStreamingEvents, _>(body, busy, quirks, |_| {
                 Response::new(Vec::new())
             })
         }
@@ -473,7 +550,8 @@ fn dispatch(
 
 fn run<O, T>(
     body: &Element,
-    busy: Option<Duration>,
+    busy: Option<&(ResponseCode, Option<Duration>)>,
+    quirks: Quirks,
     operate: impl FnOnce(O) -> Response<T>,
 ) -> Result<Vec<u8>, Vec<u8>>
 where
@@ -486,16 +564,22 @@ where
         )
     })?;
     let mut response = match busy {
-        Some(back_off) => {
-            warn!(
-                operation = O::NAME,
-                ?back_off,
-                "fault: ErrorServerBusy inside HTTP 200"
-            );
-            Response::new(vec![Err(busy_message(back_off))])
+        Some((code, back_off)) => {
+            warn!(operation = O::NAME, %code, ?back_off, "fault: throttling inside HTTP 200");
+            Response::new(vec![Err(busy_message(code.clone(), *back_off))])
         }
         None => operate(op),
     };
+    let invalid_state = response.messages.iter().any(|message| {
+        matches!(message, Err(error) if error.code == ResponseCode::ErrorInvalidSyncStateData)
+    });
+    if invalid_state && quirks.on(Quirk::InvalidSyncStateAsFault) {
+        warn!(
+            operation = O::NAME,
+            "quirk: an invalid SyncState as an HTTP 200 fault"
+        );
+        return Ok(error::sync_state_fault());
+    }
     for (index, message) in response.messages.iter_mut().enumerate() {
         if let Err(error) = message {
             error.index = index;

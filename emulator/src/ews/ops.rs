@@ -335,6 +335,11 @@ pub(crate) fn sync_items(ctx: &mut Ctx<'_>, op: SyncFolderItems) -> Response<Ite
         }
         for read in &batch.read_changes {
             let id = ctx.ids.item_id_at(fid, read.mid);
+            let also_update = ctx.quirks.on(Quirk::ReadChangeAlsoAsUpdate);
+            if let Some(item) = ctx.store.item(read.mid).filter(|_| also_update) {
+                warn!(item = %read.mid, "quirk: reporting a read-state change as an update too");
+                changes.push(SyncChange::Update(convert::item(&ctx.ids, item, &op.shape)));
+            }
             if !ignored(&id) {
                 changes.push(SyncChange::ReadFlagChange {
                     item_id: id,
