@@ -64,7 +64,12 @@ impl RouterCore {
         let stale = match &change {
             SyncChange::Deleted { .. } => false,
             SyncChange::ReadState { read, .. } => self.read_may_predate_write(item, *read, round),
-            SyncChange::Item(change) => self.item_may_predate_write(item, change, round),
+            SyncChange::Item(change) => {
+                self.item_may_predate_write(item, change, round)
+                    || change
+                        .read
+                        .is_some_and(|read| self.read_may_predate_write(item, read, round))
+            }
         };
         if stale {
             self.verify(folder, id, change, round);
@@ -145,6 +150,26 @@ impl RouterCore {
             SyncChange::Item(change)
                 if matches!(change.kind, ChangeKind::Created | ChangeKind::Upserted) =>
             {
+                // A new item may be the result of a create, copy or move of ours whose
+                // response has not arrived: its id is learned from that response, so
+                // the item waits for it instead of getting a second key.
+                if self.arrival_pending(folder) {
+                    self.state.held.insert(
+                        id,
+                        Held {
+                            folder,
+                            reason: HoldReason::AwaitWrite,
+                            round,
+                            changes: VecDeque::from([SyncChange::Item(change)]),
+                        },
+                    );
+                    return;
+                }
+                let origin = if self.arrival_lost(folder) {
+                    Origin::Unknown
+                } else {
+                    Origin::Remote
+                };
                 let item = self.state.ids.key_or_insert(&id, folder);
                 self.mark_seen(folder, item);
                 let next_write = self.state.journal.next_id();
@@ -154,12 +179,12 @@ impl RouterCore {
                     record.last_remote_seq = next_write;
                 }
                 self.deliver(
-                    Origin::Remote,
+                    origin,
                     Event::ItemChanged {
                         folder,
                         item,
                         id,
-                        origin: Origin::Remote,
+                        origin,
                         kind: change.kind,
                         change_key: change.change_key,
                         read: change.read,
@@ -277,7 +302,10 @@ impl RouterCore {
 
         let origin = self.origin_of(item, change.change_key.as_ref(), &change.predecessors);
 
-        if change.kind == ChangeKind::Created && origin != Origin::Local {
+        if change.kind == ChangeKind::Created
+            && origin != Origin::Local
+            && !self.arrived_by_own_write(item, folder)
+        {
             self.note_recreated_item(folder);
         }
 
@@ -395,9 +423,25 @@ impl RouterCore {
         }
 
         let Some(item) = self.state.ids.key_of(id) else {
-            // Our own move or failed create unbound the id: the held changes are
-            // about an id that no longer names the item.
-            if let Some(held) = self.state.held.remove(id) {
+            if self.arrival_pending(held.folder) {
+                return;
+            }
+            let Some(held) = self.state.held.remove(id) else {
+                return;
+            };
+            let new_item = matches!(
+                held.changes.front(),
+                Some(SyncChange::Item(change))
+                    if matches!(change.kind, ChangeKind::Created | ChangeKind::Upserted)
+            );
+            if new_item {
+                // A new item that none of our writes turned out to create.
+                for change in held.changes {
+                    self.apply_change_in_round(held.folder, change, held.round);
+                }
+            } else {
+                // Our own move or failed create unbound the id: the held changes are
+                // about an id that no longer names the item.
                 self.counters.superseded_dropped += held.changes.len() as u64;
             }
             return;
@@ -477,6 +521,42 @@ impl RouterCore {
             .journal
             .entries_for(item)
             .any(|entry| entry.status == WriteStatus::Pending)
+    }
+
+    // A create, copy or move into `folder` whose response has not arrived.
+    pub(super) fn arrival_pending(&self, folder: FolderKey) -> bool {
+        self.state.journal.iter().any(|entry| {
+            entry.folder == folder
+                && entry.status == WriteStatus::Pending
+                && matches!(
+                    entry.operation,
+                    Operation::Create | Operation::Copy | Operation::Move
+                )
+        })
+    }
+
+    // A create, copy or move into `folder` whose outcome was never learned.
+    fn arrival_lost(&self, folder: FolderKey) -> bool {
+        self.state.journal.iter().any(|entry| {
+            entry.folder == folder
+                && entry.status == WriteStatus::Lost
+                && matches!(
+                    entry.operation,
+                    Operation::Create | Operation::Copy | Operation::Move
+                )
+        })
+    }
+
+    // The item came into `folder` through a create, copy or move of ours, so a sync
+    // reporting it as new is expected, not a sign of a discarded sync state.
+    fn arrived_by_own_write(&self, item: ItemKey, folder: FolderKey) -> bool {
+        self.state.journal.entries_for(item).any(|entry| {
+            entry.folder == folder
+                && matches!(
+                    entry.operation,
+                    Operation::Create | Operation::Copy | Operation::Move
+                )
+        })
     }
 
     fn has_lost_write(&self, item: ItemKey) -> bool {

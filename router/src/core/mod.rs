@@ -694,6 +694,21 @@ impl RouterCore {
         }
 
         let item = entry.item;
+        // Collected before the outcome rebinds ids: a move unbinds the id that changes
+        // were held under, and a create binds the id of a new item held unbound.
+        let held: Vec<BackendItemId> = self
+            .state
+            .held
+            .iter()
+            .filter(|(id, held)| {
+                held.reason == HoldReason::AwaitWrite
+                    && match self.state.ids.key_of(id) {
+                        Some(key) => key == item,
+                        None => held.folder == entry.folder,
+                    }
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
         match outcome {
             WriteOutcome::Succeeded { change_key, new_id } => {
                 if entry.operation == Operation::Move
@@ -730,15 +745,6 @@ impl RouterCore {
             WriteOutcome::Lost => {}
         }
 
-        let held: Vec<BackendItemId> = self
-            .state
-            .held
-            .iter()
-            .filter(|(id, held)| {
-                held.reason == HoldReason::AwaitWrite && self.state.ids.key_of(id) == Some(item)
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
         for id in held {
             self.release_if_settled(&id);
         }

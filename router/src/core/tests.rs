@@ -957,3 +957,235 @@ fn restored_allocator_continues_counter() {
     let second = core.begin_write(NOW, intent).unwrap();
     assert_ne!(first.change_key, second.change_key);
 }
+
+// The sync that reports a new item can outrun the response of the create that made it.
+#[test]
+fn create_echo_before_result_waits_for_id() {
+    let mut harness = Harness::seeded();
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Create,
+                item: None,
+                folder: harness.folder,
+                backend: Backend::Ews,
+                session: String::new(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: None,
+            },
+        )
+        .unwrap();
+    let events = harness.sync(vec![item("n", ChangeKind::Created, 5)], "s2");
+    assert!(events.is_empty(), "{events:?}");
+
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: Some(key(5)),
+                    new_id: Some(id("n")),
+                },
+            },
+        )
+        .unwrap();
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.item_key("n"), issued.item);
+    assert_eq!(harness.core.ids().len(), 3);
+    assert!(harness.core.state().held.is_empty());
+    assert_eq!(harness.core.counters().own_dropped, 1);
+}
+
+#[test]
+fn new_item_after_lost_create_is_unknown() {
+    let mut harness = Harness::seeded();
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Create,
+                item: None,
+                folder: harness.folder,
+                backend: Backend::Ews,
+                session: String::new(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: None,
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Lost,
+            },
+        )
+        .unwrap();
+    let events = harness.sync(vec![item("n", ChangeKind::Created, 5)], "s2");
+    assert!(
+        matches!(
+            events.as_slice(),
+            [Event::ItemChanged {
+                origin: Origin::Unknown,
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn held_changes_released_after_own_move() {
+    let mut harness = Harness::seeded();
+    let archive = harness
+        .core
+        .register_folder(vec![BackendFolderId::Ews("archive".into())]);
+    let a = harness.item_key("a");
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Move,
+                item: Some(a),
+                folder: harness.folder,
+                backend: Backend::Ews,
+                session: String::new(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: Some(archive),
+            },
+        )
+        .unwrap();
+    let events = harness.sync(vec![SyncChange::Deleted { id: id("a") }], "s2");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.core.state().held.len(), 1);
+
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: Some(key(1)),
+                    new_id: Some(id("a-moved")),
+                },
+            },
+        )
+        .unwrap();
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(events.is_empty(), "{events:?}");
+    assert!(harness.core.state().held.is_empty());
+}
+
+#[test]
+fn moved_item_with_rewritten_key_is_not_a_discarded_state() {
+    let mut harness = Harness::seeded();
+    let archive = harness
+        .core
+        .register_folder(vec![BackendFolderId::Ews("archive".into())]);
+    let sync_archive = |harness: &mut Harness, changes: Vec<SyncChange>, state: &str| {
+        harness
+            .core
+            .handle(NOW, Input::Notice { folder: archive })
+            .unwrap();
+        harness.core.drain_outputs();
+        harness
+            .core
+            .handle(
+                NOW,
+                Input::SyncPage(SyncPage {
+                    folder: archive,
+                    changes,
+                    new_state: SyncState(state.as_bytes().to_vec()),
+                    more_available: false,
+                }),
+            )
+            .unwrap();
+        split(harness.core.drain_outputs()).0
+    };
+    sync_archive(&mut harness, vec![item("x", ChangeKind::Created, 3)], "t1");
+
+    let a = harness.item_key("a");
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Move,
+                item: Some(a),
+                folder: harness.folder,
+                backend: Backend::Ews,
+                session: String::new(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: Some(archive),
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: Some(key(1)),
+                    new_id: Some(id("a-moved")),
+                },
+            },
+        )
+        .unwrap();
+
+    // The server rewrote the moved item's change key before the target was synced.
+    let events = sync_archive(
+        &mut harness,
+        vec![item("a-moved", ChangeKind::Created, 9)],
+        "t2",
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|event| matches!(event, Event::FullResync { .. })),
+        "{events:?}"
+    );
+    assert_eq!(harness.core.counters().full_resyncs, 0);
+}
+
+#[test]
+fn item_change_with_read_state_predating_own_read_write_fetched() {
+    let mut harness = Harness::seeded();
+    // The round starts, the read-state write settles, then the round's page arrives.
+    let requests = harness.notice();
+    assert_eq!(requests.len(), 1);
+    let write = harness.write(Operation::Update, "a", Some(true));
+    harness.succeed(write, None);
+
+    let (events, requests) = harness.page(
+        vec![SyncChange::Item(ItemChange {
+            id: id("a"),
+            kind: ChangeKind::Modified,
+            change_key: Some(key(2)),
+            predecessors: Vec::new(),
+            read: Some(false),
+        })],
+        "s2",
+        false,
+    );
+    assert!(events.is_empty(), "{events:?}");
+    assert!(
+        matches!(requests.as_slice(), [Request::Verify { .. }]),
+        "{requests:?}"
+    );
+}
