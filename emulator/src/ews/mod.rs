@@ -13,11 +13,14 @@
 //! opened again when the store expires it.
 //!
 //! Faults reachable from tests:
-//! - HTTP 500 SOAP fault ErrorServerBusy with `BackOffMilliseconds`: the server's
+//! - Server busy: the server's
 //!   [`FaultSwitches::server_busy`](crate::server::FaultSwitches::server_busy), or the
-//!   store's [`FrontEndFault::ServerBusy`] for one session.
-//! - ErrorServerBusy inside an HTTP 200 response message:
-//!   [`EwsFrontEnd::busy_in_response_message`].
+//!   store's [`FrontEndFault::ServerBusy`] for one session, answered in the
+//!   [`BusyShape`] set with [`EwsFrontEnd::set_busy_shape`] (by default an HTTP 500 SOAP
+//!   fault ErrorServerBusy with `BackOffMilliseconds`).
+//! - ErrorServerBusy (or another throttling code) inside an HTTP 200 response message:
+//!   [`EwsFrontEnd::busy_in_response_message`] and
+//!   [`EwsFrontEnd::throttle_in_response_message`].
 //! - A dropped stream: [`FaultSwitches::cut_streams`](crate::server::FaultSwitches::cut_streams)
 //!   or the store's [`FrontEndFault::DropConnection`].
 //! - An expired subscription: [`EwsFrontEnd::expire_subscription`].

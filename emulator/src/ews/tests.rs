@@ -478,3 +478,21 @@ async fn stale_change_key_is_rejected_unless_ignored() {
     harness.front_end.enable(Quirk::IgnoreChangeKeys);
     assert!(harness.call(&update("Low".to_owned())).await.messages[0].is_ok());
 }
+
+#[test]
+fn schema_check_rejects_an_unknown_element() {
+    let Some((schema, command)) = validator() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body.xml");
+    let body = r#"<m:GetFolderResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"><m:Unknown/></m:GetFolderResponse>"#;
+    std::fs::write(&file, body).unwrap();
+    let output = Command::new(command)
+        .args(["--noout", "--nonet", "--schema"])
+        .arg(&schema)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "the check can fail");
+}
