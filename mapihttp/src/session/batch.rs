@@ -1,18 +1,18 @@
 //! A ROP batch under construction: the requests and the server object handle table
-//! they index, with handles named by what they refer to rather than by server value, so
-//! a batch can be sent again after a reconnect gave every object a new server handle.
+//! they index. Handles are named by the object they refer to, not by server value, so a
+//! batch can be sent again after a reconnect gave every object a new server handle.
 
 use std::collections::HashMap;
 
 use crate::prop::PropTag;
 use crate::rop::{RopRequest, RopResult};
 
-/// An object the caller holds open across batches (a folder or a message). The session
+/// An object the caller keeps open across batches (a folder or a message). The session
 /// reopens it after a reconnect the next time a batch uses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectHandle(pub(crate) u32);
 
-/// What one slot of the server object handle table holds (MS-OXCROPS 2.2.1).
+/// The content of one slot of the server object handle table (MS-OXCROPS 2.2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum HandleRef {
@@ -36,7 +36,7 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// An empty batch. Sent as is, it collects pending notifications (MS-OXCMAPIHTTP
+    /// Creates an empty batch. Sent as is, it collects pending notifications (MS-OXCMAPIHTTP
     /// 3.2.5.4: a ROP buffer may hold zero ROPs).
     pub fn new() -> Self {
         Self::default()
@@ -72,7 +72,7 @@ impl Batch {
         self.columns.insert(slot, columns);
     }
 
-    /// Returns whether the batch holds no ROP.
+    /// Returns whether the batch contains no ROP.
     pub fn is_empty(&self) -> bool {
         self.rops.is_empty()
     }
@@ -83,7 +83,7 @@ impl Batch {
     }
 }
 
-/// The answer to one batch.
+/// The response to one batch.
 #[derive(Debug, Clone)]
 pub struct BatchResult {
     /// One entry per request, in request order; `None` for RopRelease, which has no
@@ -102,7 +102,7 @@ impl BatchResult {
         self.results.get(index).and_then(Option::as_ref)
     }
 
-    /// Returns the server handle that the response's handle table holds at `slot`.
+    /// Returns the server handle at `slot` of the response's handle table.
     pub fn handle(&self, slot: u8) -> Option<u32> {
         self.handles
             .get(usize::from(slot))

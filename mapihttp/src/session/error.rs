@@ -1,6 +1,6 @@
-//! Errors of the session client, grouped by who is at fault: the server refused, the
-//! server broke the protocol, something in front of the server answered, the network
-//! failed, or the caller misused the session.
+//! Errors of the session client, grouped by who is at fault: the server rejected the
+//! request, the server broke the protocol, a proxy in front of the server responded,
+//! the network failed, or the caller misused the session.
 
 use crate::body::BodyError;
 use crate::ext::ExtError;
@@ -18,11 +18,11 @@ pub enum SessionError {
     Auth {
         /// The operation.
         operation: &'static str,
-        /// What the authentication layer reported.
+        /// The authentication layer's error.
         source: AuthError,
     },
-    /// HTTP 503 or another 5xx, or an answer without X-ResponseCode: something in front
-    /// of the mailbox server answered. The session's cookies were kept.
+    /// HTTP 503 or another 5xx, or a response without X-ResponseCode, so a proxy in
+    /// front of the mailbox server responded. The session's cookies were kept.
     #[error("{operation}: the server is unavailable ({head}); retry later")]
     Unavailable {
         /// The operation.
@@ -30,8 +30,8 @@ pub enum SessionError {
         /// The classified response head.
         head: HeadError,
     },
-    /// A response that is neither a MAPI/HTTP answer nor a retryable failure: an HTML
-    /// page with X-ResponseCode 0, a 3xx or 4xx other than 401.
+    /// A response that is neither a MAPI/HTTP response nor a retryable failure, such as
+    /// an HTML page with X-ResponseCode 0, or a 3xx or 4xx other than 401.
     #[error("{operation}: unexpected HTTP answer: {head}")]
     UnexpectedAnswer {
         /// The operation.
@@ -80,7 +80,7 @@ pub enum SessionError {
     Protocol {
         /// The operation.
         operation: &'static str,
-        /// What was malformed.
+        /// The malformed part.
         reason: String,
     },
     /// A request-level failure status in the response body (StatusCode or ErrorCode).
@@ -137,7 +137,7 @@ pub enum SessionError {
     Transport {
         /// The operation.
         operation: &'static str,
-        /// What failed (never a header value).
+        /// The failure (never a header value).
         reason: String,
     },
     /// The caller misused the session: a handle from before a Disconnect, a request too
@@ -146,7 +146,7 @@ pub enum SessionError {
     Usage {
         /// The operation.
         operation: &'static str,
-        /// What is wrong and what to do.
+        /// The problem and the fix.
         reason: String,
     },
     /// The server rejected an ICS sync state.

@@ -17,10 +17,13 @@
 
 mod batch;
 mod error;
+mod ics;
 pub mod mime;
 mod notify;
 mod ops;
+mod read;
 mod transport;
+mod write;
 
 pub use batch::{Batch, BatchResult, HandleRef, ObjectHandle};
 pub use error::SessionError;
@@ -57,7 +60,7 @@ use crate::rop::{
 };
 use transport::{Answer, Transport};
 
-/// How the server numbers X-ResponseCode.
+/// The X-ResponseCode numbering of a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum CodeNumbering {
@@ -95,7 +98,7 @@ pub struct SessionConfig {
     pub client_application: String,
     /// The clock for idle tracking and the keep-alive schedule.
     pub clock: Arc<dyn Clock>,
-    /// How the server numbers X-ResponseCode.
+    /// The server's X-ResponseCode numbering.
     pub numbering: CodeNumbering,
     /// MaxRopOut of Execute requests.
     pub max_rop_out: u32,
@@ -107,7 +110,7 @@ pub struct SessionConfig {
     /// Silence after which a response in progress counts as dead when the server gave
     /// no X-PendingPeriod yet (afterwards, twice the pending period).
     pub silence_timeout: Duration,
-    /// Attempts for a read that met HTTP 5xx or an answer from in front of the server.
+    /// Attempts for a read that got HTTP 5xx or a response from a proxy in front of the server.
     pub retry_attempts: u32,
     /// First delay between those attempts; doubled each time.
     pub retry_delay: Duration,
@@ -147,7 +150,7 @@ impl SessionConfig {
     }
 }
 
-/// What RopLogon and RopLongTermIdFromId told about the mailbox.
+/// The mailbox facts returned by RopLogon and RopLongTermIdFromId.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogonInfo {
     /// The 13 special folders of RopLogon (root, deferred action, spooler queue, IPM
@@ -164,27 +167,27 @@ pub struct LogonInfo {
 }
 
 impl LogonInfo {
-    /// The inbox folder id.
+    /// Returns the inbox folder id.
     pub fn inbox(&self) -> ObjectId {
         self.folder_ids[4]
     }
 
-    /// The IPM subtree (the top of the user's folders).
+    /// Returns the IPM subtree (the top of the user's folders).
     pub fn ipm_subtree(&self) -> ObjectId {
         self.folder_ids[3]
     }
 
-    /// The outbox.
+    /// Returns the outbox folder id.
     pub fn outbox(&self) -> ObjectId {
         self.folder_ids[5]
     }
 
-    /// Sent items.
+    /// Returns the sent items folder id.
     pub fn sent_items(&self) -> ObjectId {
         self.folder_ids[6]
     }
 
-    /// Deleted items.
+    /// Returns the deleted items folder id.
     pub fn deleted_items(&self) -> ObjectId {
         self.folder_ids[7]
     }
@@ -296,17 +299,17 @@ impl MapiSession {
         }
     }
 
-    /// The settings.
+    /// Returns the settings.
     pub fn config(&self) -> &SessionConfig {
         &self.inner.config
     }
 
-    /// How many times the session reconnected after losing its context.
+    /// Returns how many times the session reconnected after losing its context.
     pub fn reconnect_count(&self) -> u64 {
         self.inner.reconnects.load(Ordering::Relaxed)
     }
 
-    /// Names of the cookies the session holds (values stay secret).
+    /// Returns the names of the session's cookies (values stay secret).
     pub fn cookie_names(&self) -> Vec<String> {
         self.inner
             .cookies
@@ -348,7 +351,7 @@ impl MapiSession {
             })
     }
 
-    /// Sends a Disconnect and forgets the context and every handle.
+    /// Sends a Disconnect and drops the context and every handle.
     ///
     /// # Errors
     ///
@@ -521,7 +524,7 @@ impl MapiSession {
         })
     }
 
-    /// Releases a held object (RopRelease) and forgets it.
+    /// Releases a held object (RopRelease) and drops its entry.
     ///
     /// # Errors
     ///
@@ -713,7 +716,7 @@ impl MapiSession {
     }
 
     /// Sends a sequenced request (Connect, Execute, Disconnect) while the caller holds
-    /// the context lock, applies the cookies of a mailbox-server answer, and returns the
+    /// the context lock, applies the cookies of a mailbox-server response, and returns the
     /// binary body.
     async fn sequenced(
         &self,
@@ -1266,7 +1269,7 @@ impl MapiSession {
             .unwrap_or(true)
     }
 
-    /// The logon information, connecting first when needed.
+    /// Returns the logon information, connecting first when needed.
     ///
     /// # Errors
     ///
@@ -1296,7 +1299,7 @@ fn register_rop(batch: &mut Batch, types: u8) {
 }
 
 /// Classifies a response head (MS-OXCMAPIHTTP 2.2.3.3): a refusal by the endpoint, a 401,
-/// an answer from in front of it, an HTML page.
+/// a response from a proxy in front of it, an HTML page.
 fn classify(operation: &'static str, answer: &Answer) -> Result<ResponseHead, Fault> {
     match ResponseHead::classify(answer.status, &answer.headers) {
         Ok(head) => Ok(head),
@@ -1308,7 +1311,7 @@ fn classify(operation: &'static str, answer: &Answer) -> Result<ResponseHead, Fa
             },
         })),
         Err(head) if head.is_retryable() => {
-            tracing::warn!(operation, %head, "answer from in front of the mailbox server");
+            tracing::warn!(operation, %head, "response from a proxy in front of the mailbox server");
             Err(Fault::Other(SessionError::Unavailable { operation, head }))
         }
         Err(head) => Err(Fault::Other(SessionError::UnexpectedAnswer {

@@ -110,9 +110,9 @@ impl Drop for NotificationWaiter {
 }
 
 impl MapiSession {
-    /// Starts the NotificationWait loop: one request parked beside the sequenced ones;
-    /// when the server reports events, an empty Execute collects them (they arrive as
-    /// notices, with RopPending leading to another collection); a wait held past
+    /// Starts the NotificationWait loop, which keeps one request parked beside the
+    /// sequenced ones. When the server reports events, an empty Execute collects them as
+    /// notices, and a RopPending leads to another collection. A wait held past
     /// `SessionConfig::notification_wait_limit` or dropped by the network is sent again.
     pub fn start_notification_wait(&self) -> NotificationWaiter {
         let session = self.clone();
@@ -162,16 +162,16 @@ impl MapiSession {
                 }
                 Ok(Ok(false)) => {
                     failures = 0;
-                    // A server that answers at once without events is not holding the
+                    // A server that responds at once without events is not holding the
                     // request; pace the loop instead of spinning.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Ok(Err(SessionError::Refused { code, .. })) => {
-                    tracing::debug!(%code, "NotificationWait refused: checking the context");
+                    tracing::debug!(%code, "NotificationWait rejected: checking the session context");
                     failures += 1;
                     // An Execute runs the reconnect path when the context is gone.
                     if let Err(error) = self.collect_notifications().await {
-                        tracing::debug!(%error, "context check after a refused NotificationWait failed");
+                        tracing::debug!(%error, "session context check after a rejected NotificationWait failed");
                     }
                     tokio::time::sleep(backoff(failures)).await;
                 }

@@ -1,0 +1,352 @@
+//! Reads with ordinary ROPs: hierarchy and contents tables, message properties and
+//! whole messages.
+
+use super::batch::{Batch, HandleRef};
+use super::ops::*;
+use super::{MapiSession, Replay, SessionError};
+use crate::ids::ObjectId;
+use crate::prop::{PropTag, PropValue, PropertyRow, TaggedValue, tags};
+use crate::rop::{ResponseBody, RopRequest, RopResult};
+
+impl MapiSession {
+    /// Reads the subfolders of `folder` (RopGetHierarchyTable, with Depth for the whole
+    /// tree below it).
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when a ROP or the Execute fails.
+    pub async fn hierarchy_table(
+        &self,
+        folder: ObjectId,
+        depth: bool,
+    ) -> Result<Vec<FolderRow>, SessionError> {
+        let operation = "hierarchy table";
+        let columns = vec![
+            tags::PID_TAG_FOLDER_ID,
+            tags::PID_TAG_PARENT_FOLDER_ID,
+            tags::PID_TAG_DISPLAY_NAME,
+            tags::PID_TAG_CONTAINER_CLASS,
+            tags::PID_TAG_CONTENT_COUNT,
+            tags::PID_TAG_CONTENT_UNREAD_COUNT,
+            tags::PID_TAG_CHANGE_KEY,
+        ];
+        let rows = self
+            .table(
+                operation,
+                folder,
+                true,
+                if depth { 0x04 | 0x40 } else { 0x40 },
+                &columns,
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                Some(FolderRow {
+                    folder_id: id(cell(row, &columns, tags::PID_TAG_FOLDER_ID).as_ref())?,
+                    parent_id: id(cell(row, &columns, tags::PID_TAG_PARENT_FOLDER_ID).as_ref()),
+                    display_name: text(cell(row, &columns, tags::PID_TAG_DISPLAY_NAME).as_ref())
+                        .unwrap_or_default(),
+                    container_class: text(
+                        cell(row, &columns, tags::PID_TAG_CONTAINER_CLASS).as_ref(),
+                    ),
+                    content_count: int(cell(row, &columns, tags::PID_TAG_CONTENT_COUNT).as_ref()),
+                    unread_count: int(
+                        cell(row, &columns, tags::PID_TAG_CONTENT_UNREAD_COUNT).as_ref()
+                    ),
+                    change_key: binary(cell(row, &columns, tags::PID_TAG_CHANGE_KEY).as_ref()),
+                })
+            })
+            .collect())
+    }
+
+    /// Reads the rows of the contents table of `folder` over `columns`.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when a ROP or the Execute fails.
+    pub async fn contents_table(
+        &self,
+        folder: ObjectId,
+        columns: &[PropTag],
+    ) -> Result<Vec<PropertyRow>, SessionError> {
+        self.table("contents table", folder, false, 0x40, columns)
+            .await
+    }
+
+    pub(super) async fn table(
+        &self,
+        operation: &'static str,
+        folder: ObjectId,
+        hierarchy: bool,
+        table_flags: u8,
+        columns: &[PropTag],
+    ) -> Result<Vec<PropertyRow>, SessionError> {
+        let mut batch = Batch::new();
+        let logon = batch.input(HandleRef::Logon);
+        let folder_slot = batch.output();
+        let table_slot = batch.output();
+        batch.push(RopRequest::OpenFolder {
+            logon_id: 0,
+            input_handle: logon,
+            output_handle: folder_slot,
+            folder_id: folder,
+            open_mode_flags: 0,
+        });
+        let table_rop = if hierarchy {
+            RopRequest::GetHierarchyTable {
+                logon_id: 0,
+                input_handle: folder_slot,
+                output_handle: table_slot,
+                table_flags,
+            }
+        } else {
+            RopRequest::GetContentsTable {
+                logon_id: 0,
+                input_handle: folder_slot,
+                output_handle: table_slot,
+                table_flags,
+            }
+        };
+        batch.push(table_rop);
+        batch.push(RopRequest::SetColumns {
+            logon_id: 0,
+            input_handle: table_slot,
+            set_columns_flags: 0,
+            tags: columns.to_vec(),
+        });
+        let query = batch.push(RopRequest::QueryRows {
+            logon_id: 0,
+            input_handle: table_slot,
+            query_rows_flags: 0,
+            forward_read: true,
+            row_count: 0x200,
+        });
+        let result = self.execute(operation, &batch, Replay::Safe).await?;
+        for index in 0..=query {
+            check(&result, index, operation)?;
+        }
+        let table = result
+            .handle(table_slot)
+            .ok_or(SessionError::MissingResponse {
+                operation,
+                rop: "table handle",
+            })?;
+        let folder_handle = result.handle(folder_slot);
+        let mut rows = Vec::new();
+        let mut last = ok(&result, query, operation)?.clone();
+        let generation = result.generation;
+        loop {
+            let ResponseBody::QueryRows { rows: page, .. } = last.body else {
+                return Err(SessionError::MissingResponse {
+                    operation,
+                    rop: "RopQueryRows",
+                });
+            };
+            let done = page.is_empty();
+            rows.extend(page);
+            if done {
+                break;
+            }
+            let mut next = Batch::new();
+            let slot = next.input(HandleRef::Raw(table));
+            next.with_columns(slot, columns.to_vec());
+            next.push(RopRequest::QueryRows {
+                logon_id: 0,
+                input_handle: slot,
+                query_rows_flags: 0,
+                forward_read: true,
+                row_count: 0x200,
+            });
+            let result = match self.execute(operation, &next, Replay::Safe).await {
+                Err(SessionError::HandlesLost { .. }) => None,
+                other => Some(other?),
+            };
+            let Some(result) = result.filter(|r| r.generation == generation) else {
+                // The context was replaced: the table died with it. Start over.
+                return Box::pin(self.table(operation, folder, hierarchy, table_flags, columns))
+                    .await;
+            };
+            last = ok(&result, 0, operation)?.clone();
+        }
+        self.release_raw(&[Some(table), folder_handle]).await;
+        Ok(rows)
+    }
+
+    pub(super) async fn release_raw(&self, handles: &[Option<u32>]) {
+        let mut batch = Batch::new();
+        for handle in handles.iter().flatten() {
+            let slot = batch.input(HandleRef::Raw(*handle));
+            batch.push(RopRequest::Release {
+                logon_id: 0,
+                input_handle: slot,
+            });
+        }
+        if !batch.is_empty()
+            && let Err(error) = self.execute("release", &batch, Replay::Safe).await
+        {
+            tracing::debug!(%error, "releasing server objects failed");
+        }
+    }
+
+    /// Reads properties of a message (RopOpenMessage, RopGetPropertiesSpecific).
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when a ROP or the Execute fails.
+    pub async fn get_properties(
+        &self,
+        folder: ObjectId,
+        message: ObjectId,
+        tags: &[PropTag],
+    ) -> Result<Vec<(PropTag, Option<PropValue>)>, SessionError> {
+        let operation = "get properties";
+        let mut batch = Batch::new();
+        let logon = batch.input(HandleRef::Logon);
+        let msg = batch.output();
+        batch.push(open_message(logon, msg, folder, message, 0));
+        let get = batch.push(RopRequest::GetPropertiesSpecific {
+            logon_id: 0,
+            input_handle: msg,
+            property_size_limit: 0,
+            want_unicode: 1,
+            tags: tags.to_vec(),
+        });
+        batch.push(RopRequest::Release {
+            logon_id: 0,
+            input_handle: msg,
+        });
+        let result = self.execute(operation, &batch, Replay::Safe).await?;
+        check(&result, 0, operation)?;
+        let ResponseBody::PropertyRow(row) = &ok(&result, get, operation)?.body else {
+            return Err(SessionError::MissingResponse {
+                operation,
+                rop: "RopGetPropertiesSpecific",
+            });
+        };
+        Ok(tags
+            .iter()
+            .map(|tag| (*tag, cell(row, tags, *tag)))
+            .collect())
+    }
+
+    /// Fetches a whole message: every property, the bodies, and the attachments with
+    /// their data.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when a ROP or the Execute fails.
+    pub async fn fetch_message(
+        &self,
+        folder: ObjectId,
+        message: ObjectId,
+    ) -> Result<StructuredMessage, SessionError> {
+        let operation = "fetch message";
+        let mut batch = Batch::new();
+        let logon = batch.input(HandleRef::Logon);
+        let msg = batch.output();
+        let table = batch.output();
+        batch.push(open_message(logon, msg, folder, message, 0));
+        let all = batch.push(RopRequest::GetPropertiesAll {
+            logon_id: 0,
+            input_handle: msg,
+            property_size_limit: 0,
+            want_unicode: 1,
+        });
+        let attach_columns = vec![tags::PID_TAG_ATTACH_NUMBER];
+        batch.push(RopRequest::GetAttachmentTable {
+            logon_id: 0,
+            input_handle: msg,
+            output_handle: table,
+            table_flags: 0x40,
+        });
+        batch.push(RopRequest::SetColumns {
+            logon_id: 0,
+            input_handle: table,
+            set_columns_flags: 0,
+            tags: attach_columns.clone(),
+        });
+        let rows = batch.push(RopRequest::QueryRows {
+            logon_id: 0,
+            input_handle: table,
+            query_rows_flags: 0,
+            forward_read: true,
+            row_count: 0x100,
+        });
+        batch.push(RopRequest::Release {
+            logon_id: 0,
+            input_handle: table,
+        });
+        let result = self.execute(operation, &batch, Replay::Safe).await?;
+        check(&result, 0, operation)?;
+        let ResponseBody::PropertyValues(props) = &ok(&result, all, operation)?.body else {
+            return Err(SessionError::MissingResponse {
+                operation,
+                rop: "RopGetPropertiesAll",
+            });
+        };
+        // NOTE: recipients are not read here: RopOpenMessage and RopReadRecipients carry
+        // them as RecipientRow structures (MS-OXCDATA 2.8.3), which the codec keeps raw.
+        // A contents download has them as property lists: see StructuredMessage::from_change.
+        let mut structured = structured_from(props.clone());
+        let msg_handle = result.handle(msg);
+        let numbers: Vec<u32> = match result.result(rows) {
+            Some(RopResult {
+                return_value: 0,
+                body: ResponseBody::QueryRows { rows, .. },
+                ..
+            }) => rows
+                .iter()
+                .filter_map(|row| {
+                    int(cell(row, &attach_columns, tags::PID_TAG_ATTACH_NUMBER).as_ref())
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        if let Some(msg_handle) = msg_handle {
+            for number in numbers {
+                let mut batch = Batch::new();
+                let m = batch.input(HandleRef::Raw(msg_handle));
+                let a = batch.output();
+                batch.push(RopRequest::OpenAttachment {
+                    logon_id: 0,
+                    input_handle: m,
+                    output_handle: a,
+                    open_attachment_flags: 0,
+                    attachment_id: number,
+                });
+                let get = batch.push(RopRequest::GetPropertiesAll {
+                    logon_id: 0,
+                    input_handle: a,
+                    property_size_limit: 0,
+                    want_unicode: 1,
+                });
+                batch.push(RopRequest::Release {
+                    logon_id: 0,
+                    input_handle: a,
+                });
+                let result = self.execute(operation, &batch, Replay::Safe).await?;
+                let Ok(RopResult {
+                    body: ResponseBody::PropertyValues(values),
+                    ..
+                }) = ok(&result, get, operation)
+                else {
+                    continue;
+                };
+                let find = |tag| {
+                    values
+                        .iter()
+                        .find(|v: &&TaggedValue| v.tag == tag)
+                        .map(|v| &v.value)
+                };
+                structured.attachments.push(StructuredAttachment {
+                    file_name: text(find(tags::PID_TAG_ATTACH_LONG_FILENAME)),
+                    mime_type: text(find(PID_TAG_ATTACH_MIME_TAG)),
+                    data: binary(find(tags::PID_TAG_ATTACH_DATA_BINARY)).unwrap_or_default(),
+                });
+            }
+            self.release_raw(&[Some(msg_handle)]).await;
+        }
+        Ok(structured)
+    }
+}
