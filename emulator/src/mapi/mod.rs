@@ -723,9 +723,10 @@ impl MapiFrontEnd {
             xor: request.flags & execute_flags::NO_XOR_MAGIC == 0,
         };
 
-        // NOTE: the response goes out as one extended-buffer segment. ROPs keep their
-        // output under 32 KiB each, but a batch of several large ones is not split into
-        // chained segments and fails with ecBufferTooSmall past 64 KiB.
+        // NOTE: MaxRopOut is not enforced (no RopBufferTooSmall), and the response goes
+        // out as one extended-buffer segment. Each ROP keeps its output under 32 KiB, but
+        // a batch of several large ones is not split into chained segments and fails
+        // with ecBufferTooSmall past 64 KiB.
         let rop_out = self.run_rops(context, &request);
         let (error_code, rop_buffer) = match rop_out {
             Ok(bytes) => match ext::encode_chain(&[&bytes], options) {

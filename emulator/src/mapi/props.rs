@@ -81,8 +81,11 @@ pub(crate) fn folder_source_key(store: &Store, folder: &Folder) -> Vec<u8> {
 pub(crate) fn filetime(time: SystemTime) -> u64 {
     const EPOCH_DIFFERENCE: u64 = 11_644_473_600;
     let since_unix = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    (since_unix.as_secs() + EPOCH_DIFFERENCE) * 10_000_000
-        + u64::from(since_unix.subsec_nanos() / 100)
+    since_unix
+        .as_secs()
+        .saturating_add(EPOCH_DIFFERENCE)
+        .saturating_mul(10_000_000)
+        .saturating_add(u64::from(since_unix.subsec_nanos() / 100))
 }
 
 /// Converts a FILETIME to a time.
