@@ -173,7 +173,7 @@ async fn dropped_stream_resumes_without_losing_events() {
         1
     );
 
-    // The catch-up sync sees both messages whatever the events reported.
+    // The catch-up sync returns both messages whatever the events reported.
     assert_eq!(
         inbox_subjects(&client).await,
         ["before the drop", "after the drop"]

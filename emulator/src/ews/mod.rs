@@ -15,7 +15,7 @@
 //! Faults reachable from tests:
 //! - Server busy: the server's
 //!   [`FaultSwitches::server_busy`](crate::server::FaultSwitches::server_busy), or the
-//!   store's [`FrontEndFault::ServerBusy`] for one session, answered in the
+//!   store's [`FrontEndFault::ServerBusy`] for one session, written in the
 //!   [`BusyShape`] set with [`EwsFrontEnd::set_busy_shape`] (by default an HTTP 500 SOAP
 //!   fault ErrorServerBusy with `BackOffMilliseconds`).
 //! - ErrorServerBusy (or another throttling code) inside an HTTP 200 response message:
@@ -121,7 +121,7 @@ pub enum Quirk {
     ReadChangeAlsoAsUpdate,
 }
 
-/// The shape of the "server busy" answer when the server's busy switch or the store's
+/// The shape of the "server busy" response when the server's busy switch or the store's
 /// [`FrontEndFault::ServerBusy`] fires, as Exchange sends each.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -210,7 +210,7 @@ pub(crate) struct SubscriptionInfo {
     pub(crate) streaming: bool,
 }
 
-/// What [`Quirk::StaleResponseAfterFault`] remembers of a connection.
+/// The memory of one connection that [`Quirk::StaleResponseAfterFault`] needs.
 #[derive(Default)]
 struct ConnectionMemory {
     last_success: Option<Bytes>,
@@ -266,14 +266,14 @@ impl EwsFrontEnd {
         self.inner.heartbeat_millis.store(millis, Ordering::SeqCst);
     }
 
-    /// Answers the next `count` requests with HTTP 200 responses whose one response
+    /// Makes the next `count` requests get HTTP 200 responses whose one response
     /// message is ErrorServerBusy with `BackOffMilliseconds` = `back_off`, as Exchange
     /// Online does for SyncFolderItems under its concurrency policy.
     pub fn busy_in_response_message(&self, count: u32, back_off: Duration) {
         self.throttle_in_response_message(count, ResponseCode::ErrorServerBusy, Some(back_off));
     }
 
-    /// Answers the next `count` requests with HTTP 200 responses whose one response
+    /// Makes the next `count` requests get HTTP 200 responses whose one response
     /// message has the throttling `code` (ErrorServerBusy, ErrorExceededConnectionCount,
     /// ErrorTooManyObjectsOpened) and `BackOffMilliseconds` when `back_off` is given.
     pub fn throttle_in_response_message(
@@ -286,12 +286,12 @@ impl EwsFrontEnd {
         queue.extend((0..count).map(|_| (code.clone(), back_off)));
     }
 
-    /// Sets the shape of the "server busy" answer. Default: [`BusyShape::SoapFault`].
+    /// Sets the shape of the "server busy" response. Default: [`BusyShape::SoapFault`].
     pub fn set_busy_shape(&self, shape: BusyShape) {
         *lock(&self.inner.busy_shape) = shape;
     }
 
-    fn busy_answer(&self, back_off: Duration) -> EmuResponse {
+    fn busy_reply(&self, back_off: Duration) -> EmuResponse {
         let shape = *lock(&self.inner.busy_shape);
         match shape {
             BusyShape::Http503 => crate::server::busy_response(back_off),
@@ -362,14 +362,14 @@ impl EwsFrontEnd {
             Some(FrontEndFault::DropConnection) => return drop_connection_response(),
             Some(FrontEndFault::ServerBusy { back_off }) => {
                 self.remember_fault(context.connection_id, quirks);
-                return self.busy_answer(back_off);
+                return self.busy_reply(back_off);
             }
             _ => {}
         }
         if let Some(stale) = self.take_stale(context.connection_id, quirks) {
             warn!(
                 connection = context.connection_id,
-                "quirk: answering with the stale response of the request before the fault"
+                "quirk: returning the stale response of the request before the fault"
             );
             return xml_response(StatusCode::OK, stale.to_vec());
         }
@@ -491,12 +491,12 @@ impl Handler for EwsFrontEnd {
         let shape = *lock(&self.inner.busy_shape);
         match shape {
             BusyShape::Http503 => None,
-            _ => Some(self.busy_answer(back_off)),
+            _ => Some(self.busy_reply(back_off)),
         }
     }
 }
 
-/// Runs one operation: parse its request, run it on the store (or answer busy), write
+/// Runs one operation: parse its request, run it on the store (or reply busy), write
 /// its response. `Err` carries a SOAP fault body for a request that cannot be read.
 fn dispatch(
     ctx: &mut ops::Ctx<'_>,
@@ -596,7 +596,7 @@ where
     })
 }
 
-/// The ServerVersionInfo header of every response: Exchange 2016 CU (15.1).
+/// Returns the ServerVersionInfo header of every response: Exchange 2016 (15.1).
 pub(crate) fn server_version() -> ServerVersionInfo {
     ServerVersionInfo {
         major: 15,
