@@ -42,11 +42,10 @@ pub enum Command {
     /// Starts the emulator on 127.0.0.1, connects with the routing, marks a message read
     /// and deletes it 5 ms later while a second client changes other messages, prints
     /// every event with its origin and a summary. Exits 1 when the replica differs from
-    /// the server, a full resync happened, or the routing cannot run in this build.
+    /// the server, or a full resync happened.
     Demo {
-        /// The routing to play. `mapi` and `hybrid` need the MAPI/HTTP backend of the
-        /// transport, which this build does not carry yet: they report that and exit 1.
-        #[arg(long, value_enum, default_value = "ews")]
+        /// The routing to play.
+        #[arg(long, value_enum, default_value = "hybrid")]
         routing: RoutingArg,
         /// Print only the summary, as one JSON object.
         #[arg(long)]

@@ -764,9 +764,16 @@ fn answer(
     }
     if m.busy_next > 0 {
         m.busy_next -= 1;
+        // A proxy's cookie must not replace the context's sequence cookie.
         return (
             "503 Service Unavailable",
-            vec![("Content-Type".to_owned(), "text/html".to_owned())],
+            vec![
+                ("Content-Type".to_owned(), "text/html".to_owned()),
+                (
+                    "Set-Cookie".to_owned(),
+                    "sequence=from-the-proxy".to_owned(),
+                ),
+            ],
             b"<html>busy</html>".to_vec(),
         );
     }
@@ -1356,7 +1363,9 @@ async fn ping_and_disconnect() {
     let session = session(&server);
     session.connect().await.unwrap();
     session.ping().await.unwrap();
-    session.disconnect().await.unwrap();
+    let names = session.cookie_names();
+    session.clone().close().await.unwrap();
+    assert_eq!(names.len(), 2);
     let log = server.mock.lock().unwrap().log.clone();
     assert!(log.contains(&"PING".to_owned()));
     assert_eq!(log.last().unwrap(), "Disconnect");
@@ -1473,4 +1482,32 @@ async fn downloaded_change_composes_mime_with_recipients() {
     assert_eq!(back.attachments.len(), 1);
     assert_eq!(back.attachments[0].file_name.as_deref(), Some("notes.txt"));
     assert_eq!(back.attachments[0].data, b"attached".to_vec());
+}
+
+#[tokio::test]
+async fn keepalive_pings_an_idle_session() {
+    let server = start().await;
+    let session = session(&server);
+    session.connect().await.unwrap();
+    let task = session.spawn_keepalive(Duration::from_secs(60), Duration::from_millis(5));
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let pings = |server: &Server| {
+        server
+            .mock
+            .lock()
+            .unwrap()
+            .log
+            .iter()
+            .filter(|l| l.as_str() == "PING")
+            .count()
+    };
+    assert_eq!(pings(&server), 0, "no PING before the session is idle");
+    server.clock.advance(Duration::from_secs(61));
+    let mut waited = 0;
+    while pings(&server) == 0 && waited < 200 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        waited += 1;
+    }
+    assert_eq!(pings(&server), 1);
+    task.abort();
 }

@@ -395,6 +395,17 @@ impl MapiSession {
         }
     }
 
+    /// Closes the session: sends Disconnect so the server drops the context at once
+    /// instead of waiting for it to expire. Other clones of the session connect again on
+    /// their next request.
+    ///
+    /// # Errors
+    ///
+    /// As [`MapiSession::disconnect`].
+    pub async fn close(self) -> Result<(), SessionError> {
+        self.disconnect().await
+    }
+
     /// Sends a PING (MS-OXCMAPIHTTP 2.2.6) with the context's cookies: a keep-alive that
     /// takes no part in the request sequence.
     ///
