@@ -13,10 +13,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use exmux_core::Secret;
 use exmux_core::auth::Credentials;
-use exmux_core::{Secret, SystemClock};
-use exmux_emulator::ews::EwsFrontEnd;
-use exmux_emulator::server::{Emulator, EmulatorHandle, EmulatorOptions};
+use exmux_emulator::server::EmulatorHandle;
 use exmux_ews::client::EwsClient;
 use exmux_ews::ops::Shape;
 use exmux_ews::ops::items::{CreateItem, DeleteItem, ItemUpdate, UpdateItem};
@@ -25,10 +24,11 @@ use exmux_ews::types::{
     BaseShape, ConflictResolution, DeleteType, DistinguishedFolder, FolderRef, Item, ItemId,
     ItemKind, MessageDisposition, PropertyPath, Traversal,
 };
+use exmux_router::backend::ews::mapi_item_id;
 use exmux_router::core::{Event, Origin};
-use exmux_router::ids::ItemKey;
+use exmux_router::ids::{BackendItemId, ItemKey};
 use exmux_router::transport::{Transport, TransportError, TransportOptions};
-use exmux_router::{Backend, Config, Preset};
+use exmux_router::{Backend, Config, Operation, Preset};
 use serde::Serialize;
 
 const MAILBOX: &str = "user1@example.test";
@@ -143,22 +143,15 @@ fn inbox() -> FolderRef {
     FolderRef::distinguished(DistinguishedFolder::Inbox)
 }
 
-/// Starts the emulator on an ephemeral loopback port, over plain HTTP, with the EWS
-/// front end and the system clock.
+/// Starts the emulator on an ephemeral loopback port, over plain HTTP, with its EWS,
+/// MAPI/HTTP and autodiscover endpoints and the system clock.
 ///
 /// # Errors
 /// [`DemoError::Emulator`] when the server cannot bind or start.
 pub async fn start_emulator(record: Option<PathBuf>) -> Result<EmulatorHandle, DemoError> {
-    let handle = Emulator::start(EmulatorOptions {
-        tls: false,
-        clock: Arc::new(SystemClock),
-        record_dir: record,
-        ..EmulatorOptions::default()
-    })
-    .await
-    .map_err(|error| DemoError::Emulator(error.to_string()))?;
-    EwsFrontEnd::install(&handle);
-    Ok(handle)
+    crate::emulator::start(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), record)
+        .await
+        .map_err(|error| DemoError::Emulator(error.to_string()))
 }
 
 /// The messages of the inbox as the server reports them: EWS id to read state.
@@ -275,11 +268,12 @@ async fn play(
     }
 
     let config = Config::from_toml_str(&format!(
-        "[server]\nmailbox = \"{MAILBOX}\"\news_url = \"{}\"\nmapi_url = \"{}\"\n\n\
+        "[server]\nmailbox = \"{MAILBOX}\"\news_url = \"{}\"\nmapi_url = \"{}\"\nuser_dn = \"{}\"\n\n\
          [auth]\nmethod = \"basic\"\nusername = \"{MAILBOX}\"\npassword_env = \"EXMUX_DEMO_PASSWORD\"\n\n\
          [routing]\npreset = \"{routing}\"\n",
         emulator.ews_url(),
         emulator.mapi_emsmdb_url(),
+        exmux_emulator::mapi::legacy_dn(MAILBOX),
     ))
     .map_err(|error| step("configuration")(error.to_string()))?;
     let options = TransportOptions {
@@ -328,9 +322,16 @@ async fn play(
     settle(&transport, &replica, SEED_MESSAGES).await;
     lock(&replica).phase = "scenario";
 
+    // The seeded ids are EWS ids; a sync over MAPI/HTTP knows the items by the MAPI
+    // ids those EWS ids carry.
+    let sync_backend = config.routing.backend_for(Operation::SyncItems);
+    let backend_id = |ews_id: &str| match sync_backend {
+        Backend::Mapi => mapi_item_id(ews_id),
+        _ => Some(BackendItemId::Ews(ews_id.to_owned())),
+    };
     let key_of = |id: &ItemId| {
-        transport
-            .item_key(&exmux_router::ids::BackendItemId::Ews(id.id.clone()))
+        backend_id(&id.id)
+            .and_then(|backend| transport.item_key(&backend))
             .ok_or_else(|| step("initial sync")(format!("item {} was not synced", id.id)))
     };
     let [target, remote_read, remote_delete, ..] = seeded.as_slice() else {
@@ -373,18 +374,18 @@ async fn play(
     transport.wait_idle().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
 
-    let server = server_view(&other).await.map_err(step("read the server"))?;
-    let replica_view: BTreeMap<String, Option<bool>> = {
+    let server: BTreeMap<BackendItemId, Option<bool>> = server_view(&other)
+        .await
+        .map_err(step("read the server"))?
+        .into_iter()
+        .filter_map(|(id, read)| Some((backend_id(&id)?, read)))
+        .collect();
+    let replica_view: BTreeMap<BackendItemId, Option<bool>> = {
         let replica = lock(&replica);
         replica
             .items
             .iter()
-            .filter_map(
-                |(key, read)| match transport.backend_id(*key, Backend::Ews) {
-                    Some(exmux_router::ids::BackendItemId::Ews(id)) => Some((id, *read)),
-                    _ => None,
-                },
-            )
+            .filter_map(|(key, read)| Some((transport.backend_id(*key, sync_backend)?, *read)))
             .collect()
     };
     let replica_count = lock(&replica).items.len();

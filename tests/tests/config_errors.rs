@@ -183,3 +183,25 @@ async fn missing_mailbox_is_named_at_connect() {
     let error = Transport::connect(&config, options).await.unwrap_err();
     assert!(matches!(error, TransportError::MissingMailbox), "{error:?}");
 }
+
+#[tokio::test]
+async fn mapi_route_without_user_dn_says_what_to_add() {
+    let text = format!(
+        "[server]\nmailbox = \"user1@example.test\"\nmapi_url = \"http://127.0.0.1:9/mapi/emsmdb/\"\n{AUTH}[routing]\npreset = \"mapi\"\n"
+    );
+    let config = Config::from_toml_str(&text).unwrap();
+    let error = Transport::connect(&config, TransportOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            TransportError::BackendNotOffered {
+                backend: Backend::Mapi,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("user_dn"), "{error}");
+}

@@ -32,6 +32,32 @@ fn item_change(item: Item, kind: ChangeKind) -> Option<SyncChange> {
     }))
 }
 
+/// The replica id (REPLID) of the mailbox's own database in MAPI ids. MS-OXCDATA
+/// 2.2.1.1 leaves the mapping to the logon; servers give their own replica 1.
+const OWN_REPLID: u16 = 1;
+
+/// Returns the MAPI folder and message ids an EWS ItemId carries: the id wraps the
+/// message's entry id (MS-OXCDATA 2.2.4.2), whose global ids hold the counters. `None`
+/// when the id does not decode or is not a message id.
+///
+/// NOTE: the replica id is assumed to be the mailbox's own (1); a message replicated
+/// from another database would need the logon's REPLID-to-GUID mapping.
+pub fn mapi_item_id(ews_id: &str) -> Option<BackendItemId> {
+    let entry = exmux_ews::ids::decode_ews_id(ews_id).ok()?;
+    let message = entry.message?;
+    let object = |counter: [u8; 6]| {
+        exmux_mapihttp::ids::ObjectId::from_parts(
+            OWN_REPLID,
+            exmux_mapihttp::ids::GlobCnt::from_bytes(counter),
+        )
+        .0
+    };
+    Some(BackendItemId::Mapi {
+        fid: object(entry.folder.global_counter),
+        mid: object(message.global_counter),
+    })
+}
+
 /// Turns one SyncFolderItems change into a core sync change. Returns `None` for a
 /// Create or Update without an ItemId, which no item can be matched to.
 pub fn sync_change(change: EwsSyncChange) -> Option<SyncChange> {

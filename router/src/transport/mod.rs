@@ -7,9 +7,12 @@
 //! the core can tell this transport's changes from other clients' changes. Events go to
 //! the [`Events`] stream returned by [`Transport::connect`].
 //!
-//! Backends: the EWS backend is complete. Connecting with a routing that sends any
-//! operation over MAPI/HTTP fails with [`TransportError::BackendNotOffered`], naming the
-//! operations routed there.
+//! Backends: over EWS the transport carries sync, fetch, create, update (read state),
+//! delete, move and notifications. Over MAPI/HTTP it carries sync (ICS download),
+//! update (read state), delete and notifications; another operation routed to MAPI
+//! fails when called with [`TransportError::BackendNotOffered`], naming it, and
+//! [`Transport::uncarried_operations`] lists them after connect. Nothing is sent over
+//! the other backend instead.
 //!
 //! # Example
 //!
@@ -58,7 +61,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+mod mapi;
+
+use exmux_mapihttp::ids::ObjectId;
+use exmux_mapihttp::session::{NotificationWaiter, SessionError};
+
 use crate::backend::ews as ews_adapter;
+use crate::backend::mapi as mapi_adapter;
 use crate::config::{AuthMethod, Config, ConfigError, resolve_secret};
 use crate::core::{
     CoreError, CoreOptions, Counters, Event, FetchOutcome, Input, IssuedWrite, Output, Phase,
@@ -70,6 +79,14 @@ use crate::operation::{Backend, Operation};
 /// The maximum number of changes per SyncFolderItems page (MaxChangesReturned, 1 to
 /// 512).
 const MAX_CHANGES_PER_PAGE: u32 = 512;
+
+/// The operations the transport can carry over MAPI/HTTP.
+const MAPI_CARRIED: [Operation; 4] = [
+    Operation::SyncItems,
+    Operation::Update,
+    Operation::Delete,
+    Operation::Subscribe,
+];
 
 /// Options of [`Transport::connect`].
 pub struct TransportOptions {
@@ -145,6 +162,14 @@ pub enum TransportError {
         /// The client's error.
         source: ClientError,
     },
+    /// A MAPI/HTTP call failed.
+    #[error("{operation} over MAPI/HTTP failed: {source}")]
+    Mapi {
+        /// The operation.
+        operation: Operation,
+        /// The session's error.
+        source: SessionError,
+    },
     /// The server answered a write with an error; nothing changed.
     #[error("{operation} of {item} was rejected by the server: {message}")]
     Rejected {
@@ -197,11 +222,16 @@ pub struct RemoteFolder {
 
 struct Shared {
     core: Mutex<RouterCore>,
-    ews: EwsClient,
+    ews: Option<EwsClient>,
+    mapi: Option<mapi::MapiBackend>,
+    // Kept alive while the transport runs: dropping it stops the NotificationWait loop.
+    waiter: Mutex<Option<NotificationWaiter>>,
     clock: Arc<dyn Clock>,
     events: mpsc::UnboundedSender<Event>,
     // EWS folder ids (and distinguished names) to folder keys, for notices.
     folders: Mutex<BTreeMap<String, FolderKey>>,
+    // MAPI folder ids to folder keys, for notices.
+    mapi_folders: Mutex<BTreeMap<u64, FolderKey>>,
     // Requests issued and not yet answered, for `wait_idle`.
     in_flight: AtomicUsize,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -216,7 +246,8 @@ pub struct Transport {
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transport")
-            .field("mailbox", &self.shared.ews.mailbox())
+            .field("ews", &self.shared.ews.is_some())
+            .field("mapi", &self.shared.mapi.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -324,14 +355,24 @@ impl Transport {
                 });
             }
             if backend == Backend::Mapi {
-                // NOTE: the MAPI/HTTP session client is not wired into the transport
-                // yet; until it is, MAPI routes are refused here rather than swapped.
-                return Err(TransportError::BackendNotOffered {
-                    backend,
-                    operations,
-                    reason: "this version of the transport carries operations over EWS only"
-                        .to_owned(),
-                });
+                let unsupported: Vec<Operation> = operations
+                    .iter()
+                    .copied()
+                    .filter(|operation| !MAPI_CARRIED.contains(operation))
+                    .collect();
+                if !unsupported.is_empty() {
+                    tracing::warn!(
+                        operations = ?unsupported,
+                        "these operations are routed to MAPI/HTTP, which this transport does not carry them over yet; calling them fails"
+                    );
+                }
+                if config.server.user_dn.is_none() {
+                    return Err(TransportError::BackendNotOffered {
+                        backend,
+                        operations,
+                        reason: "[server] user_dn is missing; MAPI Connect needs the user's legacy DN (autodiscover returns it)".to_owned(),
+                    });
+                }
             }
         }
 
@@ -340,18 +381,36 @@ impl Transport {
             .mailbox
             .clone()
             .ok_or(TransportError::MissingMailbox)?;
-        let url = config.server.ews_url.clone().unwrap_or_default();
         let credentials = match options.credentials {
             Some(credentials) => credentials,
             None => credentials(config)?,
         };
-        let ews = EwsClient::builder(url, mailbox, credentials)
-            .clock(Arc::clone(&options.clock))
-            .build()
-            .map_err(|source| TransportError::Ews {
-                operation: Operation::SyncItems,
-                source,
-            })?;
+        let ews = match &config.server.ews_url {
+            Some(url) => Some(
+                EwsClient::builder(url.clone(), mailbox, credentials.clone())
+                    .clock(Arc::clone(&options.clock))
+                    .build()
+                    .map_err(|source| TransportError::Ews {
+                        operation: Operation::SyncItems,
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
+        let uses_mapi = Operation::ALL
+            .into_iter()
+            .any(|operation| config.routing.backend_for(operation) == Backend::Mapi);
+        let mapi = match (&config.server.mapi_url, &config.server.user_dn) {
+            (Some(url), Some(user_dn)) if uses_mapi => Some(
+                mapi::MapiBackend::connect(url, user_dn, credentials, Arc::clone(&options.clock))
+                    .await
+                    .map_err(|source| TransportError::Mapi {
+                        operation: Operation::SyncItems,
+                        source,
+                    })?,
+            ),
+            _ => None,
+        };
 
         let state = options
             .state
@@ -361,9 +420,12 @@ impl Transport {
         let shared = Arc::new(Shared {
             core: Mutex::new(core),
             ews,
+            mapi,
+            waiter: Mutex::new(None),
             clock: options.clock,
             events: sender,
             folders: Mutex::new(BTreeMap::new()),
+            mapi_folders: Mutex::new(BTreeMap::new()),
             in_flight: AtomicUsize::new(0),
             tasks: Mutex::new(Vec::new()),
         });
@@ -372,10 +434,16 @@ impl Transport {
         {
             let core = lock(&shared.core);
             let mut folders = lock(&shared.folders);
+            let mut mapi_folders = lock(&shared.mapi_folders);
             for (key, folder) in &core.state().folders {
                 for id in &folder.ids {
-                    if let BackendFolderId::Ews(text) = id {
-                        folders.insert(text.clone(), *key);
+                    match id {
+                        BackendFolderId::Ews(text) => {
+                            folders.insert(text.clone(), *key);
+                        }
+                        BackendFolderId::Mapi(fid) => {
+                            mapi_folders.insert(*fid, *key);
+                        }
                     }
                 }
             }
@@ -409,48 +477,92 @@ impl Transport {
         ))
     }
 
-    /// Returns the EWS client, for calls the transport does not wrap.
-    pub fn ews(&self) -> &EwsClient {
-        &self.shared.ews
+    /// Returns the EWS client, for calls the transport does not wrap; `None` when the
+    /// configuration names no EWS endpoint.
+    pub fn ews(&self) -> Option<&EwsClient> {
+        self.shared.ews.as_ref()
+    }
+
+    fn ews_client(&self, operation: Operation) -> Result<&EwsClient, TransportError> {
+        self.shared
+            .ews
+            .as_ref()
+            .ok_or_else(|| TransportError::BackendNotOffered {
+                backend: Backend::Ews,
+                operations: vec![operation],
+                reason: "the configuration names no ews endpoint".to_owned(),
+            })
     }
 
     /// Adds a folder by EWS folder id or distinguished name (`inbox`) and returns its
-    /// key. The folder's id is resolved with GetFolder, so notices that name it by id
-    /// reach it.
+    /// key. Over EWS the folder's id is resolved with GetFolder, so notices that name it
+    /// by id reach it; over MAPI/HTTP a distinguished name maps to the folder id the
+    /// logon returned.
     ///
     /// # Errors
-    /// [`TransportError::Ews`] when GetFolder fails (an unknown folder, say).
+    /// [`TransportError::Ews`] when GetFolder fails (an unknown folder, say);
+    /// [`TransportError::BackendNotOffered`] when neither backend can name the folder.
     pub async fn add_folder(&self, folder: &str) -> Result<FolderKey, TransportError> {
-        let fail = |source| TransportError::Ews {
-            operation: Operation::SyncHierarchy,
-            source,
-        };
-        let found = self
-            .shared
-            .ews
-            .call(&GetFolder {
-                shape: Shape::base(BaseShape::IdOnly),
-                folder_ids: vec![ews_folder_ref(folder)],
-            })
-            .await
-            .map_err(fail)?
-            .into_single("GetFolder")
-            .map_err(|source| {
-                fail(ClientError::Ews {
-                    operation: "GetFolder",
-                    source,
+        let mut ids = Vec::new();
+        let mut ews_id = None;
+        if let Some(ews) = &self.shared.ews {
+            let fail = |source| TransportError::Ews {
+                operation: Operation::SyncHierarchy,
+                source,
+            };
+            let found = ews
+                .call(&GetFolder {
+                    shape: Shape::base(BaseShape::IdOnly),
+                    folder_ids: vec![ews_folder_ref(folder)],
                 })
-            })?;
-        let id = found
-            .into_iter()
-            .next()
-            .and_then(|found| found.folder_id)
-            .map_or_else(|| folder.to_owned(), |id| id.id);
+                .await
+                .map_err(fail)?
+                .into_single("GetFolder")
+                .map_err(|source| {
+                    fail(ClientError::Ews {
+                        operation: "GetFolder",
+                        source,
+                    })
+                })?;
+            let id = found
+                .into_iter()
+                .next()
+                .and_then(|found| found.folder_id)
+                .map_or_else(|| folder.to_owned(), |id| id.id);
+            ids.push(BackendFolderId::Ews(id.clone()));
+            ews_id = Some(id);
+        }
+        // NOTE: only distinguished folders get a MAPI folder id here; another folder
+        // would need its EWS id converted (the id carries the folder's entry id).
+        let mapi_id = self
+            .shared
+            .mapi
+            .as_ref()
+            .and_then(|mapi| mapi.folder_id(folder));
+        if let Some(fid) = mapi_id {
+            ids.push(BackendFolderId::Mapi(fid));
+        }
+        if ids.is_empty() {
+            return Err(TransportError::BackendNotOffered {
+                backend: Backend::Mapi,
+                operations: vec![Operation::SyncItems],
+                reason: format!(
+                    "folder {folder:?} has no MAPI folder id: use a distinguished name such as inbox"
+                ),
+            });
+        }
 
-        let key = lock(&self.shared.core).register_folder(vec![BackendFolderId::Ews(id.clone())]);
-        let mut folders = lock(&self.shared.folders);
-        folders.insert(id, key);
-        folders.insert(folder.to_owned(), key);
+        let key = lock(&self.shared.core).register_folder(ids);
+        {
+            let mut folders = lock(&self.shared.folders);
+            if let Some(id) = ews_id {
+                folders.insert(id, key);
+            }
+            folders.insert(folder.to_owned(), key);
+        }
+        if let Some(fid) = mapi_id {
+            lock(&self.shared.mapi_folders).insert(fid, key);
+        }
         Ok(key)
     }
 
@@ -459,9 +571,9 @@ impl Transport {
     /// # Errors
     /// [`TransportError::Ews`] when FindFolder fails.
     pub async fn remote_folders(&self) -> Result<Vec<RemoteFolder>, TransportError> {
+        self.check_carried(Operation::SyncHierarchy)?;
         let folders = self
-            .shared
-            .ews
+            .ews_client(Operation::SyncHierarchy)?
             .find_folders_all(&FindFolder {
                 traversal: Traversal::Deep,
                 shape: Shape::base(BaseShape::Default),
@@ -502,6 +614,13 @@ impl Transport {
     /// # Errors
     /// None today; the signature leaves room for a subscribe that is confirmed first.
     pub async fn subscribe(&self, folders: &[FolderKey]) -> Result<(), TransportError> {
+        let over_mapi = lock(&self.shared.core)
+            .routing()
+            .backend_for(Operation::Subscribe)
+            == Backend::Mapi;
+        if over_mapi {
+            return self.subscribe_mapi(folders).await;
+        }
         let ids: Vec<String> = {
             let core = lock(&self.shared.core);
             folders
@@ -515,7 +634,7 @@ impl Transport {
                 .collect()
         };
         let mut driver = SubscriptionDriver::new(
-            self.shared.ews.clone(),
+            self.ews_client(Operation::Subscribe)?.clone(),
             FolderScope::Folders(ids),
             self.subscription,
             vec![
@@ -557,6 +676,55 @@ impl Transport {
                     }
                 };
                 for folder in notices {
+                    let _ = Shared::handle(&shared, Input::Notice { folder });
+                }
+            }
+        });
+        lock(&self.shared.tasks).push(task);
+        Ok(())
+    }
+
+    // Registers for the whole mailbox's notices (RopRegisterNotification) and turns
+    // every notice on a registered folder into a sync of that folder.
+    async fn subscribe_mapi(&self, folders: &[FolderKey]) -> Result<(), TransportError> {
+        let Some(mapi) = &self.shared.mapi else {
+            return Err(TransportError::BackendNotOffered {
+                backend: Backend::Mapi,
+                operations: vec![Operation::Subscribe],
+                reason: "no MAPI/HTTP session is connected".to_owned(),
+            });
+        };
+        let mut notices = mapi.session.notices();
+        mapi.session
+            .register_notifications(mapi::NOTIFICATION_TYPES)
+            .await
+            .map_err(|source| TransportError::Mapi {
+                operation: Operation::Subscribe,
+                source,
+            })?;
+        *lock(&self.shared.waiter) = Some(mapi.session.start_notification_wait());
+
+        let shared = Arc::downgrade(&self.shared);
+        let all: Vec<FolderKey> = folders.to_vec();
+        let task = tokio::spawn(async move {
+            loop {
+                let received = notices.recv().await;
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let keys: Vec<FolderKey> = match received {
+                    Ok(notice) => {
+                        let map = lock(&shared.mapi_folders);
+                        mapi_adapter::notice_folders(&notice)
+                            .into_iter()
+                            .filter_map(|fid| map.get(&fid).copied())
+                            .collect()
+                    }
+                    // Notices were dropped: every folder may have changed.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => all.clone(),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                for folder in keys {
                     let _ = Shared::handle(&shared, Input::Notice { folder });
                 }
             }
@@ -617,10 +785,12 @@ impl Transport {
     /// when the call fails (the write is journaled as lost when its outcome is unknown),
     /// [`TransportError::Core`] for an unknown item.
     pub async fn set_read(&self, item: ItemKey, read: bool) -> Result<(), TransportError> {
+        if self.routed_to_mapi(Operation::Update) {
+            return self.write_mapi(Operation::Update, item, Some(read)).await;
+        }
+        let ews = self.ews_client(Operation::Update)?;
         let (issued, id) = self.begin(Operation::Update, Some(item), None, Some(read))?;
-        let result = self
-            .shared
-            .ews
+        let result = ews
             .call(&UpdateItem {
                 conflict_resolution: ConflictResolution::AlwaysOverwrite,
                 disposition: MessageDisposition::SaveOnly,
@@ -645,10 +815,12 @@ impl Transport {
     /// # Errors
     /// As [`Transport::set_read`].
     pub async fn delete(&self, item: ItemKey) -> Result<(), TransportError> {
+        if self.routed_to_mapi(Operation::Delete) {
+            return self.write_mapi(Operation::Delete, item, None).await;
+        }
+        let ews = self.ews_client(Operation::Delete)?;
         let (issued, id) = self.begin(Operation::Delete, Some(item), None, None)?;
-        let result = self
-            .shared
-            .ews
+        let result = ews
             .call(&DeleteItem {
                 delete_type: DeleteType::MoveToDeletedItems,
                 item_ids: vec![ItemId::new(id)],
@@ -663,11 +835,11 @@ impl Transport {
     /// # Errors
     /// As [`Transport::set_read`].
     pub async fn move_item(&self, item: ItemKey, target: FolderKey) -> Result<(), TransportError> {
+        self.check_carried(Operation::Move)?;
         let target_id = self.folder_ews_id(target)?;
+        let ews = self.ews_client(Operation::Move)?;
         let (issued, id) = self.begin(Operation::Move, Some(item), Some(target), None)?;
-        let result = self
-            .shared
-            .ews
+        let result = ews
             .call(&MoveItem {
                 to: ews_folder_ref(&target_id),
                 item_ids: vec![ItemId::new(id)],
@@ -690,7 +862,9 @@ impl Transport {
     /// # Errors
     /// As [`Transport::set_read`].
     pub async fn create(&self, folder: FolderKey, mime: &[u8]) -> Result<ItemKey, TransportError> {
+        self.check_carried(Operation::Create)?;
         let folder_id = self.folder_ews_id(folder)?;
+        let ews = self.ews_client(Operation::Create)?;
         let issued = Shared::begin_write(
             &self.shared,
             WriteIntent {
@@ -706,9 +880,7 @@ impl Transport {
         )?;
         let mut message = Item::new(ItemKind::Message);
         message.mime_content = Some(STANDARD.encode(mime));
-        let result = self
-            .shared
-            .ews
+        let result = ews
             .call(&CreateItem {
                 disposition: Some(MessageDisposition::SaveOnly),
                 saved_folder: Some(ews_folder_ref(&folder_id)),
@@ -734,6 +906,7 @@ impl Transport {
     /// [`TransportError::NoBackendId`], [`TransportError::Ews`], or
     /// [`TransportError::Rejected`] when the server has no such item.
     pub async fn fetch_mime(&self, item: ItemKey) -> Result<Vec<u8>, TransportError> {
+        self.check_carried(Operation::Fetch)?;
         let Some(BackendItemId::Ews(id)) = self.backend_id(item, Backend::Ews) else {
             return Err(TransportError::NoBackendId {
                 item,
@@ -745,8 +918,7 @@ impl Transport {
             source,
         };
         let items = self
-            .shared
-            .ews
+            .ews_client(Operation::Fetch)?
             .call(&GetItem {
                 shape: Shape {
                     base: BaseShape::IdOnly,
@@ -790,6 +962,94 @@ impl Transport {
                 })
             })
             .ok_or(TransportError::Core(CoreError::UnknownFolder { folder }))
+    }
+
+    fn routed_to_mapi(&self, operation: Operation) -> bool {
+        lock(&self.shared.core).routing().backend_for(operation) == Backend::Mapi
+    }
+
+    // Rejects an operation routed to MAPI/HTTP that the transport carries over EWS
+    // only, instead of sending it over EWS behind the configuration's back.
+    fn check_carried(&self, operation: Operation) -> Result<(), TransportError> {
+        if self.routed_to_mapi(operation) && !MAPI_CARRIED.contains(&operation) {
+            return Err(TransportError::BackendNotOffered {
+                backend: Backend::Mapi,
+                operations: vec![operation],
+                reason: "this version of the transport carries only sync_items, update, delete and subscribe over MAPI/HTTP".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Returns the operations the routing sends to a backend this transport does not
+    /// carry them over yet; calling one fails with
+    /// [`TransportError::BackendNotOffered`].
+    pub fn uncarried_operations(&self) -> Vec<Operation> {
+        Operation::ALL
+            .into_iter()
+            .filter(|operation| self.check_carried(*operation).is_err())
+            .collect()
+    }
+
+    // Journals and issues a read-state update or a delete over MAPI/HTTP.
+    // NOTE: these go through RopSetReadFlags and RopDeleteMessages, not ICS import, so
+    // the next download reports them and the journal recognises them as this
+    // transport's own; an ICS import would keep them out of the download instead.
+    async fn write_mapi(
+        &self,
+        operation: Operation,
+        item: ItemKey,
+        read_state: Option<bool>,
+    ) -> Result<(), TransportError> {
+        let Some(mapi) = &self.shared.mapi else {
+            return Err(TransportError::BackendNotOffered {
+                backend: Backend::Mapi,
+                operations: vec![operation],
+                reason: "no MAPI/HTTP session is connected".to_owned(),
+            });
+        };
+        let (folder, fid, mid) = {
+            let core = lock(&self.shared.core);
+            let record = core
+                .ids()
+                .get(item)
+                .ok_or(CoreError::UnknownItem { operation, item })?;
+            let (fid, mid) = record.mapi.ok_or(TransportError::NoBackendId {
+                item,
+                backend: Backend::Mapi,
+            })?;
+            (record.folder, fid, mid)
+        };
+        let issued = Shared::begin_write(
+            &self.shared,
+            WriteIntent {
+                operation,
+                item: Some(item),
+                folder,
+                backend: Backend::Mapi,
+                session: String::new(),
+                assign_change_key: false,
+                read_state,
+                target_folder: None,
+            },
+        )?;
+        let messages = [ObjectId(mid)];
+        let result = match read_state {
+            Some(read) => {
+                mapi.session
+                    .set_read_flags(ObjectId(fid), &messages, read)
+                    .await
+            }
+            None => mapi.session.delete_messages(ObjectId(fid), &messages).await,
+        };
+        Shared::handle(
+            &self.shared,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: mapi::write_outcome(&result),
+            },
+        )?;
+        result.map_err(|source| TransportError::Mapi { operation, source })
     }
 
     // Journals a write of an existing item and returns its EWS id.
@@ -938,19 +1198,22 @@ impl Shared {
                 from,
                 ..
             } => {
-                let Some(BackendFolderId::Ews(folder_id)) = folder_id else {
+                if let (Some(BackendFolderId::Mapi(fid)), Some(mapi)) = (&folder_id, &self.mapi) {
+                    return Some(mapi.sync(folder, *fid, &from).await);
+                }
+                let (Some(BackendFolderId::Ews(folder_id)), Some(ews)) = (folder_id, &self.ews)
+                else {
                     return Some(Input::SyncFailed {
                         folder,
                         failure: SyncFailure::Other {
-                            message: format!("{folder} has no EWS folder id to sync"),
+                            message: format!("{folder} has no folder id on its sync backend"),
                             retryable: false,
                         },
                     });
                 };
                 // A state the other backend saved cannot be read here: start over.
                 let sync_state = ews_adapter::sync_state_text(&from).unwrap_or(None);
-                let result = self
-                    .ews
+                let result = ews
                     .call(&SyncFolderItems {
                         shape: item_shape(),
                         folder: ews_folder_ref(&folder_id),
@@ -976,15 +1239,19 @@ impl Shared {
                 })
             }
             Request::Verify { folder, id, .. } => {
-                let BackendItemId::Ews(text) = &id else {
+                // NOTE: an id is verified over the backend it belongs to, even when the
+                // fetch route names the other one; converting ids is not done here.
+                if let (BackendItemId::Mapi { .. }, Some(mapi)) = (&id, &self.mapi) {
+                    return Some(mapi.verify(folder, id).await);
+                }
+                let (BackendItemId::Ews(text), Some(ews)) = (&id, &self.ews) else {
                     return Some(Input::FetchResult {
                         folder,
                         id,
                         outcome: FetchOutcome::Failed { retryable: false },
                     });
                 };
-                let result = self
-                    .ews
+                let result = ews
                     .call(&GetItem {
                         shape: item_shape(),
                         item_ids: vec![ItemId::new(text.clone())],

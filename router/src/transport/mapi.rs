@@ -1,0 +1,135 @@
+//! The MAPI/HTTP side of the transport: one [`MapiSession`] with its logon, and the
+//! calls the driver makes on it.
+
+use std::sync::Arc;
+
+use exmux_core::Clock;
+use exmux_core::auth::Credentials;
+use exmux_ews::types::DistinguishedFolder;
+use exmux_mapihttp::ids::ObjectId;
+use exmux_mapihttp::session::{
+    LogonInfo, MapiSession, SessionConfig, SessionError, SyncState as MapiState,
+};
+
+use crate::backend::mapi as mapi_adapter;
+use crate::core::{FetchOutcome, Input, SyncFailure, SyncState, WriteOutcome};
+use crate::ids::{BackendItemId, FolderKey};
+
+/// MAPI_E_NOT_FOUND (MS-OXCDATA 2.4.1).
+const EC_NOT_FOUND: u32 = 0x8004_010F;
+
+/// The notification types the transport registers for (MS-OXCNOTIF 2.2.1.4.1.2):
+/// new mail, object created, deleted, modified, moved and copied.
+pub(crate) const NOTIFICATION_TYPES: u8 = 0x02 | 0x04 | 0x08 | 0x10 | 0x20 | 0x40;
+
+pub(crate) struct MapiBackend {
+    pub(crate) session: MapiSession,
+    pub(crate) logon: LogonInfo,
+}
+
+impl MapiBackend {
+    /// Connects a session (Connect, then RopLogon).
+    pub(crate) async fn connect(
+        url: &str,
+        user_dn: &str,
+        credentials: Credentials,
+        clock: Arc<dyn Clock>,
+    ) -> Result<MapiBackend, SessionError> {
+        let http = exmux_core::http::HttpOptions::default()
+            .build_client()
+            .map_err(|error| SessionError::Usage {
+                operation: "connect",
+                reason: error.to_string(),
+            })?;
+        let mut config = SessionConfig::new(url, user_dn, credentials, http);
+        config.clock = clock;
+        let session = MapiSession::new(config);
+        let logon = session.connect().await?;
+        Ok(MapiBackend { session, logon })
+    }
+
+    /// Returns the FID of a distinguished folder name (`inbox`), from the logon.
+    pub(crate) fn folder_id(&self, name: &str) -> Option<u64> {
+        let id = match DistinguishedFolder::parse(name)? {
+            DistinguishedFolder::Inbox => self.logon.inbox(),
+            DistinguishedFolder::DeletedItems => self.logon.deleted_items(),
+            DistinguishedFolder::SentItems => self.logon.sent_items(),
+            DistinguishedFolder::Outbox => self.logon.outbox(),
+            DistinguishedFolder::MsgFolderRoot => self.logon.ipm_subtree(),
+            _ => return None,
+        };
+        Some(id.0)
+    }
+
+    /// Downloads the changes of folder `fid` since `from` and returns the core input.
+    pub(crate) async fn sync(&self, folder: FolderKey, fid: u64, from: &SyncState) -> Input {
+        // A state saved by the other backend does not parse here: start over.
+        let state = if from.is_empty() {
+            MapiState::default()
+        } else {
+            MapiState::from_bytes(&from.0).unwrap_or_default()
+        };
+        match self.session.sync_contents(ObjectId(fid), &state).await {
+            Ok(sync) => Input::SyncPage(mapi_adapter::contents_page(folder, fid, &sync)),
+            Err(SessionError::InvalidSyncState { .. }) => Input::SyncFailed {
+                folder,
+                failure: SyncFailure::InvalidSyncState,
+            },
+            Err(error) => Input::SyncFailed {
+                folder,
+                failure: SyncFailure::Other {
+                    message: format!("ICS download failed: {error}"),
+                    retryable: error.is_retryable(),
+                },
+            },
+        }
+    }
+
+    /// Checks that a message exists by opening it.
+    pub(crate) async fn verify(&self, folder: FolderKey, id: BackendItemId) -> Input {
+        let BackendItemId::Mapi { fid, mid } = id else {
+            return Input::FetchResult {
+                folder,
+                id,
+                outcome: FetchOutcome::Failed { retryable: false },
+            };
+        };
+        let outcome = match self
+            .session
+            .open_message(ObjectId(fid), ObjectId(mid), false)
+            .await
+        {
+            Ok(handle) => {
+                let _ = self.session.release(handle).await;
+                FetchOutcome::Found {
+                    change_key: None,
+                    read: None,
+                }
+            }
+            Err(SessionError::Rop {
+                code: EC_NOT_FOUND, ..
+            }) => FetchOutcome::NotFound,
+            Err(error) => FetchOutcome::Failed {
+                retryable: error.is_retryable(),
+            },
+        };
+        Input::FetchResult {
+            folder,
+            id,
+            outcome,
+        }
+    }
+}
+
+/// Turns the result of a MAPI write into its outcome: a ROP error means the server
+/// rejected it; a failure before any answer leaves the outcome unknown.
+pub(crate) fn write_outcome(result: &Result<(), SessionError>) -> WriteOutcome {
+    match result {
+        Ok(()) => WriteOutcome::Succeeded {
+            change_key: None,
+            new_id: None,
+        },
+        Err(SessionError::Rop { .. } | SessionError::Usage { .. }) => WriteOutcome::Failed,
+        Err(_) => WriteOutcome::Lost,
+    }
+}
