@@ -918,7 +918,7 @@ fn add_message(server: &Server, mid: u64, subject: &str) {
 }
 
 #[tokio::test]
-async fn connect_logs_on_and_resolves_replicas_with_long_term_ids() {
+async fn connect_resolves_replicas_by_long_term_id() {
     let server = start().await;
     let session = session(&server);
     let info = session.connect().await.unwrap();
@@ -961,7 +961,7 @@ async fn hierarchy_table_rows_are_typed() {
 }
 
 #[tokio::test]
-async fn context_not_found_reconnects_with_old_cookies_and_replays_a_read() {
+async fn context_not_found_replays_read() {
     let server = start().await;
     let session = session(&server);
     let info = session.connect().await.unwrap();
@@ -987,7 +987,7 @@ async fn context_not_found_reconnects_with_old_cookies_and_replays_a_read() {
 }
 
 #[tokio::test]
-async fn stale_sequence_on_a_write_is_a_typed_error_not_a_silent_retry() {
+async fn stale_sequence_write_not_replayed() {
     let server = start().await;
     let session = session(&server);
     add_message(&server, 0x500, "hello");
@@ -1036,7 +1036,7 @@ async fn server_specific_codes_reconnect_by_class() {
 }
 
 #[tokio::test]
-async fn a_503_and_an_answer_without_response_code_are_typed_and_keep_the_cookies() {
+async fn proxy_responses_typed_cookies_kept() {
     let server = start().await;
     let session = session(&server);
     let info = session.connect().await.unwrap();
@@ -1101,7 +1101,7 @@ async fn held_folder_is_reopened_after_a_reconnect() {
 }
 
 #[tokio::test]
-async fn contents_sync_reports_changes_with_change_keys_and_deletions() {
+async fn contents_sync_change_keys_deletions() {
     let server = start().await;
     let session = session(&server);
     add_message(&server, 0x501, "first");
@@ -1140,14 +1140,14 @@ async fn contents_sync_reports_changes_with_change_keys_and_deletions() {
 }
 
 #[tokio::test]
-async fn session_expiry_in_the_middle_of_a_download_loses_no_change() {
+async fn expiry_mid_download_loses_nothing() {
     let server = start().await;
     let session = session(&server);
     add_message(&server, 0x601, "a");
     add_message(&server, 0x602, "b");
     session.connect().await.unwrap();
     // The download needs two GetBuffer calls; the context expires right after the
-    // first one is answered.
+    // server returns the first one.
     server.mock.lock().unwrap().expire_after_first_buffer = true;
     let sync = session
         .sync_contents(oid(INBOX), &SyncState::default())
@@ -1171,7 +1171,7 @@ async fn session_expiry_in_the_middle_of_a_download_loses_no_change() {
 }
 
 #[tokio::test]
-async fn own_imports_are_left_out_after_the_checkpoint_while_another_sessions_appear() {
+async fn checkpoint_excludes_own_imports() {
     let server = start().await;
     let mine = session(&server);
     let theirs = session(&server);
@@ -1264,7 +1264,7 @@ async fn own_imports_are_left_out_after_the_checkpoint_while_another_sessions_ap
 }
 
 #[tokio::test]
-async fn import_new_message_takes_a_reserved_source_key() {
+async fn new_message_reserves_source_key() {
     let server = start().await;
     let session = session(&server);
     let exmux = XidSource::new(Guid([0xE1; 16]), 0);
@@ -1304,7 +1304,7 @@ async fn set_read_flags_marks_messages() {
 }
 
 #[tokio::test]
-async fn notifications_ride_on_execute_and_on_notification_wait() {
+async fn notices_from_execute_and_wait() {
     let server = start().await;
     let session = session(&server);
     let mut notices = session.notices();
@@ -1331,7 +1331,7 @@ async fn notifications_ride_on_execute_and_on_notification_wait() {
     assert_eq!(notice.kind, NoticeKind::Modified);
     assert_eq!(notice.message_id, Some(oid(0x901)));
 
-    // A NotificationWait held for six minutes of the injected clock, then answered.
+    // A NotificationWait held for six minutes of the injected clock, then completed.
     server.mock.lock().unwrap().nw_hold_until = Some(server.clock.now_millis() + 6 * 60 * 1000);
     let waiter = session.start_notification_wait();
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -1464,7 +1464,7 @@ async fn secrets_stay_out_of_logs_and_errors() {
 }
 
 #[tokio::test]
-async fn downloaded_change_composes_mime_with_recipients() {
+async fn downloaded_change_composes_mime() {
     let server = start().await;
     let session = session(&server);
     add_message(&server, 0x950, "with recipients");
