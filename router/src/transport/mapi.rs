@@ -15,10 +15,11 @@ use crate::backend::mapi as mapi_adapter;
 use crate::core::{FetchOutcome, Input, SyncFailure, SyncState, WriteOutcome};
 use crate::ids::{BackendItemId, FolderKey};
 
-/// MAPI_E_NOT_FOUND (MS-OXCDATA 2.4.1).
+/// MAPI_E_NOT_FOUND, the error code of a missing object (MS-OXCDATA).
 const EC_NOT_FOUND: u32 = 0x8004_010F;
 
-/// The notification types the transport registers for (MS-OXCNOTIF 2.2.1.4.1.2):
+/// The notification types the transport registers for (NotificationTypes of
+/// RopRegisterNotification, MS-OXCNOTIF):
 /// new mail, object created, deleted, modified, moved and copied.
 pub(crate) const NOTIFICATION_TYPES: u8 = 0x02 | 0x04 | 0x08 | 0x10 | 0x20 | 0x40;
 
@@ -122,7 +123,7 @@ impl MapiBackend {
 }
 
 /// Turns the result of a MAPI write into its outcome: a ROP error means the server
-/// rejected it; a failure before any answer leaves the outcome unknown.
+/// rejected it; a failure before any response leaves the outcome unknown.
 pub(crate) fn write_outcome(result: &Result<(), SessionError>) -> WriteOutcome {
     match result {
         Ok(()) => WriteOutcome::Succeeded {
