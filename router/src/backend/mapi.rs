@@ -1,9 +1,6 @@
 //! MAPI/HTTP results as core inputs: ICS contents downloads (MS-OXCFXICS) with change
 //! keys and predecessor change lists, read-state sets and deletions, and RopNotify
 //! notices (MS-OXCNOTIF).
-//!
-//! NOTE: the transport does not call this adapter yet, because it carries no operation
-//! over MAPI/HTTP; the functions are ready for that driver.
 
 use exmux_mapihttp::ids::ObjectId;
 use exmux_mapihttp::session::{ContentsSync, ItemChange as MapiItemChange, Notice};
