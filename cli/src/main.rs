@@ -363,12 +363,8 @@ async fn run_capabilities(config_path: Option<&Path>) -> Outcome {
     for backend in Backend::ALL {
         match config.server.endpoint(backend) {
             None => println!("  {:<5} no endpoint configured", backend.key()),
-            Some(url) if backend == Backend::Mapi => println!(
-                "  {:<5} {url} (configured; not probed: this transport carries EWS only)",
-                backend.key()
-            ),
             Some(url) => {
-                let probe = probe_ews(&config).await;
+                let probe = probe(&config, backend).await;
                 println!("  {:<5} {url}: {probe}", backend.key());
             }
         }
@@ -376,12 +372,17 @@ async fn run_capabilities(config_path: Option<&Path>) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn probe_ews(config: &Config) -> String {
-    let mut ews_only = config.clone();
-    ews_only.routing = Preset::Ews.routing();
-    match Transport::connect(&ews_only, TransportOptions::default()).await {
+/// Connects with every operation routed to `backend` and reports whether the server
+/// answered: GetFolder of the inbox over EWS, Connect and RopLogon over MAPI/HTTP.
+async fn probe(config: &Config, backend: Backend) -> String {
+    let mut only = config.clone();
+    only.routing = match backend {
+        Backend::Mapi => Preset::Mapi.routing(),
+        _ => Preset::Ews.routing(),
+    };
+    match Transport::connect(&only, TransportOptions::default()).await {
         Ok((transport, _events)) => match transport.add_folder("inbox").await {
-            Ok(_) => "answers (GetFolder inbox succeeded)".to_owned(),
+            Ok(_) => "reachable (the inbox was opened)".to_owned(),
             Err(error) => format!("not usable: {error}"),
         },
         Err(error) => format!("not usable: {error}"),
@@ -517,6 +518,10 @@ async fn run_emulator(listen: std::net::SocketAddr, record: Option<PathBuf>) -> 
     println!(
         "  autodiscover = {}/autodiscover/autodiscover.xml",
         handle.base_url()
+    );
+    println!(
+        "  user_dn      = {}",
+        exmux_emulator::mapi::legacy_dn(exmux::emulator::MAILBOX)
     );
     println!("  mailbox      = {}", exmux::emulator::MAILBOX);
     println!("  username     = {}", exmux::emulator::MAILBOX);
