@@ -17,9 +17,9 @@
 
 use std::borrow::Cow;
 
-use quick_xml::NsReader;
+use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
+use quick_xml::name::PrefixDeclaration;
 
 use crate::error::EwsError;
 
@@ -135,8 +135,20 @@ impl Element {
 /// A namespace-aware pull reader over a complete document in memory that hands out
 /// steps and subtrees as [`Element`]s.
 pub struct XmlReader<'a> {
-    inner: NsReader<&'a [u8]>,
+    inner: Reader<&'a [u8]>,
     pending: Option<RawStep<'a>>,
+    depth: usize,
+    /// Namespace declarations in scope, innermost last.
+    bindings: Vec<Binding>,
+}
+
+/// One `xmlns` or `xmlns:prefix` declaration, reduced to the [`Ns`] it names.
+#[derive(Debug)]
+struct Binding {
+    /// The prefix; empty for the default namespace.
+    prefix: Vec<u8>,
+    ns: Ns,
+    /// Depth of the element that declared it.
     depth: usize,
 }
 
@@ -202,16 +214,6 @@ impl<'a> RawStart<'a> {
         }
     }
 
-    /// Checks the name and every attribute as [`RawStart::element`] reads them, without
-    /// keeping anything.
-    ///
-    /// # Errors
-    /// [`EwsError::MalformedXml`] for a name or attribute that is not UTF-8, a malformed
-    /// or duplicate attribute, or an unknown entity in a value.
-    pub(crate) fn check(&self) -> Result<(), EwsError> {
-        self.for_each_attr(|_, _| {})
-    }
-
     /// Calls `f` with the local name and unescaped value of every attribute other than
     /// namespace declarations, in document order, after checking the element name.
     pub(crate) fn for_each_attr(
@@ -220,7 +222,8 @@ impl<'a> RawStart<'a> {
     ) -> Result<(), EwsError> {
         std::str::from_utf8(self.local_name())
             .map_err(|_| self.bad("element name is not UTF-8".into()))?;
-        for attr in self.tag.attributes() {
+        // The reader checked for duplicates when it read the tag.
+        for attr in self.tag.attributes().with_checks(false) {
             let attr = attr.map_err(|e| self.bad(e.to_string()))?;
             let key = attr.key;
             if key.as_namespace_binding().is_some() {
@@ -256,18 +259,10 @@ impl<'a> RawStart<'a> {
     }
 }
 
-fn resolved_ns(ns: ResolveResult<'_>) -> Ns {
-    match ns {
-        ResolveResult::Bound(uri) => Ns::from_uri(uri.as_ref()),
-        ResolveResult::Unbound => Ns::None,
-        ResolveResult::Unknown(_) => Ns::Other,
-    }
-}
-
 impl<'a> XmlReader<'a> {
     /// A reader over `input`.
     pub fn new(input: &'a [u8]) -> Self {
-        let mut inner = NsReader::from_reader(input);
+        let mut inner = Reader::from_reader(input);
         let config = inner.config_mut();
         config.check_end_names = true;
         config.expand_empty_elements = false;
@@ -275,6 +270,7 @@ impl<'a> XmlReader<'a> {
             inner,
             pending: None,
             depth: 0,
+            bindings: Vec::new(),
         }
     }
 
@@ -307,10 +303,10 @@ impl<'a> XmlReader<'a> {
         })
     }
 
-    /// As [`XmlReader::next_step`], but a start tag stays borrowed from the input and its
-    /// attributes are not read yet: the typed readers use it to skip building an
-    /// [`Element`] for every tag. Callers that keep nothing of a start tag still call
-    /// [`RawStart::check`], so both paths reject the same documents.
+    /// As [`XmlReader::next_step`], but a start tag stays borrowed from the input: the
+    /// typed readers use it to skip building an [`Element`] for every tag. Every tag is
+    /// checked here, so readers that skip a tag reject the same documents as readers that
+    /// build it.
     pub(crate) fn next_raw(&mut self) -> Result<RawStep<'a>, EwsError> {
         if let Some(step) = self.pending.take() {
             return Ok(step);
@@ -318,8 +314,6 @@ impl<'a> XmlReader<'a> {
         let mut text: Option<Cow<'a, str>> = None;
         loop {
             let before = self.inner.buffer_position();
-            // Only start tags need their namespace: resolving end tags too, as
-            // `read_resolved_event` does, costs a binding lookup per element for nothing.
             let event = match self.inner.read_event() {
                 Ok(event) => event,
                 Err(e) => {
@@ -355,11 +349,11 @@ impl<'a> XmlReader<'a> {
                 }
                 Event::Comment(_) | Event::PI(_) | Event::Decl(_) => continue,
                 Event::Start(s) => {
-                    let ns = resolved_ns(self.inner.resolver().resolve_element(s.name()).0);
                     self.depth += 1;
                     if self.depth > MAX_DEPTH {
                         return Err(bad(format!("elements nested deeper than {MAX_DEPTH}")));
                     }
+                    let ns = self.open_scope(&s, before)?;
                     let start = RawStart {
                         ns,
                         tag: s,
@@ -369,8 +363,12 @@ impl<'a> XmlReader<'a> {
                     return Ok(self.after_text(text, RawStep::Start(start)));
                 }
                 Event::Empty(s) => {
+                    // The element's own declarations apply to it and end with it.
+                    self.depth += 1;
+                    let ns = self.open_scope(&s, before);
+                    self.close_scope();
                     let start = RawStart {
-                        ns: resolved_ns(self.inner.resolver().resolve_element(s.name()).0),
+                        ns: ns?,
                         tag: s,
                         empty: true,
                         offset: before,
@@ -378,7 +376,7 @@ impl<'a> XmlReader<'a> {
                     return Ok(self.after_text(text, RawStep::Start(start)));
                 }
                 Event::End(_) => {
-                    self.depth = self.depth.saturating_sub(1);
+                    self.close_scope();
                     return Ok(self.after_text(text, RawStep::End));
                 }
                 Event::Eof => return Ok(self.after_text(text, RawStep::Eof)),
@@ -391,6 +389,68 @@ impl<'a> XmlReader<'a> {
                 }
             });
         }
+    }
+
+    /// Checks a start tag (its name and every attribute, as [`RawStart::element`] reads
+    /// them), records its namespace declarations at the current depth, and returns the
+    /// namespace of the element. Done here, in one pass over the attributes, so that
+    /// readers which keep nothing of a tag need not look at it again.
+    fn open_scope(&mut self, tag: &BytesStart<'_>, offset: u64) -> Result<Ns, EwsError> {
+        let bad = |reason: String| EwsError::MalformedXml { offset, reason };
+        std::str::from_utf8(tag.local_name().into_inner())
+            .map_err(|_| bad("element name is not UTF-8".into()))?;
+        // Most EWS elements have no attributes: skip setting up the iterator for them.
+        if tag.attributes_raw().iter().all(u8::is_ascii_whitespace) {
+            return Ok(self.resolve(tag.name().prefix().map(|p| p.into_inner())));
+        }
+        for attr in tag.attributes() {
+            let attr = attr.map_err(|e| bad(e.to_string()))?;
+            std::str::from_utf8(attr.key.local_name().into_inner())
+                .map_err(|_| bad("attribute name is not UTF-8".into()))?;
+            let raw = std::str::from_utf8(&attr.value)
+                .map_err(|_| bad("attribute value is not UTF-8".into()))?;
+            let value = if raw.contains('&') {
+                Cow::Owned(unescape(raw).map_err(bad)?)
+            } else {
+                Cow::Borrowed(raw)
+            };
+            let prefix = match attr.key.as_namespace_binding() {
+                None => continue,
+                Some(PrefixDeclaration::Default) => Vec::new(),
+                Some(PrefixDeclaration::Named(prefix)) => prefix.to_vec(),
+            };
+            // `xmlns=""` undeclares the default namespace (Namespaces in XML 1.0, 6.2).
+            let ns = if value.is_empty() {
+                Ns::None
+            } else {
+                Ns::from_uri(value.as_bytes())
+            };
+            self.bindings.push(Binding {
+                prefix,
+                ns,
+                depth: self.depth,
+            });
+        }
+        Ok(self.resolve(tag.name().prefix().map(|p| p.into_inner())))
+    }
+
+    /// The namespace bound to an element prefix; an undeclared prefix (and `xml`) gives
+    /// [`Ns::Other`], no prefix without a default declaration gives [`Ns::None`].
+    fn resolve(&self, prefix: Option<&[u8]>) -> Ns {
+        let key = prefix.unwrap_or_default();
+        match self.bindings.iter().rev().find(|b| b.prefix == key) {
+            Some(binding) => binding.ns,
+            None if prefix.is_some() => Ns::Other,
+            None => Ns::None,
+        }
+    }
+
+    /// Ends the innermost element: its declarations go out of scope.
+    fn close_scope(&mut self) {
+        while self.bindings.last().is_some_and(|b| b.depth >= self.depth) {
+            self.bindings.pop();
+        }
+        self.depth = self.depth.saturating_sub(1);
     }
 
     fn after_text(&mut self, text: Option<Cow<'a, str>>, step: RawStep<'a>) -> RawStep<'a> {
@@ -421,15 +481,9 @@ impl<'a> XmlReader<'a> {
         }
     }
 
-    /// Skips the element whose start tag `start` was just returned, checking every tag
-    /// in it as [`XmlReader::read_into`] would.
+    /// Skips the element whose start tag `start` was just returned, up to and including
+    /// its end tag.
     pub(crate) fn skip_raw(&mut self, start: &RawStart<'a>) -> Result<(), EwsError> {
-        start.check()?;
-        self.skip_content(start)
-    }
-
-    /// As [`XmlReader::skip_raw`] for a start tag the caller has already checked.
-    pub(crate) fn skip_content(&mut self, start: &RawStart<'a>) -> Result<(), EwsError> {
         if start.empty {
             return Ok(());
         }
@@ -437,7 +491,6 @@ impl<'a> XmlReader<'a> {
         loop {
             match self.next_raw()? {
                 RawStep::Start(inner) => {
-                    inner.check()?;
                     if !inner.empty {
                         depth += 1;
                     }
@@ -456,17 +509,8 @@ impl<'a> XmlReader<'a> {
 
     /// Reads the content of the element `start` as [`XmlReader::read_into`] would fill
     /// its `text`: character data directly inside it, with whitespace before a child
-    /// element dropped, and child elements checked and skipped.
+    /// element dropped, and child elements skipped.
     pub(crate) fn read_text(&mut self, start: &RawStart<'a>) -> Result<Cow<'a, str>, EwsError> {
-        start.check()?;
-        self.read_text_content(start)
-    }
-
-    /// As [`XmlReader::read_text`] for a start tag the caller has already checked.
-    pub(crate) fn read_text_content(
-        &mut self,
-        start: &RawStart<'a>,
-    ) -> Result<Cow<'a, str>, EwsError> {
         if start.empty {
             return Ok(Cow::Borrowed(""));
         }

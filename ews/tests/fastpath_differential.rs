@@ -49,7 +49,7 @@ fn get_tree(input: &[u8]) -> Result<Response<Vec<Item>>, EwsError> {
 }
 
 /// Asserts equal values, or errors of the same kind. Malformed-XML errors must agree on
-/// the offset; their reason may name a different element, because the typed reader
+/// the offset. Their reason may name a different element, because the typed reader
 /// reports the innermost open element and the tree reader the outermost.
 fn assert_same<T: PartialEq + std::fmt::Debug>(
     what: &str,
@@ -129,7 +129,7 @@ fn generated_get_item_agrees() {
     check_all("generated GetItem", &body);
 }
 
-/// A SyncFolderItems envelope around `changes`, with prefixes other than the usual ones
+/// Wraps `changes` in a SyncFolderItems envelope, with prefixes other than the usual ones
 /// and a default namespace, so nothing can match by prefix.
 fn sync_doc(changes: &str) -> Vec<u8> {
     format!(
@@ -257,6 +257,32 @@ fn edge_cases_agree() {
     assert_eq!(last.mime_content.as_deref(), Some("TUlNRQ=="));
     assert_eq!(last.internet_message_id.as_deref(), Some("<id@x>"));
     assert_eq!(last.parent_folder_id.as_ref().unwrap().id, "p");
+}
+
+#[test]
+fn namespace_scopes_agree() {
+    // `ty` is rebound to another namespace on one Subject only, an empty element's
+    // declaration must not leak to its siblings, and `xmlns=""` leaves elements
+    // unqualified (which EWS readers accept).
+    let changes = r#"
+  <ty:Create><ty:Message>
+    <ty:Subject xmlns:ty="urn:other">not EWS</ty:Subject>
+    <ty:ItemClass>IPM.Note</ty:ItemClass>
+    <ty:Size xmlns:ty="urn:other"/>
+    <ty:Importance>High</ty:Importance>
+    <IsRead xmlns="">true</IsRead>
+  </ty:Message></ty:Create>"#;
+    let doc = sync_doc(changes);
+    check_all("namespace scopes", &doc);
+    let (_, page) = sync_typed(&doc).unwrap();
+    let SyncChange::Create(item) = &page.changes[0] else {
+        panic!("{:?}", page.changes);
+    };
+    assert_eq!(item.subject, None);
+    assert_eq!(item.item_class.as_deref(), Some("IPM.Note"));
+    assert_eq!(item.size, None);
+    assert_eq!(item.importance.as_deref(), Some("High"));
+    assert_eq!(item.is_read, Some(true));
 }
 
 #[test]

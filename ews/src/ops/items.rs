@@ -110,7 +110,6 @@ fn parse_item_messages(
             continue;
         }
         seen_list = true;
-        start.check()?;
         if start.empty {
             continue;
         }
