@@ -62,6 +62,35 @@ impl MapiBackend {
         Some(id.0)
     }
 
+    /// Returns the distinguished name (`inbox`) of folder `fid`, when the logon names it.
+    pub(crate) fn distinguished_name(&self, fid: u64) -> Option<&'static str> {
+        [
+            ("inbox", self.logon.inbox()),
+            ("deleteditems", self.logon.deleted_items()),
+            ("sentitems", self.logon.sent_items()),
+            ("outbox", self.logon.outbox()),
+            ("msgfolderroot", self.logon.ipm_subtree()),
+        ]
+        .into_iter()
+        .find_map(|(name, id)| (id.0 == fid).then_some(name))
+    }
+
+    /// Lists every folder under the IPM subtree, with its folder id and display name, by
+    /// one ICS hierarchy download from an empty state (MS-OXCFXICS).
+    pub(crate) async fn folders(&self) -> Result<Vec<(u64, String)>, SessionError> {
+        let sync = self
+            .session
+            .sync_hierarchy(self.logon.ipm_subtree(), &MapiState::default())
+            .await?;
+        Ok(sync
+            .changes
+            .into_iter()
+            .filter_map(|change| {
+                Some((change.folder_id?.0, change.display_name.unwrap_or_default()))
+            })
+            .collect())
+    }
+
     /// Downloads the changes of folder `fid` since `from` and returns the core input.
     pub(crate) async fn sync(&self, folder: FolderKey, fid: u64, from: &SyncState) -> Input {
         // A state saved by the other backend does not parse here: start over.

@@ -81,7 +81,8 @@ use crate::operation::{Backend, Operation};
 const MAX_CHANGES_PER_PAGE: u32 = 512;
 
 /// The operations the transport can carry over MAPI/HTTP.
-const MAPI_CARRIED: [Operation; 4] = [
+const MAPI_CARRIED: [Operation; 5] = [
+    Operation::SyncHierarchy,
     Operation::SyncItems,
     Operation::Update,
     Operation::Delete,
@@ -209,15 +210,31 @@ impl Events {
     }
 }
 
+/// The prefix of the folder reference [`Transport::remote_folders`] returns for a
+/// folder listed over MAPI/HTTP that has no distinguished name: `mapi:` and the folder
+/// id in hexadecimal (`mapi:0x1c0000000001`).
+pub const MAPI_FOLDER_PREFIX: &str = "mapi:";
+
 /// A folder of the mailbox as the server lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteFolder {
-    /// The folder's EWS id.
+    /// The folder reference to pass to [`Transport::add_folder`]: its EWS id when listed
+    /// over EWS; over MAPI/HTTP its distinguished name (`inbox`) or
+    /// [`MAPI_FOLDER_PREFIX`] and its folder id.
     pub id: String,
     /// Its display name.
     pub name: String,
     /// Its item count, when reported.
     pub total_count: Option<u32>,
+    /// Its MAPI folder id (FID), when listed over MAPI/HTTP.
+    pub mapi_id: Option<u64>,
+}
+
+/// Parses a [`MAPI_FOLDER_PREFIX`] folder reference into its folder id.
+fn parse_mapi_folder(folder: &str) -> Option<u64> {
+    let hex = folder.strip_prefix(MAPI_FOLDER_PREFIX)?;
+    let hex = hex.strip_prefix("0x").unwrap_or(hex);
+    u64::from_str_radix(hex, 16).ok()
 }
 
 struct Shared {
@@ -505,7 +522,12 @@ impl Transport {
     pub async fn add_folder(&self, folder: &str) -> Result<FolderKey, TransportError> {
         let mut ids = Vec::new();
         let mut ews_id = None;
-        if let Some(ews) = &self.shared.ews {
+        let listed_fid = parse_mapi_folder(folder);
+        // A folder listed over MAPI/HTTP has no EWS id to look up.
+        // NOTE: such a folder gets no EWS folder id, so operations routed to EWS that
+        // name the folder (fetch excepted, which names items) fail for it; ConvertId
+        // of its entry id would supply one.
+        if let (Some(ews), None) = (&self.shared.ews, listed_fid) {
             let fail = |source| TransportError::Ews {
                 operation: Operation::SyncHierarchy,
                 source,
@@ -532,13 +554,16 @@ impl Transport {
             ids.push(BackendFolderId::Ews(id.clone()));
             ews_id = Some(id);
         }
-        // NOTE: only distinguished folders get a MAPI folder id here; another folder
-        // would need its EWS id converted (the id carries the folder's entry id).
-        let mapi_id = self
-            .shared
-            .mapi
-            .as_ref()
-            .and_then(|mapi| mapi.folder_id(folder));
+        // NOTE: a folder named by its EWS id gets no MAPI folder id here (only
+        // distinguished names and references from `remote_folders` over MAPI/HTTP do);
+        // decoding the entry id inside the EWS id would supply one.
+        let mapi_id = self.shared.mapi.as_ref().and_then(|mapi| {
+            if listed_fid.is_some() {
+                listed_fid
+            } else {
+                mapi.folder_id(folder)
+            }
+        });
         if let Some(fid) = mapi_id {
             ids.push(BackendFolderId::Mapi(fid));
         }
@@ -566,12 +591,36 @@ impl Transport {
         Ok(key)
     }
 
-    /// Lists every mail folder under the IPM subtree (`msgfolderroot`).
+    /// Lists every mail folder under the IPM subtree (`msgfolderroot`), over the
+    /// backend `sync_hierarchy` is routed to: FindFolder over EWS, an ICS hierarchy
+    /// download over MAPI/HTTP.
     ///
     /// # Errors
-    /// [`TransportError::Ews`] when FindFolder fails.
+    /// [`TransportError::Ews`] when FindFolder fails; [`TransportError::Mapi`] when the
+    /// hierarchy download fails; [`TransportError::BackendNotOffered`] when the routed
+    /// backend has no session.
     pub async fn remote_folders(&self) -> Result<Vec<RemoteFolder>, TransportError> {
-        self.check_carried(Operation::SyncHierarchy)?;
+        if self.routed_to_mapi(Operation::SyncHierarchy) {
+            let mapi = self.mapi_backend(Operation::SyncHierarchy)?;
+            let folders = mapi
+                .folders()
+                .await
+                .map_err(|source| TransportError::Mapi {
+                    operation: Operation::SyncHierarchy,
+                    source,
+                })?;
+            return Ok(folders
+                .into_iter()
+                .map(|(fid, name)| RemoteFolder {
+                    id: mapi
+                        .distinguished_name(fid)
+                        .map_or_else(|| format!("{MAPI_FOLDER_PREFIX}{fid:#x}"), str::to_owned),
+                    name,
+                    total_count: None,
+                    mapi_id: Some(fid),
+                })
+                .collect());
+        }
         let folders = self
             .ews_client(Operation::SyncHierarchy)?
             .find_folders_all(&FindFolder {
@@ -592,6 +641,7 @@ impl Transport {
                     id: folder.folder_id?.id,
                     name: folder.display_name.unwrap_or_default(),
                     total_count: folder.total_count,
+                    mapi_id: None,
                 })
             })
             .collect())
@@ -964,6 +1014,17 @@ impl Transport {
             .ok_or(TransportError::Core(CoreError::UnknownFolder { folder }))
     }
 
+    fn mapi_backend(&self, operation: Operation) -> Result<&mapi::MapiBackend, TransportError> {
+        self.shared
+            .mapi
+            .as_ref()
+            .ok_or_else(|| TransportError::BackendNotOffered {
+                backend: Backend::Mapi,
+                operations: vec![operation],
+                reason: "no MAPI/HTTP session is connected".to_owned(),
+            })
+    }
+
     fn routed_to_mapi(&self, operation: Operation) -> bool {
         lock(&self.shared.core).routing().backend_for(operation) == Backend::Mapi
     }
@@ -975,7 +1036,7 @@ impl Transport {
             return Err(TransportError::BackendNotOffered {
                 backend: Backend::Mapi,
                 operations: vec![operation],
-                reason: "this version of the transport carries only sync_items, update, delete and subscribe over MAPI/HTTP".to_owned(),
+                reason: "this version of the transport carries only sync_hierarchy, sync_items, update, delete and subscribe over MAPI/HTTP".to_owned(),
             });
         }
         Ok(())
