@@ -81,9 +81,10 @@ use crate::operation::{Backend, Operation};
 const MAX_CHANGES_PER_PAGE: u32 = 512;
 
 /// The operations the transport can carry over MAPI/HTTP.
-const MAPI_CARRIED: [Operation; 5] = [
+const MAPI_CARRIED: [Operation; 6] = [
     Operation::SyncHierarchy,
     Operation::SyncItems,
+    Operation::Fetch,
     Operation::Update,
     Operation::Delete,
     Operation::Subscribe,
@@ -950,13 +951,18 @@ impl Transport {
         Ok(item)
     }
 
-    /// Fetches an item's MIME content (the `fetch` operation).
+    /// Fetches an item's MIME content (the `fetch` operation): GetItem with MimeContent
+    /// over EWS; over MAPI/HTTP the message's properties, bodies and attachments,
+    /// written as MIME that is equivalent to the server's but not byte-identical.
     ///
     /// # Errors
-    /// [`TransportError::NoBackendId`], [`TransportError::Ews`], or
-    /// [`TransportError::Rejected`] when the server has no such item.
+    /// [`TransportError::NoBackendId`], [`TransportError::Ews`],
+    /// [`TransportError::Mapi`], or [`TransportError::Rejected`] when the server has no
+    /// such item.
     pub async fn fetch_mime(&self, item: ItemKey) -> Result<Vec<u8>, TransportError> {
-        self.check_carried(Operation::Fetch)?;
+        if self.routed_to_mapi(Operation::Fetch) {
+            return self.fetch_mime_mapi(item).await;
+        }
         let Some(BackendItemId::Ews(id)) = self.backend_id(item, Backend::Ews) else {
             return Err(TransportError::NoBackendId {
                 item,
@@ -1014,6 +1020,41 @@ impl Transport {
             .ok_or(TransportError::Core(CoreError::UnknownFolder { folder }))
     }
 
+    // Fetches a message's properties, bodies and attachments over MAPI/HTTP and writes
+    // them as MIME. The capability table marks this partial: the MIME is equivalent to
+    // the server's, not byte-identical.
+    async fn fetch_mime_mapi(&self, item: ItemKey) -> Result<Vec<u8>, TransportError> {
+        let mapi = self.mapi_backend(Operation::Fetch)?;
+        let (fid, mid) = self.mapi_item_id(Operation::Fetch, item)?;
+        let fail = |source| TransportError::Mapi {
+            operation: Operation::Fetch,
+            source,
+        };
+        let message = mapi
+            .session
+            .fetch_message(ObjectId(fid), ObjectId(mid))
+            .await
+            .map_err(fail)?;
+        exmux_mapihttp::session::mime::compose(&message).map_err(fail)
+    }
+
+    // Returns the MAPI folder and message ids of `item`.
+    fn mapi_item_id(
+        &self,
+        operation: Operation,
+        item: ItemKey,
+    ) -> Result<(u64, u64), TransportError> {
+        let core = lock(&self.shared.core);
+        let record = core
+            .ids()
+            .get(item)
+            .ok_or(CoreError::UnknownItem { operation, item })?;
+        record.mapi.ok_or(TransportError::NoBackendId {
+            item,
+            backend: Backend::Mapi,
+        })
+    }
+
     fn mapi_backend(&self, operation: Operation) -> Result<&mapi::MapiBackend, TransportError> {
         self.shared
             .mapi
@@ -1036,7 +1077,7 @@ impl Transport {
             return Err(TransportError::BackendNotOffered {
                 backend: Backend::Mapi,
                 operations: vec![operation],
-                reason: "this version of the transport carries only sync_hierarchy, sync_items, update, delete and subscribe over MAPI/HTTP".to_owned(),
+                reason: "this version of the transport carries only sync_hierarchy, sync_items, fetch, update, delete and subscribe over MAPI/HTTP".to_owned(),
             });
         }
         Ok(())
