@@ -1,5 +1,7 @@
-//! Namespace-aware XML reading for EWS: a small owned element tree, built one subtree at a
-//! time, over quick-xml's pull reader.
+//! Namespace-aware XML reading for EWS over quick-xml's pull reader: a small owned element
+//! tree built one subtree at a time, and borrowed start tags for the typed readers that
+//! fill items without a tree. The reader resolves namespace declarations itself, in the
+//! same pass that checks each start tag's attributes.
 //!
 //! Policy (XML 1.0 section 2.2 and 4.1, and what Exchange sends):
 //! - No DTD: a `<!DOCTYPE` is rejected, and only the five predefined entities are known;
