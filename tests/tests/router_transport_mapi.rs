@@ -291,3 +291,125 @@ async fn fetch_over_mapi_without_mapi_id_fails() {
         "{error}"
     );
 }
+
+fn message(subject: &str) -> Vec<u8> {
+    format!(
+        "From: Alice <alice@example.test>\r\nTo: user1@example.test\r\nSubject: {subject}\r\n\
+         Message-ID: <{subject}@example.test>\r\n\r\nHello {subject}.\r\n"
+    )
+    .into_bytes()
+}
+
+/// Sorted subjects of the messages in `folder`, read over MAPI/HTTP.
+async fn subjects_over_mapi(handle: &EmulatorHandle, folder: &str) -> Vec<String> {
+    let session = other_client(handle);
+    let logon = session.connect().await.unwrap();
+    let fid = match folder {
+        "inbox" => logon.inbox(),
+        "deleteditems" => logon.deleted_items(),
+        other => panic!("no folder id for {other}"),
+    };
+    let columns = [tags::PID_TAG_SUBJECT];
+    let rows = session.contents_table(fid, &columns).await.unwrap();
+    let mut subjects: Vec<String> = rows
+        .iter()
+        .map(|row| match row.get(&columns, tags::PID_TAG_SUBJECT) {
+            Some(exmux_mapihttp::prop::RowCell::Value(PropValue::Unicode(text))) => text.clone(),
+            other => panic!("subject cell {other:?}"),
+        })
+        .collect();
+    subjects.sort();
+    subjects
+}
+
+/// Sorted subjects of the messages in `folder`, synced and fetched over EWS.
+async fn subjects_over_ews(handle: &EmulatorHandle, folder: &str) -> Vec<String> {
+    let (transport, mut events) = connect(handle, &preset("ews")).await;
+    let key = transport.add_folder(folder).await.unwrap();
+    transport.sync(key).unwrap();
+    transport.wait_idle().await;
+    let items: BTreeSet<ItemKey> = drain(&mut events)
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::ItemChanged { item, .. } => Some(item),
+            _ => None,
+        })
+        .collect();
+    let mut subjects = Vec::new();
+    for item in items {
+        let bytes = transport.fetch_mime(item).await.unwrap();
+        let (message, _) = mime::parse(&bytes).unwrap();
+        subjects.push(message.subject.unwrap_or_default());
+    }
+    subjects.sort();
+    subjects
+}
+
+/// Plays create, copy and move with one named routing and returns the events of the
+/// sync that follows them.
+async fn create_copy_move(handle: &EmulatorHandle, routing: &str) -> Vec<Event> {
+    let (transport, mut events) = connect(handle, &preset(routing)).await;
+    let inbox = transport.add_folder("inbox").await.unwrap();
+    let deleted = transport.add_folder("deleteditems").await.unwrap();
+    for folder in [inbox, deleted] {
+        transport.sync(folder).unwrap();
+        transport.wait_idle().await;
+    }
+    drain(&mut events);
+
+    let kept = transport.create(inbox, &message("kept")).await.unwrap();
+    let moved = transport.create(inbox, &message("moved")).await.unwrap();
+    let copy = transport.copy_item(kept, deleted).await.unwrap();
+    assert_ne!(copy, kept, "{routing}: a copy gets its own key");
+    transport.move_item(moved, deleted).await.unwrap();
+
+    for folder in [inbox, deleted] {
+        transport.sync(folder).unwrap();
+        transport.wait_idle().await;
+    }
+    assert_eq!(transport.counters().full_resyncs, 0, "{routing}");
+    drain(&mut events)
+}
+
+/// Differential: create, copy and move over MAPI/HTTP leave the mailbox as the same
+/// operations over EWS do, each observed over the other protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_copy_move_match_across_protocols() {
+    let over_mapi = emulator().await;
+    let mapi_events = create_copy_move(&over_mapi, "mapi").await;
+    let over_ews = emulator().await;
+    create_copy_move(&over_ews, "ews").await;
+
+    for folder in ["inbox", "deleteditems"] {
+        let after_mapi = subjects_over_ews(&over_mapi, folder).await;
+        let after_ews = subjects_over_mapi(&over_ews, folder).await;
+        assert_eq!(after_mapi, after_ews, "{folder}");
+    }
+    assert!(
+        subjects_over_ews(&over_mapi, "inbox")
+            .await
+            .contains(&"kept".to_owned())
+    );
+    assert_eq!(
+        subjects_over_ews(&over_mapi, "deleteditems").await,
+        ["kept", "moved"]
+    );
+
+    // The creations come back in the next download recognised as the transport's own.
+    // NOTE: RopMoveCopyMessages returns no new message ids, and the router core binds
+    // no withheld id, so the copy and the moved message arrive as new Remote items.
+    // This asserts today's behaviour. The goal is that both are recognised as local.
+    let remote: Vec<_> = mapi_events
+        .iter()
+        .filter(|event| {
+            matches!(
+                event,
+                Event::ItemChanged {
+                    origin: Origin::Remote,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(remote.len(), 2, "{remote:?}");
+}

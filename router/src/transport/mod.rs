@@ -50,7 +50,9 @@ use exmux_ews::client::notifications::{NotificationEvent, SubscriptionDriver};
 use exmux_ews::client::{ClientError, EwsClient};
 use exmux_ews::ops::Shape;
 use exmux_ews::ops::folders::{FindFolder, GetFolder};
-use exmux_ews::ops::items::{CreateItem, DeleteItem, GetItem, ItemUpdate, MoveItem, UpdateItem};
+use exmux_ews::ops::items::{
+    CopyItem, CreateItem, DeleteItem, GetItem, ItemUpdate, MoveItem, UpdateItem,
+};
 use exmux_ews::ops::sync::SyncFolderItems;
 use exmux_ews::subscription::{FolderScope, SubscriptionMode};
 use exmux_ews::types::{
@@ -63,8 +65,8 @@ use uuid::Uuid;
 
 mod mapi;
 
-use exmux_mapihttp::ids::ObjectId;
-use exmux_mapihttp::session::{NotificationWaiter, SessionError};
+use exmux_mapihttp::ids::{ObjectId, Xid};
+use exmux_mapihttp::session::{NotificationWaiter, SessionError, SyncState as MapiSyncState};
 
 use crate::backend::ews as ews_adapter;
 use crate::backend::mapi as mapi_adapter;
@@ -81,10 +83,13 @@ use crate::operation::{Backend, Operation};
 const MAX_CHANGES_PER_PAGE: u32 = 512;
 
 /// The operations the transport can carry over MAPI/HTTP.
-const MAPI_CARRIED: [Operation; 6] = [
+const MAPI_CARRIED: [Operation; 9] = [
     Operation::SyncHierarchy,
     Operation::SyncItems,
     Operation::Fetch,
+    Operation::Create,
+    Operation::Move,
+    Operation::Copy,
     Operation::Update,
     Operation::Delete,
     Operation::Subscribe,
@@ -886,7 +891,10 @@ impl Transport {
     /// # Errors
     /// As [`Transport::set_read`].
     pub async fn move_item(&self, item: ItemKey, target: FolderKey) -> Result<(), TransportError> {
-        self.check_carried(Operation::Move)?;
+        if self.routed_to_mapi(Operation::Move) {
+            self.move_copy_mapi(Operation::Move, item, target).await?;
+            return Ok(());
+        }
         let target_id = self.folder_ews_id(target)?;
         let ews = self.ews_client(Operation::Move)?;
         let (issued, id) = self.begin(Operation::Move, Some(item), Some(target), None)?;
@@ -913,7 +921,9 @@ impl Transport {
     /// # Errors
     /// As [`Transport::set_read`].
     pub async fn create(&self, folder: FolderKey, mime: &[u8]) -> Result<ItemKey, TransportError> {
-        self.check_carried(Operation::Create)?;
+        if self.routed_to_mapi(Operation::Create) {
+            return self.create_mapi(folder, mime).await;
+        }
         let folder_id = self.folder_ews_id(folder)?;
         let ews = self.ews_client(Operation::Create)?;
         let issued = Shared::begin_write(
@@ -1020,6 +1030,200 @@ impl Transport {
             .ok_or(TransportError::Core(CoreError::UnknownFolder { folder }))
     }
 
+    /// Copies an item to `target` (the `copy` operation) and returns the key allocated
+    /// for the copy. Over EWS, CopyItem returns the copy's id and the key is bound to
+    /// it. Over MAPI/HTTP, RopMoveCopyMessages returns no id, so the key stays unbound
+    /// and the copy arrives at the next download of `target` as a new item.
+    ///
+    /// # Errors
+    /// As [`Transport::set_read`].
+    pub async fn copy_item(
+        &self,
+        item: ItemKey,
+        target: FolderKey,
+    ) -> Result<ItemKey, TransportError> {
+        if self.routed_to_mapi(Operation::Copy) {
+            return self.move_copy_mapi(Operation::Copy, item, target).await;
+        }
+        let target_id = self.folder_ews_id(target)?;
+        let ews = self.ews_client(Operation::Copy)?;
+        let (issued, id) = self.begin(Operation::Copy, Some(item), Some(target), None)?;
+        let result = ews
+            .call(&CopyItem {
+                to: ews_folder_ref(&target_id),
+                item_ids: vec![ItemId::new(id)],
+                return_new_item_ids: Some(true),
+            })
+            .await
+            .map(|response| response.into_single("CopyItem"));
+        self.finish(Operation::Copy, issued.item, &issued, result, |new_id| {
+            let change_key = new_id
+                .as_ref()
+                .and_then(|id| id.change_key.as_deref())
+                .map(ews_adapter::change_key);
+            (change_key, new_id.map(|id| BackendItemId::Ews(id.id)))
+        })?;
+        Ok(issued.item)
+    }
+
+    // Creates a message over MAPI/HTTP by ICS import (MS-OXCFXICS
+    // RopSynchronizationImportMessageChange), stamped with a change key from exmux's
+    // namespace so that any later download shows it as this transport's own.
+    // NOTE: the checkpoint state the import returns is not stored as the folder's sync
+    // state, because the core takes sync states only from downloads; the next download
+    // therefore reports the creation and the journal marks it local.
+    async fn create_mapi(&self, folder: FolderKey, mime: &[u8]) -> Result<ItemKey, TransportError> {
+        let operation = Operation::Create;
+        let mapi = self.mapi_backend(operation)?;
+        let (fid, state) = self.folder_mapi(operation, folder)?;
+        let (_, props) = exmux_mapihttp::session::mime::parse(mime)
+            .map_err(|source| TransportError::Mapi { operation, source })?;
+
+        let issued = Shared::begin_write(
+            &self.shared,
+            WriteIntent {
+                operation,
+                item: None,
+                folder,
+                backend: Backend::Mapi,
+                session: String::new(),
+                assign_change_key: true,
+                read_state: None,
+                target_folder: None,
+            },
+        )?;
+        let xid = issued
+            .change_key
+            .as_ref()
+            .and_then(|key| Xid::decode(&key.0, 0).ok());
+        let result = match xid {
+            Some(xid) => {
+                mapi.session
+                    .import_new_message(ObjectId(fid), &state, xid, props, self.now_filetime())
+                    .await
+            }
+            None => Err(SessionError::Usage {
+                operation: "import new message",
+                reason: "the router assigned no XID change key to the creation".to_owned(),
+            }),
+        };
+        let outcome = match &result {
+            Ok(imported) => WriteOutcome::Succeeded {
+                change_key: issued.change_key.clone(),
+                new_id: imported
+                    .message_id
+                    .map(|mid| BackendItemId::Mapi { fid, mid: mid.0 }),
+            },
+            Err(SessionError::Rop { .. } | SessionError::Usage { .. }) => WriteOutcome::Failed,
+            Err(_) => WriteOutcome::Lost,
+        };
+        Shared::handle(
+            &self.shared,
+            Input::WriteResult {
+                write: issued.id,
+                outcome,
+            },
+        )?;
+        result.map_err(|source| TransportError::Mapi { operation, source })?;
+        Ok(issued.item)
+    }
+
+    // Moves or copies a message over MAPI/HTTP (RopMoveCopyMessages). The server
+    // returns neither the new message id nor a change key, so the core learns them at
+    // the next download of `target`. Returns the key of the moved item or the copy.
+    async fn move_copy_mapi(
+        &self,
+        operation: Operation,
+        item: ItemKey,
+        target: FolderKey,
+    ) -> Result<ItemKey, TransportError> {
+        let mapi = self.mapi_backend(operation)?;
+        let (target_fid, _) = self.folder_mapi(operation, target)?;
+        let (fid, mid) = self.mapi_item_id(operation, item)?;
+        let folder = lock(&self.shared.core)
+            .ids()
+            .get(item)
+            .map(|record| record.folder)
+            .ok_or(CoreError::UnknownItem { operation, item })?;
+
+        let issued = Shared::begin_write(
+            &self.shared,
+            WriteIntent {
+                operation,
+                item: Some(item),
+                folder,
+                backend: Backend::Mapi,
+                session: String::new(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: Some(target),
+            },
+        )?;
+        let result = mapi
+            .session
+            .move_copy_messages(
+                ObjectId(fid),
+                ObjectId(target_fid),
+                &[ObjectId(mid)],
+                operation == Operation::Copy,
+            )
+            .await;
+        Shared::handle(
+            &self.shared,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: mapi::write_outcome(&result),
+            },
+        )?;
+        result.map_err(|source| TransportError::Mapi { operation, source })?;
+        Ok(issued.item)
+    }
+
+    // Returns the MAPI folder id of `folder` and its stored sync state, as a MAPI
+    // state (empty when the stored one was saved by EWS).
+    fn folder_mapi(
+        &self,
+        operation: Operation,
+        folder: FolderKey,
+    ) -> Result<(u64, MapiSyncState), TransportError> {
+        let core = lock(&self.shared.core);
+        let state = core
+            .state()
+            .folders
+            .get(&folder)
+            .ok_or(TransportError::Core(CoreError::UnknownFolder { folder }))?;
+        let fid = state
+            .ids
+            .iter()
+            .find_map(|id| match id {
+                BackendFolderId::Mapi(fid) => Some(*fid),
+                BackendFolderId::Ews(_) => None,
+            })
+            .ok_or_else(|| TransportError::BackendNotOffered {
+                backend: Backend::Mapi,
+                operations: vec![operation],
+                reason: format!(
+                    "folder {folder} has no MAPI folder id: add it by a distinguished name or from remote_folders over MAPI/HTTP"
+                ),
+            })?;
+        let sync_state = if state.sync_backend == Backend::Mapi {
+            MapiSyncState::from_bytes(&state.sync_state.0).unwrap_or_default()
+        } else {
+            MapiSyncState::default()
+        };
+        Ok((fid, sync_state))
+    }
+
+    // Returns the clock's time as a FILETIME (100 ns ticks since 1601).
+    fn now_filetime(&self) -> u64 {
+        const UNIX_EPOCH_AS_FILETIME: u64 = 116_444_736_000_000_000;
+        self.shared
+            .clock
+            .now_millis()
+            .saturating_mul(10_000)
+            .saturating_add(UNIX_EPOCH_AS_FILETIME)
+    }
+
     // Fetches a message's properties, bodies and attachments over MAPI/HTTP and writes
     // them as MIME. The capability table marks this partial: the MIME is equivalent to
     // the server's, not byte-identical.
@@ -1077,7 +1281,7 @@ impl Transport {
             return Err(TransportError::BackendNotOffered {
                 backend: Backend::Mapi,
                 operations: vec![operation],
-                reason: "this version of the transport carries only sync_hierarchy, sync_items, fetch, update, delete and subscribe over MAPI/HTTP".to_owned(),
+                reason: "this version of the transport carries only sync_hierarchy, sync_items, fetch, create, update, delete, move, copy and subscribe over MAPI/HTTP".to_owned(),
             });
         }
         Ok(())
