@@ -1,8 +1,8 @@
 #![no_main]
-//! Fuzzes the FastTransfer lexer and ICS sync parser: no panic on any input, a stable
-//! re-encoding of whatever decodes (exmux_mapihttp::fxics::fuzz_stream), and the same
-//! elements whether the stream arrives in one TransferBuffer or cut into many small ones,
-//! because a server may end a buffer inside a tag, a length or a value.
+//! Fuzzes the FastTransfer lexer and ICS sync parser. `fuzz_stream` checks that no input
+//! panics and that whatever decodes re-encodes stably. This target also checks that the
+//! elements are the same whether the stream arrives in one TransferBuffer or in many
+//! small ones, because a server may end a buffer inside a tag, a length or a value.
 
 use exmux_mapihttp::fxics::FxReader;
 use libfuzzer_sys::fuzz_target;
