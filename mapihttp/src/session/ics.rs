@@ -84,6 +84,11 @@ impl MapiSession {
             let folder_handle = result.handle(folder_slot);
             let mut reader = FxReader::new();
             let mut parser = SyncParser::new();
+            // NOTE: every unit of the download is collected here before the caller sees
+            // any, and `sync_contents` then keeps each change's properties twice (`props`
+            // and `raw`), so a full sync holds the whole folder in memory: about 5 KiB
+            // per message, 516 MiB peak RSS for 100,000. Handing the units of each
+            // GetBuffer to a callback, as the EWS client's paging does, would keep it flat.
             let mut events = Vec::new();
             let mut last = result.result(first_get).cloned();
             loop {
