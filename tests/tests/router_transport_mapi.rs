@@ -307,6 +307,7 @@ async fn subjects_over_mapi(handle: &EmulatorHandle, folder: &str) -> Vec<String
     let fid = match folder {
         "inbox" => logon.inbox(),
         "deleteditems" => logon.deleted_items(),
+        "sentitems" => logon.sent_items(),
         other => panic!("no folder id for {other}"),
     };
     let columns = [tags::PID_TAG_SUBJECT];
@@ -412,4 +413,84 @@ async fn create_copy_move_match_across_protocols() {
         })
         .collect();
     assert_eq!(remote.len(), 2, "{remote:?}");
+}
+
+/// Plays every folder operation and a send with one named routing.
+async fn folders_and_send(handle: &EmulatorHandle, routing: &str) {
+    let (transport, _events) = connect(handle, &preset(routing)).await;
+    let root = transport.add_folder("msgfolderroot").await.unwrap();
+    let projects = transport.create_folder(root, "Projects").await.unwrap();
+    let archive = transport.create_folder(root, "Archive").await.unwrap();
+    let scratch = transport.create_folder(root, "Scratch").await.unwrap();
+    transport
+        .rename_folder(projects, "Projects 2026")
+        .await
+        .unwrap();
+    transport.move_folder(projects, archive).await.unwrap();
+    transport.delete_folder(scratch).await.unwrap();
+    transport.send(&message("sent")).await.unwrap();
+}
+
+/// Names of the folders directly under the IPM subtree and under `Archive`, read over
+/// MAPI/HTTP.
+async fn tree_over_mapi(handle: &EmulatorHandle) -> (BTreeSet<String>, BTreeSet<String>) {
+    let session = other_client(handle);
+    let logon = session.connect().await.unwrap();
+    let top = session
+        .hierarchy_table(logon.ipm_subtree(), false)
+        .await
+        .unwrap();
+    let archive = top
+        .iter()
+        .find(|row| row.display_name == "Archive")
+        .unwrap()
+        .folder_id;
+    let names = |rows: Vec<exmux_mapihttp::session::FolderRow>| {
+        rows.into_iter()
+            .map(|row| row.display_name)
+            .collect::<BTreeSet<_>>()
+    };
+    let under_archive = session.hierarchy_table(archive, false).await.unwrap();
+    (names(top), names(under_archive))
+}
+
+/// Names of every folder under the IPM subtree, listed over EWS.
+async fn names_over_ews(handle: &EmulatorHandle) -> BTreeSet<String> {
+    let (transport, _events) = connect(handle, &preset("ews")).await;
+    transport
+        .remote_folders()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|folder| folder.name)
+        .collect()
+}
+
+/// Differential: creating, renaming, moving and deleting folders and sending a message
+/// over MAPI/HTTP leave the mailbox as the same operations over EWS do, each observed
+/// over the other protocol and over MAPI/HTTP for the tree's shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folders_and_send_match_across_protocols() {
+    let over_mapi = emulator().await;
+    folders_and_send(&over_mapi, "mapi").await;
+    let over_ews = emulator().await;
+    folders_and_send(&over_ews, "ews").await;
+
+    let names = names_over_ews(&over_mapi).await;
+    assert!(names.contains("Projects 2026"), "{names:?}");
+    assert!(names.contains("Archive"), "{names:?}");
+    assert!(!names.contains("Projects"), "{names:?}");
+    assert!(!names.contains("Scratch"), "{names:?}");
+
+    let (top, under_archive) = tree_over_mapi(&over_mapi).await;
+    assert!(!top.contains("Projects 2026"), "{top:?}");
+    assert_eq!(under_archive, BTreeSet::from(["Projects 2026".to_owned()]));
+    assert_eq!((top, under_archive), tree_over_mapi(&over_ews).await);
+
+    let sent_over_mapi = subjects_over_ews(&over_mapi, "sentitems").await;
+    assert_eq!(sent_over_mapi, ["sent"]);
+    assert_eq!(
+        sent_over_mapi,
+        subjects_over_mapi(&over_ews, "sentitems").await
+    );
 }

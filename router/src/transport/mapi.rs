@@ -8,7 +8,7 @@ use exmux_core::auth::Credentials;
 use exmux_ews::types::DistinguishedFolder;
 use exmux_mapihttp::ids::ObjectId;
 use exmux_mapihttp::session::{
-    LogonInfo, MapiSession, SessionConfig, SessionError, SyncState as MapiState,
+    FolderRow, LogonInfo, MapiSession, SessionConfig, SessionError, SyncState as MapiState,
 };
 
 use crate::backend::mapi as mapi_adapter;
@@ -89,6 +89,16 @@ impl MapiBackend {
                 Some((change.folder_id?.0, change.display_name.unwrap_or_default()))
             })
             .collect())
+    }
+
+    /// Finds folder `fid` in the IPM subtree's deep hierarchy table, for its parent and
+    /// display name, which RopMoveFolder and RopDeleteFolder need.
+    pub(crate) async fn folder_row(&self, fid: u64) -> Result<Option<FolderRow>, SessionError> {
+        let rows = self
+            .session
+            .hierarchy_table(self.logon.ipm_subtree(), true)
+            .await?;
+        Ok(rows.into_iter().find(|row| row.folder_id.0 == fid))
     }
 
     /// Downloads the changes of folder `fid` since `from` and returns the core input.

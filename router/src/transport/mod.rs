@@ -47,17 +47,20 @@ use base64::engine::general_purpose::STANDARD;
 use exmux_core::auth::{Credentials, StaticToken};
 use exmux_core::{Clock, SystemClock};
 use exmux_ews::client::notifications::{NotificationEvent, SubscriptionDriver};
-use exmux_ews::client::{ClientError, EwsClient};
+use exmux_ews::client::{ClientError, EwsClient, MessageOutcomes};
+use exmux_ews::operation::{EwsOperation, Response as EwsResponse};
 use exmux_ews::ops::Shape;
-use exmux_ews::ops::folders::{FindFolder, GetFolder};
+use exmux_ews::ops::folders::{
+    CreateFolder, DeleteFolder, FindFolder, GetFolder, MoveFolder, UpdateFolder,
+};
 use exmux_ews::ops::items::{
     CopyItem, CreateItem, DeleteItem, GetItem, ItemUpdate, MoveItem, UpdateItem,
 };
 use exmux_ews::ops::sync::SyncFolderItems;
 use exmux_ews::subscription::{FolderScope, SubscriptionMode};
 use exmux_ews::types::{
-    BaseShape, ConflictResolution, DeleteType, DistinguishedFolder, EventType, FolderId, FolderRef,
-    Item, ItemId, ItemKind, MessageDisposition, PropertyPath, Traversal,
+    BaseShape, ConflictResolution, DeleteType, DistinguishedFolder, EventType, Folder, FolderId,
+    FolderRef, Item, ItemId, ItemKind, MessageDisposition, PropertyPath, Traversal,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -83,13 +86,15 @@ use crate::operation::{Backend, Operation};
 const MAX_CHANGES_PER_PAGE: u32 = 512;
 
 /// The operations the transport can carry over MAPI/HTTP.
-const MAPI_CARRIED: [Operation; 9] = [
+const MAPI_CARRIED: [Operation; 11] = [
     Operation::SyncHierarchy,
     Operation::SyncItems,
     Operation::Fetch,
     Operation::Create,
     Operation::Move,
     Operation::Copy,
+    Operation::Send,
+    Operation::Folder,
     Operation::Update,
     Operation::Delete,
     Operation::Subscribe,
@@ -560,9 +565,9 @@ impl Transport {
             ids.push(BackendFolderId::Ews(id.clone()));
             ews_id = Some(id);
         }
-        // NOTE: a folder named by its EWS id gets no MAPI folder id here (only
-        // distinguished names and references from `remote_folders` over MAPI/HTTP do);
-        // decoding the entry id inside the EWS id would supply one.
+        // NOTE: a folder named by its EWS id gets no MAPI folder id here. Only
+        // distinguished names and `remote_folders` references over MAPI/HTTP get one.
+        // Decoding the entry id inside the EWS id would supply it.
         let mapi_id = self.shared.mapi.as_ref().and_then(|mapi| {
             if listed_fid.is_some() {
                 listed_fid
@@ -886,7 +891,9 @@ impl Transport {
         self.finish(Operation::Delete, item, &issued, result, |()| (None, None))
     }
 
-    /// Moves an item to `target` (the `move` operation). The item keeps its key.
+    /// Moves an item to `target` (the `move` operation). Over EWS the item keeps its
+    /// key. Over MAPI/HTTP, RopMoveCopyMessages returns no new id, so the next download
+    /// of `target` reports the moved message as a new item.
     ///
     /// # Errors
     /// As [`Transport::set_read`].
@@ -1066,12 +1073,240 @@ impl Transport {
         Ok(issued.item)
     }
 
+    /// Sends a message given as MIME bytes (the `send` operation) and keeps a copy in
+    /// Sent Items: CreateItem with SendAndSaveCopy over EWS; over MAPI/HTTP a message
+    /// created in the Outbox and submitted (RopSubmitMessage).
+    ///
+    /// # Errors
+    /// [`TransportError::Ews`], [`TransportError::Mapi`], or
+    /// [`TransportError::Rejected`] when the server rejects the message.
+    // NOTE: a sent message is not journaled, so its copy in Sent Items arrives at the
+    // next sync of that folder as a remote item.
+    pub async fn send(&self, mime: &[u8]) -> Result<(), TransportError> {
+        let operation = Operation::Send;
+        if self.routed_to_mapi(operation) {
+            let mapi = self.mapi_backend(operation)?;
+            let fail = |source| TransportError::Mapi { operation, source };
+            let (_, props) = exmux_mapihttp::session::mime::parse(mime).map_err(fail)?;
+            mapi.session
+                .create_message(mapi.logon.outbox(), props, true)
+                .await
+                .map_err(fail)?;
+            return Ok(());
+        }
+        let mut message = Item::new(ItemKind::Message);
+        message.mime_content = Some(STANDARD.encode(mime));
+        self.call_ews(
+            operation,
+            &CreateItem {
+                disposition: Some(MessageDisposition::SendAndSaveCopy),
+                saved_folder: Some(FolderRef::distinguished(DistinguishedFolder::SentItems)),
+                items: vec![message],
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Creates a folder named `name` under `parent` (the `folder` operation) and
+    /// returns its key: CreateFolder over EWS, RopCreateFolder over MAPI/HTTP.
+    ///
+    /// # Errors
+    /// [`TransportError::Ews`], [`TransportError::Mapi`],
+    /// [`TransportError::Rejected`] (a folder of that name exists, say), or
+    /// [`TransportError::BackendNotOffered`] when `parent` has no id on the backend.
+    pub async fn create_folder(
+        &self,
+        parent: FolderKey,
+        name: &str,
+    ) -> Result<FolderKey, TransportError> {
+        let operation = Operation::Folder;
+        let id = if self.routed_to_mapi(operation) {
+            let mapi = self.mapi_backend(operation)?;
+            let (parent_fid, _) = self.folder_mapi(operation, parent)?;
+            let (fid, _) = mapi
+                .session
+                .create_folder(ObjectId(parent_fid), name)
+                .await
+                .map_err(|source| TransportError::Mapi { operation, source })?;
+            BackendFolderId::Mapi(fid.0)
+        } else {
+            let parent_id = self.folder_ews_id(parent)?;
+            let created = self
+                .call_ews(
+                    operation,
+                    &CreateFolder {
+                        parent: ews_folder_ref(&parent_id),
+                        folders: vec![Folder::named(name)],
+                    },
+                )
+                .await?;
+            let id = created
+                .into_iter()
+                .next()
+                .and_then(|folder| folder.folder_id)
+                .ok_or_else(|| TransportError::Rejected {
+                    operation,
+                    item: name.to_owned(),
+                    message: "CreateFolder returned no FolderId".to_owned(),
+                })?;
+            BackendFolderId::Ews(id.id)
+        };
+
+        let key = lock(&self.shared.core).register_folder(vec![id.clone()]);
+        match id {
+            BackendFolderId::Ews(text) => {
+                lock(&self.shared.folders).insert(text, key);
+            }
+            BackendFolderId::Mapi(fid) => {
+                lock(&self.shared.mapi_folders).insert(fid, key);
+            }
+        }
+        Ok(key)
+    }
+
+    /// Renames `folder` (the `folder` operation): UpdateFolder over EWS,
+    /// RopSetProperties on PidTagDisplayName over MAPI/HTTP.
+    ///
+    /// # Errors
+    /// As [`Transport::create_folder`].
+    pub async fn rename_folder(&self, folder: FolderKey, name: &str) -> Result<(), TransportError> {
+        let operation = Operation::Folder;
+        if self.routed_to_mapi(operation) {
+            let mapi = self.mapi_backend(operation)?;
+            let (fid, _) = self.folder_mapi(operation, folder)?;
+            mapi.session
+                .rename_folder(ObjectId(fid), name)
+                .await
+                .map_err(|source| TransportError::Mapi { operation, source })?;
+            return Ok(());
+        }
+        let id = self.folder_ews_id(folder)?;
+        self.call_ews(
+            operation,
+            &UpdateFolder {
+                renames: vec![(ews_folder_ref(&id), name.to_owned())],
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Moves `folder` under `to` (the `folder` operation): MoveFolder over EWS,
+    /// RopMoveFolder over MAPI/HTTP.
+    ///
+    /// # Errors
+    /// As [`Transport::create_folder`]; over MAPI/HTTP also
+    /// [`TransportError::BackendNotOffered`] when the folder is not in the IPM subtree.
+    pub async fn move_folder(
+        &self,
+        folder: FolderKey,
+        to: FolderKey,
+    ) -> Result<(), TransportError> {
+        let operation = Operation::Folder;
+        if self.routed_to_mapi(operation) {
+            let mapi = self.mapi_backend(operation)?;
+            let (fid, _) = self.folder_mapi(operation, folder)?;
+            let (to_fid, _) = self.folder_mapi(operation, to)?;
+            let (parent, name) = self.mapi_parent(mapi, folder, fid).await?;
+            mapi.session
+                .move_folder(ObjectId(parent), ObjectId(to_fid), ObjectId(fid), &name)
+                .await
+                .map_err(|source| TransportError::Mapi { operation, source })?;
+            return Ok(());
+        }
+        let id = self.folder_ews_id(folder)?;
+        let to_id = self.folder_ews_id(to)?;
+        self.call_ews(
+            operation,
+            &MoveFolder {
+                to: ews_folder_ref(&to_id),
+                folder_ids: vec![ews_folder_ref(&id)],
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes `folder` and its contents permanently (the `folder` operation):
+    /// DeleteFolder with HardDelete over EWS, RopDeleteFolder over MAPI/HTTP.
+    ///
+    /// # Errors
+    /// As [`Transport::move_folder`].
+    // NOTE: the router core keeps the deleted folder's key and sync state; a later
+    // sync of it fails with the server's not-found error.
+    pub async fn delete_folder(&self, folder: FolderKey) -> Result<(), TransportError> {
+        let operation = Operation::Folder;
+        if self.routed_to_mapi(operation) {
+            let mapi = self.mapi_backend(operation)?;
+            let (fid, _) = self.folder_mapi(operation, folder)?;
+            let (parent, _) = self.mapi_parent(mapi, folder, fid).await?;
+            mapi.session
+                .delete_folder(ObjectId(parent), ObjectId(fid))
+                .await
+                .map_err(|source| TransportError::Mapi { operation, source })?;
+            return Ok(());
+        }
+        let id = self.folder_ews_id(folder)?;
+        self.call_ews(
+            operation,
+            &DeleteFolder {
+                delete_type: DeleteType::HardDelete,
+                folder_ids: vec![ews_folder_ref(&id)],
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    // Returns the parent folder id and display name of MAPI folder `fid`.
+    async fn mapi_parent(
+        &self,
+        mapi: &mapi::MapiBackend,
+        folder: FolderKey,
+        fid: u64,
+    ) -> Result<(u64, String), TransportError> {
+        let operation = Operation::Folder;
+        let row = mapi
+            .folder_row(fid)
+            .await
+            .map_err(|source| TransportError::Mapi { operation, source })?;
+        let Some((Some(parent), name)) = row.map(|row| (row.parent_id, row.display_name)) else {
+            return Err(TransportError::BackendNotOffered {
+                backend: Backend::Mapi,
+                operations: vec![operation],
+                reason: format!(
+                    "folder {folder} (folder id {fid:#x}) is not under the IPM subtree, or its parent is unknown"
+                ),
+            });
+        };
+        Ok((parent.0, name))
+    }
+
+    // Calls a single-response EWS operation and turns its error into the transport's.
+    async fn call_ews<O, T>(&self, operation: Operation, request: &O) -> Result<T, TransportError>
+    where
+        O: EwsOperation<Response = EwsResponse<T>>,
+        EwsResponse<T>: MessageOutcomes,
+    {
+        self.ews_client(operation)?
+            .call(request)
+            .await
+            .map_err(|source| TransportError::Ews { operation, source })?
+            .into_single(O::NAME)
+            .map_err(|error| TransportError::Rejected {
+                operation,
+                item: O::NAME.to_owned(),
+                message: error.to_string(),
+            })
+    }
+
     // Creates a message over MAPI/HTTP by ICS import (MS-OXCFXICS
     // RopSynchronizationImportMessageChange), stamped with a change key from exmux's
     // namespace so that any later download shows it as this transport's own.
     // NOTE: the checkpoint state the import returns is not stored as the folder's sync
-    // state, because the core takes sync states only from downloads; the next download
-    // therefore reports the creation and the journal marks it local.
+    // state, because the core takes sync states only from downloads. So the next
+    // download reports the creation, and the journal marks it local by its change key.
     async fn create_mapi(&self, folder: FolderKey, mime: &[u8]) -> Result<ItemKey, TransportError> {
         let operation = Operation::Create;
         let mapi = self.mapi_backend(operation)?;
@@ -1128,9 +1363,9 @@ impl Transport {
         Ok(issued.item)
     }
 
-    // Moves or copies a message over MAPI/HTTP (RopMoveCopyMessages). The server
-    // returns neither the new message id nor a change key, so the core learns them at
-    // the next download of `target`. Returns the key of the moved item or the copy.
+    // Moves or copies a message over MAPI/HTTP (RopMoveCopyMessages) and returns the
+    // key of the moved item or the copy. The server returns neither the new message id
+    // nor a change key, so the next download of `target` reports the message as new.
     async fn move_copy_mapi(
         &self,
         operation: Operation,
@@ -1274,14 +1509,16 @@ impl Transport {
         lock(&self.shared.core).routing().backend_for(operation) == Backend::Mapi
     }
 
-    // Rejects an operation routed to MAPI/HTTP that the transport carries over EWS
-    // only, instead of sending it over EWS behind the configuration's back.
+    // Rejects an operation routed to MAPI/HTTP that the transport does not carry over
+    // it, instead of sending it over EWS behind the configuration's back. Every
+    // operation is carried today, so this guards operations added later.
     fn check_carried(&self, operation: Operation) -> Result<(), TransportError> {
         if self.routed_to_mapi(operation) && !MAPI_CARRIED.contains(&operation) {
             return Err(TransportError::BackendNotOffered {
                 backend: Backend::Mapi,
                 operations: vec![operation],
-                reason: "this version of the transport carries only sync_hierarchy, sync_items, fetch, create, update, delete, move, copy and subscribe over MAPI/HTTP".to_owned(),
+                reason: "this version of the transport carries every operation over MAPI/HTTP"
+                    .to_owned(),
             });
         }
         Ok(())
