@@ -681,15 +681,31 @@ impl RouterCore {
             WriteOutcome::Failed => WriteStatus::Failed,
             WriteOutcome::Lost => WriteStatus::Lost,
         };
+        // A moved item keeps its change key (MS-OXCFXICS ImportMessageMove keeps the
+        // message's PCL), so a move whose result names no key expects its echo in the
+        // target with the key the item had.
+        let kept_key = (entry.operation == Operation::Move && entry.change_key.is_none())
+            .then(|| {
+                self.state
+                    .ids
+                    .get(entry.item)
+                    .and_then(|record| record.change_key.clone())
+            })
+            .flatten();
         if let Some(journaled) = self.state.journal.get_mut(write) {
             journaled.status = status;
             journaled.settled_at_round = Some(round);
-            if let WriteOutcome::Succeeded {
-                change_key: Some(key),
-                ..
-            } = &outcome
-            {
-                journaled.change_key = Some(key.clone());
+            match &outcome {
+                WriteOutcome::Succeeded {
+                    change_key: Some(key),
+                    ..
+                } => journaled.change_key = Some(key.clone()),
+                WriteOutcome::Succeeded { .. } => {
+                    if let Some(key) = kept_key {
+                        journaled.change_key = Some(key);
+                    }
+                }
+                _ => {}
             }
         }
 

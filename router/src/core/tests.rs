@@ -1189,3 +1189,61 @@ fn item_change_with_read_state_predating_own_read_write_fetched() {
         "{requests:?}"
     );
 }
+
+#[test]
+fn move_without_returned_key_matches_kept_change_key() {
+    let mut harness = Harness::seeded();
+    let archive = harness
+        .core
+        .register_folder(vec![BackendFolderId::Ews("archive".into())]);
+    let a = harness.item_key("a");
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Move,
+                item: Some(a),
+                folder: harness.folder,
+                backend: Backend::Mapi,
+                session: "s".into(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: Some(archive),
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: None,
+                    new_id: Some(id("a-moved")),
+                },
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(NOW, Input::Notice { folder: archive })
+        .unwrap();
+    harness.core.drain_outputs();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::SyncPage(SyncPage {
+                folder: archive,
+                changes: vec![item("a-moved", ChangeKind::Created, 1)],
+                new_state: SyncState(b"t1".to_vec()),
+                more_available: false,
+            }),
+        )
+        .unwrap();
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.core.counters().own_dropped, 1);
+}
