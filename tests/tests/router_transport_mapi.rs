@@ -224,8 +224,8 @@ async fn inbox_items(handle: &EmulatorHandle, routing: &str) -> (Transport, Vec<
     (transport, items.into_iter().collect())
 }
 
-/// Subject to (sender, plain-text body) of every inbox message, fetched as MIME with
-/// `routing`.
+/// Returns subject to (sender, plain-text body) of every inbox message, fetched as
+/// MIME with `routing`.
 async fn fetched_inbox(
     handle: &EmulatorHandle,
     routing: &str,
@@ -265,7 +265,8 @@ async fn fetch_over_mapi_matches_fetch_over_ews() {
 }
 
 /// Under a routing that syncs over EWS and fetches over MAPI/HTTP, an item synced over
-/// EWS has no MAPI id yet, and the fetch says so instead of falling back to EWS.
+/// EWS has no MAPI id yet, and the fetch fails with `NoBackendId` instead of falling
+/// back to EWS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_over_mapi_without_mapi_id_fails() {
     let handle = emulator().await;
@@ -300,7 +301,7 @@ fn message(subject: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Sorted subjects of the messages in `folder`, read over MAPI/HTTP.
+/// Returns the sorted subjects of the messages in `folder`, read over MAPI/HTTP.
 async fn subjects_over_mapi(handle: &EmulatorHandle, folder: &str) -> Vec<String> {
     let session = other_client(handle);
     let logon = session.connect().await.unwrap();
@@ -323,7 +324,7 @@ async fn subjects_over_mapi(handle: &EmulatorHandle, folder: &str) -> Vec<String
     subjects
 }
 
-/// Sorted subjects of the messages in `folder`, synced and fetched over EWS.
+/// Returns the sorted subjects of the messages in `folder`, synced and fetched over EWS.
 async fn subjects_over_ews(handle: &EmulatorHandle, folder: &str) -> Vec<String> {
     let (transport, mut events) = connect(handle, &preset("ews")).await;
     let key = transport.add_folder(folder).await.unwrap();
@@ -431,7 +432,7 @@ async fn folders_and_send(handle: &EmulatorHandle, routing: &str) {
     transport.send(&message("sent")).await.unwrap();
 }
 
-/// Names of the folders directly under the IPM subtree and under `Archive`, read over
+/// Returns the names of the folders directly under the IPM subtree and under `Archive`, read over
 /// MAPI/HTTP.
 async fn tree_over_mapi(handle: &EmulatorHandle) -> (BTreeSet<String>, BTreeSet<String>) {
     let session = other_client(handle);
@@ -454,7 +455,7 @@ async fn tree_over_mapi(handle: &EmulatorHandle) -> (BTreeSet<String>, BTreeSet<
     (names(top), names(under_archive))
 }
 
-/// Names of every folder under the IPM subtree, listed over EWS.
+/// Returns the names of every folder under the IPM subtree, listed over EWS.
 async fn names_over_ews(handle: &EmulatorHandle) -> BTreeSet<String> {
     let (transport, _events) = connect(handle, &preset("ews")).await;
     transport
