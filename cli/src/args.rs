@@ -133,6 +133,26 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         record: Option<PathBuf>,
     },
+    /// Run the deterministic race simulation of the router against the store.
+    ///
+    /// Runs N seeded schedules of writes, other clients' changes, notices and faults in
+    /// one process, checks the invariants at quiescence and prints the counts. A failing
+    /// seed is replayed with fewer steps and its shortest trace printed. Exits 1 when an
+    /// exmux mode breaks an invariant (the naive-ews model is expected to).
+    Sim {
+        /// The client: ews, mapi, hybrid (exmux routings) or naive-ews (the usual client).
+        #[arg(long, default_value = "hybrid")]
+        mode: exmux_sim::Mode,
+        /// How many schedules to run.
+        #[arg(long, default_value_t = 10_000)]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the version and exit.
     Version,
 }

@@ -5,6 +5,7 @@
 //! or configuration; 3 the server or network failed.
 
 mod args;
+mod sim;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -87,6 +88,12 @@ async fn run(command: Command) -> Outcome {
             json,
         } => run_discover(&address, password_env, &loopback, json).await,
         Command::Emulator { listen, record } => run_emulator(listen, record).await,
+        Command::Sim {
+            mode,
+            seeds,
+            from,
+            json,
+        } => Ok(sim::run(mode, seeds, from, json)),
         Command::Version => {
             println!("exmux {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,93 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+//! Bounded runs of every mode, and replay of a seed.
+
+use exmux_sim::{Invariant, Mode, run_schedule, run_seeds, shrink};
+
+/// Seeds per mode in the test suite; the release runs in docs/SIMULATION.md go further.
+const SEEDS: u64 = 2_000;
+
+fn explain(mode: Mode, seeds: &[u64]) -> String {
+    let Some(seed) = seeds.first() else {
+        return String::new();
+    };
+    let outcome = shrink(mode, *seed);
+    format!(
+        "seed {} in mode {mode} ({} steps): {:?}\n{}",
+        outcome.seed,
+        outcome.steps,
+        outcome.violations,
+        outcome.trace.join("\n")
+    )
+}
+
+// NOTE: the router core still breaks invariants in these seeds: an item another client
+// moves away before the target folder's first sync after our move stays in the replica
+// (no sync ever reports it), some echoes of our own moves and deletions arrive as Remote,
+// and in EWS routing a lost move followed by an invalidated state gives a full resync the
+// journal cannot explain. The counts pin today's behaviour so that every change to the
+// core shows up here; they must reach zero.
+fn assert_known(mode: Mode, expected: [u64; 5]) {
+    let summary = run_seeds(mode, 0, SEEDS, 2, &|_| {});
+    assert_eq!(summary.schedules, SEEDS);
+    let counts: Vec<u64> = summary
+        .per_invariant
+        .iter()
+        .map(|(_, count)| *count)
+        .collect();
+    assert_eq!(
+        counts,
+        expected,
+        "{summary:?}\n{}",
+        explain(mode, &summary.failing_seeds)
+    );
+    let idempotent = summary.per_invariant[3].1;
+    assert_eq!(idempotent, 0);
+}
+
+#[test]
+fn ews_routing_breaks_only_known_invariants() {
+    assert_known(Mode::Ews, [368, 47, 5, 0, 0]);
+}
+
+#[test]
+fn mapi_routing_breaks_only_known_invariants() {
+    assert_known(Mode::Mapi, [347, 83, 0, 0, 0]);
+}
+
+#[test]
+fn hybrid_routing_breaks_only_known_invariants() {
+    assert_known(Mode::Hybrid, [347, 83, 0, 0, 0]);
+}
+
+#[test]
+fn naive_ews_client_shows_spurious_full_resyncs() {
+    let summary = run_seeds(Mode::NaiveEws, 0, SEEDS, 2, &|_| {});
+    let spurious = summary
+        .per_invariant
+        .iter()
+        .find(|(invariant, _)| *invariant == Invariant::NoSpuriousFullResync)
+        .map_or(0, |(_, count)| *count);
+    assert!(summary.full_resyncs >= 1, "{summary:?}");
+    assert!(spurious >= 1, "{summary:?}");
+    assert!(summary.violations >= 1, "{summary:?}");
+}
+
+#[test]
+fn the_same_seed_replays_the_same_trace() {
+    for mode in Mode::ALL {
+        for seed in [0, 7, 12_345] {
+            let first = run_schedule(mode, seed, None, true);
+            let second = run_schedule(mode, seed, None, true);
+            assert!(!first.trace.is_empty());
+            assert_eq!(first, second, "mode {mode}, seed {seed}");
+        }
+    }
+}
+
+#[test]
+fn different_seeds_give_different_schedules() {
+    let first = run_schedule(Mode::Hybrid, 1, None, true);
+    let second = run_schedule(Mode::Hybrid, 2, None, true);
+    assert_ne!(first.trace, second.trace);
+}
