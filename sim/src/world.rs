@@ -1018,9 +1018,10 @@ impl World {
             }
             Client::Naive(naive) => {
                 naive.next_token += 1;
+                // A copy is a new item in the replica, like a created one.
                 let item_key = match key {
-                    Some(key) => key,
-                    None => {
+                    Some(key) if kind != WriteKind::Copy => key,
+                    _ => {
                         naive.next_key += 1;
                         naive.next_key
                     }
