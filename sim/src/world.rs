@@ -32,7 +32,7 @@ const DRAIN_JUMP_MILLIS: u64 = 400_000;
 /// Rounds of the drain phase before a schedule counts as not settling.
 const DRAIN_ROUNDS: usize = 8;
 
-/// Who made a change in the store.
+/// The author of a change in the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Author {
     /// The client under test (exmux or the naive model).
@@ -109,7 +109,7 @@ fn apply_op(replica: &mut BTreeMap<u64, Copy>, op: &ReplicaOp) {
 /// A replica copy as the check compares it: folder, change key, read state.
 type HeldCopy = (usize, Option<Vec<u8>>, Option<bool>);
 
-/// What the embedder applies to its replica when a write of its own succeeds.
+/// The replica changes the embedder applies when a write of its own succeeds.
 #[derive(Clone, Debug)]
 enum Effect {
     None,

@@ -21,12 +21,12 @@ fn explain(mode: Mode, seeds: &[u64]) -> String {
     )
 }
 
-// NOTE: the router core still breaks invariants in these seeds: an item another client
-// moves away before the target folder's first sync after our move stays in the replica
-// (no sync ever reports it), some echoes of our own moves and deletions arrive as Remote,
-// and in EWS routing a lost move followed by an invalidated state gives a full resync the
-// journal cannot explain. The counts pin today's behaviour so that every change to the
-// core shows up here; they must reach zero.
+// NOTE: the router core still breaks invariants in these seeds. An item another client
+// moves away before the target folder's first sync after our move stays in the replica,
+// because no sync ever reports it. Some echoes of our own moves and deletions arrive as
+// Remote. In EWS routing, a lost move followed by an invalidated state gives a full
+// resync the journal cannot explain. The counts pin today's behaviour so that every
+// change to the core shows up here; they must reach zero.
 fn assert_known(mode: Mode, expected: [u64; 5]) {
     let summary = run_seeds(mode, 0, SEEDS, 2, &|_| {});
     assert_eq!(summary.schedules, SEEDS);
