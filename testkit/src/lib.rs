@@ -72,10 +72,6 @@ pub fn shared_dir() -> Option<PathBuf> {
 /// loudly, not skip).
 pub fn shared_path(relative: &str) -> Option<PathBuf> {
     let path = shared_dir()?.join(relative);
-    assert!(
-        path.exists(),
-        "shared sample {} is missing",
-        path.display()
-    );
+    assert!(path.exists(), "shared sample {} is missing", path.display());
     Some(path)
 }
