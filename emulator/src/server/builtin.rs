@@ -9,7 +9,8 @@ use super::routing::{
 };
 use super::{EWS_PATH, HEALTH_PATH, MAPI_PREFIX};
 
-/// Mounts `/health` and the `501` placeholders of the protocol endpoints.
+/// Mounts `/health`, the EWS front end, and a `501` placeholder under `/mapi/` that
+/// `Emulator::start` replaces with the MAPI/HTTP front end.
 pub(crate) fn mount_defaults(router: &mut Router) {
     router.mount(HEALTH_PATH, RouteAuth::Anonymous, handler_fn(health));
     router.mount(
