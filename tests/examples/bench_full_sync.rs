@@ -27,7 +27,7 @@ use exmux_ews::ops::Shape;
 use exmux_ews::ops::sync::{SyncChange, SyncFolderItems};
 use exmux_ews::types::{BaseShape, DistinguishedFolder, FolderRef, PropertyPath};
 use exmux_mapihttp::prop::tags;
-use exmux_mapihttp::session::{MapiSession, SessionConfig, SyncState};
+use exmux_mapihttp::session::{MapiSession, SessionConfig, StreamOptions, SyncState};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -254,24 +254,36 @@ async fn sync_mapi(server: &Server, url: String) -> Result<Tally, String> {
     ));
 
     let info = session.connect().await.map_err(|e| e.to_string())?;
-    // NOTE: `sync_contents` returns the whole download at once, every change with its
-    // properties, so this run keeps all items in memory. The session's ICS download has
-    // a NOTE at the spot.
-    let sync = session
-        .sync_contents(info.inbox(), &SyncState::default())
+    // The streaming download hands each GetBuffer's changes over and drops them after
+    // counting, so the client's memory does not grow with the folder.
+    let mut tally = Tally {
+        items: 0,
+        with_subject: 0,
+        pages: None,
+        props: 0,
+    };
+    session
+        .sync_contents_streaming(
+            info.inbox(),
+            &SyncState::default(),
+            StreamOptions::default(),
+            |part| {
+                for change in &part.changes {
+                    tally.items += 1;
+                    tally.props += change.props().len() as u64;
+                    if change
+                        .props()
+                        .iter()
+                        .any(|p| p.tag == tags::PID_TAG_SUBJECT)
+                    {
+                        tally.with_subject += 1;
+                    }
+                }
+                Ok(())
+            },
+        )
         .await
         .map_err(|e| e.to_string())?;
-    let tally = Tally {
-        items: sync.changes.len() as u64,
-        with_subject: sync
-            .changes
-            .iter()
-            .filter(|c| c.props.iter().any(|p| p.tag == tags::PID_TAG_SUBJECT))
-            .count() as u64,
-        pages: None,
-        props: sync.changes.iter().map(|c| c.props.len() as u64).sum(),
-    };
-    drop(sync);
     let _ = session.close().await;
     Ok(tally)
 }

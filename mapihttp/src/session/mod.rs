@@ -28,6 +28,7 @@ mod write;
 
 pub use batch::{Batch, BatchResult, HandleRef, ObjectHandle};
 pub use error::SessionError;
+pub use ics::StreamOptions;
 pub use notify::{Notice, NoticeKind, NotificationWaiter};
 pub use ops::{
     ContentsSync, FolderChange, FolderRow, HierarchySync, ImportedChange, ItemChange,

@@ -154,10 +154,16 @@ pub struct ItemChange {
     pub associated: bool,
     /// Whether the message is read, from PidTagMessageFlags.
     pub read: Option<bool>,
-    /// The message's properties as sent (without recipients and attachments).
-    pub props: Vec<FxProp>,
-    /// The full change, with recipients and attachments.
+    /// The full change as sent, with recipients and attachments; [`ItemChange::props`]
+    /// returns its message properties.
     pub raw: Box<MessageChange>,
+}
+
+impl ItemChange {
+    /// Returns the message's properties as sent (without recipients and attachments).
+    pub fn props(&self) -> &[FxProp] {
+        &self.raw.content.props
+    }
 }
 
 /// The result of an ICS contents download.
