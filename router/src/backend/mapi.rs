@@ -103,7 +103,6 @@ mod tests {
             change_number: None,
             associated: false,
             read,
-            props: Vec::new(),
             raw: Box::default(),
         }
     }
