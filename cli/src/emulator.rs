@@ -1,5 +1,5 @@
-//! `exmux emulator`: the emulator alone, with its EWS, MAPI/HTTP and autodiscover
-//! endpoints mounted.
+//! `exmux emulator`: the emulator alone, with its EWS, MAPI/HTTP, autodiscover and
+//! OAuth2 token endpoints mounted.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,17 +10,42 @@ use exmux_emulator::autodiscover::{AutodiscoverConfig, AutodiscoverMailbox};
 use exmux_emulator::ews::EwsFrontEnd;
 use exmux_emulator::mapi::{MapiFrontEnd, MapiOptions};
 use exmux_emulator::server::{
-    Emulator, EmulatorError, EmulatorHandle, EmulatorOptions, RouteAuth, full_response, handler_fn,
+    Emulator, EmulatorError, EmulatorHandle, EmulatorOptions, RecordLabel, RouteAuth,
+    full_response, handler_fn,
 };
+use exmux_emulator::token::{TokenEndpoint, TokenEndpointConfig};
 
 /// The mailbox every emulator of the command line serves.
 pub const MAILBOX: &str = "user1@example.test";
 /// Its password (the emulator's default).
 pub const PASSWORD: &str = "password1";
+/// The only OAuth2 client id the emulator's token endpoint accepts.
+pub const OAUTH_CLIENT_ID: &str = "exmux-cli";
+/// The tenants whose token endpoint paths (`/{tenant}/oauth2/v2.0/`) the emulator
+/// serves: the Microsoft identity platform's two multi-tenant names and the mailbox's
+/// domain.
+pub const OAUTH_TENANTS: [&str; 3] = ["organizations", "common", "example.test"];
 
-/// Starts the emulator on `listen` over plain HTTP with the system clock, mounts the
-/// EWS and MAPI/HTTP front ends and autodiscover (POX, SOAP and JSON under
-/// `/autodiscover/`), and records every exchange under `record` when given.
+/// Returns the OAuth2 authority (the `authority` of an OAuth2 configuration) of an
+/// emulator started by [`start`]: its base URL, under which each tenant of
+/// [`OAUTH_TENANTS`] has `oauth2/v2.0/{devicecode,authorize,token}`.
+pub fn oauth_authority(handle: &EmulatorHandle) -> String {
+    format!("{}/", handle.base_url())
+}
+
+/// Returns the token URL of the `organizations` tenant of an emulator started by
+/// [`start`].
+pub fn token_url(handle: &EmulatorHandle) -> String {
+    format!("{}/organizations/oauth2/v2.0/token", handle.base_url())
+}
+
+/// Starts the emulator on `listen` over plain HTTP with the system clock. It mounts the
+/// EWS and MAPI/HTTP front ends, autodiscover (POX, SOAP and JSON under
+/// `/autodiscover/`) and the OAuth2 token endpoint. The token endpoint serves the device
+/// code, authorization code with PKCE and refresh grants for [`OAUTH_CLIENT_ID`] under
+/// each tenant of [`OAUTH_TENANTS`], and the EWS and MAPI/HTTP endpoints accept its
+/// tokens as bearer tokens. Every exchange is recorded under `record` when given, except
+/// the token endpoint's bodies, because they contain codes and tokens.
 ///
 /// # Errors
 /// [`EmulatorError`] when the address cannot be bound.
@@ -64,7 +89,35 @@ pub async fn start(
             }
         }),
     );
-    // NOTE: the OAuth2 token endpoint (exmux_emulator::token) is not mounted here yet;
-    // the command-line emulator accepts Basic and NTLM only.
+
+    let mut token_config = TokenEndpointConfig::new(OAUTH_CLIENT_ID, MAILBOX);
+    // Nobody approves a device code on the emulator, so the first poll gets
+    // `authorization_pending` and the second, a second later, gets the tokens.
+    token_config.poll_interval_secs = 1;
+    let tokens = Arc::new(TokenEndpoint::new(token_config, Arc::new(SystemClock)));
+    handle.register_token_validator(tokens.clone());
+    for tenant in OAUTH_TENANTS {
+        let tokens = Arc::clone(&tokens);
+        handle.mount(
+            format!("/{tenant}/oauth2/"),
+            RouteAuth::Anonymous,
+            handler_fn(move |request, _context| {
+                let tokens = Arc::clone(&tokens);
+                async move {
+                    let mut response = tokens.handle(&request).unwrap_or_else(|| {
+                        let mut response = http::Response::new(bytes::Bytes::new());
+                        *response.status_mut() = http::StatusCode::NOT_FOUND;
+                        response
+                    });
+                    response.extensions_mut().insert(RecordLabel {
+                        operation: Some("Token".to_owned()),
+                        case: None,
+                        secret_bodies: true,
+                    });
+                    full_response(response)
+                }
+            }),
+        );
+    }
     Ok(handle)
 }

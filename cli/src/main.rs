@@ -533,6 +533,8 @@ async fn run_emulator(listen: std::net::SocketAddr, record: Option<PathBuf>) -> 
     println!("  mailbox      = {}", exmux::emulator::MAILBOX);
     println!("  username     = {}", exmux::emulator::MAILBOX);
     println!("  password     = {}", exmux::emulator::PASSWORD);
+    println!("  token_url    = {}", exmux::emulator::token_url(&handle));
+    println!("  client_id    = {}", exmux::emulator::OAUTH_CLIENT_ID);
     println!("Ctrl-C stops it.");
     let _ = tokio::signal::ctrl_c().await;
     Ok(ExitCode::SUCCESS)
