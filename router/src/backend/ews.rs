@@ -37,24 +37,33 @@ fn item_change(item: Item, kind: ChangeKind) -> Option<SyncChange> {
 const OWN_REPLID: u16 = 1;
 
 /// Returns the MAPI folder and message ids an EWS ItemId carries: the id wraps the
-/// message's entry id (MS-OXCDATA 2.2.4.2), whose global ids hold the counters. `None`
-/// when the id does not decode or is not a message id.
+/// message's entry id (MS-OXCDATA 2.2.4.2), whose global ids contain the database GUIDs
+/// and counters. `None` when the id does not decode or is not a message id.
 ///
-/// NOTE: the replica id is assumed to be the mailbox's own (1); a message replicated
-/// from another database would need the logon's REPLID-to-GUID mapping.
+/// NOTE: the replica id is assumed to be the mailbox's own (1). Callers with a MAPI
+/// logon use [`mapi_item_id_with`] and the logon's replica map instead.
 pub fn mapi_item_id(ews_id: &str) -> Option<BackendItemId> {
+    mapi_item_id_with(ews_id, |_| Some(OWN_REPLID))
+}
+
+/// Returns the MAPI folder and message ids an EWS ItemId carries, mapping each database
+/// GUID of its entry id to a replica id with `replid_of` (the MAPI logon's replica map).
+/// `None` when the id does not decode, is not a message id, or names a database GUID
+/// that `replid_of` does not map. EWS ConvertId is the fallback then.
+pub fn mapi_item_id_with(
+    ews_id: &str,
+    replid_of: impl Fn(&[u8; 16]) -> Option<u16>,
+) -> Option<BackendItemId> {
     let entry = exmux_ews::ids::decode_ews_id(ews_id).ok()?;
     let message = entry.message?;
-    let object = |counter: [u8; 6]| {
-        exmux_mapihttp::ids::ObjectId::from_parts(
-            OWN_REPLID,
-            exmux_mapihttp::ids::GlobCnt::from_bytes(counter),
-        )
-        .0
+    let object = |id: exmux_ews::ids::GlobalId| {
+        let replid = replid_of(&id.database_guid)?;
+        let counter = exmux_mapihttp::ids::GlobCnt::from_bytes(id.global_counter);
+        Some(exmux_mapihttp::ids::ObjectId::from_parts(replid, counter).0)
     };
     Some(BackendItemId::Mapi {
-        fid: object(entry.folder.global_counter),
-        mid: object(message.global_counter),
+        fid: object(entry.folder)?,
+        mid: object(message)?,
     })
 }
 
@@ -147,6 +156,54 @@ mod tests {
         });
         item.is_read = read;
         item
+    }
+
+    fn message_ews_id(folder_guid: [u8; 16], message_guid: [u8; 16]) -> String {
+        let entry = exmux_ews::ids::EntryId {
+            provider_uid: [9; 16],
+            folder: exmux_ews::ids::GlobalId {
+                database_guid: folder_guid,
+                global_counter: [0, 0, 0, 0, 0, 0x21],
+            },
+            message: Some(exmux_ews::ids::GlobalId {
+                database_guid: message_guid,
+                global_counter: [0, 0, 0, 0, 1, 0x02],
+            }),
+        };
+        exmux_ews::ids::encode_ews_id("9362c853-fa03-45d1-9d7c-ef09db45f783", &entry.to_bytes())
+    }
+
+    #[test]
+    fn item_id_maps_guids_through_replica_map() {
+        let id = message_ews_id([1; 16], [2; 16]);
+        let replid_of = |guid: &[u8; 16]| match guid {
+            [1, ..] => Some(5),
+            [2, ..] => Some(7),
+            _ => None,
+        };
+        let fid = exmux_mapihttp::ids::ObjectId::from_parts(
+            5,
+            exmux_mapihttp::ids::GlobCnt::from_bytes([0, 0, 0, 0, 0, 0x21]),
+        );
+        let mid = exmux_mapihttp::ids::ObjectId::from_parts(
+            7,
+            exmux_mapihttp::ids::GlobCnt::from_bytes([0, 0, 0, 0, 1, 0x02]),
+        );
+        assert_eq!(
+            mapi_item_id_with(&id, replid_of),
+            Some(BackendItemId::Mapi {
+                fid: fid.0,
+                mid: mid.0
+            })
+        );
+    }
+
+    #[test]
+    fn item_id_with_unmapped_guid_is_none() {
+        let id = message_ews_id([1; 16], [3; 16]);
+        let replid_of = |guid: &[u8; 16]| (guid == &[1; 16]).then_some(5);
+        assert_eq!(mapi_item_id_with(&id, replid_of), None);
+        assert_eq!(mapi_item_id_with("not an id", replid_of), None);
     }
 
     #[test]
