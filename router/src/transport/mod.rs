@@ -1483,15 +1483,40 @@ impl Transport {
         operation: Operation,
         item: ItemKey,
     ) -> Result<(u64, u64), TransportError> {
-        let core = lock(&self.shared.core);
-        let record = core
-            .ids()
-            .get(item)
-            .ok_or(CoreError::UnknownItem { operation, item })?;
-        record.mapi.ok_or(TransportError::NoBackendId {
+        let ews_id = {
+            let core = lock(&self.shared.core);
+            let record = core
+                .ids()
+                .get(item)
+                .ok_or(CoreError::UnknownItem { operation, item })?;
+            if let Some(ids) = record.mapi {
+                return Ok(ids);
+            }
+            record.ews.clone()
+        };
+        let missing = TransportError::NoBackendId {
             item,
             backend: Backend::Mapi,
-        })
+        };
+        let Some(ews_id) = ews_id else {
+            return Err(missing);
+        };
+
+        // An item learned over EWS: its ItemId carries the MAPI entry id, whose database
+        // GUIDs map to replica ids through the logon's replica map.
+        // NOTE: ids that do not decode (other servers' layouts) are not yet sent through
+        // EWS ConvertId, and the decoded ids are not bound in the IdMap.
+        let logon = &self.mapi_backend(operation)?.logon;
+        let replid_of = |guid: &[u8; 16]| {
+            std::iter::once((&logon.logon_replica.0, &logon.logon_replica.1))
+                .chain(&logon.replicas)
+                .find(|(_, replica)| replica.0 == *guid)
+                .map(|(replid, _)| *replid)
+        };
+        match crate::backend::ews::mapi_item_id_with(&ews_id, replid_of) {
+            Some(BackendItemId::Mapi { fid, mid }) => Ok((fid, mid)),
+            _ => Err(missing),
+        }
     }
 
     fn mapi_backend(&self, operation: Operation) -> Result<&mapi::MapiBackend, TransportError> {
@@ -1551,17 +1576,14 @@ impl Transport {
                 reason: "no MAPI/HTTP session is connected".to_owned(),
             });
         };
-        let (folder, fid, mid) = {
+        let (fid, mid) = self.mapi_item_id(operation, item)?;
+        let folder = {
             let core = lock(&self.shared.core);
             let record = core
                 .ids()
                 .get(item)
                 .ok_or(CoreError::UnknownItem { operation, item })?;
-            let (fid, mid) = record.mapi.ok_or(TransportError::NoBackendId {
-                item,
-                backend: Backend::Mapi,
-            })?;
-            (record.folder, fid, mid)
+            record.folder
         };
         let issued = Shared::begin_write(
             &self.shared,
