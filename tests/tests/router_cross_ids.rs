@@ -1,8 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Items synced over EWS and then fetched, updated and deleted over MAPI/HTTP, against the
-//! emulator. The MAPI
-//! ids come from the entry id inside the EWS ItemId, mapped through the MAPI logon's
-//! replica map.
+//! Items synced over EWS and then fetched, updated and deleted over MAPI/HTTP, against
+//! the emulator. The MAPI ids come from the entry id inside the EWS ItemId, mapped
+//! through the MAPI logon's replica map.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
