@@ -163,27 +163,28 @@ async fn https_serves_http2_through_alpn() {
 }
 
 #[tokio::test]
-async fn protocol_endpoints_answer_501() {
-    let emulator = start_plain().await;
-    for url in [
-        emulator.ews_url(),
-        emulator.mapi_emsmdb_url(),
-        emulator.mapi_nspi_url(),
-    ] {
-        let response = client()
-            .post(&url)
-            .basic_auth(USER, Some(PASSWORD))
-            .body("<x/>")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 501, "{url}");
-        assert_eq!(
-            response.headers()["content-type"],
-            "text/plain; charset=utf-8",
-            "{url}"
-        );
-    }
+async fn protocol_front_ends_mounted_by_default() {
+    let emulator = Emulator::start(plain_options()).await.unwrap();
+    let ews = client()
+        .post(emulator.ews_url())
+        .basic_auth(USER, Some(PASSWORD))
+        .body("<x/>")
+        .send()
+        .await
+        .unwrap();
+    // The EWS front end rejects a body that is not a SOAP envelope with a SOAP fault.
+    assert_eq!(ews.status(), 500);
+    assert!(ews.text().await.unwrap().contains("Fault"));
+
+    let mapi = client()
+        .post(emulator.mapi_emsmdb_url())
+        .basic_auth(USER, Some(PASSWORD))
+        .body("<x/>")
+        .send()
+        .await
+        .unwrap();
+    // Every answer of the MAPI/HTTP front end carries X-ResponseCode, errors included.
+    assert!(mapi.headers().contains_key("x-responsecode"));
 }
 
 #[tokio::test]

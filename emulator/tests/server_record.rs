@@ -49,6 +49,7 @@ async fn recording_writes_captures_layout() {
     })
     .await
     .unwrap();
+    mount_stub(&emulator);
 
     let soap = "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>\
                 <m:GetFolder xmlns:m=\"x\"/></s:Body></s:Envelope>";
@@ -132,6 +133,7 @@ async fn recording_redacts_every_secret() {
     })
     .await
     .unwrap();
+    mount_stub(&emulator);
     emulator.mount(
         "/mapi/emsmdb/",
         RouteAuth::Required,
@@ -210,6 +212,7 @@ async fn recording_skips_secret_bodies() {
     })
     .await
     .unwrap();
+    mount_stub(&emulator);
     emulator.mount(
         "/oauth2/token",
         RouteAuth::Anonymous,
@@ -258,6 +261,7 @@ async fn recording_keeps_streamed_body_and_drops() {
     })
     .await
     .unwrap();
+    mount_stub(&emulator);
     emulator.mount(
         "/EWS/Exchange.asmx",
         RouteAuth::Required,

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use exmux_core::Secret;
-use exmux_emulator::server::{Emulator, EmulatorHandle, EmulatorOptions};
+use exmux_emulator::server::{
+    EWS_PATH, Emulator, EmulatorHandle, EmulatorOptions, MAPI_PREFIX, ResponseBody, RouteAuth,
+    handler_fn,
+};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
 use sspi::{
@@ -30,8 +33,32 @@ pub fn plain_options() -> EmulatorOptions {
     }
 }
 
+/// Starts a plain-HTTP emulator whose protocol paths answer with [`mount_stub`].
 pub async fn start_plain() -> EmulatorHandle {
-    Emulator::start(plain_options()).await.unwrap()
+    let emulator = Emulator::start(plain_options()).await.unwrap();
+    mount_stub(&emulator);
+    emulator
+}
+
+/// Replaces the EWS and MAPI/HTTP front ends with a handler that answers every request
+/// with a fixed 501 and a plain-text body. Server-layer tests check authentication,
+/// faults and recording against this stub, so a front end's answers cannot change what
+/// they measure.
+pub fn mount_stub(emulator: &EmulatorHandle) {
+    for prefix in [EWS_PATH, MAPI_PREFIX] {
+        emulator.mount(
+            prefix,
+            RouteAuth::Required,
+            handler_fn(|request, _context| async move {
+                let text = format!("501 Not Implemented: stub for {}\n", request.uri().path());
+                http::Response::builder()
+                    .status(501)
+                    .header("content-type", "text/plain; charset=utf-8")
+                    .body(ResponseBody::Full(Bytes::from(text)))
+                    .unwrap()
+            }),
+        );
+    }
 }
 
 /// Builds a reqwest client that ignores proxy settings from the environment, so loopback
