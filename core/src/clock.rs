@@ -33,7 +33,7 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told to. Clones share one time.
+/// A clock that moves only when a test advances or sets it. Clones share one time.
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     millis: Arc<AtomicU64>,
