@@ -313,3 +313,42 @@ fn tagged_value_checks_type() {
     assert!(TaggedValue::new(PropTag(0x0037_001F), PropValue::Unicode("x".into())).is_some());
     assert!(TaggedValue::new(PropTag(0x0037_001F), PropValue::I32(1)).is_none());
 }
+
+// NameSize is one byte: a name of more than 126 UTF-16 code units cannot be carried in
+// the ROP form, and its encoding must still state exactly the bytes it writes, or every
+// ROP after it in the buffer is misread (found by the ROP response fuzz target).
+#[test]
+fn property_name_too_long_is_cut_to_fit() {
+    let long = "é".repeat(100) + &"😀".repeat(100);
+    let property = PropertyName {
+        guid: Guid([7; 16]),
+        kind: NameKind::Name(long.clone()),
+    };
+    let mut out = Vec::new();
+    property.encode(&mut out);
+    out.extend_from_slice(&[0xAB, 0xCD]);
+
+    let size = usize::from(out[17]);
+    assert!(size <= 254, "NameSize {size}");
+    assert_eq!(
+        out.len(),
+        1 + 16 + 1 + size + 2,
+        "NameSize must equal the bytes written"
+    );
+
+    let mut reader = Reader::new(&out);
+    let decoded = PropertyName::decode(&mut reader).unwrap();
+    let NameKind::Name(name) = decoded.kind else {
+        panic!("decoded kind is not a name: {:?}", decoded.kind);
+    };
+    assert!(
+        long.starts_with(&name),
+        "the name is cut at a character boundary"
+    );
+    assert_eq!(name.encode_utf16().count(), 126);
+    assert_eq!(
+        reader.remaining(),
+        2,
+        "the bytes after the name stay in place"
+    );
+}

@@ -814,8 +814,21 @@ impl PropertyName {
             NameKind::Name(name) => {
                 out.push(0x01);
                 out.extend_from_slice(&self.guid.0);
-                out.push(utf16_len_with_nul(name).min(255) as u8);
-                write_utf16(out, name);
+                // NameSize is one byte, so the name and its terminator fit in at most
+                // 127 UTF-16 code units (254 bytes). A longer name cannot be sent in
+                // this form: it is cut at the last whole character that fits, so that
+                // NameSize always equals the bytes written.
+                let mut units = 0usize;
+                let fitting: String = name
+                    .chars()
+                    .take_while(|c| {
+                        units += c.len_utf16();
+                        units < 127
+                    })
+                    .collect();
+                let size = u8::try_from(utf16_len_with_nul(&fitting)).unwrap_or(u8::MAX);
+                out.push(size);
+                write_utf16(out, &fitting);
                 out.extend_from_slice(&[0, 0]);
             }
         }
