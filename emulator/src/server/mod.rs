@@ -168,9 +168,9 @@ pub struct Emulator;
 
 impl Emulator {
     /// Binds the listener, makes the certificate when TLS is on, creates the store and
-    /// starts serving with the default routes: `/health`, and `501 Not Implemented`
-    /// answers under [`EWS_PATH`] and [`MAPI_PREFIX`] until the front ends are mounted
-    /// with [`EmulatorHandle::mount`].
+    /// starts serving the default routes: `/health`, the EWS front end at [`EWS_PATH`]
+    /// and the MAPI/HTTP front end under [`MAPI_PREFIX`]. [`EmulatorHandle::mount`]
+    /// replaces a route.
     ///
     /// # Errors
     ///
