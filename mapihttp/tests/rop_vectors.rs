@@ -662,3 +662,29 @@ fn failure_responses_with_fields() {
         assert_eq!(out, bytes);
     }
 }
+
+/// ServerNameSize is one byte and counts the terminating NUL (MS-OXCROPS 2.2.3.1.3). A
+/// redirect whose 255-byte name has no NUL must encode back to the same bytes, not to a
+/// size that wraps to zero (found by the mapi_rop_response fuzz target).
+#[test]
+fn logon_redirect_with_unterminated_255_byte_name_round_trips() {
+    let mut wire = vec![0xFE, 0x00, 0x78, 0x04, 0x00, 0x00, 0x00, 0xFF];
+    wire.extend(std::iter::repeat_n(b'x', 255));
+    let response = RopResponse::decode(&mut Reader::new(&wire), None, None).unwrap();
+    let ResponseBody::LogonRedirect { server_name, .. } = &result(&response).body else {
+        panic!("not a redirect: {response:?}");
+    };
+    assert_eq!(server_name.len(), 255);
+    let mut out = Vec::new();
+    response.encode(&mut out);
+    assert_eq!(out, wire);
+
+    // A terminated name keeps its NUL and its size on the way back out.
+    let mut wire = vec![0xFE, 0x00, 0x78, 0x04, 0x00, 0x00, 0x00, 0xFF];
+    wire.extend(std::iter::repeat_n(b'y', 254));
+    wire.push(0);
+    let response = RopResponse::decode(&mut Reader::new(&wire), None, None).unwrap();
+    let mut out = Vec::new();
+    response.encode(&mut out);
+    assert_eq!(out, wire);
+}

@@ -891,9 +891,21 @@ fn encode_body(out: &mut Vec<u8>, body: &ResponseBody) {
             server_name,
         } => {
             out.put_u8(*logon_flags);
-            out.put_u8((server_name.len() + 1) as u8);
-            out.put(server_name);
-            out.put_u8(0);
+            // ServerNameSize is one byte and counts the terminating NUL (MS-OXCROPS
+            // 2.2.3.1.3). A name of 255 bytes or more has no room for the NUL, so it goes
+            // out unterminated and cut to 255 bytes, which the decoder reads back as is.
+            let name = server_name.get(..255).unwrap_or(server_name);
+            match u8::try_from(name.len() + 1) {
+                Ok(size) => {
+                    out.put_u8(size);
+                    out.put(name);
+                    out.put_u8(0);
+                }
+                Err(_) => {
+                    out.put_u8(u8::MAX);
+                    out.put(name);
+                }
+            }
         }
         B::OpenFolder { has_rules, ghost } => {
             out.put_u8(u8::from(*has_rules));
