@@ -1,19 +1,34 @@
 //! Configuration: server endpoints, credentials by reference, and routing.
 //!
-//! The file format is TOML with the sections `[server]`, `[auth]` and `[routing]`;
-//! docs/CONFIG.md describes every key. Loading checks each route against the
+//! The file format is TOML with the sections `[server]`, `[auth]`, `[routing]` and
+//! the optional `[http]`; docs/CONFIG.md describes every key. Loading checks each route against the
 //! [`CapabilityTable`]: a route to a backend that cannot carry the operation is an
 //! error, a partial route or a route that splits a folder's writes from its sync is a
 //! [`ConfigWarning`].
 
+mod http;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use exmux_core::Secret;
 use exmux_core::auth::TokenProvider;
+use exmux_core::auth::oauth::{OAuthConfig, OAuthFlow};
+use exmux_core::http::HttpOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::operation::{Backend, CapabilityTable, Operation, Support};
+
+pub use http::{HttpSection, PROXY_FROM_ENVIRONMENT, PROXY_NONE};
+
+/// The tenant used when `[auth] tenant` is absent: any work or school account.
+pub const DEFAULT_TENANT: &str = "organizations";
+
+/// The largest `refresh_margin_secs` accepted. Access tokens of the Microsoft identity
+/// platform live 60 to 90 minutes by default (Microsoft Entra documentation,
+/// "Configurable token lifetimes"), so a larger margin could refresh on every request.
+pub const MAX_REFRESH_MARGIN_SECS: u64 = 3600;
 
 /// A loaded and checked configuration.
 #[derive(Clone, Debug)]
@@ -24,6 +39,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The backend of each operation, from `[routing]`.
     pub routing: Routing,
+    /// The HTTP and TLS options from `[http]`, the defaults when the section is absent.
+    pub http: HttpOptions,
     /// What loading accepted but the user should know.
     pub warnings: Vec<ConfigWarning>,
 }
@@ -108,6 +125,13 @@ pub struct AuthConfig {
     pub flow: Option<OAuth2Flow>,
     /// The file the OAuth2 token cache is kept in.
     pub token_cache: Option<PathBuf>,
+    /// The OAuth2 authority base URL; endpoints are
+    /// `{authority}{tenant}/oauth2/v2.0/{devicecode,authorize,token}`.
+    pub authority: Option<String>,
+    /// The OAuth2 redirect URI of the auth-code flow, such as `http://localhost:8400/`.
+    pub redirect_uri: Option<String>,
+    /// How many seconds before expiry the OAuth2 access token is refreshed.
+    pub refresh_margin_secs: Option<u64>,
 }
 
 /// Where a password or token comes from.
@@ -136,6 +160,116 @@ impl AuthConfig {
         }
         file.as_ref().map(|path| SecretSource::File(path.clone()))
     }
+
+    /// Builds the OAuth2 settings of an `oauth2` configuration, with `tenant`
+    /// defaulting to [`DEFAULT_TENANT`], `token_cache` to `default_token_cache`, and the
+    /// scopes, authority and refresh margin to those of [`OAuthConfig::new`].
+    ///
+    /// # Errors
+    /// [`ConfigError::KeyNotForMethod`] when the method is not `oauth2`,
+    /// [`ConfigError::MissingOAuth2Key`] without `client_id` or `flow`, and
+    /// [`ConfigError::InvalidValue`] for an `authority` or `redirect_uri` that
+    /// [`Config::from_toml_str`] would also reject.
+    pub fn oauth_config(
+        &self,
+        default_token_cache: impl Into<PathBuf>,
+    ) -> Result<OAuthConfig, ConfigError> {
+        if self.method != AuthMethod::Oauth2 {
+            return Err(ConfigError::KeyNotForMethod {
+                key: "client_id",
+                method: method_name(self.method),
+            });
+        }
+        let client_id = self
+            .client_id
+            .clone()
+            .ok_or(ConfigError::MissingOAuth2Key { key: "client_id" })?;
+        let flow = match self.flow {
+            Some(OAuth2Flow::DeviceCode) => OAuthFlow::DeviceCode,
+            Some(OAuth2Flow::AuthCode) => OAuthFlow::AuthCode,
+            None => return Err(ConfigError::MissingOAuth2Key { key: "flow" }),
+        };
+        let tenant = self.tenant.as_deref().unwrap_or(DEFAULT_TENANT);
+        let token_cache = self
+            .token_cache
+            .clone()
+            .unwrap_or_else(|| default_token_cache.into());
+
+        let mut config = OAuthConfig::new(client_id, tenant, token_cache).map_err(|error| {
+            ConfigError::InvalidValue {
+                section: "auth",
+                key: "authority",
+                value: format!("{:?}", exmux_core::auth::oauth::MICROSOFT_AUTHORITY),
+                reason: error.to_string(),
+            }
+        })?;
+        config.flow = flow;
+        if let Some(scopes) = &self.scopes {
+            config.scopes = scopes.clone();
+        }
+        if let Some(authority) = &self.authority {
+            config.authority = parse_oauth_url("authority", authority)?;
+        }
+        if let Some(redirect) = &self.redirect_uri {
+            config.redirect_uri = Some(parse_oauth_url("redirect_uri", redirect)?);
+        }
+        if let Some(seconds) = self.refresh_margin_secs {
+            config.refresh_margin = Duration::from_secs(seconds);
+        }
+        Ok(config)
+    }
+}
+
+/// Parses an OAuth2 endpoint URL, which must be HTTPS because codes and tokens travel
+/// through it. Plain HTTP is accepted on a loopback host only: RFC 8252 section 8.3
+/// allows it for redirects, and a local test identity provider needs it.
+fn parse_oauth_url(key: &'static str, text: &str) -> Result<url::Url, ConfigError> {
+    let invalid = |reason: String| ConfigError::InvalidValue {
+        section: "auth",
+        key,
+        value: format!("{text:?}"),
+        reason,
+    };
+    let url = url::Url::parse(text).map_err(|error| {
+        invalid(format!(
+            "not an absolute URL ({error}): write it like \"https://login.example.test/\""
+        ))
+    })?;
+
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(address)) => address.is_loopback(),
+        Some(url::Host::Ipv6(address)) => address.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(invalid(
+                "plain http is allowed only for localhost, 127.0.0.1 or [::1]: use https"
+                    .to_owned(),
+            ));
+        }
+        scheme => {
+            return Err(invalid(format!(
+                "the scheme {scheme:?} is not supported: use https"
+            )));
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("the URL names no host".to_owned()));
+    }
+    // RFC 6749 section 3.1.2: a redirect URI may carry a query but no fragment.
+    if url.fragment().is_some() {
+        return Err(invalid("remove the #fragment".to_owned()));
+    }
+    if key == "authority" && url.query().is_some() {
+        return Err(invalid(
+            "remove the ?query: the endpoint paths are appended to the authority".to_owned(),
+        ));
+    }
+    Ok(url)
 }
 
 /// Reads a secret from `source`. A provider source cannot be read synchronously and
@@ -302,6 +436,11 @@ pub enum ConfigWarning {
         /// The backend of `sync_items`.
         sync_backend: Backend,
     },
+    /// `[http] danger_accept_invalid_certs = true` turns off certificate verification.
+    #[error(
+        "[http] danger_accept_invalid_certs = true: server certificates are not verified, so anyone on the network path can read and change the traffic, passwords included; trust a private CA with ca_bundle instead"
+    )]
+    CertificateVerificationDisabled,
 }
 
 /// Why a configuration could not be loaded or a secret could not be read.
@@ -391,6 +530,19 @@ pub enum ConfigError {
         /// The missing key.
         key: &'static str,
     },
+    /// A key has a value outside what it accepts.
+    #[error("[{section}] {key} = {value} is invalid: {reason}")]
+    InvalidValue {
+        /// The section, such as `http` or `auth`.
+        section: &'static str,
+        /// The key.
+        key: &'static str,
+        /// The value as written, quoted when it is a string; a password in a URL is
+        /// replaced by `REDACTED`.
+        value: String,
+        /// The reason the value is invalid and what to write instead.
+        reason: String,
+    },
     /// A key does not belong to the configured method.
     #[error("[auth] {key} does not apply to method = \"{method}\": remove it or change the method")]
     KeyNotForMethod {
@@ -434,6 +586,8 @@ struct RawConfig {
     auth: AuthConfig,
     #[serde(default)]
     routing: toml::Table,
+    #[serde(default)]
+    http: HttpSection,
 }
 
 impl Config {
@@ -469,12 +623,15 @@ impl Config {
 
         check_auth(&raw.auth)?;
         let routing = parse_routing(&raw.routing)?;
-        let warnings = routing.check(table)?;
+        let mut warnings = routing.check(table)?;
+        let (http, http_warnings) = raw.http.options()?;
+        warnings.extend(http_warnings);
 
         Ok(Config {
             server: raw.server,
             auth: raw.auth,
             routing,
+            http,
             warnings,
         })
     }
@@ -550,12 +707,15 @@ fn method_name(method: AuthMethod) -> &'static str {
 
 fn check_auth(auth: &AuthConfig) -> Result<(), ConfigError> {
     let method = method_name(auth.method);
-    let oauth2_keys: [(&'static str, bool); 5] = [
+    let oauth2_keys: [(&'static str, bool); 8] = [
         ("client_id", auth.client_id.is_some()),
         ("tenant", auth.tenant.is_some()),
         ("scopes", auth.scopes.is_some()),
         ("flow", auth.flow.is_some()),
         ("token_cache", auth.token_cache.is_some()),
+        ("authority", auth.authority.is_some()),
+        ("redirect_uri", auth.redirect_uri.is_some()),
+        ("refresh_margin_secs", auth.refresh_margin_secs.is_some()),
     ];
     let password_keys: [(&'static str, bool); 3] = [
         ("username", auth.username.is_some()),
@@ -606,7 +766,56 @@ fn check_auth(auth: &AuthConfig) -> Result<(), ConfigError> {
             if auth.flow.is_none() {
                 return Err(ConfigError::MissingOAuth2Key { key: "flow" });
             }
+            check_oauth2_values(auth)?;
         }
+    }
+    Ok(())
+}
+
+fn check_oauth2_values(auth: &AuthConfig) -> Result<(), ConfigError> {
+    if let Some(authority) = &auth.authority {
+        parse_oauth_url("authority", authority)?;
+    }
+    if let Some(redirect) = &auth.redirect_uri {
+        parse_oauth_url("redirect_uri", redirect)?;
+    }
+    if let Some(seconds) = auth.refresh_margin_secs
+        && seconds > MAX_REFRESH_MARGIN_SECS
+    {
+        return Err(ConfigError::InvalidValue {
+            section: "auth",
+            key: "refresh_margin_secs",
+            value: seconds.to_string(),
+            reason: format!(
+                "use at most {MAX_REFRESH_MARGIN_SECS} seconds, because access tokens \
+                 usually live 60 to 90 minutes and a larger margin could refresh on every \
+                 request"
+            ),
+        });
+    }
+    if let Some(scopes) = &auth.scopes
+        && (scopes.is_empty() || scopes.iter().any(|scope| scope.trim().is_empty()))
+    {
+        return Err(ConfigError::InvalidValue {
+            section: "auth",
+            key: "scopes",
+            value: format!("{scopes:?}"),
+            reason: "list at least one non-empty scope, or remove the key for the default \
+                     EWS scope and offline_access"
+                .to_owned(),
+        });
+    }
+    if auth
+        .tenant
+        .as_deref()
+        .is_some_and(|tenant| tenant.is_empty() || tenant.contains(['/', '?', '#', ' ']))
+    {
+        return Err(ConfigError::InvalidValue {
+            section: "auth",
+            key: "tenant",
+            value: format!("{:?}", auth.tenant.as_deref().unwrap_or_default()),
+            reason: "use a directory id, a domain, \"organizations\" or \"common\"".to_owned(),
+        });
     }
     Ok(())
 }

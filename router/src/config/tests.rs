@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::*;
+use exmux_core::http::ProxySetting;
 
 const AUTH: &str = r#"
 [auth]
@@ -328,4 +329,311 @@ fn provider_secret_not_read_here() {
     let provider = std::sync::Arc::new(exmux_core::auth::StaticToken(Secret::new("token")));
     let error = resolve_secret(&SecretSource::Provider(provider)).unwrap_err();
     assert!(matches!(error, ConfigError::SecretFromProvider));
+}
+
+const OAUTH2_AUTH: &str = "[auth]\nmethod = \"oauth2\"\nclient_id = \"c\"\nflow = \"auth-code\"\n";
+
+fn with_auth_and_http(auth: &str, http: &str) -> String {
+    format!("{auth}[routing]\npreset = \"ews\"\n[http]\n{http}")
+}
+
+fn invalid_key(error: &ConfigError) -> Option<(&'static str, &'static str)> {
+    match error {
+        ConfigError::InvalidValue { section, key, .. } => Some((*section, *key)),
+        _ => None,
+    }
+}
+
+#[test]
+fn http_section_absent_gives_defaults() {
+    let config = Config::from_toml_str(&with_routing("preset = \"ews\"")).unwrap();
+    let defaults = HttpOptions::default();
+    assert!(config.http.ca_bundle.is_none());
+    assert!(!config.http.danger_accept_invalid_certs);
+    assert!(matches!(config.http.proxy, ProxySetting::FromEnvironment));
+    assert_eq!(config.http.timeout, None);
+    assert_eq!(config.http.connect_timeout, defaults.connect_timeout);
+    assert_eq!(config.http.user_agent, defaults.user_agent);
+}
+
+#[test]
+fn http_section_loads_every_key() {
+    let text = with_auth_and_http(
+        AUTH,
+        r#"
+ca_bundle = "/etc/exmux/ca.pem"
+ca_bundle_only = true
+proxy = "http://proxy.example.test:3128"
+no_proxy = "localhost,.example.test"
+timeout_secs = 600
+connect_timeout_secs = 10
+user_agent = "example-sync/1.0"
+"#,
+    );
+    let config = Config::from_toml_str(&text).unwrap();
+    let http = &config.http;
+    assert_eq!(
+        http.ca_bundle.as_deref(),
+        Some(Path::new("/etc/exmux/ca.pem"))
+    );
+    assert!(http.ca_bundle_only);
+    match &http.proxy {
+        ProxySetting::Url { url, no_proxy } => {
+            assert_eq!(url.expose(), "http://proxy.example.test:3128");
+            assert_eq!(no_proxy.as_deref(), Some("localhost,.example.test"));
+        }
+        other => panic!("expected a proxy URL, got {other:?}"),
+    }
+    assert_eq!(http.timeout, Some(Duration::from_secs(600)));
+    assert_eq!(http.connect_timeout, Duration::from_secs(10));
+    assert_eq!(http.user_agent, "example-sync/1.0");
+    assert!(
+        config
+            .warnings
+            .iter()
+            .all(|warning| !matches!(warning, ConfigWarning::CertificateVerificationDisabled))
+    );
+}
+
+#[test]
+fn http_proxy_keywords() {
+    let none = Config::from_toml_str(&with_auth_and_http(AUTH, "proxy = \"none\"\n")).unwrap();
+    assert!(matches!(none.http.proxy, ProxySetting::Disabled));
+
+    let environment =
+        Config::from_toml_str(&with_auth_and_http(AUTH, "proxy = \"environment\"\n")).unwrap();
+    assert!(matches!(
+        environment.http.proxy,
+        ProxySetting::FromEnvironment
+    ));
+}
+
+#[test]
+fn http_invalid_values_name_key_and_value() {
+    let cases: [(&str, &str, &str); 11] = [
+        ("ca_bundle = \"\"\n", "ca_bundle", "\"\""),
+        ("ca_bundle_only = true\n", "ca_bundle_only", "true"),
+        (
+            "proxy = \"proxy.example.test:3128\"\n",
+            "proxy",
+            "proxy.example.test:3128",
+        ),
+        (
+            "proxy = \"socks5://127.0.0.1:1080\"\n",
+            "proxy",
+            "socks5://127.0.0.1:1080",
+        ),
+        (
+            "proxy = \"ftp://proxy.example.test/\"\n",
+            "proxy",
+            "ftp://proxy.example.test/",
+        ),
+        ("proxy = \"direct\"\n", "proxy", "direct"),
+        ("no_proxy = \"localhost\"\n", "no_proxy", "localhost"),
+        (
+            "proxy = \"none\"\nno_proxy = \"localhost\"\n",
+            "no_proxy",
+            "localhost",
+        ),
+        ("timeout_secs = 0\n", "timeout_secs", "0"),
+        ("connect_timeout_secs = 0\n", "connect_timeout_secs", "0"),
+        (
+            "user_agent = \"bad\\nagent\"\n",
+            "user_agent",
+            "bad\\nagent",
+        ),
+    ];
+    for (http, key, value) in cases {
+        let error = error_of(&with_auth_and_http(AUTH, http));
+        assert_eq!(
+            invalid_key(&error),
+            Some(("http", key)),
+            "{http}: {error:?}"
+        );
+        let message = error.to_string();
+        assert!(message.contains(key), "{message}");
+        assert!(message.contains(value), "{message}");
+    }
+}
+
+#[test]
+fn http_proxy_password_never_shown() {
+    for proxy in [
+        "http://alice:proxy-pass-123@proxy.example.test:3128",
+        "alice:proxy-pass-123@proxy.example.test:3128",
+    ] {
+        let error = error_of(&with_auth_and_http(AUTH, &format!("proxy = \"{proxy}\"\n")));
+        assert_eq!(invalid_key(&error), Some(("http", "proxy")), "{error:?}");
+        let message = error.to_string();
+        assert!(!message.contains("proxy-pass-123"), "{message}");
+        assert!(!format!("{error:?}").contains("proxy-pass-123"));
+        assert!(message.contains("proxy.example.test"), "{message}");
+    }
+}
+
+#[test]
+fn http_unknown_key_rejected() {
+    let error = error_of(&with_auth_and_http(AUTH, "verify_tls = false\n"));
+    assert!(matches!(error, ConfigError::Syntax { .. }), "{error:?}");
+    assert!(error.to_string().contains("verify_tls"), "{error}");
+}
+
+#[test]
+fn http_disabled_verification_warns() {
+    let config = Config::from_toml_str(&with_auth_and_http(
+        AUTH,
+        "danger_accept_invalid_certs = true\n",
+    ))
+    .unwrap();
+    assert!(config.http.danger_accept_invalid_certs);
+    assert!(
+        config
+            .warnings
+            .contains(&ConfigWarning::CertificateVerificationDisabled)
+    );
+}
+
+#[test]
+fn http_options_build_a_client() {
+    let config = Config::from_toml_str(&with_auth_and_http(
+        AUTH,
+        "proxy = \"http://127.0.0.1:3128\"\nno_proxy = \"localhost\"\ntimeout_secs = 5\n",
+    ))
+    .unwrap();
+    assert!(config.http.build_client().is_ok());
+}
+
+#[test]
+fn oauth2_optional_keys_load() {
+    let auth = format!(
+        "{OAUTH2_AUTH}tenant = \"example.test\"\nauthority = \"http://127.0.0.1:8400/\"\nredirect_uri = \"http://localhost:8401/callback\"\nrefresh_margin_secs = 120\n"
+    );
+    let config = Config::from_toml_str(&format!("{auth}[routing]\npreset = \"ews\"\n")).unwrap();
+    assert_eq!(config.auth.refresh_margin_secs, Some(120));
+
+    let oauth = config.auth.oauth_config("/tmp/default-cache.json").unwrap();
+    assert_eq!(oauth.client_id, "c");
+    assert_eq!(oauth.tenant, "example.test");
+    assert_eq!(oauth.flow, OAuthFlow::AuthCode);
+    assert_eq!(oauth.authority.as_str(), "http://127.0.0.1:8400/");
+    assert_eq!(
+        oauth.redirect_uri.as_ref().map(url::Url::as_str),
+        Some("http://localhost:8401/callback")
+    );
+    assert_eq!(oauth.refresh_margin, Duration::from_secs(120));
+    assert_eq!(oauth.token_cache, Path::new("/tmp/default-cache.json"));
+    assert_eq!(
+        oauth.endpoint("token").unwrap().as_str(),
+        "http://127.0.0.1:8400/example.test/oauth2/v2.0/token"
+    );
+}
+
+#[test]
+fn oauth2_defaults_fill_missing_keys() {
+    let config =
+        Config::from_toml_str(&format!("{OAUTH2_AUTH}[routing]\npreset = \"ews\"\n")).unwrap();
+    let oauth = config.auth.oauth_config("/tmp/cache.json").unwrap();
+    assert_eq!(oauth.tenant, DEFAULT_TENANT);
+    assert_eq!(
+        oauth.authority.as_str(),
+        exmux_core::auth::oauth::MICROSOFT_AUTHORITY
+    );
+    assert_eq!(
+        oauth.refresh_margin,
+        exmux_core::auth::oauth::DEFAULT_REFRESH_MARGIN
+    );
+    assert_eq!(oauth.redirect_uri, None);
+    assert_eq!(
+        oauth.scopes.len(),
+        exmux_core::auth::oauth::DEFAULT_SCOPES.len()
+    );
+}
+
+#[test]
+fn oauth2_invalid_values_name_key_and_value() {
+    let cases: [(&str, &str, &str); 9] = [
+        (
+            "authority = \"login.example.test\"\n",
+            "authority",
+            "login.example.test",
+        ),
+        (
+            "authority = \"http://login.example.test/\"\n",
+            "authority",
+            "http://login.example.test/",
+        ),
+        (
+            "authority = \"https://login.example.test/?x=1\"\n",
+            "authority",
+            "?x=1",
+        ),
+        (
+            "redirect_uri = \"http://example.test:8400/\"\n",
+            "redirect_uri",
+            "http://example.test:8400/",
+        ),
+        (
+            "redirect_uri = \"https://example.test/#frag\"\n",
+            "redirect_uri",
+            "#frag",
+        ),
+        (
+            "redirect_uri = \"ftp://localhost/\"\n",
+            "redirect_uri",
+            "ftp://localhost/",
+        ),
+        (
+            "refresh_margin_secs = 7200\n",
+            "refresh_margin_secs",
+            "7200",
+        ),
+        ("scopes = []\n", "scopes", "[]"),
+        ("tenant = \"a/b\"\n", "tenant", "a/b"),
+    ];
+    for (extra, key, value) in cases {
+        let error = error_of(&format!(
+            "{OAUTH2_AUTH}{extra}[routing]\npreset = \"ews\"\n"
+        ));
+        assert_eq!(
+            invalid_key(&error),
+            Some(("auth", key)),
+            "{extra}: {error:?}"
+        );
+        let message = error.to_string();
+        assert!(message.contains(key), "{message}");
+        assert!(message.contains(value), "{message}");
+    }
+}
+
+#[test]
+fn oauth2_keys_rejected_for_other_methods() {
+    for key in [
+        "authority = \"https://login.example.test/\"",
+        "redirect_uri = \"http://localhost:1/\"",
+        "refresh_margin_secs = 60",
+    ] {
+        let error = error_of(&with_auth_and_http(&format!("{AUTH}{key}\n"), ""));
+        assert!(
+            matches!(
+                error,
+                ConfigError::KeyNotForMethod {
+                    method: "basic",
+                    ..
+                }
+            ),
+            "{key}: {error:?}"
+        );
+    }
+}
+
+#[test]
+fn oauth_config_needs_oauth2_method() {
+    let config = Config::from_toml_str(&with_routing("preset = \"ews\"")).unwrap();
+    assert!(matches!(
+        config.auth.oauth_config("/tmp/cache.json"),
+        Err(ConfigError::KeyNotForMethod {
+            method: "basic",
+            ..
+        })
+    ));
 }
