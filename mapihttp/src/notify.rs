@@ -235,8 +235,40 @@ impl Notification {
         Ok(n)
     }
 
+    /// Appends NotificationData after checking that its lengths and counts fit their
+    /// fields: TableEventData's row data is at most 65,535 bytes, and at most 65,534 tags
+    /// follow TagCount, because 0xFFFF there means "all properties" with no tags after it.
+    ///
+    /// # Errors
+    /// [`NotifyError::Wire`] with [`PropError::TooLong`] when one does not fit; nothing
+    /// is appended then.
+    pub fn try_encode(&self, out: &mut Vec<u8>) -> Result<(), NotifyError> {
+        let too_long = |what, len, max| NotifyError::Wire(PropError::TooLong { what, len, max });
+        let row_data = self
+            .table
+            .as_ref()
+            .and_then(|table| table.row_data.as_ref());
+        if let Some(data) = row_data
+            && data.len() > usize::from(u16::MAX)
+        {
+            return Err(too_long(
+                "table row data",
+                data.len(),
+                usize::from(u16::MAX),
+            ));
+        }
+        if let Some(tags) = &self.tags
+            && tags.len() >= usize::from(u16::MAX)
+        {
+            return Err(too_long("TagCount", tags.len(), usize::from(u16::MAX) - 1));
+        }
+        self.encode(out);
+        Ok(())
+    }
+
     /// Appends NotificationData: the flags, then each field that is `Some`, in the fixed
-    /// order of MS-OXCNOTIF 2.2.1.4.1.2.
+    /// order of MS-OXCNOTIF 2.2.1.4.1.2. Lengths wrap when they do not fit; use
+    /// [`Notification::try_encode`] where the caller does not bound them.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(self.flags);
         if let Some(table) = &self.table {

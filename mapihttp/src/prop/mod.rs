@@ -68,6 +68,19 @@ pub enum PropError {
         /// Byte offset of the field.
         offset: usize,
     },
+    /// A value is longer than its size or count field can state, so it cannot be
+    /// encoded.
+    #[error(
+        "cannot encode {what}: {len} is over its maximum of {max}; send a value this large through a stream (RopOpenStream) instead"
+    )]
+    TooLong {
+        /// The field whose size or count would not fit.
+        what: &'static str,
+        /// The length or count of the value.
+        len: usize,
+        /// The largest length or count the field can carry.
+        max: usize,
+    },
     /// A restriction nested deeper than the decoder allows.
     #[error("restriction at offset {offset} nests deeper than {max} levels")]
     TooDeep {
@@ -644,6 +657,66 @@ impl PropValue {
         }
     }
 
+    /// Checks that every length and count of this value fits its wire field, so that
+    /// [`PropValue::encode`] cannot wrap one. In a ROP buffer a binary value's length is
+    /// 16 bits; counts and FastTransfer lengths are 32 bits.
+    ///
+    /// # Errors
+    /// [`PropError::TooLong`] naming the first field that does not fit.
+    pub fn check_encodable(&self, encoding: ValueEncoding) -> Result<(), PropError> {
+        let max_len = if encoding == ValueEncoding::FastTransfer {
+            u32::MAX as usize
+        } else {
+            usize::from(u16::MAX)
+        };
+        let check = |what: &'static str, len: usize, max: usize| {
+            if len > max {
+                Err(PropError::TooLong { what, len, max })
+            } else {
+                Ok(())
+            }
+        };
+        let count_max = u32::MAX as usize;
+        match self {
+            PropValue::Binary(b) | PropValue::Object(b) | PropValue::ServerId(b) => {
+                check("binary value length", b.len(), max_len)
+            }
+            PropValue::String8(s) | PropValue::CodePageString(s) => {
+                check("string value length", s.len() + 1, count_max)
+            }
+            PropValue::Unicode(s) => check("string value length", utf16_len_with_nul(s), count_max),
+            PropValue::Restriction(r) => r.check_encodable(),
+            PropValue::MvI16(v) => check("multi-value count", v.len(), count_max),
+            PropValue::MvI32(v) => check("multi-value count", v.len(), count_max),
+            PropValue::MvF32(v) => check("multi-value count", v.len(), count_max),
+            PropValue::MvF64(v) | PropValue::MvFloatingTime(v) => {
+                check("multi-value count", v.len(), count_max)
+            }
+            PropValue::MvCurrency(v) | PropValue::MvI64(v) => {
+                check("multi-value count", v.len(), count_max)
+            }
+            PropValue::MvTime(v) => check("multi-value count", v.len(), count_max),
+            PropValue::MvGuid(v) => check("multi-value count", v.len(), count_max),
+            PropValue::MvString8(v) => {
+                check("multi-value count", v.len(), count_max)?;
+                v.iter()
+                    .try_for_each(|s| check("string value length", s.len() + 1, count_max))
+            }
+            PropValue::MvUnicode(v) => {
+                check("multi-value count", v.len(), count_max)?;
+                v.iter().try_for_each(|s| {
+                    check("string value length", utf16_len_with_nul(s), count_max)
+                })
+            }
+            PropValue::MvBinary(v) => {
+                check("multi-value count", v.len(), count_max)?;
+                v.iter()
+                    .try_for_each(|b| check("binary value length", b.len(), max_len))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Returns the value as a FILETIME converted to a UTC date and time, for PtypTime values in
     /// range.
     pub fn as_datetime(&self) -> Option<time::OffsetDateTime> {
@@ -706,6 +779,17 @@ impl TaggedValue {
         }
         self.value.encode(out, ValueEncoding::Rop);
     }
+
+    /// Appends the ROP-buffer encoding after checking that no length or count wraps.
+    ///
+    /// # Errors
+    /// [`PropError::TooLong`] when a length or count does not fit its field; nothing is
+    /// appended then.
+    pub fn try_encode(&self, out: &mut Vec<u8>) -> Result<(), PropError> {
+        self.value.check_encodable(ValueEncoding::Rop)?;
+        self.encode(out);
+        Ok(())
+    }
 }
 
 /// Decodes `count u16` followed by that many TaggedPropertyValues.
@@ -746,7 +830,24 @@ pub fn decode_tags(reader: &mut Reader<'_>, count: usize) -> Result<Vec<PropTag>
     Ok(tags)
 }
 
-/// Appends `Count u16 | PropertyTag u32 × Count`.
+/// Appends `Count u16 | PropertyTag u32 × Count` after checking that the count fits.
+///
+/// # Errors
+/// [`PropError::TooLong`] when there are more than 65,535 tags; nothing is appended then.
+pub fn try_encode_tag_array(out: &mut Vec<u8>, tags: &[PropTag]) -> Result<(), PropError> {
+    if tags.len() > usize::from(u16::MAX) {
+        return Err(PropError::TooLong {
+            what: "property tag count",
+            len: tags.len(),
+            max: usize::from(u16::MAX),
+        });
+    }
+    encode_tag_array(out, tags);
+    Ok(())
+}
+
+/// Appends `Count u16 | PropertyTag u32 × Count`. The count wraps above 65,535 tags; use
+/// [`try_encode_tag_array`] where the caller does not bound it.
 pub fn encode_tag_array(out: &mut Vec<u8>, tags: &[PropTag]) {
     out.extend_from_slice(&(tags.len() as u16).to_le_bytes());
     for tag in tags {

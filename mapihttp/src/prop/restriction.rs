@@ -1,6 +1,6 @@
 //! Restrictions in ROP buffers (MS-OXCDATA 2.12; AND/OR counts are u16 in this context).
 
-use super::{PropError, PropTag, Reader, TaggedValue};
+use super::{PropError, PropTag, Reader, TaggedValue, ValueEncoding};
 
 /// Nesting limit for decoding, so a crafted buffer cannot exhaust the stack.
 const MAX_DEPTH: usize = 64;
@@ -186,7 +186,72 @@ impl Restriction {
         Ok(restriction)
     }
 
-    /// Appends the ROP-buffer encoding.
+    /// Checks that every count and value length in this restriction fits its wire field,
+    /// so that [`Restriction::encode`] cannot wrap one.
+    ///
+    /// # Errors
+    /// [`PropError::TooLong`] naming the first field that does not fit.
+    pub fn check_encodable(&self) -> Result<(), PropError> {
+        match self {
+            Restriction::And(subs) | Restriction::Or(subs) => {
+                if subs.len() > usize::from(u16::MAX) {
+                    return Err(PropError::TooLong {
+                        what: "RestrictCount",
+                        len: subs.len(),
+                        max: usize::from(u16::MAX),
+                    });
+                }
+                subs.iter().try_for_each(Restriction::check_encodable)
+            }
+            Restriction::Not(sub)
+            | Restriction::SubObject {
+                restriction: sub, ..
+            }
+            | Restriction::Count {
+                restriction: sub, ..
+            } => sub.check_encodable(),
+            Restriction::Content { value, .. } | Restriction::Property { value, .. } => {
+                value.value.check_encodable(ValueEncoding::Rop)
+            }
+            Restriction::Comment {
+                values,
+                restriction,
+            } => {
+                if values.len() > usize::from(u8::MAX) {
+                    return Err(PropError::TooLong {
+                        what: "TaggedValuesCount",
+                        len: values.len(),
+                        max: usize::from(u8::MAX),
+                    });
+                }
+                for value in values {
+                    value.value.check_encodable(ValueEncoding::Rop)?;
+                }
+                match restriction {
+                    Some(sub) => sub.check_encodable(),
+                    None => Ok(()),
+                }
+            }
+            Restriction::CompareProps { .. }
+            | Restriction::Bitmask { .. }
+            | Restriction::Size { .. }
+            | Restriction::Exist(_) => Ok(()),
+        }
+    }
+
+    /// Appends the ROP-buffer encoding after [`Restriction::check_encodable`].
+    ///
+    /// # Errors
+    /// [`PropError::TooLong`] when a count or length does not fit; nothing is appended
+    /// then.
+    pub fn try_encode(&self, out: &mut Vec<u8>) -> Result<(), PropError> {
+        self.check_encodable()?;
+        self.encode(out);
+        Ok(())
+    }
+
+    /// Appends the ROP-buffer encoding. Counts wrap when they do not fit their fields; use
+    /// [`Restriction::try_encode`] where the caller does not bound them.
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Restriction::And(subs) | Restriction::Or(subs) => {

@@ -303,6 +303,19 @@ pub enum RopError {
         /// The table's handle index.
         handle_index: u8,
     },
+    /// A field is longer than its size or count field can state, so it cannot be
+    /// encoded.
+    #[error(
+        "cannot encode {field}: {len} is over its maximum of {max}; split the data across several ROPs or buffers"
+    )]
+    TooLong {
+        /// The field whose size or count would not fit.
+        field: &'static str,
+        /// The length or count of the value.
+        len: usize,
+        /// The largest length or count the field can carry.
+        max: usize,
+    },
     /// Bytes were left inside the ROP list after the last response or request.
     #[error("{len} bytes left over at offset {offset} after the last ROP")]
     TrailingBytes {
@@ -381,18 +394,28 @@ pub fn split_buffer(bytes: &[u8]) -> Result<(&[u8], Vec<u32>), RopError> {
     Ok((list, handles))
 }
 
+/// The largest RopsList: RopSize is 16 bits and counts its own 2 bytes as well as the
+/// list (MS-OXCROPS 2.2.1), so RopSize 0xFFFF leaves 65,533 bytes for the list.
+///
+/// A ROP input buffer sent in one extended buffer must also fit the 32 KB payload limit
+/// of MS-OXCRPC 3.1.4.2.1 ([`crate::ext::MAX_REQUEST_PAYLOAD`]). The session client
+/// checks that limit when it splits a batch; this module does not.
+pub const MAX_ROP_LIST_LEN: usize = u16::MAX as usize - 2;
+
 /// Joins a ROP list and a handle table into a ROP buffer.
 ///
-/// RopSize is 16 bits, so the caller keeps the ROP list under 65,534 bytes.
-// NOTE: a longer list is not rejected here; its RopSize wraps and the buffer is invalid.
-pub fn join_buffer(rop_list: &[u8], handles: &[u32]) -> Vec<u8> {
+/// # Errors
+/// [`RopError::TooLong`] when the list is longer than [`MAX_ROP_LIST_LEN`], because
+/// its RopSize would not fit in 16 bits.
+pub fn join_buffer(rop_list: &[u8], handles: &[u32]) -> Result<Vec<u8>, RopError> {
+    let rop_size = writer::len_u16(rop_list.len() + 2, "RopSize")?;
     let mut out = Vec::with_capacity(2 + rop_list.len() + handles.len() * 4);
-    out.put_u16((rop_list.len() + 2) as u16);
+    out.put_u16(rop_size);
     out.put(rop_list);
     for handle in handles {
         out.put_u32(*handle);
     }
-    out
+    Ok(out)
 }
 
 /// Decodes a ROP input buffer.
@@ -410,21 +433,43 @@ pub fn decode_request_buffer(bytes: &[u8]) -> Result<RopBuffer<RopRequest>, RopE
 }
 
 /// Encodes a ROP input buffer.
-pub fn encode_request_buffer(buffer: &RopBuffer<RopRequest>) -> Vec<u8> {
+///
+/// # Errors
+/// [`RopError::TooLong`] when a field is longer than its size or count field allows, or
+/// the ROP list is longer than [`MAX_ROP_LIST_LEN`].
+pub fn try_encode_request_buffer(buffer: &RopBuffer<RopRequest>) -> Result<Vec<u8>, RopError> {
     let mut list = Vec::new();
     for rop in &buffer.rops {
-        rop.encode(&mut list);
+        rop.try_encode(&mut list)?;
     }
     join_buffer(&list, &buffer.handles)
 }
 
+/// Encodes a ROP input buffer, returning an empty `Vec` where
+/// [`try_encode_request_buffer`] fails. An empty buffer has no RopSize, so a server
+/// rejects it instead of misreading a wrapped size; prefer the `try_` form, which says
+/// which field was too long.
+pub fn encode_request_buffer(buffer: &RopBuffer<RopRequest>) -> Vec<u8> {
+    try_encode_request_buffer(buffer).unwrap_or_default()
+}
+
 /// Encodes a ROP output buffer.
-pub fn encode_response_buffer(buffer: &RopBuffer<RopResponse>) -> Vec<u8> {
+///
+/// # Errors
+/// [`RopError::TooLong`] when a field is longer than its size or count field allows, or
+/// the ROP list is longer than [`MAX_ROP_LIST_LEN`].
+pub fn try_encode_response_buffer(buffer: &RopBuffer<RopResponse>) -> Result<Vec<u8>, RopError> {
     let mut list = Vec::new();
     for rop in &buffer.rops {
-        rop.encode(&mut list);
+        rop.try_encode(&mut list)?;
     }
     join_buffer(&list, &buffer.handles)
+}
+
+/// Encodes a ROP output buffer, returning an empty `Vec` where
+/// [`try_encode_response_buffer`] fails (see [`encode_request_buffer`]).
+pub fn encode_response_buffer(buffer: &RopBuffer<RopResponse>) -> Vec<u8> {
+    try_encode_response_buffer(buffer).unwrap_or_default()
 }
 
 /// What the response decoder needs to know besides the bytes.

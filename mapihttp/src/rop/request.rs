@@ -1,12 +1,12 @@
 //! ROP requests (MS-OXCROPS 2.2.2 to 2.2.13). Every request starts with `RopId u8 |
 //! LogonId u8`, followed by its handle indexes and fields.
 
-use super::writer::Put;
+use super::writer::{Put, len_u16, len_u32};
 use super::{RopError, RopString, rop_id};
 use crate::ids::{LongTermId, ObjectId};
 use crate::prop::{
     PropTag, PropertyName, Reader, Restriction, TaggedValue, decode_tag_array,
-    decode_tagged_values, encode_tag_array,
+    decode_tagged_values, try_encode_tag_array,
 };
 
 /// One sort key of RopSortTable (SortOrder, MS-OXCDATA 2.13.1).
@@ -494,11 +494,12 @@ fn read_ids(r: &mut Reader<'_>, count: usize) -> Result<Vec<ObjectId>, RopError>
     Ok(ids)
 }
 
-fn put_ids(out: &mut Vec<u8>, ids: &[ObjectId]) {
-    out.put_u16(ids.len() as u16);
+fn put_ids(out: &mut Vec<u8>, ids: &[ObjectId]) -> Result<(), RopError> {
+    out.put_u16(len_u16(ids.len(), "MessageIdCount")?);
     for id in ids {
         out.put_u64(id.0);
     }
+    Ok(())
 }
 
 fn read_blob32<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<Vec<u8>, RopError> {
@@ -506,9 +507,10 @@ fn read_blob32<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<Vec<u8>, Ro
     Ok(r.take(len, what)?.to_vec())
 }
 
-fn put_blob32(out: &mut Vec<u8>, blob: &[u8]) {
-    out.put_u32(blob.len() as u32);
+fn put_blob32(out: &mut Vec<u8>, blob: &[u8], what: &'static str) -> Result<(), RopError> {
+    out.put_u32(len_u32(blob.len(), what)?);
     out.put(blob);
+    Ok(())
 }
 
 fn read_restriction_blob(
@@ -525,13 +527,17 @@ fn read_restriction_blob(
     Ok(Some(Restriction::decode(&mut inner)?))
 }
 
-fn put_restriction_blob(out: &mut Vec<u8>, restriction: &Option<Restriction>) {
+fn put_restriction_blob(
+    out: &mut Vec<u8>,
+    restriction: &Option<Restriction>,
+) -> Result<(), RopError> {
     let mut bytes = Vec::new();
     if let Some(restriction) = restriction {
-        restriction.encode(&mut bytes);
+        restriction.try_encode(&mut bytes)?;
     }
-    out.put_u16(bytes.len() as u16);
+    out.put_u16(len_u16(bytes.len(), "RestrictionDataSize")?);
     out.put(&bytes);
+    Ok(())
 }
 
 fn read_values_u16(r: &mut Reader<'_>) -> Result<Vec<TaggedValue>, RopError> {
@@ -539,11 +545,12 @@ fn read_values_u16(r: &mut Reader<'_>) -> Result<Vec<TaggedValue>, RopError> {
     Ok(decode_tagged_values(r, count)?)
 }
 
-fn put_values_u16(out: &mut Vec<u8>, values: &[TaggedValue]) {
-    out.put_u16(values.len() as u16);
+fn put_values_u16(out: &mut Vec<u8>, values: &[TaggedValue]) -> Result<(), RopError> {
+    out.put_u16(len_u16(values.len(), "PropertyValueCount")?);
     for value in values {
-        value.encode(out);
+        value.try_encode(out)?;
     }
+    Ok(())
 }
 
 impl RopRequest {
@@ -724,9 +731,22 @@ impl RopRequest {
                 let open_flags = r.u32("OpenFlags")?;
                 let store_state = r.u32("StoreState")?;
                 let size = usize::from(r.u16("EssdnSize")?);
+                let essdn_offset = r.offset();
                 let raw = r.take(size, "Essdn")?;
-                // EssdnSize counts the terminating NUL; a zero size carries no string.
-                let essdn = raw.strip_suffix(&[0]).unwrap_or(raw).to_vec();
+                // EssdnSize counts the terminating NUL (MS-OXCROPS 2.2.3.1.1); a zero size
+                // carries no string. An Essdn without its NUL is rejected, because the
+                // encoder always adds one and could not reproduce the bytes.
+                let essdn = match raw.split_last() {
+                    None => Vec::new(),
+                    Some((0, text)) => text.to_vec(),
+                    Some(_) => {
+                        return Err(crate::prop::PropError::Unterminated {
+                            what: "Essdn",
+                            offset: essdn_offset,
+                        }
+                        .into());
+                    }
+                };
                 Q::Logon {
                     logon_id,
                     output_handle,
@@ -1333,8 +1353,21 @@ impl RopRequest {
         Ok(request)
     }
 
-    /// Appends the encoding of this request.
+    /// Appends the encoding of this request, or nothing when
+    /// [`RopRequest::try_encode`] fails (a field too long for its size field).
     pub fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        if self.try_encode(out).is_err() {
+            out.truncate(start);
+        }
+    }
+
+    /// Appends the encoding of this request.
+    ///
+    /// # Errors
+    /// [`RopError::TooLong`] or [`RopError::Wire`] when a length or count does not fit its
+    /// wire field. `out` may then hold part of the request; truncate it to its old length.
+    pub fn try_encode(&self, out: &mut Vec<u8>) -> Result<(), RopError> {
         use RopRequest as Q;
         out.put_u8(self.rop_id());
         match self {
@@ -1352,7 +1385,7 @@ impl RopRequest {
                 if essdn.is_empty() {
                     out.put_u16(0);
                 } else {
-                    out.put_u16((essdn.len() + 1) as u16);
+                    out.put_u16(len_u16(essdn.len() + 1, "EssdnSize")?);
                     out.put(essdn);
                     out.put_u8(0);
                 }
@@ -1380,7 +1413,7 @@ impl RopRequest {
                 want_copy,
             } => {
                 out.put(&[*logon_id, *source_handle, *destination_handle]);
-                put_ids(out, message_ids);
+                put_ids(out, message_ids)?;
                 out.put(&[u8::from(*want_asynchronous), u8::from(*want_copy)]);
             }
             Q::MoveFolder {
@@ -1416,11 +1449,12 @@ impl RopRequest {
                 out.put_u64(folder_id.0);
                 new_folder_name.encode(out);
             }
-            _ => self.encode_with_input(out),
+            _ => self.encode_with_input(out)?,
         }
+        Ok(())
     }
 
-    fn encode_with_input(&self, out: &mut Vec<u8>) {
+    fn encode_with_input(&self, out: &mut Vec<u8>) -> Result<(), RopError> {
         use RopRequest as Q;
         match self {
             Q::Release {
@@ -1520,7 +1554,7 @@ impl RopRequest {
                 out.put(&[*logon_id, *input_handle]);
                 out.put_u16(*property_size_limit);
                 out.put_u16(*want_unicode);
-                encode_tag_array(out, tags);
+                try_encode_tag_array(out, tags)?;
             }
             Q::GetPropertiesAll {
                 logon_id,
@@ -1539,8 +1573,8 @@ impl RopRequest {
             } => {
                 out.put(&[*logon_id, *input_handle]);
                 let mut body = Vec::new();
-                put_values_u16(&mut body, values);
-                out.put_u16(body.len() as u16);
+                put_values_u16(&mut body, values)?;
+                out.put_u16(len_u16(body.len(), "PropertyValueSize")?);
                 out.put(&body);
             }
             Q::DeleteProperties {
@@ -1549,7 +1583,7 @@ impl RopRequest {
                 tags,
             } => {
                 out.put(&[*logon_id, *input_handle]);
-                encode_tag_array(out, tags);
+                try_encode_tag_array(out, tags)?;
             }
             Q::RemoveAllRecipients {
                 logon_id,
@@ -1566,12 +1600,12 @@ impl RopRequest {
                 rows,
             } => {
                 out.put(&[*logon_id, *input_handle]);
-                encode_tag_array(out, columns);
-                out.put_u16(rows.len() as u16);
+                try_encode_tag_array(out, columns)?;
+                out.put_u16(len_u16(rows.len(), "RowCount")?);
                 for row in rows {
                     out.put_u32(row.row_id);
                     out.put_u8(row.recipient_type);
-                    out.put_u16(row.recipient_row.len() as u16);
+                    out.put_u16(len_u16(row.recipient_row.len(), "RecipientRowSize")?);
                     out.put(&row.recipient_row);
                 }
             }
@@ -1592,7 +1626,7 @@ impl RopRequest {
                 tags,
             } => {
                 out.put(&[*logon_id, *input_handle, *set_columns_flags]);
-                encode_tag_array(out, tags);
+                try_encode_tag_array(out, tags)?;
             }
             Q::SortTable {
                 logon_id,
@@ -1603,7 +1637,7 @@ impl RopRequest {
                 sort_orders,
             } => {
                 out.put(&[*logon_id, *input_handle, *sort_table_flags]);
-                out.put_u16(sort_orders.len() as u16);
+                out.put_u16(len_u16(sort_orders.len(), "SortOrderCount")?);
                 out.put_u16(*categorized_count);
                 out.put_u16(*expanded_count);
                 for sort in sort_orders {
@@ -1619,7 +1653,7 @@ impl RopRequest {
                 restriction,
             } => {
                 out.put(&[*logon_id, *input_handle, *restrict_flags]);
-                put_restriction_blob(out, restriction);
+                put_restriction_blob(out, restriction)?;
             }
             Q::QueryRows {
                 logon_id,
@@ -1681,7 +1715,7 @@ impl RopRequest {
             } => {
                 out.put(&[*logon_id, *input_handle]);
                 out.put(&[u8::from(*want_asynchronous), u8::from(*notify_non_read)]);
-                put_ids(out, message_ids);
+                put_ids(out, message_ids)?;
             }
             Q::OpenAttachment {
                 logon_id,
@@ -1769,7 +1803,7 @@ impl RopRequest {
                 data,
             } => {
                 out.put(&[*logon_id, *input_handle]);
-                out.put_u16(data.len() as u16);
+                out.put_u16(len_u16(data.len(), "DataSize")?);
                 out.put(data);
             }
             Q::SetStreamSize {
@@ -1835,9 +1869,9 @@ impl RopRequest {
                 bookmark,
             } => {
                 out.put(&[*logon_id, *input_handle, *find_row_flags]);
-                put_restriction_blob(out, restriction);
+                put_restriction_blob(out, restriction)?;
                 out.put_u8(*origin);
-                out.put_u16(bookmark.len() as u16);
+                out.put_u16(len_u16(bookmark.len(), "BookmarkSize")?);
                 out.put(bookmark);
             }
             Q::GetNamesFromPropertyIds {
@@ -1846,7 +1880,7 @@ impl RopRequest {
                 property_ids,
             } => {
                 out.put(&[*logon_id, *input_handle]);
-                out.put_u16(property_ids.len() as u16);
+                out.put_u16(len_u16(property_ids.len(), "PropertyIdCount")?);
                 for id in property_ids {
                     out.put_u16(*id);
                 }
@@ -1858,7 +1892,7 @@ impl RopRequest {
                 names,
             } => {
                 out.put(&[*logon_id, *input_handle, *flags]);
-                out.put_u16(names.len() as u16);
+                out.put_u16(len_u16(names.len(), "PropertyNameCount")?);
                 for name in names {
                     name.encode(out);
                 }
@@ -1876,7 +1910,7 @@ impl RopRequest {
                     u8::from(*want_asynchronous),
                     *read_flags,
                 ]);
-                put_ids(out, message_ids);
+                put_ids(out, message_ids)?;
             }
             Q::SynchronizationConfigure {
                 logon_id,
@@ -1897,10 +1931,10 @@ impl RopRequest {
                 ]);
                 out.put_u8(*send_options);
                 out.put_u16(*synchronization_flags);
-                out.put_u16(restriction_data.len() as u16);
+                out.put_u16(len_u16(restriction_data.len(), "RestrictionDataSize")?);
                 out.put(restriction_data);
                 out.put_u32(*synchronization_extra_flags);
-                encode_tag_array(out, tags);
+                try_encode_tag_array(out, tags)?;
             }
             Q::SynchronizationImportMessageChange {
                 logon_id,
@@ -1910,7 +1944,7 @@ impl RopRequest {
                 values,
             } => {
                 out.put(&[*logon_id, *input_handle, *output_handle, *import_flag]);
-                put_values_u16(out, values);
+                put_values_u16(out, values)?;
             }
             Q::SynchronizationImportHierarchyChange {
                 logon_id,
@@ -1919,8 +1953,8 @@ impl RopRequest {
                 values,
             } => {
                 out.put(&[*logon_id, *input_handle]);
-                put_values_u16(out, hierarchy_values);
-                put_values_u16(out, values);
+                put_values_u16(out, hierarchy_values)?;
+                put_values_u16(out, values)?;
             }
             Q::SynchronizationImportDeletes {
                 logon_id,
@@ -1929,7 +1963,7 @@ impl RopRequest {
                 values,
             } => {
                 out.put(&[*logon_id, *input_handle, *import_delete_flags]);
-                put_values_u16(out, values);
+                put_values_u16(out, values)?;
             }
             Q::SynchronizationUploadStateStreamBegin {
                 logon_id,
@@ -1947,7 +1981,7 @@ impl RopRequest {
                 stream_data,
             } => {
                 out.put(&[*logon_id, *input_handle]);
-                put_blob32(out, stream_data);
+                put_blob32(out, stream_data, "StreamDataSize")?;
             }
             Q::SynchronizationImportMessageMove {
                 logon_id,
@@ -1959,14 +1993,14 @@ impl RopRequest {
                 change_number,
             } => {
                 out.put(&[*logon_id, *input_handle]);
-                for blob in [
-                    source_folder_id,
-                    source_message_id,
-                    predecessor_change_list,
-                    destination_message_id,
-                    change_number,
+                for (blob, what) in [
+                    (source_folder_id, "SourceFolderIdSize"),
+                    (source_message_id, "SourceMessageIdSize"),
+                    (predecessor_change_list, "PredecessorChangeListSize"),
+                    (destination_message_id, "DestinationMessageIdSize"),
+                    (change_number, "ChangeNumberSize"),
                 ] {
-                    put_blob32(out, blob);
+                    put_blob32(out, blob, what)?;
                 }
             }
             Q::SynchronizationOpenCollector {
@@ -1994,11 +2028,11 @@ impl RopRequest {
                 out.put(&[*logon_id, *input_handle]);
                 let mut body = Vec::new();
                 for state in read_states {
-                    body.put_u16(state.message_id.len() as u16);
+                    body.put_u16(len_u16(state.message_id.len(), "MessageIdSize")?);
                     body.put(&state.message_id);
                     body.put_u8(u8::from(state.mark_as_read));
                 }
-                out.put_u16(body.len() as u16);
+                out.put_u16(len_u16(body.len(), "MessageReadStatesSize")?);
                 out.put(&body);
             }
             // Encoded in `encode`.
@@ -2009,5 +2043,6 @@ impl RopRequest {
             | Q::MoveFolder { .. }
             | Q::CopyFolder { .. } => {}
         }
+        Ok(())
     }
 }

@@ -2,13 +2,13 @@
 //! ReturnValue u32 | fields`, where a failed ROP carries no fields except the documented
 //! exceptions, and the server-only ROPs that follow the responses.
 
-use super::writer::Put;
+use super::writer::{Put, len_u8, len_u16};
 use super::{RopError, RopRequest, error_code, rop_id};
 use crate::ids::{GlobCnt, Guid, LongTermId, ObjectId};
 use crate::notify::Notification;
 use crate::prop::{
-    PropTag, PropertyName, PropertyRow, Reader, TaggedValue, decode_tag_array,
-    decode_tagged_values, decode_utf16, encode_tag_array, encode_utf16_nul,
+    PropTag, PropertyName, PropertyRow, Reader, TaggedValue, ValueEncoding, decode_tag_array,
+    decode_tagged_values, decode_utf16, encode_utf16_nul, try_encode_tag_array,
 };
 
 /// A string of RopOpenMessage with its own type byte (TypedString, MS-OXCDATA 2.11.7).
@@ -362,13 +362,14 @@ fn read_ghost(r: &mut Reader<'_>) -> Result<GhostInfo, RopError> {
     })
 }
 
-fn put_ghost(out: &mut Vec<u8>, ghost: &GhostInfo) {
-    out.put_u16(ghost.servers.len() as u16);
+fn put_ghost(out: &mut Vec<u8>, ghost: &GhostInfo) -> Result<(), RopError> {
+    out.put_u16(len_u16(ghost.servers.len(), "ServerCount")?);
     out.put_u16(ghost.cheap_server_count);
     for server in &ghost.servers {
         out.put(server);
         out.put_u8(0);
     }
+    Ok(())
 }
 
 fn read_open_message(r: &mut Reader<'_>) -> Result<OpenMessageResponse, RopError> {
@@ -403,20 +404,21 @@ fn read_open_message(r: &mut Reader<'_>) -> Result<OpenMessageResponse, RopError
     })
 }
 
-fn put_open_message(out: &mut Vec<u8>, message: &OpenMessageResponse) {
+fn put_open_message(out: &mut Vec<u8>, message: &OpenMessageResponse) -> Result<(), RopError> {
     out.put_u8(u8::from(message.has_named_properties));
     message.subject_prefix.encode(out);
     message.normalized_subject.encode(out);
     out.put_u16(message.recipient_count);
-    encode_tag_array(out, &message.recipient_columns);
-    out.put_u8(message.recipient_rows.len() as u8);
+    try_encode_tag_array(out, &message.recipient_columns)?;
+    out.put_u8(len_u8(message.recipient_rows.len(), "RowCount")?);
     for row in &message.recipient_rows {
         out.put_u8(row.recipient_type);
         out.put_u16(row.code_page_id);
         out.put_u16(row.reserved);
-        out.put_u16(row.recipient_row.len() as u16);
+        out.put_u16(len_u16(row.recipient_row.len(), "RecipientRowSize")?);
         out.put(&row.recipient_row);
     }
+    Ok(())
 }
 
 fn read_folder_ids(r: &mut Reader<'_>) -> Result<[ObjectId; 13], RopError> {
@@ -536,14 +538,27 @@ impl RopResponse {
         }))
     }
 
-    /// Appends the encoding of this entry.
+    /// Appends the encoding of this entry, or nothing when [`RopResponse::try_encode`]
+    /// fails (a field too long for its size field).
     pub fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        if self.try_encode(out).is_err() {
+            out.truncate(start);
+        }
+    }
+
+    /// Appends the encoding of this entry.
+    ///
+    /// # Errors
+    /// [`RopError::TooLong`] or [`RopError::Wire`] when a length or count does not fit its
+    /// wire field. `out` may then hold part of the entry; truncate it to its old length.
+    pub fn try_encode(&self, out: &mut Vec<u8>) -> Result<(), RopError> {
         match self {
             RopResponse::Result(result) => {
                 out.put_u8(result.rop_id);
                 out.put_u8(result.handle_index);
                 out.put_u32(result.return_value);
-                encode_body(out, &result.body);
+                encode_body(out, &result.body)?;
             }
             RopResponse::Notify {
                 notification_handle,
@@ -553,7 +568,7 @@ impl RopResponse {
                 out.put_u8(rop_id::NOTIFY);
                 out.put_u32(*notification_handle);
                 out.put_u8(*logon_id);
-                data.encode(out);
+                data.try_encode(out)?;
             }
             RopResponse::Pending { session_index } => {
                 out.put_u8(rop_id::PENDING);
@@ -563,12 +578,15 @@ impl RopResponse {
                 out.put_u8(rop_id::BACKOFF);
                 out.put_u8(backoff.logon_id);
                 out.put_u32(backoff.duration);
-                out.put_u8(backoff.rops.len() as u8);
+                out.put_u8(len_u8(backoff.rops.len(), "BackoffRopCount")?);
                 for rop in &backoff.rops {
                     out.put_u8(rop.rop_id);
                     out.put_u32(rop.duration);
                 }
-                out.put_u16(backoff.additional_data.len() as u16);
+                out.put_u16(len_u16(
+                    backoff.additional_data.len(),
+                    "AdditionalDataSize",
+                )?);
                 out.put(&backoff.additional_data);
             }
             RopResponse::BufferTooSmall {
@@ -580,6 +598,7 @@ impl RopResponse {
                 out.put(request_buffers);
             }
         }
+        Ok(())
     }
 
     /// Returns the ordinary response, if this is one.
@@ -857,7 +876,7 @@ fn decode_body(
     Ok(body)
 }
 
-fn encode_body(out: &mut Vec<u8>, body: &ResponseBody) {
+fn encode_body(out: &mut Vec<u8>, body: &ResponseBody) -> Result<(), RopError> {
     use ResponseBody as B;
     match body {
         B::Empty => {}
@@ -911,10 +930,10 @@ fn encode_body(out: &mut Vec<u8>, body: &ResponseBody) {
             out.put_u8(u8::from(*has_rules));
             out.put_u8(u8::from(ghost.is_some()));
             if let Some(ghost) = ghost {
-                put_ghost(out, ghost);
+                put_ghost(out, ghost)?;
             }
         }
-        B::OpenMessage(message) => put_open_message(out, message),
+        B::OpenMessage(message) => put_open_message(out, message)?,
         B::OpenEmbeddedMessage {
             reserved,
             message_id,
@@ -922,7 +941,7 @@ fn encode_body(out: &mut Vec<u8>, body: &ResponseBody) {
         } => {
             out.put_u8(*reserved);
             out.put_u64(message_id.0);
-            put_open_message(out, message);
+            put_open_message(out, message)?;
         }
         B::RowCount(count) | B::AttachmentId(count) | B::StreamSize(count) => out.put_u32(*count),
         B::CreateMessage { message_id } => {
@@ -931,14 +950,16 @@ fn encode_body(out: &mut Vec<u8>, body: &ResponseBody) {
                 out.put_u64(id.0);
             }
         }
-        B::PropertyRow(row) => encode_row_self(out, row),
+        B::PropertyRow(row) => encode_row_self(out, row)?,
         B::PropertyValues(values) => {
-            out.put_u16(values.len() as u16);
-            values.iter().for_each(|v| v.encode(out));
+            out.put_u16(len_u16(values.len(), "PropertyValueCount")?);
+            for value in values {
+                value.try_encode(out)?;
+            }
         }
-        B::PropertyTags(tags) => encode_tag_array(out, tags),
+        B::PropertyTags(tags) => try_encode_tag_array(out, tags)?,
         B::PropertyProblems(problems) => {
-            out.put_u16(problems.len() as u16);
+            out.put_u16(len_u16(problems.len(), "PropertyProblemCount")?);
             for problem in problems {
                 out.put_u16(problem.index);
                 out.put_u32(problem.tag.0);
@@ -953,21 +974,23 @@ fn encode_body(out: &mut Vec<u8>, body: &ResponseBody) {
             out.put_u64(message_id.0);
         }
         B::ReadRecipients(rows) => {
-            out.put_u8(rows.len() as u8);
+            out.put_u8(len_u8(rows.len(), "RowCount")?);
             for row in rows {
                 out.put_u32(row.row_id);
                 out.put_u8(row.recipient_type);
                 out.put_u16(row.code_page_id);
                 out.put_u16(row.reserved);
-                out.put_u16(row.recipient_row.len() as u16);
+                out.put_u16(len_u16(row.recipient_row.len(), "RecipientRowSize")?);
                 out.put(&row.recipient_row);
             }
         }
         B::TableStatus(status) => out.put_u8(*status),
         B::QueryRows { origin, rows } => {
             out.put_u8(*origin);
-            out.put_u16(rows.len() as u16);
-            rows.iter().for_each(|row| encode_row_self(out, row));
+            out.put_u16(len_u16(rows.len(), "RowCount")?);
+            for row in rows {
+                encode_row_self(out, row)?;
+            }
         }
         B::SeekRow {
             has_sought_less,
@@ -986,7 +1009,7 @@ fn encode_body(out: &mut Vec<u8>, body: &ResponseBody) {
                 out.put_u8(u8::from(*has_rules));
                 out.put_u8(u8::from(ghost.is_some()));
                 if let Some(ghost) = ghost {
-                    put_ghost(out, ghost);
+                    put_ghost(out, ghost)?;
                 }
             }
         }
@@ -999,7 +1022,7 @@ fn encode_body(out: &mut Vec<u8>, body: &ResponseBody) {
             out.put_u8(u8::from(*partial_completion));
         }
         B::ReadStream { data } => {
-            out.put_u16(data.len() as u16);
+            out.put_u16(len_u16(data.len(), "DataSize")?);
             out.put(data);
         }
         B::WrittenSize(size) => out.put_u16(*size),
@@ -1016,7 +1039,7 @@ fn encode_body(out: &mut Vec<u8>, body: &ResponseBody) {
             out.put_u16(*in_progress_count);
             out.put_u16(*total_step_count);
             out.put_u8(*reserved);
-            out.put_u16(transfer_buffer.len() as u16);
+            out.put_u16(len_u16(transfer_buffer.len(), "TransferBufferSize")?);
             out.put(transfer_buffer);
         }
         B::BackoffTime(time) => out.put_u32(*time),
@@ -1027,15 +1050,15 @@ fn encode_body(out: &mut Vec<u8>, body: &ResponseBody) {
             out.put_u8(u8::from(*row_no_longer_visible));
             out.put_u8(u8::from(row.is_some()));
             if let Some(row) = row {
-                encode_row_self(out, row);
+                encode_row_self(out, row)?;
             }
         }
         B::PropertyNames(names) => {
-            out.put_u16(names.len() as u16);
+            out.put_u16(len_u16(names.len(), "PropertyNameCount")?);
             names.iter().for_each(|n| n.encode(out));
         }
         B::PropertyIds(ids) => {
-            out.put_u16(ids.len() as u16);
+            out.put_u16(len_u16(ids.len(), "PropertyIdCount")?);
             ids.iter().for_each(|id| out.put_u16(*id));
         }
         B::LocalReplicaIds {
@@ -1046,11 +1069,15 @@ fn encode_body(out: &mut Vec<u8>, body: &ResponseBody) {
             out.put(&global_count.to_bytes());
         }
     }
+    Ok(())
 }
 
 /// Encodes a row whose cells carry their own types. Columns of type PtypUnspecified are
 /// not known here, so every cell is written as a value of a typed column.
-fn encode_row_self(out: &mut Vec<u8>, row: &PropertyRow) {
+fn encode_row_self(out: &mut Vec<u8>, row: &PropertyRow) -> Result<(), RopError> {
+    for value in row.cells.iter().filter_map(|cell| cell.value()) {
+        value.check_encodable(ValueEncoding::Rop)?;
+    }
     let columns: Vec<PropTag> = row
         .cells
         .iter()
@@ -1060,4 +1087,5 @@ fn encode_row_self(out: &mut Vec<u8>, row: &PropertyRow) {
         })
         .collect();
     row.encode(out, &columns);
+    Ok(())
 }

@@ -23,6 +23,7 @@ pub mod mime;
 mod notify;
 mod ops;
 mod read;
+pub mod record;
 mod transport;
 mod write;
 
@@ -121,6 +122,9 @@ pub struct SessionConfig {
     /// TLS settings of the connections NTLM and Negotiate run on (reqwest's client is
     /// not used for them); `None` verifies against the platform's roots.
     pub owned_tls: Option<Arc<rustls::ClientConfig>>,
+    /// A recorder that sees every HTTP exchange, with secrets replaced; `None` records
+    /// nothing.
+    pub recorder: Option<Arc<dyn record::Recorder>>,
 }
 
 impl SessionConfig {
@@ -148,6 +152,7 @@ impl SessionConfig {
             retry_delay: Duration::from_millis(500),
             notification_wait_limit: Duration::from_secs(360),
             owned_tls: None,
+            recorder: None,
         }
     }
 }
@@ -273,6 +278,7 @@ impl MapiSession {
             body_limit: config.body_limit,
             owned: Mutex::new(Vec::new()),
             tls: config.owned_tls.clone(),
+            recorder: config.recorder.clone(),
         };
         let (notices, _) = tokio::sync::broadcast::channel(1024);
         Self {

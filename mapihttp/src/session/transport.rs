@@ -43,6 +43,8 @@ pub(crate) struct Transport {
     pub(crate) owned: Mutex<Vec<SendRequest<Full<Bytes>>>>,
     /// TLS settings of owned connections; `None` uses the platform's roots.
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// Sees every exchange when set (see `record`).
+    pub(crate) recorder: Option<Arc<dyn super::record::Recorder>>,
 }
 
 impl Transport {
@@ -133,6 +135,8 @@ impl Transport {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
+        let sent = self.recorder.as_ref().map(|_| headers.clone());
+        let request_body = body;
         let response = self
             .client
             .post(&self.url)
@@ -140,9 +144,12 @@ impl Transport {
             .body(body.to_vec())
             .send()
             .await
-            .map_err(|error| SessionError::Transport {
-                operation,
-                reason: describe(&error),
+            .map_err(|error| {
+                self.record_exchange(operation, sent.as_ref(), request_body, None);
+                SessionError::Transport {
+                    operation,
+                    reason: describe(&error),
+                }
             })?;
         let status = response.status();
         let headers = response.headers().clone();
@@ -174,6 +181,12 @@ impl Transport {
             }
             body.extend_from_slice(&chunk);
         }
+        self.record_exchange(
+            operation,
+            sent.as_ref(),
+            request_body,
+            Some((status.as_u16(), &headers, &body)),
+        );
         Ok(Answer {
             status,
             headers,
@@ -308,6 +321,8 @@ impl Transport {
             target.push('?');
             target.push_str(query);
         }
+        let sent = self.recorder.as_ref().map(|_| headers.clone());
+        let request_body = body;
         let mut builder = http::Request::post(target);
         if let Some(map) = builder.headers_mut() {
             *map = headers;
@@ -318,14 +333,13 @@ impl Transport {
                 operation,
                 reason: format!("cannot build the HTTP request: {error}"),
             })?;
-        let response =
-            sender
-                .send_request(request)
-                .await
-                .map_err(|error| SessionError::Transport {
-                    operation,
-                    reason: error.to_string(),
-                })?;
+        let response = sender.send_request(request).await.map_err(|error| {
+            self.record_exchange(operation, sent.as_ref(), request_body, None);
+            SessionError::Transport {
+                operation,
+                reason: error.to_string(),
+            }
+        })?;
         let status = response.status();
         let headers = response.headers().clone();
         let mut incoming = response.into_body();
@@ -358,6 +372,12 @@ impl Transport {
                 body.extend_from_slice(&data);
             }
         }
+        self.record_exchange(
+            operation,
+            sent.as_ref(),
+            request_body,
+            Some((status.as_u16(), &headers, &body)),
+        );
         Ok(Answer {
             status,
             headers,
