@@ -21,6 +21,7 @@
 mod error;
 pub mod notifications;
 pub mod paging;
+mod tls;
 mod transport;
 
 pub use error::ClientError;
@@ -33,6 +34,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use exmux_core::auth::{BoxFuture, Credentials};
+use exmux_core::http::HttpOptions;
 use exmux_core::{Clock, SystemClock};
 use tracing::Instrument as _;
 use url::Url;
@@ -43,7 +45,7 @@ use crate::throttle::{
     Admission, BackoffPolicy, RetryBudget, RetryDecision, Throttle, ThrottleSignal, ThrottleWait,
 };
 
-use transport::{HttpSettings, Outgoing, Transport};
+use transport::{Outgoing, Transport};
 
 /// Operations whose requests carry the server-affinity header and cookie, so that they
 /// reach the mailbox server that owns the subscription.
@@ -104,14 +106,13 @@ pub struct EwsClientBuilder {
     credentials: Credentials,
     header: RequestHeader,
     timeout: Duration,
-    connect_timeout: Duration,
+    http: HttpOptions,
     max_body_bytes: usize,
     policy: BackoffPolicy,
     seed: u64,
     clock: Arc<dyn Clock>,
     sleeper: Arc<dyn Sleeper>,
     on_wait: Option<WaitObserver>,
-    user_agent: String,
 }
 
 impl fmt::Debug for EwsClientBuilder {
@@ -141,7 +142,18 @@ impl EwsClientBuilder {
 
     /// Sets the time to open a connection. Default 30 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.http.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the HTTP and TLS options: the CA bundle (trusted in addition to the
+    /// platform's roots, or alone with `ca_bundle_only`), the proxy, certificate
+    /// verification, the connect timeout and the `User-Agent`. The CA bundle and the
+    /// verification setting apply to owned NTLM and Negotiate connections as well as to
+    /// the pool. `timeout` is not used: [`EwsClientBuilder::timeout`] bounds each call.
+    /// The options replace an earlier [`EwsClientBuilder::connect_timeout`].
+    pub fn http_options(mut self, options: HttpOptions) -> Self {
+        self.http = options;
         self
     }
 
@@ -186,7 +198,9 @@ impl EwsClientBuilder {
     /// # Errors
     ///
     /// [`ClientError::Config`] when the URL is not an absolute http or https URL, the
-    /// mailbox is empty, or the HTTP or TLS stack cannot be set up.
+    /// mailbox is empty, the CA bundle cannot be read or holds no certificate, the proxy
+    /// URL is invalid or is combined with NTLM or Negotiate credentials, or the HTTP or
+    /// TLS stack cannot be set up.
     pub fn build(self) -> Result<EwsClient, ClientError> {
         let url = Url::parse(&self.url).map_err(|error| ClientError::Config {
             reason: format!("invalid EWS URL {:?}: {error}", self.url),
@@ -209,11 +223,7 @@ impl EwsClientBuilder {
             });
         }
 
-        let settings = HttpSettings {
-            connect_timeout: self.connect_timeout,
-            user_agent: self.user_agent,
-        };
-        let transport = Transport::new(url.clone(), self.credentials, settings)?;
+        let transport = Transport::new(url.clone(), self.credentials, self.http)?;
         let throttle = Throttle::new(self.policy, self.seed);
         Ok(EwsClient {
             inner: Arc::new(Inner {
@@ -287,14 +297,13 @@ impl EwsClient {
             credentials,
             header: RequestHeader::default(),
             timeout: Duration::from_secs(120),
-            connect_timeout: Duration::from_secs(30),
+            http: HttpOptions::default(),
             max_body_bytes: 256 * 1024 * 1024,
             policy: BackoffPolicy::default(),
             seed: 0x0065_786d_7578,
             clock: Arc::new(SystemClock),
             sleeper: Arc::new(TokioSleeper),
             on_wait: None,
-            user_agent: format!("exmux/{}", env!("CARGO_PKG_VERSION")),
         }
     }
 

@@ -5,7 +5,6 @@
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -17,8 +16,10 @@ use url::Url;
 
 use exmux_core::Secret;
 use exmux_core::auth::{self, AuthError, AuthScheme, Credentials, NtlmHandshake};
+use exmux_core::http::{HttpOptions, ProxySetting};
 
 use super::error::ClientError;
+use super::tls;
 
 /// A response body as a stream of chunks.
 pub(crate) type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>;
@@ -90,13 +91,6 @@ impl Reply {
     }
 }
 
-/// Settings of the HTTP layer.
-#[derive(Clone, Debug)]
-pub(crate) struct HttpSettings {
-    pub(crate) connect_timeout: Duration,
-    pub(crate) user_agent: String,
-}
-
 /// The request headers that the client sets on top of the body.
 pub(crate) struct Outgoing<'a> {
     pub(crate) operation: &'static str,
@@ -110,29 +104,56 @@ pub(crate) struct Outgoing<'a> {
 pub(crate) struct Transport {
     url: Url,
     credentials: Credentials,
-    settings: HttpSettings,
+    options: HttpOptions,
     pool: RwLock<reqwest::Client>,
     owned: Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>>,
     affinity_cookie: Mutex<Option<Secret>>,
+    /// The TLS configuration of owned connections, which speak only HTTP/1.1.
     tls: Arc<rustls::ClientConfig>,
+    /// The TLS configuration each rebuilt pool starts from, so a rebuild does not read
+    /// the CA bundle again.
+    pool_tls: rustls::ClientConfig,
 }
 
 impl Transport {
+    /// Sets up the pool and the TLS configuration from `options`. Its `timeout` is not
+    /// used: the client bounds each call itself.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Config`] for an unreadable CA bundle or an invalid proxy URL, and
+    /// for an explicit proxy with NTLM or Negotiate credentials, whose owned connections
+    /// cannot go through a proxy yet.
     pub(crate) fn new(
         url: Url,
         credentials: Credentials,
-        settings: HttpSettings,
+        options: HttpOptions,
     ) -> Result<Self, ClientError> {
-        let pool = build_pool(&settings)?;
-        let tls = tls_config()?;
+        let owned_connections = matches!(
+            credentials,
+            Credentials::Ntlm { .. } | Credentials::Negotiate { .. }
+        );
+        if owned_connections && matches!(options.proxy, ProxySetting::Url { .. }) {
+            return Err(ClientError::Config {
+                reason: "NTLM and Negotiate connections cannot go through [http] proxy yet; \
+                         remove the proxy or use Basic or OAuth2 credentials"
+                    .to_owned(),
+            });
+        }
+
+        let pool_tls = tls::client_config(&options)?;
+        let pool = tls::build_pool(&options, &pool_tls)?;
+        let mut owned_tls = pool_tls.clone();
+        owned_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {
             url,
             credentials,
-            settings,
+            options,
             pool: RwLock::new(pool),
             owned: Arc::new(Mutex::new(Vec::new())),
             affinity_cookie: Mutex::new(None),
-            tls,
+            tls: Arc::new(owned_tls),
+            pool_tls,
         })
     }
 
@@ -141,7 +162,7 @@ impl Transport {
     /// after a fault on the same connection, so a keep-alive client read every later
     /// response one request late. Other pooled connections close with the old pool.
     pub(crate) fn discard_pooled_connections(&self) {
-        match build_pool(&self.settings) {
+        match tls::build_pool(&self.options, &self.pool_tls) {
             Ok(fresh) => {
                 if let Ok(mut pool) = self.pool.write() {
                     *pool = fresh;
@@ -270,7 +291,7 @@ impl Transport {
         );
         headers.insert(
             http::header::USER_AGENT,
-            header_value(request.operation, &self.settings.user_agent)?,
+            header_value(request.operation, &self.options.user_agent)?,
         );
 
         if request.affinity {
@@ -477,6 +498,8 @@ impl Transport {
         })
     }
 
+    // NOTE: owned connections ignore the proxy environment variables (HTTPS_PROXY and
+    // the like) and always connect directly.
     async fn connect(
         &self,
         operation: &'static str,
@@ -493,7 +516,7 @@ impl Transport {
             .ok_or_else(|| transport_error("the EWS URL has no port".to_owned()))?;
 
         let tcp = tokio::time::timeout(
-            self.settings.connect_timeout,
+            self.options.connect_timeout,
             tokio::net::TcpStream::connect((host.as_str(), port)),
         )
         .await
@@ -555,32 +578,6 @@ fn header_value(operation: &'static str, value: &str) -> Result<HeaderValue, Cli
     HeaderValue::from_str(value).map_err(|_| ClientError::Config {
         reason: format!("{operation}: a header value contains characters HTTP does not allow"),
     })
-}
-
-fn build_pool(settings: &HttpSettings) -> Result<reqwest::Client, ClientError> {
-    reqwest::Client::builder()
-        .connect_timeout(settings.connect_timeout)
-        .user_agent(settings.user_agent.clone())
-        .build()
-        .map_err(|error| ClientError::Config {
-            reason: format!("cannot build the HTTP client: {}", describe_reqwest(&error)),
-        })
-}
-
-// NOTE: owned (NTLM) connections trust only the platform's roots and speak HTTP/1.1;
-// the handshake is tested against a scripted server that does not verify the
-// AUTHENTICATE_MESSAGE, never against Exchange.
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, ClientError> {
-    use rustls_platform_verifier::BuilderVerifierExt as _;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .and_then(|builder| builder.with_platform_verifier())
-        .map_err(|error| ClientError::Config {
-            reason: format!("cannot set up TLS with the platform's roots: {error}"),
-        })?
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 /// Describes a reqwest error with its causes; reqwest's messages name the URL, which
