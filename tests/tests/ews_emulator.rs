@@ -1025,6 +1025,56 @@ async fn every_busy_shape_is_retried() {
     }
 }
 
+/// MessageXml (MS-OXWSCDATA ResponseMessageType) is free-form, and Exchange names the
+/// cause of an ErrorInternalServerError in its `InnerErrorResponseCode` value. An inner
+/// ErrorServerBusy inside an HTTP 200 response is throttling, so the client waits
+/// `BackOffMilliseconds` and retries.
+#[tokio::test]
+async fn inner_busy_in_200_message_is_retried() {
+    let setup = setup().await;
+    setup
+        .front_end
+        .internal_error_with_inner_busy_in_response_message(2, Duration::from_millis(1500));
+
+    let page = setup
+        .client
+        .call(&sync_request(None, 10))
+        .await
+        .unwrap()
+        .into_single("SyncFolderItems");
+
+    assert!(page.is_ok(), "{page:?}");
+    let slept = setup.slept.lock().unwrap().clone();
+    assert_eq!(slept.len(), 2, "one wait per throttled response: {slept:?}");
+    for wait in slept {
+        assert!(wait >= Duration::from_millis(1500), "waited {wait:?}");
+    }
+}
+
+#[tokio::test]
+async fn internal_error_without_inner_busy_is_not_retried() {
+    let setup = setup().await;
+    setup.front_end.throttle_in_response_message(
+        1,
+        ResponseCode::ErrorInternalServerError,
+        Some(Duration::from_millis(1500)),
+    );
+
+    let page = setup
+        .client
+        .call(&sync_request(None, 10))
+        .await
+        .unwrap()
+        .into_single("SyncFolderItems");
+
+    let error = page.unwrap_err();
+    assert_eq!(
+        error.response_code(),
+        Some(&ResponseCode::ErrorInternalServerError)
+    );
+    assert!(setup.slept.lock().unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn connection_count_throttling_is_retried() {
     let setup = setup().await;

@@ -66,15 +66,52 @@ fn back_off_xml(back_off: Duration) -> MessageXml {
     }
 }
 
-/// Returns a throttling response message with `code` and, when given,
-/// `BackOffMilliseconds`, as Exchange Online puts inside an HTTP 200 response.
-pub(crate) fn busy_message(code: ResponseCode, back_off: Option<Duration>) -> MessageError {
+/// A throttling response message that the front end puts inside an HTTP 200 response
+/// in place of the operation's result.
+#[derive(Clone, Debug)]
+pub(crate) struct ThrottledMessage {
+    /// The message's ResponseCode.
+    pub(crate) code: ResponseCode,
+    /// The inner code in MessageXml (`InnerErrorResponseCode`), which Exchange sends
+    /// with an ErrorInternalServerError.
+    pub(crate) inner: Option<ResponseCode>,
+    /// `BackOffMilliseconds` in MessageXml.
+    pub(crate) back_off: Option<Duration>,
+}
+
+/// Returns a throttling response message with `BackOffMilliseconds` when one is given,
+/// as Exchange Online puts inside an HTTP 200 response. With an inner code, MessageXml
+/// carries it in the `InnerErrorMessageText` / `InnerErrorResponseCode` values that
+/// Exchange uses for ErrorInternalServerError.
+pub(crate) fn busy_message(throttled: &ThrottledMessage) -> MessageError {
+    let mut message_xml = throttled.back_off.map(back_off_xml).unwrap_or_default();
+    let busy_text = "The server cannot service this request right now. Try again later.";
+    let text = match &throttled.inner {
+        None => busy_text,
+        Some(inner) => {
+            message_xml
+                .elements
+                .push(value("InnerErrorMessageText", busy_text));
+            message_xml
+                .elements
+                .push(value("InnerErrorResponseCode", inner.as_str()));
+            "An internal server error occurred. The operation failed."
+        }
+    };
     MessageError {
-        message_xml: back_off.map(back_off_xml).unwrap_or_default(),
-        ..code_error(
-            code,
-            "The server cannot service this request right now. Try again later.".to_owned(),
-        )
+        message_xml,
+        ..code_error(throttled.code.clone(), text.to_owned())
+    }
+}
+
+/// Returns a `t:Value Name=".."` element of MessageXml.
+fn value(name: &str, text: &str) -> Element {
+    Element {
+        ns: Ns::Types,
+        name: "Value".into(),
+        attrs: vec![("Name".into(), name.into())],
+        text: text.to_owned(),
+        children: Vec::new(),
     }
 }
 

@@ -20,7 +20,9 @@
 //!   fault ErrorServerBusy with `BackOffMilliseconds`).
 //! - ErrorServerBusy (or another throttling code) inside an HTTP 200 response message:
 //!   [`EwsFrontEnd::busy_in_response_message`] and
-//!   [`EwsFrontEnd::throttle_in_response_message`].
+//!   [`EwsFrontEnd::throttle_in_response_message`]; an ErrorInternalServerError whose
+//!   inner code is ErrorServerBusy, also inside HTTP 200:
+//!   [`EwsFrontEnd::internal_error_with_inner_busy_in_response_message`].
 //! - A dropped stream: [`FaultSwitches::cut_streams`](crate::server::FaultSwitches::cut_streams)
 //!   or the store's [`FrontEndFault::DropConnection`].
 //! - An expired subscription: [`EwsFrontEnd::expire_subscription`].
@@ -65,7 +67,7 @@ use crate::server::{
 };
 use crate::store::{FrontEndFault, SessionId, Store, SubscriptionId};
 
-use self::error::{busy_fault, busy_message, request_fault};
+use self::error::{ThrottledMessage, busy_fault, busy_message, request_fault};
 use self::ids::IdCodec;
 
 /// A deviation from the specification that real Exchange-compatible servers show and
@@ -198,7 +200,7 @@ pub(crate) struct Inner {
     heartbeat_millis: std::sync::atomic::AtomicU64,
     sessions: Mutex<HashMap<String, SessionId>>,
     subscriptions: Mutex<HashMap<String, SubscriptionInfo>>,
-    busy_messages: Mutex<VecDeque<(ResponseCode, Option<Duration>)>>,
+    busy_messages: Mutex<VecDeque<ThrottledMessage>>,
     busy_shape: Mutex<BusyShape>,
     connections: Mutex<HashMap<u64, ConnectionMemory>>,
 }
@@ -282,8 +284,31 @@ impl EwsFrontEnd {
         code: ResponseCode,
         back_off: Option<Duration>,
     ) {
+        let throttled = ThrottledMessage {
+            code,
+            inner: None,
+            back_off,
+        };
         let mut queue = lock(&self.inner.busy_messages);
-        queue.extend((0..count).map(|_| (code.clone(), back_off)));
+        queue.extend((0..count).map(|_| throttled.clone()));
+    }
+
+    /// Makes the next `count` requests get HTTP 200 responses whose one response
+    /// message is ErrorInternalServerError with the inner code ErrorServerBusy and
+    /// `BackOffMilliseconds` = `back_off` in its MessageXml, the `InnerErrorResponseCode`
+    /// shape Exchange uses when a failure inside a mailbox operation was throttling.
+    pub fn internal_error_with_inner_busy_in_response_message(
+        &self,
+        count: u32,
+        back_off: Duration,
+    ) {
+        let throttled = ThrottledMessage {
+            code: ResponseCode::ErrorInternalServerError,
+            inner: Some(ResponseCode::ErrorServerBusy),
+            back_off: Some(back_off),
+        };
+        let mut queue = lock(&self.inner.busy_messages);
+        queue.extend((0..count).map(|_| throttled.clone()));
     }
 
     /// Sets the shape of the "server busy" response. Default: [`BusyShape::SoapFault`].
@@ -502,7 +527,7 @@ fn dispatch(
     ctx: &mut ops::Ctx<'_>,
     operation: &str,
     body: &Element,
-    busy: Option<(ResponseCode, Option<Duration>)>,
+    busy: Option<ThrottledMessage>,
 ) -> Result<Vec<u8>, Vec<u8>> {
     let quirks = ctx.quirks;
     let busy = busy.as_ref();
@@ -553,7 +578,7 @@ fn dispatch(
 
 fn run<O, T>(
     body: &Element,
-    busy: Option<&(ResponseCode, Option<Duration>)>,
+    busy: Option<&ThrottledMessage>,
     quirks: Quirks,
     operate: impl FnOnce(O) -> Response<T>,
 ) -> Result<Vec<u8>, Vec<u8>>
@@ -567,9 +592,15 @@ where
         )
     })?;
     let mut response = match busy {
-        Some((code, back_off)) => {
-            warn!(operation = O::NAME, %code, ?back_off, "fault: throttling inside HTTP 200");
-            Response::new(vec![Err(busy_message(code.clone(), *back_off))])
+        Some(throttled) => {
+            warn!(
+                operation = O::NAME,
+                code = %throttled.code,
+                inner = ?throttled.inner,
+                back_off = ?throttled.back_off,
+                "fault: throttling inside HTTP 200"
+            );
+            Response::new(vec![Err(busy_message(throttled))])
         }
         None => operate(op),
     };
