@@ -11,10 +11,12 @@
 
 #[doc(hidden)]
 pub mod fuzz;
+mod recipient;
 mod request;
 mod response;
 pub(crate) mod writer;
 
+pub use recipient::{DistributionListRecipient, RecipientFlags, RecipientRow, X500Recipient};
 pub use request::{MessageReadState, ModifyRecipientRow, RopRequest, SortOrder};
 pub use response::{
     Backoff, BackoffRop, GhostInfo, LogonResponse, OpenMessageResponse, OpenRecipientRow,

@@ -2,7 +2,7 @@
 //! LogonId u8`, followed by its handle indexes and fields.
 
 use super::writer::{Put, len_u16, len_u32};
-use super::{RopError, RopString, rop_id};
+use super::{RecipientRow, RopError, RopString, rop_id};
 use crate::ids::{LongTermId, ObjectId};
 use crate::prop::{
     PropTag, PropertyName, Reader, Restriction, TaggedValue, decode_tag_array,
@@ -25,8 +25,42 @@ pub struct ModifyRecipientRow {
     pub row_id: u32,
     /// RecipientType (1 To, 2 Cc, 3 Bcc; 0 with an empty row removes the recipient).
     pub recipient_type: u8,
-    /// The RecipientRow (MS-OXCDATA 2.8.3), kept as raw bytes.
+    /// The RecipientRow (MS-OXCDATA 2.8.3) as bytes; empty removes the recipient. Decode
+    /// it with [`ModifyRecipientRow::recipient`].
     pub recipient_row: Vec<u8>,
+}
+
+impl ModifyRecipientRow {
+    /// Builds a row that adds or changes a recipient, encoding `recipient` over the
+    /// request's recipient `columns`.
+    ///
+    /// # Errors
+    /// See [`RecipientRow::encode`].
+    pub fn new(
+        row_id: u32,
+        recipient_type: u8,
+        recipient: &RecipientRow,
+        columns: &[PropTag],
+    ) -> Result<ModifyRecipientRow, RopError> {
+        Ok(ModifyRecipientRow {
+            row_id,
+            recipient_type,
+            recipient_row: recipient.to_bytes(columns)?,
+        })
+    }
+
+    /// Decodes the RecipientRow over the request's recipient `columns`; `None` for an
+    /// empty row, which removes the recipient. Error offsets count from the start of the
+    /// RecipientRow.
+    ///
+    /// # Errors
+    /// See [`RecipientRow::decode`].
+    pub fn recipient(&self, columns: &[PropTag]) -> Result<Option<RecipientRow>, RopError> {
+        if self.recipient_row.is_empty() {
+            return Ok(None);
+        }
+        RecipientRow::decode(&self.recipient_row, columns, 0).map(Some)
+    }
 }
 
 /// A read-state change of RopSynchronizationImportReadStateChanges (MessageReadState,

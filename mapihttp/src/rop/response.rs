@@ -3,7 +3,7 @@
 //! exceptions, and the server-only ROPs that follow the responses.
 
 use super::writer::{Put, len_u8, len_u16};
-use super::{RopError, RopRequest, error_code, rop_id};
+use super::{RecipientRow, RopError, RopRequest, error_code, rop_id};
 use crate::ids::{GlobCnt, Guid, LongTermId, ObjectId};
 use crate::notify::Notification;
 use crate::prop::{
@@ -114,8 +114,20 @@ pub struct OpenRecipientRow {
     pub code_page_id: u16,
     /// Reserved.
     pub reserved: u16,
-    /// The RecipientRow (MS-OXCDATA 2.8.3), kept as raw bytes.
+    /// The RecipientRow (MS-OXCDATA 2.8.3) as bytes. Decode it with
+    /// [`OpenRecipientRow::recipient`].
     pub recipient_row: Vec<u8>,
+}
+
+impl OpenRecipientRow {
+    /// Decodes the RecipientRow over the response's RecipientColumns. Error offsets
+    /// count from the start of the RecipientRow.
+    ///
+    /// # Errors
+    /// See [`RecipientRow::decode`].
+    pub fn recipient(&self, columns: &[PropTag]) -> Result<RecipientRow, RopError> {
+        RecipientRow::decode(&self.recipient_row, columns, 0)
+    }
 }
 
 /// A recipient row of RopReadRecipients (ReadRecipientRow, MS-OXCROPS 2.2.6.6.2.1).
@@ -129,8 +141,21 @@ pub struct ReadRecipientRow {
     pub code_page_id: u16,
     /// Reserved.
     pub reserved: u16,
-    /// The RecipientRow (MS-OXCDATA 2.8.3), kept as raw bytes.
+    /// The RecipientRow (MS-OXCDATA 2.8.3) as bytes. Decode it with
+    /// [`ReadRecipientRow::recipient`].
     pub recipient_row: Vec<u8>,
+}
+
+impl ReadRecipientRow {
+    /// Decodes the RecipientRow over the RecipientColumns of the RopOpenMessage response
+    /// that opened the message, because RopReadRecipients does not repeat them. Error
+    /// offsets count from the start of the RecipientRow.
+    ///
+    /// # Errors
+    /// See [`RecipientRow::decode`].
+    pub fn recipient(&self, columns: &[PropTag]) -> Result<RecipientRow, RopError> {
+        RecipientRow::decode(&self.recipient_row, columns, 0)
+    }
 }
 
 /// The success response of RopOpenMessage (MS-OXCROPS 2.2.6.1.2).

@@ -183,7 +183,10 @@ mod tests {
     #[test]
     fn secrets_replaced_names_kept() {
         let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, HeaderValue::from_static("Basic dXNlcjpwYXNz"));
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_static("Basic dXNlcjpwYXNz"),
+        );
         headers.insert(
             COOKIE,
             HeaderValue::from_static("MapiContext=abc; MapiSequence=1"),
@@ -215,7 +218,10 @@ mod tests {
 
     #[test]
     fn challenge_token_replaced_realm_kept() {
-        assert_eq!(redact_challenge("NTLM TlRMTVNTUAACAAAA=="), "NTLM [redacted]");
+        assert_eq!(
+            redact_challenge("NTLM TlRMTVNTUAACAAAA=="),
+            "NTLM [redacted]"
+        );
         assert_eq!(redact_challenge("Basic realm=\"x\""), "Basic realm=\"x\"");
     }
 
