@@ -1173,3 +1173,199 @@ async fn read_change_reported_twice_under_quirk() {
             .all(|c| c.item_id().unwrap().id == id.id)
     );
 }
+
+/// Returns the one change of an incremental SyncFolderItems of `folder` from `state`,
+/// and the state after it.
+async fn only_change(client: &EwsClient, folder: FolderRef, state: String) -> (SyncChange, String) {
+    let mut request = sync_request(Some(state), 10);
+    request.folder = folder;
+    let page = client
+        .call(&request)
+        .await
+        .unwrap()
+        .into_single("SyncFolderItems")
+        .unwrap();
+    assert_eq!(page.changes.len(), 1, "{:?}", page.changes);
+    (page.changes.into_iter().next().unwrap(), page.sync_state)
+}
+
+async fn sync_state_of(client: &EwsClient, folder: FolderRef) -> String {
+    let mut request = sync_request(None, 100);
+    request.folder = folder;
+    client.sync_folder_items(&request, |_| {}).await.unwrap()
+}
+
+async fn find_in(client: &EwsClient, folder: FolderRef, traversal: Traversal) -> Vec<Item> {
+    client
+        .find_items_all(&FindItem {
+            traversal,
+            shape: Shape::base(BaseShape::Default),
+            page: None,
+            parents: vec![folder],
+        })
+        .await
+        .unwrap()
+}
+
+fn subjects(items: &[Item]) -> Vec<&str> {
+    items
+        .iter()
+        .map(|item| item.subject.as_deref().unwrap_or_default())
+        .collect()
+}
+
+/// MS-OXWSCDATA 2.2.5.9: SoftDelete moves an item to the dumpster. It leaves its folder,
+/// so a sync reports it deleted, but it stays recoverable until purged.
+#[tokio::test]
+async fn soft_delete_is_recoverable() {
+    let setup = setup().await;
+    let client = &setup.client;
+    create_in(client, inbox(), "keep").await;
+    let soft = create_in(client, inbox(), "soft").await;
+    let state = sync_state_of(client, inbox()).await;
+
+    client
+        .call(&DeleteItem {
+            delete_type: DeleteType::SoftDelete,
+            item_ids: vec![soft.clone()],
+        })
+        .await
+        .unwrap()
+        .into_single("DeleteItem")
+        .unwrap();
+
+    let (change, state) = only_change(client, inbox(), state).await;
+    assert!(
+        matches!(&change, SyncChange::Delete(id) if id.id == soft.id),
+        "{change:?}"
+    );
+    let shallow = find_in(client, inbox(), Traversal::Shallow).await;
+    assert_eq!(subjects(&shallow), ["keep"]);
+    let soft_deleted = find_in(client, inbox(), Traversal::SoftDeleted).await;
+    assert_eq!(subjects(&soft_deleted), ["soft"]);
+    let deleted_items = find_in(
+        client,
+        FolderRef::distinguished(DistinguishedFolder::DeletedItems),
+        Traversal::Shallow,
+    )
+    .await;
+    assert!(deleted_items.is_empty(), "{deleted_items:?}");
+
+    // Recover it through the store, as an administrator would.
+    {
+        let mut store = setup.emulator.store().lock().unwrap();
+        let session = store.open_session("recovery");
+        let inbox_fid = store.well_known_folder(WellKnownFolder::Inbox).unwrap();
+        let recoverable: Vec<_> = store
+            .recoverable_items(inbox_fid)
+            .iter()
+            .map(|item| item.mid)
+            .collect();
+        assert_eq!(recoverable.len(), 1);
+        let recovered = store.recover_item(session, recoverable[0]).unwrap();
+        assert_ne!(
+            recovered.id, recoverable[0],
+            "a recovered item gets a new id"
+        );
+        assert!(store.recoverable_item(recoverable[0]).is_none());
+        assert!(store.recover_item(session, recoverable[0]).is_err());
+    }
+
+    let (change, _) = only_change(client, inbox(), state).await;
+    assert!(
+        matches!(&change, SyncChange::Create(item)
+            if item.item_id.as_ref().unwrap().id != soft.id),
+        "{change:?}"
+    );
+    let shallow = find_in(client, inbox(), Traversal::Shallow).await;
+    assert_eq!(subjects(&shallow), ["keep", "soft"]);
+    assert!(
+        find_in(client, inbox(), Traversal::SoftDeleted)
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn purged_soft_delete_is_gone() {
+    let setup = setup().await;
+    let client = &setup.client;
+    create_in(client, inbox(), "purge me").await;
+    let soft = find_in(client, inbox(), Traversal::Shallow).await;
+    client
+        .call(&DeleteItem {
+            delete_type: DeleteType::SoftDelete,
+            item_ids: vec![soft[0].item_id.clone().unwrap()],
+        })
+        .await
+        .unwrap();
+
+    {
+        let mut store = setup.emulator.store().lock().unwrap();
+        let session = store.open_session("purge");
+        let inbox_fid = store.well_known_folder(WellKnownFolder::Inbox).unwrap();
+        let mid = store.recoverable_items(inbox_fid)[0].mid;
+        store.purge_recoverable_item(session, mid).unwrap();
+        assert!(store.recoverable_items(inbox_fid).is_empty());
+        assert!(store.purge_recoverable_item(session, mid).is_err());
+        assert!(store.recover_item(session, mid).is_err());
+    }
+    assert!(
+        find_in(client, inbox(), Traversal::SoftDeleted)
+            .await
+            .is_empty()
+    );
+}
+
+/// MS-OXWSCDATA 2.2.5.9: MoveToDeletedItems moves the item to Deleted Items, and
+/// HardDelete removes it permanently. Neither leaves a recoverable item behind.
+#[tokio::test]
+async fn move_to_deleted_items_and_hard_delete() {
+    let setup = setup().await;
+    let client = &setup.client;
+    let deleted_items = FolderRef::distinguished(DistinguishedFolder::DeletedItems);
+    let moved = create_in(client, inbox(), "moved").await;
+    let hard = create_in(client, inbox(), "hard").await;
+    let inbox_state = sync_state_of(client, inbox()).await;
+    let deleted_state = sync_state_of(client, deleted_items.clone()).await;
+
+    client
+        .call(&DeleteItem {
+            delete_type: DeleteType::MoveToDeletedItems,
+            item_ids: vec![moved.clone()],
+        })
+        .await
+        .unwrap()
+        .into_single("DeleteItem")
+        .unwrap();
+
+    let (change, inbox_state) = only_change(client, inbox(), inbox_state).await;
+    assert!(
+        matches!(&change, SyncChange::Delete(id) if id.id == moved.id),
+        "{change:?}"
+    );
+    let (change, _) = only_change(client, deleted_items.clone(), deleted_state).await;
+    assert!(matches!(change, SyncChange::Create(_)), "{change:?}");
+    let in_deleted = find_in(client, deleted_items, Traversal::Shallow).await;
+    assert_eq!(subjects(&in_deleted), ["moved"]);
+
+    client
+        .call(&DeleteItem {
+            delete_type: DeleteType::HardDelete,
+            item_ids: vec![hard.clone()],
+        })
+        .await
+        .unwrap()
+        .into_single("DeleteItem")
+        .unwrap();
+    let (change, _) = only_change(client, inbox(), inbox_state).await;
+    assert!(
+        matches!(&change, SyncChange::Delete(id) if id.id == hard.id),
+        "{change:?}"
+    );
+    assert!(
+        find_in(client, inbox(), Traversal::SoftDeleted)
+            .await
+            .is_empty()
+    );
+}

@@ -362,12 +362,21 @@ pub(crate) fn find_item(ctx: &mut Ctx<'_>, op: FindItem) -> Response<FindItemPag
         .map(|parent| {
             let fid = ctx.folder(parent)?;
             if op.traversal == Traversal::SoftDeleted {
-                // The store keeps no soft-deleted items.
-                let (_, paging) = page(0, None);
-                return Ok(FindItemPage {
-                    paging,
-                    items: Vec::new(),
-                });
+                // The emulator lists a folder's soft-deleted items here, as Exchange 2007
+                // did. Exchange 2010 and later move them to the Recoverable Items folders
+                // at once (EWS Managed API reference, DeleteMode).
+                let recoverable = ctx.store.recoverable_items(fid);
+                let (range, paging) = page(
+                    recoverable.len(),
+                    op.page.map(|p| (p.offset, p.max_entries)),
+                );
+                let items = recoverable
+                    .get(range)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|item| convert::item(&ctx.ids, item, &op.shape))
+                    .collect();
+                return Ok(FindItemPage { paging, items });
             }
             let associated = op.traversal == Traversal::Associated;
             let total = ctx
@@ -602,17 +611,27 @@ pub(crate) fn delete_item(ctx: &mut Ctx<'_>, op: DeleteItem) -> Response<()> {
         .iter()
         .map(|id| {
             let mid = ctx.item(id)?;
-            if op.delete_type == DeleteType::MoveToDeletedItems {
-                let deleted_items = ctx.well_known(WellKnownFolder::DeletedItems)?;
-                ctx.store
-                    .move_item(ctx.session, mid, deleted_items)
-                    .map_err(|error| store_error(&error))?;
-            } else {
-                // NOTE: the store has no recoverable-items folder, so SoftDelete removes
-                // the item for good; Exchange still returns a soft-deleted item from GetItem.
-                ctx.store
-                    .delete_item(ctx.session, mid)
-                    .map_err(|error| store_error(&error))?;
+            // MS-OXWSCDATA 2.2.5.9: HardDelete removes the item permanently, SoftDelete
+            // moves it to the dumpster, and MoveToDeletedItems to Deleted Items.
+            match op.delete_type {
+                DeleteType::MoveToDeletedItems => {
+                    let deleted_items = ctx.well_known(WellKnownFolder::DeletedItems)?;
+                    ctx.store
+                        .move_item(ctx.session, mid, deleted_items)
+                        .map_err(|error| store_error(&error))?;
+                }
+                DeleteType::SoftDelete => {
+                    // NOTE: a soft-deleted item's old id is not found afterwards, as for
+                    // a move, and GetItem on it has not been compared with Exchange.
+                    ctx.store
+                        .soft_delete_item(ctx.session, mid)
+                        .map_err(|error| store_error(&error))?;
+                }
+                _ => {
+                    ctx.store
+                        .delete_item(ctx.session, mid)
+                        .map_err(|error| store_error(&error))?;
+                }
             }
             Ok(())
         })

@@ -355,6 +355,131 @@ impl Store {
         Ok(cn)
     }
 
+    /// Soft-deletes an item: it moves to the dumpster (MS-OXWSCDATA 2.2.5.9, DisposalType
+    /// `SoftDelete`). The item leaves its folder exactly as [`Store::delete_item`] removes
+    /// it, with a tombstone and a Deleted notice, so syncs report it deleted. The store
+    /// keeps it as recoverable until [`Store::recover_item`] or
+    /// [`Store::purge_recoverable_item`]. Returns the change number of the deletion.
+    ///
+    /// # Errors
+    ///
+    /// A bad session or [`StoreError::ItemNotFound`].
+    pub fn soft_delete_item(
+        &mut self,
+        session: SessionId,
+        mid: Mid,
+    ) -> Result<super::Cn, StoreError> {
+        let item = self
+            .items
+            .get(&mid)
+            .ok_or(StoreError::ItemNotFound {
+                operation: "soft-delete item",
+                mid,
+            })?
+            .clone();
+        let cn = self.delete_item(session, mid)?;
+        self.recoverable_items.insert(mid, item);
+        Ok(cn)
+    }
+
+    /// Returns a soft-deleted item by the id it had in its folder.
+    pub fn recoverable_item(&self, mid: Mid) -> Option<&Item> {
+        self.recoverable_items.get(&mid)
+    }
+
+    /// Returns the items soft-deleted from `fid` and not yet recovered or purged, in
+    /// message id order. A folder that no longer exists may still have some.
+    pub fn recoverable_items(&self, fid: Fid) -> Vec<&Item> {
+        self.recoverable_items
+            .values()
+            .filter(|item| item.folder == fid)
+            .collect()
+    }
+
+    /// Restores a soft-deleted item into the folder it was deleted from. As on a move,
+    /// the item gets a new message id and change number and keeps its change key, PCL
+    /// and properties. Subscribers get a Created notice for the folder.
+    ///
+    /// # Errors
+    ///
+    /// A bad session, [`StoreError::ItemNotFound`] when `mid` is not a recoverable
+    /// item, or [`StoreError::FolderNotFound`] when its folder was deleted since. The
+    /// item stays recoverable after an error.
+    pub fn recover_item(
+        &mut self,
+        session: SessionId,
+        mid: Mid,
+    ) -> Result<WriteResult<Mid>, StoreError> {
+        const OPERATION: &str = "recover item";
+        self.check_session(OPERATION, session)?;
+        let folder = self
+            .recoverable_items
+            .get(&mid)
+            .ok_or(StoreError::ItemNotFound {
+                operation: OPERATION,
+                mid,
+            })?
+            .folder;
+        self.check_folder(OPERATION, folder)?;
+
+        let new_mid = Mid(self.next_globcnt(OPERATION)?);
+        let mut stamp = self.new_stamp(OPERATION, session, None, &ImportStamp::default())?;
+        let Some(original) = self.recoverable_items.remove(&mid) else {
+            return Err(StoreError::ItemNotFound {
+                operation: OPERATION,
+                mid,
+            });
+        };
+        stamp.change_key = original.stamp.change_key.clone();
+        stamp.pcl = original.stamp.pcl.clone();
+        let cn = stamp.cn;
+        let result = WriteResult {
+            id: new_mid,
+            cn,
+            change_key: stamp.change_key.clone(),
+        };
+
+        self.insert_item(Item {
+            mid: new_mid,
+            stamp,
+            read_cn: None,
+            created_by: session,
+            ..original
+        });
+        self.emit(
+            EventKind::Created,
+            ObjectId::Item(new_mid),
+            folder,
+            None,
+            session,
+            Some(cn),
+        );
+        Ok(result)
+    }
+
+    /// Removes a soft-deleted item for good, as an administrator's purge of the
+    /// dumpster does. No notice is sent, since the item left its folder already.
+    ///
+    /// # Errors
+    ///
+    /// A bad session, or [`StoreError::ItemNotFound`] when `mid` is not a recoverable
+    /// item.
+    pub fn purge_recoverable_item(
+        &mut self,
+        session: SessionId,
+        mid: Mid,
+    ) -> Result<(), StoreError> {
+        const OPERATION: &str = "purge recoverable item";
+        self.check_session(OPERATION, session)?;
+        self.recoverable_items
+            .remove(&mid)
+            .map(|_| ())
+            .ok_or(StoreError::ItemNotFound {
+                operation: OPERATION,
+                mid,
+            })
+    }
+
     /// Moves an item to `target`. The item gets a new message id and change number in
     /// the target and leaves a tombstone under its old id. Its change key, PCL and
     /// properties stay.

@@ -105,6 +105,9 @@ pub struct Store {
     folder_items: BTreeMap<Fid, BTreeSet<Mid>>,
     item_tombstones: BTreeMap<Mid, Tombstone>,
     folder_tombstones: BTreeMap<Fid, Tombstone>,
+    /// Soft-deleted items (the dumpster), under the id they had in their folder. Each
+    /// keeps `Item::folder`, the folder it was deleted from.
+    recoverable_items: BTreeMap<Mid, Item>,
     sessions: BTreeMap<SessionId, SessionInfo>,
     subscriptions: BTreeMap<SubscriptionId, Subscription>,
     next_session: u64,
@@ -145,6 +148,7 @@ impl Store {
             folder_items: BTreeMap::new(),
             item_tombstones: BTreeMap::new(),
             folder_tombstones: BTreeMap::new(),
+            recoverable_items: BTreeMap::new(),
             sessions,
             subscriptions: BTreeMap::new(),
             next_session: 1,
