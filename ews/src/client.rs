@@ -21,6 +21,7 @@
 mod error;
 pub mod notifications;
 pub mod paging;
+pub mod record;
 mod tls;
 mod transport;
 
@@ -45,6 +46,7 @@ use crate::throttle::{
     Admission, BackoffPolicy, RetryBudget, RetryDecision, Throttle, ThrottleSignal, ThrottleWait,
 };
 
+use record::Recorder;
 use transport::{Outgoing, Transport};
 
 /// Operations whose requests carry the server-affinity header and cookie, so that they
@@ -113,6 +115,7 @@ pub struct EwsClientBuilder {
     clock: Arc<dyn Clock>,
     sleeper: Arc<dyn Sleeper>,
     on_wait: Option<WaitObserver>,
+    recorder: Option<Arc<dyn Recorder>>,
 }
 
 impl fmt::Debug for EwsClientBuilder {
@@ -193,6 +196,13 @@ impl EwsClientBuilder {
         self
     }
 
+    /// Sets a recorder that receives every HTTP exchange, with secrets replaced (see
+    /// [`record`]).
+    pub fn recorder(mut self, recorder: Arc<dyn Recorder>) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -223,7 +233,8 @@ impl EwsClientBuilder {
             });
         }
 
-        let transport = Transport::new(url.clone(), self.credentials, self.http)?;
+        let mut transport = Transport::new(url.clone(), self.credentials, self.http)?;
+        transport.recorder = self.recorder;
         let throttle = Throttle::new(self.policy, self.seed);
         Ok(EwsClient {
             inner: Arc::new(Inner {
@@ -304,6 +315,7 @@ impl EwsClient {
             clock: Arc::new(SystemClock),
             sleeper: Arc::new(TokioSleeper),
             on_wait: None,
+            recorder: None,
         }
     }
 

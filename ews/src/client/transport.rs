@@ -19,6 +19,7 @@ use exmux_core::auth::{self, AuthError, AuthScheme, Credentials, NtlmHandshake};
 use exmux_core::http::{HttpOptions, ProxySetting};
 
 use super::error::ClientError;
+use super::record::{self, PendingExchange, Recorder};
 use super::tls;
 
 /// A response body as a stream of chunks.
@@ -113,6 +114,8 @@ pub(crate) struct Transport {
     /// The TLS configuration each rebuilt pool starts from, so a rebuild does not read
     /// the CA bundle again.
     pool_tls: rustls::ClientConfig,
+    /// Receives every exchange when set (see `record`).
+    pub(crate) recorder: Option<Arc<dyn Recorder>>,
 }
 
 impl Transport {
@@ -154,6 +157,7 @@ impl Transport {
             affinity_cookie: Mutex::new(None),
             tls: Arc::new(owned_tls),
             pool_tls,
+            recorder: None,
         })
     }
 
@@ -333,16 +337,29 @@ impl Transport {
             headers.insert(AUTHORIZATION, value);
         }
 
-        let response = client
+        let pending = PendingExchange::begin(
+            self.recorder.as_ref(),
+            operation,
+            &self.url,
+            &headers,
+            &request.body,
+        );
+        let response = match client
             .post(self.url.clone())
             .headers(headers)
             .body(request.body.clone())
             .send()
             .await
-            .map_err(|error| ClientError::Transport {
-                operation,
-                reason: describe_reqwest(&error),
-            })?;
+        {
+            Ok(response) => response,
+            Err(error) => {
+                record::failed(pending);
+                return Err(ClientError::Transport {
+                    operation,
+                    reason: describe_reqwest(&error),
+                });
+            }
+        };
 
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -351,8 +368,8 @@ impl Transport {
             .map(|chunk| chunk.map_err(|error| describe_reqwest(&error)));
         Ok(Reply {
             status,
+            body: record::respond(pending, status, &headers, Box::pin(body)),
             headers,
-            body: Box::pin(body),
             lease: None,
         })
     }
@@ -468,6 +485,13 @@ impl Transport {
         };
         headers.insert(http::header::HOST, header_value(operation, &authority)?);
 
+        let pending = PendingExchange::begin(
+            self.recorder.as_ref(),
+            operation,
+            &self.url,
+            &headers,
+            &request.body,
+        );
         let mut builder = http::Request::post(&self.url[url::Position::BeforePath..]);
         if let Some(map) = builder.headers_mut() {
             *map = headers;
@@ -478,22 +502,24 @@ impl Transport {
                 reason: format!("cannot build the HTTP request: {error}"),
             })?;
 
-        let response =
-            sender
-                .send_request(http_request)
-                .await
-                .map_err(|error| ClientError::Transport {
+        let response = match sender.send_request(http_request).await {
+            Ok(response) => response,
+            Err(error) => {
+                record::failed(pending);
+                return Err(ClientError::Transport {
                     operation,
                     reason: error.to_string(),
-                })?;
+                });
+            }
+        };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.into_body().into_data_stream();
         let body = body.map(|chunk| chunk.map_err(|error| error.to_string()));
         Ok(Reply {
             status,
+            body: record::respond(pending, status, &headers, Box::pin(body)),
             headers,
-            body: Box::pin(body),
             lease: None,
         })
     }

@@ -1,11 +1,11 @@
-//! An optional hook that sees every HTTP exchange of the session, so a user can record
+//! An optional hook that receives every HTTP exchange of the session, so a user can record
 //! a session and attach it to a bug report.
 //!
 //! The session calls the [`Recorder`] once per exchange, after the whole response body
 //! was read (or the request failed without a response), with the request's headers and
 //! body and the response's headers and body. The values of `Authorization`,
 //! `Proxy-Authorization`, `Cookie`, `Set-Cookie` and the tokens of `WWW-Authenticate`
-//! are replaced by [`REDACTED`] before the recorder sees them. Bodies are passed as
+//! are replaced by [`REDACTED`] before the recorder receives them. Bodies are passed as
 //! sent: MAPI/HTTP bodies carry no credentials.
 
 use std::fmt;
@@ -25,7 +25,7 @@ pub struct Exchange<'a> {
     /// The request type and, for Execute, the first ROP: `Connect`,
     /// `Execute-RopLogon`, `NotificationWait`.
     pub operation: String,
-    /// What the session was doing, in its own words (`open folder`, `sync contents`).
+    /// The session's description of the request (`open folder`, `sync contents`).
     pub purpose: &'static str,
     /// The request target: the URL's path and query.
     pub target: String,
@@ -83,7 +83,7 @@ pub(crate) fn redacted_headers(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Keeps the cookie name and the attributes of a `Set-Cookie` value.
+/// Replaces the value of a `Set-Cookie` and keeps its cookie name and attributes.
 fn redact_set_cookie(value: &str) -> String {
     let (pair, attributes) = value.split_once(';').unwrap_or((value, ""));
     let cookie = match pair.split_once('=') {

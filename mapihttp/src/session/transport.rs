@@ -43,7 +43,7 @@ pub(crate) struct Transport {
     pub(crate) owned: Mutex<Vec<SendRequest<Full<Bytes>>>>,
     /// TLS settings of owned connections; `None` uses the platform's roots.
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
-    /// Sees every exchange when set (see `record`).
+    /// Receives every exchange when set (see `record`).
     pub(crate) recorder: Option<Arc<dyn super::record::Recorder>>,
 }
 
