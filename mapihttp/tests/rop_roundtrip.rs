@@ -10,9 +10,10 @@ use exmux_mapihttp::prop::{
 };
 use exmux_mapihttp::rop::{
     GhostInfo, LogonResponse, MessageReadState, ModifyRecipientRow, OpenMessageResponse,
-    OpenRecipientRow, PropertyProblem, ReadRecipientRow, ResponseBody, ResponseContext, RopBuffer,
-    RopRequest, RopResponse, RopResult, RopString, SortOrder, TypedString, decode_request_buffer,
-    decode_response_buffer, encode_request_buffer, encode_response_buffer, rop_id,
+    OpenRecipientRow, PropertyProblem, ReadRecipientRow, ReadStatusChange, ResponseBody,
+    ResponseContext, RopBuffer, RopRequest, RopResponse, RopResult, RopString, SortOrder,
+    TypedString, decode_request_buffer, decode_response_buffer, encode_request_buffer,
+    encode_response_buffer, rop_id,
 };
 use proptest::prelude::*;
 
@@ -681,8 +682,80 @@ fn requests_g() -> impl Strategy<Value = RopRequest> {
     })
 }
 
+fn requests_h() -> impl Strategy<Value = RopRequest> {
+    prop_oneof![
+        (handles(), any::<u8>(), any::<u8>()).prop_map(|((l, i, o), r, f)| {
+            RopRequest::SetMessageReadFlag {
+                logon_id: l,
+                response_handle: r,
+                input_handle: i,
+                read_flags: f ^ o,
+            }
+        }),
+        (handles(), ids(), any::<u8>(), any::<u8>()).prop_map(|((l, i, o), m, c, so)| {
+            RopRequest::FastTransferSourceCopyMessages {
+                logon_id: l,
+                input_handle: i,
+                output_handle: o,
+                message_ids: m,
+                copy_flags: c,
+                send_options: so,
+            }
+        }),
+        (handles(), any::<u8>(), any::<u8>()).prop_map(|((l, i, o), c, so)| {
+            RopRequest::FastTransferSourceCopyFolder {
+                logon_id: l,
+                input_handle: i,
+                output_handle: o,
+                copy_flags: c,
+                send_options: so,
+            }
+        }),
+        (handles(), any::<u8>(), any::<u32>(), any::<u8>(), tags()).prop_map(
+            |((l, i, o), v, c, so, t)| RopRequest::FastTransferSourceCopyTo {
+                logon_id: l,
+                input_handle: i,
+                output_handle: o,
+                level: v,
+                copy_flags: c,
+                send_options: so,
+                tags: t,
+            }
+        ),
+        (handles(), any::<u8>(), any::<u8>(), any::<u8>(), tags()).prop_map(
+            |((l, i, o), v, c, so, t)| RopRequest::FastTransferSourceCopyProperties {
+                logon_id: l,
+                input_handle: i,
+                output_handle: o,
+                level: v,
+                copy_flags: c,
+                send_options: so,
+                tags: t,
+            }
+        ),
+        (handles(), any::<bool>(), any::<bool>()).prop_map(|((l, i, _), a, d)| {
+            RopRequest::HardDeleteMessagesAndSubfolders {
+                logon_id: l,
+                input_handle: i,
+                want_asynchronous: a,
+                want_delete_associated: d,
+            }
+        }),
+        (handles(), any::<bool>(), any::<bool>(), ids()).prop_map(|((l, i, _), a, n, m)| {
+            RopRequest::HardDeleteMessages {
+                logon_id: l,
+                input_handle: i,
+                want_asynchronous: a,
+                notify_non_read: n,
+                message_ids: m,
+            }
+        }),
+    ]
+}
+
 fn request() -> impl Strategy<Value = RopRequest> {
     prop_oneof![
+        requests_h(),
         requests_a(),
         requests_b(),
         requests_c(),
@@ -901,6 +974,24 @@ fn body() -> impl Strategy<Value = (u8, ResponseBody)> {
         Just((rop_id::REGISTER_NOTIFICATION, B::Empty)),
         any::<bool>().prop_map(|p| (rop_id::MOVE_COPY_MESSAGES, B::PartialCompletion(p))),
         any::<bool>().prop_map(|p| (rop_id::SET_READ_FLAGS, B::PartialCompletion(p))),
+        any::<bool>().prop_map(|p| (rop_id::HARD_DELETE_MESSAGES, B::PartialCompletion(p))),
+        any::<bool>().prop_map(|p| (
+            rop_id::HARD_DELETE_MESSAGES_AND_SUBFOLDERS,
+            B::PartialCompletion(p)
+        )),
+        prop::option::of((any::<u8>(), any::<[u8; 24]>())).prop_map(|c| (
+            rop_id::SET_MESSAGE_READ_FLAG,
+            B::MessageReadFlag {
+                changed: c.map(|(logon_id, client_data)| ReadStatusChange {
+                    logon_id,
+                    client_data,
+                }),
+            }
+        )),
+        Just((rop_id::FAST_TRANSFER_SOURCE_COPY_TO, B::Empty)),
+        Just((rop_id::FAST_TRANSFER_SOURCE_COPY_PROPERTIES, B::Empty)),
+        Just((rop_id::FAST_TRANSFER_SOURCE_COPY_MESSAGES, B::Empty)),
+        Just((rop_id::FAST_TRANSFER_SOURCE_COPY_FOLDER, B::Empty)),
     ];
     let d = (any::<u8>(), id(), typed_string(), any::<u16>(), tags()).prop_map(
         |(reserved, message_id, subject, count, columns)| {
@@ -962,7 +1053,9 @@ proptest! {
         prop_assume!(!matches!(code, 0x478 | 0x503 | 0x480 | 0x0004_0380));
         let id = request.rop_id();
         let body = match id {
-            0x1E | 0x66 | 0x1D | 0x33 | 0x35 | 0x36 => ResponseBody::PartialCompletion(true),
+            0x1E | 0x66 | 0x1D | 0x33 | 0x35 | 0x36 | 0x91 | 0x92 => {
+                ResponseBody::PartialCompletion(true)
+            }
             0x4E => ResponseBody::FastTransferBuffer {
                 transfer_status: 0, in_progress_count: 0, total_step_count: 0, reserved: 0, transfer_buffer: vec![],
             },

@@ -20,7 +20,8 @@ pub use recipient::{DistributionListRecipient, RecipientFlags, RecipientRow, X50
 pub use request::{MessageReadState, ModifyRecipientRow, RopRequest, SortOrder};
 pub use response::{
     Backoff, BackoffRop, GhostInfo, LogonResponse, OpenMessageResponse, OpenRecipientRow,
-    PropertyProblem, ReadRecipientRow, ResponseBody, RopResponse, RopResult, TypedString,
+    PropertyProblem, ReadRecipientRow, ReadStatusChange, ResponseBody, RopResponse, RopResult,
+    TypedString,
 };
 
 use crate::ids::IdsError;
@@ -47,6 +48,7 @@ pub mod rop_id {
     pub const REMOVE_ALL_RECIPIENTS: u8 = 0x0D;
     pub const MODIFY_RECIPIENTS: u8 = 0x0E;
     pub const READ_RECIPIENTS: u8 = 0x0F;
+    pub const SET_MESSAGE_READ_FLAG: u8 = 0x11;
     pub const SET_COLUMNS: u8 = 0x12;
     pub const SORT_TABLE: u8 = 0x13;
     pub const RESTRICT: u8 = 0x14;
@@ -74,6 +76,9 @@ pub mod rop_id {
     pub const LONG_TERM_ID_FROM_ID: u8 = 0x43;
     pub const ID_FROM_LONG_TERM_ID: u8 = 0x44;
     pub const OPEN_EMBEDDED_MESSAGE: u8 = 0x46;
+    pub const FAST_TRANSFER_SOURCE_COPY_MESSAGES: u8 = 0x4B;
+    pub const FAST_TRANSFER_SOURCE_COPY_FOLDER: u8 = 0x4C;
+    pub const FAST_TRANSFER_SOURCE_COPY_TO: u8 = 0x4D;
     pub const FAST_TRANSFER_SOURCE_GET_BUFFER: u8 = 0x4E;
     pub const FIND_ROW: u8 = 0x4F;
     pub const GET_NAMES_FROM_PROPERTY_IDS: u8 = 0x55;
@@ -81,6 +86,7 @@ pub mod rop_id {
     pub const COMMIT_STREAM: u8 = 0x5D;
     pub const GET_STREAM_SIZE: u8 = 0x5E;
     pub const SET_READ_FLAGS: u8 = 0x66;
+    pub const FAST_TRANSFER_SOURCE_COPY_PROPERTIES: u8 = 0x69;
     pub const PENDING: u8 = 0x6E;
     pub const SYNCHRONIZATION_CONFIGURE: u8 = 0x70;
     pub const SYNCHRONIZATION_IMPORT_MESSAGE_CHANGE: u8 = 0x72;
@@ -94,6 +100,8 @@ pub mod rop_id {
     pub const GET_LOCAL_REPLICA_IDS: u8 = 0x7F;
     pub const SYNCHRONIZATION_IMPORT_READ_STATE_CHANGES: u8 = 0x80;
     pub const SYNCHRONIZATION_GET_TRANSFER_STATE: u8 = 0x82;
+    pub const HARD_DELETE_MESSAGES_AND_SUBFOLDERS: u8 = 0x92;
+    pub const HARD_DELETE_MESSAGES: u8 = 0x91;
     pub const BACKOFF: u8 = 0xF9;
     pub const LOGON: u8 = 0xFE;
     pub const BUFFER_TOO_SMALL: u8 = 0xFF;
@@ -103,6 +111,7 @@ pub mod rop_id {
         matches!(
             id,
             0x01..=0x0F
+                | 0x11
                 | 0x12..=0x15
                 | 0x18
                 | 0x1C..=0x1E
@@ -118,6 +127,7 @@ pub mod rop_id {
                 | 0x43
                 | 0x44
                 | 0x46
+                | 0x4B..=0x4D
                 | 0x4E
                 | 0x4F
                 | 0x55
@@ -125,12 +135,15 @@ pub mod rop_id {
                 | 0x5D
                 | 0x5E
                 | 0x66
+                | 0x69
                 | 0x70
                 | 0x72..=0x78
                 | 0x7E
                 | 0x7F
                 | 0x80
                 | 0x82
+                | 0x91
+                | 0x92
                 | 0xFE
         )
     }
@@ -153,6 +166,7 @@ pub mod rop_id {
             REMOVE_ALL_RECIPIENTS => "RopRemoveAllRecipients",
             MODIFY_RECIPIENTS => "RopModifyRecipients",
             READ_RECIPIENTS => "RopReadRecipients",
+            SET_MESSAGE_READ_FLAG => "RopSetMessageReadFlag",
             SET_COLUMNS => "RopSetColumns",
             SORT_TABLE => "RopSortTable",
             RESTRICT => "RopRestrict",
@@ -180,6 +194,9 @@ pub mod rop_id {
             LONG_TERM_ID_FROM_ID => "RopLongTermIdFromId",
             ID_FROM_LONG_TERM_ID => "RopIdFromLongTermId",
             OPEN_EMBEDDED_MESSAGE => "RopOpenEmbeddedMessage",
+            FAST_TRANSFER_SOURCE_COPY_MESSAGES => "RopFastTransferSourceCopyMessages",
+            FAST_TRANSFER_SOURCE_COPY_FOLDER => "RopFastTransferSourceCopyFolder",
+            FAST_TRANSFER_SOURCE_COPY_TO => "RopFastTransferSourceCopyTo",
             FAST_TRANSFER_SOURCE_GET_BUFFER => "RopFastTransferSourceGetBuffer",
             FIND_ROW => "RopFindRow",
             GET_NAMES_FROM_PROPERTY_IDS => "RopGetNamesFromPropertyIds",
@@ -187,6 +204,7 @@ pub mod rop_id {
             COMMIT_STREAM => "RopCommitStream",
             GET_STREAM_SIZE => "RopGetStreamSize",
             SET_READ_FLAGS => "RopSetReadFlags",
+            FAST_TRANSFER_SOURCE_COPY_PROPERTIES => "RopFastTransferSourceCopyProperties",
             PENDING => "RopPending",
             SYNCHRONIZATION_CONFIGURE => "RopSynchronizationConfigure",
             SYNCHRONIZATION_IMPORT_MESSAGE_CHANGE => "RopSynchronizationImportMessageChange",
@@ -202,6 +220,8 @@ pub mod rop_id {
             GET_LOCAL_REPLICA_IDS => "RopGetLocalReplicaIds",
             SYNCHRONIZATION_IMPORT_READ_STATE_CHANGES => "RopSynchronizationImportReadStateChanges",
             SYNCHRONIZATION_GET_TRANSFER_STATE => "RopSynchronizationGetTransferState",
+            HARD_DELETE_MESSAGES_AND_SUBFOLDERS => "RopHardDeleteMessagesAndSubfolders",
+            HARD_DELETE_MESSAGES => "RopHardDeleteMessages",
             BACKOFF => "RopBackoff",
             LOGON => "RopLogon",
             BUFFER_TOO_SMALL => "RopBufferTooSmall",

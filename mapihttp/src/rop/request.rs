@@ -177,6 +177,17 @@ pub enum RopRequest {
         row_id: u32,
         reserved: u16,
     },
+    /// RopSetMessageReadFlag 0x11 (2.2.6.11): sets or clears the read flag of an open
+    /// message; the response echoes `response_handle`, the message's folder.
+    // NOTE: a public-folder logon adds 24 bytes of ClientData after ReadFlags, but the
+    // request decoder does not know the logon's flags, so it reads the private-mailbox
+    // form only and this variant cannot carry ClientData.
+    SetMessageReadFlag {
+        logon_id: u8,
+        response_handle: u8,
+        input_handle: u8,
+        read_flags: u8,
+    },
     /// RopSetColumns 0x12 (2.2.5.1).
     SetColumns {
         logon_id: u8,
@@ -381,6 +392,48 @@ pub enum RopRequest {
         input_handle: u8,
         long_term_id: LongTermId,
     },
+    /// RopFastTransferSourceCopyMessages 0x4B (2.2.12.6): opens a FastTransfer download
+    /// of whole messages of the input folder.
+    FastTransferSourceCopyMessages {
+        logon_id: u8,
+        input_handle: u8,
+        output_handle: u8,
+        message_ids: Vec<ObjectId>,
+        copy_flags: u8,
+        send_options: u8,
+    },
+    /// RopFastTransferSourceCopyFolder 0x4C (2.2.12.5): opens a FastTransfer download of
+    /// the input folder.
+    FastTransferSourceCopyFolder {
+        logon_id: u8,
+        input_handle: u8,
+        output_handle: u8,
+        copy_flags: u8,
+        send_options: u8,
+    },
+    /// RopFastTransferSourceCopyTo 0x4D (2.2.12.7): opens a FastTransfer download of an
+    /// object without the properties in `tags`. CopyFlags is 32 bits here, 8 bits in the
+    /// other copy ROPs.
+    FastTransferSourceCopyTo {
+        logon_id: u8,
+        input_handle: u8,
+        output_handle: u8,
+        level: u8,
+        copy_flags: u32,
+        send_options: u8,
+        tags: Vec<PropTag>,
+    },
+    /// RopFastTransferSourceCopyProperties 0x69 (2.2.12.8): opens a FastTransfer download
+    /// of the properties in `tags` of an object.
+    FastTransferSourceCopyProperties {
+        logon_id: u8,
+        input_handle: u8,
+        output_handle: u8,
+        level: u8,
+        copy_flags: u8,
+        send_options: u8,
+        tags: Vec<PropTag>,
+    },
     /// RopFastTransferSourceGetBuffer 0x4E (2.2.12.4). `maximum_buffer_size` is on the
     /// wire only when `buffer_size` is 0xBABE.
     FastTransferSourceGetBuffer {
@@ -508,6 +561,22 @@ pub enum RopRequest {
         input_handle: u8,
         output_handle: u8,
     },
+    /// RopHardDeleteMessagesAndSubfolders 0x92 (2.2.4.10): hard deletes the messages and
+    /// subfolders of the input folder.
+    HardDeleteMessagesAndSubfolders {
+        logon_id: u8,
+        input_handle: u8,
+        want_asynchronous: bool,
+        want_delete_associated: bool,
+    },
+    /// RopHardDeleteMessages 0x91 (2.2.4.12): hard deletes messages of the input folder.
+    HardDeleteMessages {
+        logon_id: u8,
+        input_handle: u8,
+        want_asynchronous: bool,
+        notify_non_read: bool,
+        message_ids: Vec<ObjectId>,
+    },
     /// RopLogon 0xFE (2.2.3.1). `essdn` is the mailbox DN without its terminator.
     Logon {
         logon_id: u8,
@@ -607,6 +676,17 @@ impl RopRequest {
             Q::RemoveAllRecipients { .. } => rop_id::REMOVE_ALL_RECIPIENTS,
             Q::ModifyRecipients { .. } => rop_id::MODIFY_RECIPIENTS,
             Q::ReadRecipients { .. } => rop_id::READ_RECIPIENTS,
+            Q::SetMessageReadFlag { .. } => rop_id::SET_MESSAGE_READ_FLAG,
+            Q::FastTransferSourceCopyMessages { .. } => rop_id::FAST_TRANSFER_SOURCE_COPY_MESSAGES,
+            Q::FastTransferSourceCopyFolder { .. } => rop_id::FAST_TRANSFER_SOURCE_COPY_FOLDER,
+            Q::FastTransferSourceCopyTo { .. } => rop_id::FAST_TRANSFER_SOURCE_COPY_TO,
+            Q::FastTransferSourceCopyProperties { .. } => {
+                rop_id::FAST_TRANSFER_SOURCE_COPY_PROPERTIES
+            }
+            Q::HardDeleteMessagesAndSubfolders { .. } => {
+                rop_id::HARD_DELETE_MESSAGES_AND_SUBFOLDERS
+            }
+            Q::HardDeleteMessages { .. } => rop_id::HARD_DELETE_MESSAGES,
             Q::SetColumns { .. } => rop_id::SET_COLUMNS,
             Q::SortTable { .. } => rop_id::SORT_TABLE,
             Q::Restrict { .. } => rop_id::RESTRICT,
@@ -692,11 +772,18 @@ impl RopRequest {
             | Q::SynchronizationImportMessageChange { output_handle, .. }
             | Q::SynchronizationOpenCollector { output_handle, .. }
             | Q::SynchronizationGetTransferState { output_handle, .. }
+            | Q::FastTransferSourceCopyMessages { output_handle, .. }
+            | Q::FastTransferSourceCopyFolder { output_handle, .. }
+            | Q::FastTransferSourceCopyTo { output_handle, .. }
+            | Q::FastTransferSourceCopyProperties { output_handle, .. }
             | Q::Logon { output_handle, .. } => *output_handle,
             Q::SaveChangesMessage {
                 response_handle, ..
             }
             | Q::SaveChangesAttachment {
+                response_handle, ..
+            }
+            | Q::SetMessageReadFlag {
                 response_handle, ..
             } => *response_handle,
             Q::MoveCopyMessages { source_handle, .. }
@@ -739,7 +826,9 @@ impl RopRequest {
             | Q::SynchronizationUploadStateStreamEnd { input_handle, .. }
             | Q::SynchronizationImportMessageMove { input_handle, .. }
             | Q::GetLocalReplicaIds { input_handle, .. }
-            | Q::SynchronizationImportReadStateChanges { input_handle, .. } => *input_handle,
+            | Q::SynchronizationImportReadStateChanges { input_handle, .. }
+            | Q::HardDeleteMessagesAndSubfolders { input_handle, .. }
+            | Q::HardDeleteMessages { input_handle, .. } => *input_handle,
         }
     }
 
@@ -810,6 +899,12 @@ impl RopRequest {
                     }
                 }
             }
+            rop_id::SET_MESSAGE_READ_FLAG => Q::SetMessageReadFlag {
+                logon_id,
+                response_handle: r.u8("ResponseHandleIndex")?,
+                input_handle: r.u8("InputHandleIndex")?,
+                read_flags: r.u8("ReadFlags")?,
+            },
             rop_id::MOVE_COPY_MESSAGES | rop_id::MOVE_FOLDER | rop_id::COPY_FOLDER => {
                 let source_handle = r.u8("SourceHandleIndex")?;
                 let destination_handle = r.u8("DestHandleIndex")?;
@@ -1376,6 +1471,62 @@ impl RopRequest {
                 input_handle,
                 output_handle: r.u8("OutputHandleIndex")?,
             },
+            rop_id::FAST_TRANSFER_SOURCE_COPY_MESSAGES => {
+                let output_handle = r.u8("OutputHandleIndex")?;
+                let count = usize::from(r.u16("MessageIdCount")?);
+                let message_ids = read_ids(r, count)?;
+                Q::FastTransferSourceCopyMessages {
+                    logon_id,
+                    input_handle,
+                    output_handle,
+                    message_ids,
+                    copy_flags: r.u8("CopyFlags")?,
+                    send_options: r.u8("SendOptions")?,
+                }
+            }
+            rop_id::FAST_TRANSFER_SOURCE_COPY_FOLDER => Q::FastTransferSourceCopyFolder {
+                logon_id,
+                input_handle,
+                output_handle: r.u8("OutputHandleIndex")?,
+                copy_flags: r.u8("CopyFlags")?,
+                send_options: r.u8("SendOptions")?,
+            },
+            rop_id::FAST_TRANSFER_SOURCE_COPY_TO => Q::FastTransferSourceCopyTo {
+                logon_id,
+                input_handle,
+                output_handle: r.u8("OutputHandleIndex")?,
+                level: r.u8("Level")?,
+                copy_flags: r.u32("CopyFlags")?,
+                send_options: r.u8("SendOptions")?,
+                tags: decode_tag_array(r)?,
+            },
+            rop_id::FAST_TRANSFER_SOURCE_COPY_PROPERTIES => Q::FastTransferSourceCopyProperties {
+                logon_id,
+                input_handle,
+                output_handle: r.u8("OutputHandleIndex")?,
+                level: r.u8("Level")?,
+                copy_flags: r.u8("CopyFlags")?,
+                send_options: r.u8("SendOptions")?,
+                tags: decode_tag_array(r)?,
+            },
+            rop_id::HARD_DELETE_MESSAGES_AND_SUBFOLDERS => Q::HardDeleteMessagesAndSubfolders {
+                logon_id,
+                input_handle,
+                want_asynchronous: r.u8("WantAsynchronous")? != 0,
+                want_delete_associated: r.u8("WantDeleteAssociated")? != 0,
+            },
+            rop_id::HARD_DELETE_MESSAGES => {
+                let want_asynchronous = r.u8("WantAsynchronous")? != 0;
+                let notify_non_read = r.u8("NotifyNonRead")? != 0;
+                let count = usize::from(r.u16("MessageIdCount")?);
+                Q::HardDeleteMessages {
+                    logon_id,
+                    input_handle,
+                    want_asynchronous,
+                    notify_non_read,
+                    message_ids: read_ids(r, count)?,
+                }
+            }
             _ => {
                 return Err(RopError::UnknownRop {
                     rop_id: id,
@@ -1437,6 +1588,14 @@ impl RopRequest {
                 save_flags,
             } => {
                 out.put(&[*logon_id, *response_handle, *input_handle, *save_flags]);
+            }
+            Q::SetMessageReadFlag {
+                logon_id,
+                response_handle,
+                input_handle,
+                read_flags,
+            } => {
+                out.put(&[*logon_id, *response_handle, *input_handle, *read_flags]);
             }
             Q::MoveCopyMessages {
                 logon_id,
@@ -2069,8 +2228,81 @@ impl RopRequest {
                 out.put_u16(len_u16(body.len(), "MessageReadStatesSize")?);
                 out.put(&body);
             }
-            // Encoded in `encode`.
+            Q::FastTransferSourceCopyMessages {
+                logon_id,
+                input_handle,
+                output_handle,
+                message_ids,
+                copy_flags,
+                send_options,
+            } => {
+                out.put(&[*logon_id, *input_handle, *output_handle]);
+                put_ids(out, message_ids)?;
+                out.put(&[*copy_flags, *send_options]);
+            }
+            Q::FastTransferSourceCopyFolder {
+                logon_id,
+                input_handle,
+                output_handle,
+                copy_flags,
+                send_options,
+            } => {
+                out.put(&[*logon_id, *input_handle, *output_handle]);
+                out.put(&[*copy_flags, *send_options]);
+            }
+            Q::FastTransferSourceCopyTo {
+                logon_id,
+                input_handle,
+                output_handle,
+                level,
+                copy_flags,
+                send_options,
+                tags,
+            } => {
+                out.put(&[*logon_id, *input_handle, *output_handle, *level]);
+                out.put_u32(*copy_flags);
+                out.put_u8(*send_options);
+                try_encode_tag_array(out, tags)?;
+            }
+            Q::FastTransferSourceCopyProperties {
+                logon_id,
+                input_handle,
+                output_handle,
+                level,
+                copy_flags,
+                send_options,
+                tags,
+            } => {
+                out.put(&[*logon_id, *input_handle, *output_handle, *level]);
+                out.put(&[*copy_flags, *send_options]);
+                try_encode_tag_array(out, tags)?;
+            }
+            Q::HardDeleteMessagesAndSubfolders {
+                logon_id,
+                input_handle,
+                want_asynchronous,
+                want_delete_associated,
+            } => {
+                out.put(&[*logon_id, *input_handle]);
+                out.put(&[
+                    u8::from(*want_asynchronous),
+                    u8::from(*want_delete_associated),
+                ]);
+            }
+            Q::HardDeleteMessages {
+                logon_id,
+                input_handle,
+                want_asynchronous,
+                notify_non_read,
+                message_ids,
+            } => {
+                out.put(&[*logon_id, *input_handle]);
+                out.put(&[u8::from(*want_asynchronous), u8::from(*notify_non_read)]);
+                put_ids(out, message_ids)?;
+            }
+            // Encoded in `try_encode`.
             Q::Logon { .. }
+            | Q::SetMessageReadFlag { .. }
             | Q::SaveChangesMessage { .. }
             | Q::SaveChangesAttachment { .. }
             | Q::MoveCopyMessages { .. }

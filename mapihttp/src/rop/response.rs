@@ -210,6 +210,16 @@ pub struct Backoff {
     pub additional_data: Vec<u8>,
 }
 
+/// The public-folder part of a RopSetMessageReadFlag response (MS-OXCROPS 2.2.6.11.2),
+/// present when ReadStatusChanged is nonzero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadStatusChange {
+    /// LogonId of the public-folder logon.
+    pub logon_id: u8,
+    /// ClientData: the per-user read state data, 24 bytes.
+    pub client_data: [u8; 24],
+}
+
 /// The fields of a response after ReturnValue.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -264,6 +274,9 @@ pub enum ResponseBody {
     },
     /// RopReadRecipients.
     ReadRecipients(Vec<ReadRecipientRow>),
+    /// RopSetMessageReadFlag: `Some` when ReadStatusChanged is nonzero, which a server
+    /// sends only for public-folder logons.
+    MessageReadFlag { changed: Option<ReadStatusChange> },
     /// RopSetColumns, RopSortTable, RopRestrict (0 = TBLSTAT_COMPLETE).
     TableStatus(u8),
     /// RopQueryRows.
@@ -278,7 +291,8 @@ pub enum ResponseBody {
         folder_id: ObjectId,
         existing: Option<(bool, Option<GhostInfo>)>,
     },
-    /// RopDeleteFolder, RopDeleteMessages, RopSetReadFlags, RopMoveCopyMessages,
+    /// RopDeleteFolder, RopDeleteMessages, RopHardDeleteMessages,
+    /// RopHardDeleteMessagesAndSubfolders, RopSetReadFlags, RopMoveCopyMessages,
     /// RopMoveFolder, RopCopyFolder (present on failure too).
     PartialCompletion(bool),
     /// RopMoveCopyMessages, RopMoveFolder, RopCopyFolder failed with 0x503 (null
@@ -668,7 +682,11 @@ fn decode_body(
             }
             return Ok(B::PartialCompletion(r.u8("PartialCompletion")? != 0));
         }
-        rop_id::DELETE_MESSAGES | rop_id::SET_READ_FLAGS | rop_id::DELETE_FOLDER => {
+        rop_id::DELETE_MESSAGES
+        | rop_id::HARD_DELETE_MESSAGES
+        | rop_id::HARD_DELETE_MESSAGES_AND_SUBFOLDERS
+        | rop_id::SET_READ_FLAGS
+        | rop_id::DELETE_FOLDER => {
             return Ok(B::PartialCompletion(r.u8("PartialCompletion")? != 0));
         }
         rop_id::GET_PROPERTY_IDS_FROM_NAMES
@@ -814,6 +832,17 @@ fn decode_body(
         }
         rop_id::SET_COLUMNS | rop_id::SORT_TABLE | rop_id::RESTRICT => {
             B::TableStatus(r.u8("TableStatus")?)
+        }
+        rop_id::SET_MESSAGE_READ_FLAG => {
+            let changed = if r.u8("ReadStatusChanged")? != 0 {
+                Some(ReadStatusChange {
+                    logon_id: r.u8("LogonId")?,
+                    client_data: r.array("ClientData")?,
+                })
+            } else {
+                None
+            };
+            B::MessageReadFlag { changed }
         }
         rop_id::QUERY_ROWS => {
             let origin = r.u8("Origin")?;
@@ -1010,6 +1039,13 @@ fn encode_body(out: &mut Vec<u8>, body: &ResponseBody) -> Result<(), RopError> {
             }
         }
         B::TableStatus(status) => out.put_u8(*status),
+        B::MessageReadFlag { changed } => {
+            out.put_u8(u8::from(changed.is_some()));
+            if let Some(change) = changed {
+                out.put_u8(change.logon_id);
+                out.put(&change.client_data);
+            }
+        }
         B::QueryRows { origin, rows } => {
             out.put_u8(*origin);
             out.put_u16(len_u16(rows.len(), "RowCount")?);
