@@ -122,3 +122,120 @@ async fn ews_synced_item_written_over_mapi() {
         "the delete over MAPI/HTTP reached the mailbox"
     );
 }
+
+/// Under a routing that syncs over MAPI/HTTP and fetches, updates and deletes over EWS,
+/// an item learned only over MAPI/HTTP gets an EWS ItemId built from its folder and
+/// message ids, and is fetched, marked read and deleted over EWS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mapi_synced_item_written_over_ews() {
+    let handle = exmux::emulator::start("127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    deliver_over_ews(&handle, "synced over mapi").await;
+
+    let (transport, mut events) = connect(
+        &handle,
+        "default = \"mapi\"\nfetch = \"ews\"\nupdate = \"ews\"\ndelete = \"ews\"",
+    )
+    .await;
+    let inbox = transport.add_folder("inbox").await.unwrap();
+    transport.sync(inbox).unwrap();
+    transport.wait_idle().await;
+    let mut items = BTreeSet::new();
+    while let Some(event) = events.try_recv() {
+        if let Event::ItemChanged { item, .. } = event {
+            items.insert(item);
+        }
+    }
+    let items: Vec<ItemKey> = items.into_iter().collect();
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        transport.backend_id(items[0], exmux_router::Backend::Ews),
+        None,
+        "the item was learned over MAPI/HTTP only"
+    );
+
+    let bytes = transport.fetch_mime(items[0]).await.unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("Subject: synced over mapi"), "{text}");
+
+    transport.set_read(items[0], true).await.unwrap();
+    let (ews_only, mut ews_events) = connect(&handle, "preset = \"ews\"").await;
+    let ews_inbox = ews_only.add_folder("inbox").await.unwrap();
+    ews_only.sync(ews_inbox).unwrap();
+    ews_only.wait_idle().await;
+    let mut read = Vec::new();
+    while let Some(event) = ews_events.try_recv() {
+        if let Event::ItemChanged { read: state, .. } = event {
+            read.push(state);
+        }
+    }
+    assert_eq!(read, [Some(true)], "the read flag set over EWS");
+
+    transport.delete(items[0]).await.unwrap();
+    ews_only.sync(ews_inbox).unwrap();
+    ews_only.wait_idle().await;
+    let mut deleted = 0;
+    while let Some(event) = ews_events.try_recv() {
+        if matches!(event, Event::ItemDeleted { .. }) {
+            deleted += 1;
+        }
+    }
+    assert_eq!(deleted, 1, "the delete over EWS reached the mailbox");
+}
+
+/// A folder listed over MAPI/HTTP gets an EWS FolderId built from its folder id, and a
+/// folder added by its EWS FolderId gets the MAPI folder id its entry id carries, so
+/// each is synced and written over either backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folder_ids_derived_across_backends() {
+    let handle = exmux::emulator::start("127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    let (ews_only, _) = connect(&handle, "preset = \"ews\"").await;
+    let root = ews_only.add_folder("msgfolderroot").await.unwrap();
+    ews_only.create_folder(root, "Projects").await.unwrap();
+
+    // Listed over MAPI/HTTP, renamed over EWS.
+    let (transport, _events) = connect(&handle, "default = \"mapi\"\nfolder = \"ews\"").await;
+    let listed = transport.remote_folders().await.unwrap();
+    let projects = listed
+        .iter()
+        .find(|folder| folder.name == "Projects")
+        .unwrap();
+    assert!(
+        projects
+            .id
+            .starts_with(exmux_router::transport::MAPI_FOLDER_PREFIX)
+    );
+    let key = transport.add_folder(&projects.id).await.unwrap();
+    transport.rename_folder(key, "Projects 2026").await.unwrap();
+
+    // Listed over EWS, synced over MAPI/HTTP.
+    let ews_listed = ews_only.remote_folders().await.unwrap();
+    let renamed = ews_listed
+        .iter()
+        .find(|folder| folder.name == "Projects 2026")
+        .unwrap();
+    let (mapi_sync, mut events) = connect(&handle, "default = \"mapi\"").await;
+    let key = mapi_sync.add_folder(&renamed.id).await.unwrap();
+    mapi_sync.sync(key).unwrap();
+    mapi_sync.wait_idle().await;
+    let mut failures = Vec::new();
+    while let Some(event) = events.try_recv() {
+        if let Event::SyncFailed { message, .. } = event {
+            failures.push(message);
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+    let state = mapi_sync.state();
+    let folder = state.folders.get(&key).unwrap();
+    assert!(
+        folder
+            .ids
+            .iter()
+            .any(|id| matches!(id, exmux_router::ids::BackendFolderId::Mapi(_))),
+        "{:?}",
+        folder.ids
+    );
+}

@@ -67,6 +67,24 @@ pub fn mapi_item_id_with(
     })
 }
 
+/// Returns the MAPI folder id an EWS FolderId carries. The id wraps the folder's entry
+/// id (MS-OXCDATA 2.2.4.1), whose global id contains the database GUID and counter.
+/// `replid_of` maps the GUID to a replica id (the MAPI logon's replica map). Returns
+/// `None` when the id does not decode, is a message id, or names a GUID that
+/// `replid_of` does not map.
+pub fn mapi_folder_id_with(
+    ews_id: &str,
+    replid_of: impl Fn(&[u8; 16]) -> Option<u16>,
+) -> Option<u64> {
+    let entry = exmux_ews::ids::decode_ews_id(ews_id).ok()?;
+    if entry.message.is_some() {
+        return None;
+    }
+    let replid = replid_of(&entry.folder.database_guid)?;
+    let counter = exmux_mapihttp::ids::GlobCnt::from_bytes(entry.folder.global_counter);
+    Some(exmux_mapihttp::ids::ObjectId::from_parts(replid, counter).0)
+}
+
 /// Turns one SyncFolderItems change into a core sync change. Returns `None` for a
 /// Create or Update without an ItemId, which no item can be matched to.
 pub fn sync_change(change: EwsSyncChange) -> Option<SyncChange> {

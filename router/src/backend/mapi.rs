@@ -71,6 +71,60 @@ pub fn contents_page(folder: FolderKey, fid: u64, sync: &ContentsSync) -> SyncPa
     }
 }
 
+/// The MAPI side of a mailbox's EWS ids: the mailbox GUID of the logon and the replica
+/// map that turns a replica id (REPLID) into its database GUID (REPLGUID).
+pub struct EwsIdContext<'a> {
+    /// The MailboxGuid of the RopLogon response, as sent (MS-OXCROPS 2.2.3.1.3).
+    pub mailbox_guid: [u8; 16],
+    /// Returns the database GUID of a replica id.
+    pub guid_of: &'a dyn Fn(u16) -> Option<[u8; 16]>,
+}
+
+impl EwsIdContext<'_> {
+    fn global_id(&self, id: ObjectId) -> Option<exmux_ews::ids::GlobalId> {
+        Some(exmux_ews::ids::GlobalId {
+            database_guid: (self.guid_of)(id.replid())?,
+            global_counter: id.globcnt().to_bytes(),
+        })
+    }
+
+    fn encode(&self, folder: ObjectId, message: Option<ObjectId>) -> Option<String> {
+        let entry = exmux_ews::ids::EntryId {
+            // MS-OXCDATA 2.2.4.1: the ProviderUID of a private mailbox's entry ids is the
+            // MailboxGuid of the logon.
+            provider_uid: self.mailbox_guid,
+            folder: self.global_id(folder)?,
+            message: match message {
+                Some(mid) => Some(self.global_id(mid)?),
+                None => None,
+            },
+        };
+        // The GUID is sent in the little-endian layout of MS-DTYP 2.3.4.2; the id
+        // carries its text form.
+        // NOTE: Exchange's id layout (mailbox GUID text, then the entry id) comes from
+        // captures, not a specification. A server that rejects a built id needs EWS
+        // ConvertId, which this path does not call.
+        let mailbox = uuid::Uuid::from_bytes_le(self.mailbox_guid)
+            .hyphenated()
+            .to_string();
+        Some(exmux_ews::ids::encode_ews_id(&mailbox, &entry.to_bytes()))
+    }
+
+    /// Returns the EWS ItemId of message `mid` in folder `fid`: the message's entry id
+    /// (MS-OXCDATA 2.2.4.2) in Exchange's EWS id layout. `None` when the replica map
+    /// does not name a replica id of the two.
+    pub fn item_id(&self, fid: u64, mid: u64) -> Option<String> {
+        self.encode(ObjectId(fid), Some(ObjectId(mid)))
+    }
+
+    /// Returns the EWS FolderId of folder `fid`: the folder's entry id (MS-OXCDATA
+    /// 2.2.4.1) in Exchange's EWS id layout. `None` when the replica map does not name
+    /// its replica id.
+    pub fn folder_id(&self, fid: u64) -> Option<String> {
+        self.encode(ObjectId(fid), None)
+    }
+}
+
 /// Returns the folder ids a notice names: the folder of the object and, for moves and
 /// copies, the folder it left. Notices are hints, each naming a folder to sync.
 pub fn notice_folders(notice: &Notice) -> Vec<u64> {
@@ -169,6 +223,74 @@ mod tests {
         let mut expected = Vec::new();
         xid.encode(&mut expected);
         assert_eq!(item.predecessors, [ChangeKey(expected)]);
+    }
+
+    fn context_guid(replid: u16) -> Option<[u8; 16]> {
+        (replid == 1).then_some([0x5a; 16])
+    }
+
+    #[test]
+    fn ews_item_id_round_trips_through_decoding() {
+        let context = EwsIdContext {
+            mailbox_guid: [0x42; 16],
+            guid_of: &context_guid,
+        };
+        let fid = ObjectId::from_parts(
+            1,
+            exmux_mapihttp::ids::GlobCnt::from_bytes([0, 0, 0, 0, 0, 0x21]),
+        )
+        .0;
+        let mid = ObjectId::from_parts(
+            1,
+            exmux_mapihttp::ids::GlobCnt::from_bytes([0, 0, 0, 0, 1, 0x02]),
+        )
+        .0;
+
+        let text = context.item_id(fid, mid).unwrap();
+        let replid_of = |guid: &[u8; 16]| (guid == &[0x5a; 16]).then_some(1);
+        assert_eq!(
+            crate::backend::ews::mapi_item_id_with(&text, replid_of),
+            Some(BackendItemId::Mapi { fid, mid })
+        );
+        let entry = exmux_ews::ids::decode_ews_id(&text).unwrap();
+        assert_eq!(entry.provider_uid, [0x42; 16]);
+    }
+
+    #[test]
+    fn ews_folder_id_round_trips_through_decoding() {
+        let context = EwsIdContext {
+            mailbox_guid: [0x42; 16],
+            guid_of: &context_guid,
+        };
+        let fid = ObjectId::from_parts(
+            1,
+            exmux_mapihttp::ids::GlobCnt::from_bytes([0, 0, 0, 0, 0, 0x33]),
+        )
+        .0;
+        let text = context.folder_id(fid).unwrap();
+        let replid_of = |guid: &[u8; 16]| (guid == &[0x5a; 16]).then_some(1);
+        assert_eq!(
+            crate::backend::ews::mapi_folder_id_with(&text, replid_of),
+            Some(fid)
+        );
+        assert_eq!(
+            crate::backend::ews::mapi_item_id_with(&text, replid_of),
+            None
+        );
+    }
+
+    #[test]
+    fn ews_id_of_unknown_replica_is_none() {
+        let context = EwsIdContext {
+            mailbox_guid: [0x42; 16],
+            guid_of: &context_guid,
+        };
+        let foreign = ObjectId::from_parts(
+            7,
+            exmux_mapihttp::ids::GlobCnt::from_bytes([0, 0, 0, 0, 0, 1]),
+        )
+        .0;
+        assert_eq!(context.folder_id(foreign), None);
     }
 
     #[test]

@@ -7,11 +7,12 @@ use exmux_core::Clock;
 use exmux_core::auth::Credentials;
 use exmux_ews::types::DistinguishedFolder;
 use exmux_mapihttp::ids::ObjectId;
+use exmux_mapihttp::session::record::Recorder;
 use exmux_mapihttp::session::{
     FolderRow, LogonInfo, MapiSession, SessionConfig, SessionError, SyncState as MapiState,
 };
 
-use crate::backend::mapi as mapi_adapter;
+use crate::backend::mapi::{self as mapi_adapter, EwsIdContext};
 use crate::core::{FetchOutcome, Input, SyncFailure, SyncState, WriteOutcome};
 use crate::ids::{BackendItemId, FolderKey};
 
@@ -29,12 +30,14 @@ pub(crate) struct MapiBackend {
 }
 
 impl MapiBackend {
-    /// Connects a session (Connect, then RopLogon).
+    /// Connects a session (Connect, then RopLogon), recording every exchange when a
+    /// recorder is given.
     pub(crate) async fn connect(
         url: &str,
         user_dn: &str,
         credentials: Credentials,
         clock: Arc<dyn Clock>,
+        recorder: Option<Arc<dyn Recorder>>,
     ) -> Result<MapiBackend, SessionError> {
         let http = exmux_core::http::HttpOptions::default()
             .build_client()
@@ -44,9 +47,51 @@ impl MapiBackend {
             })?;
         let mut config = SessionConfig::new(url, user_dn, credentials, http);
         config.clock = clock;
+        config.recorder = recorder;
         let session = MapiSession::new(config);
         let logon = session.connect().await?;
         Ok(MapiBackend { session, logon })
+    }
+
+    /// Returns the replica id of a database GUID, from the logon's replica map.
+    pub(crate) fn replid_of(&self, guid: &[u8; 16]) -> Option<u16> {
+        std::iter::once((&self.logon.logon_replica.0, &self.logon.logon_replica.1))
+            .chain(&self.logon.replicas)
+            .find(|(_, replica)| replica.0 == *guid)
+            .map(|(replid, _)| *replid)
+    }
+
+    /// Returns the database GUID of a replica id, from the logon's replica map.
+    fn guid_of(&self, replid: u16) -> Option<[u8; 16]> {
+        if self.logon.logon_replica.0 == replid {
+            return Some(self.logon.logon_replica.1.0);
+        }
+        self.logon.replicas.get(&replid).map(|guid| guid.0)
+    }
+
+    /// Returns the EWS ItemId of message `mid` in folder `fid`, built from the ids.
+    pub(crate) fn ews_item_id(&self, fid: u64, mid: u64) -> Option<String> {
+        let guid_of = |replid| self.guid_of(replid);
+        EwsIdContext {
+            mailbox_guid: self.logon.mailbox_guid.0,
+            guid_of: &guid_of,
+        }
+        .item_id(fid, mid)
+    }
+
+    /// Returns the EWS FolderId of folder `fid`, built from the id.
+    pub(crate) fn ews_folder_id(&self, fid: u64) -> Option<String> {
+        let guid_of = |replid| self.guid_of(replid);
+        EwsIdContext {
+            mailbox_guid: self.logon.mailbox_guid.0,
+            guid_of: &guid_of,
+        }
+        .folder_id(fid)
+    }
+
+    /// Returns the folder id an EWS FolderId carries, when it decodes.
+    pub(crate) fn fid_of_ews_folder(&self, ews_id: &str) -> Option<u64> {
+        crate::backend::ews::mapi_folder_id_with(ews_id, |guid| self.replid_of(guid))
     }
 
     /// Returns the FID of a distinguished folder name (`inbox`), from the logon.

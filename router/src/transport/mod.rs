@@ -47,6 +47,7 @@ use base64::engine::general_purpose::STANDARD;
 use exmux_core::auth::{Credentials, StaticToken};
 use exmux_core::{Clock, SystemClock};
 use exmux_ews::client::notifications::{NotificationEvent, SubscriptionDriver};
+use exmux_ews::client::record::Recorder as EwsRecorder;
 use exmux_ews::client::{ClientError, EwsClient, MessageOutcomes};
 use exmux_ews::operation::{EwsOperation, Response as EwsResponse};
 use exmux_ews::ops::Shape;
@@ -54,21 +55,26 @@ use exmux_ews::ops::folders::{
     CreateFolder, DeleteFolder, FindFolder, GetFolder, MoveFolder, UpdateFolder,
 };
 use exmux_ews::ops::items::{
-    CopyItem, CreateItem, DeleteItem, GetItem, ItemUpdate, MoveItem, UpdateItem,
+    AlternateId, ConvertId, CopyItem, CreateItem, DeleteItem, GetItem, ItemUpdate, MoveItem,
+    UpdateItem,
 };
 use exmux_ews::ops::sync::SyncFolderItems;
 use exmux_ews::subscription::{FolderScope, SubscriptionMode};
 use exmux_ews::types::{
     BaseShape, ConflictResolution, DeleteType, DistinguishedFolder, EventType, Folder, FolderId,
-    FolderRef, Item, ItemId, ItemKind, MessageDisposition, PropertyPath, Traversal,
+    FolderRef, IdFormat, Item, ItemId, ItemKind, MessageDisposition, PropertyPath, Traversal,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 mod mapi;
+mod record;
+
+pub use record::CaptureRecorder;
 
 use exmux_mapihttp::ids::{ObjectId, Xid};
+use exmux_mapihttp::session::record::Recorder as MapiRecorder;
 use exmux_mapihttp::session::{NotificationWaiter, SessionError, SyncState as MapiSyncState};
 
 use crate::backend::ews as ews_adapter;
@@ -116,6 +122,8 @@ pub struct TransportOptions {
     pub tick: Duration,
     /// The EWS notification mode: streaming or pull.
     pub subscription: SubscriptionMode,
+    /// Writes every HTTP exchange of both backends to a folder when set (`--record`).
+    pub recorder: Option<Arc<CaptureRecorder>>,
 }
 
 impl Default for TransportOptions {
@@ -127,6 +135,7 @@ impl Default for TransportOptions {
             clock: Arc::new(SystemClock),
             tick: Duration::from_millis(500),
             subscription: SubscriptionMode::streaming(),
+            recorder: None,
         }
     }
 }
@@ -138,6 +147,7 @@ impl fmt::Debug for TransportOptions {
             .field("resume", &self.state.is_some())
             .field("tick", &self.tick)
             .field("subscription", &self.subscription)
+            .field("recorder", &self.recorder)
             .finish_non_exhaustive()
     }
 }
@@ -414,15 +424,17 @@ impl Transport {
             None => credentials(config)?,
         };
         let ews = match &config.server.ews_url {
-            Some(url) => Some(
-                EwsClient::builder(url.clone(), mailbox, credentials.clone())
-                    .clock(Arc::clone(&options.clock))
-                    .build()
-                    .map_err(|source| TransportError::Ews {
-                        operation: Operation::SyncItems,
-                        source,
-                    })?,
-            ),
+            Some(url) => Some({
+                let mut builder = EwsClient::builder(url.clone(), mailbox, credentials.clone())
+                    .clock(Arc::clone(&options.clock));
+                if let Some(recorder) = &options.recorder {
+                    builder = builder.recorder(Arc::clone(recorder) as Arc<dyn EwsRecorder>);
+                }
+                builder.build().map_err(|source| TransportError::Ews {
+                    operation: Operation::SyncItems,
+                    source,
+                })?
+            }),
             None => None,
         };
         let uses_mapi = Operation::ALL
@@ -430,12 +442,21 @@ impl Transport {
             .any(|operation| config.routing.backend_for(operation) == Backend::Mapi);
         let mapi = match (&config.server.mapi_url, &config.server.user_dn) {
             (Some(url), Some(user_dn)) if uses_mapi => Some(
-                mapi::MapiBackend::connect(url, user_dn, credentials, Arc::clone(&options.clock))
-                    .await
-                    .map_err(|source| TransportError::Mapi {
-                        operation: Operation::SyncItems,
-                        source,
-                    })?,
+                mapi::MapiBackend::connect(
+                    url,
+                    user_dn,
+                    credentials,
+                    Arc::clone(&options.clock),
+                    options
+                        .recorder
+                        .clone()
+                        .map(|recorder| recorder as Arc<dyn MapiRecorder>),
+                )
+                .await
+                .map_err(|source| TransportError::Mapi {
+                    operation: Operation::SyncItems,
+                    source,
+                })?,
             ),
             _ => None,
         };
@@ -534,10 +555,8 @@ impl Transport {
         let mut ids = Vec::new();
         let mut ews_id = None;
         let listed_fid = parse_mapi_folder(folder);
-        // A folder listed over MAPI/HTTP has no EWS id to look up.
-        // NOTE: such a folder gets no EWS folder id, so operations routed to EWS that
-        // name the folder (fetch excepted, which names items) fail for it; ConvertId
-        // of its entry id would supply one.
+        // A folder listed over MAPI/HTTP has no EWS id to look up: its EWS id is built
+        // from its folder id below.
         if let (Some(ews), None) = (&self.shared.ews, listed_fid) {
             let fail = |source| TransportError::Ews {
                 operation: Operation::SyncHierarchy,
@@ -565,18 +584,23 @@ impl Transport {
             ids.push(BackendFolderId::Ews(id.clone()));
             ews_id = Some(id);
         }
-        // NOTE: a folder named by its EWS id gets no MAPI folder id here. Only
-        // distinguished names and `remote_folders` references over MAPI/HTTP get one.
-        // Decoding the entry id inside the EWS id would supply it.
+        // The MAPI folder id: the listed one, the logon's for a distinguished name, or
+        // the one the EWS FolderId's entry id carries.
         let mapi_id = self.shared.mapi.as_ref().and_then(|mapi| {
-            if listed_fid.is_some() {
-                listed_fid
-            } else {
-                mapi.folder_id(folder)
-            }
+            listed_fid
+                .or_else(|| mapi.folder_id(folder))
+                .or_else(|| ews_id.as_deref().and_then(|id| mapi.fid_of_ews_folder(id)))
         });
         if let Some(fid) = mapi_id {
             ids.push(BackendFolderId::Mapi(fid));
+        }
+        if ews_id.is_none()
+            && self.shared.ews.is_some()
+            && let (Some(fid), Some(mapi)) = (listed_fid, &self.shared.mapi)
+            && let Some(id) = mapi.ews_folder_id(fid)
+        {
+            ids.push(BackendFolderId::Ews(id.clone()));
+            ews_id = Some(id);
         }
         if ids.is_empty() {
             return Err(TransportError::BackendNotOffered {
@@ -980,12 +1004,7 @@ impl Transport {
         if self.routed_to_mapi(Operation::Fetch) {
             return self.fetch_mime_mapi(item).await;
         }
-        let Some(BackendItemId::Ews(id)) = self.backend_id(item, Backend::Ews) else {
-            return Err(TransportError::NoBackendId {
-                item,
-                backend: Backend::Ews,
-            });
-        };
+        let id = self.ews_item_id(Operation::Fetch, item)?;
         let fail = |source| TransportError::Ews {
             operation: Operation::Fetch,
             source,
@@ -1153,13 +1172,29 @@ impl Transport {
             BackendFolderId::Ews(id.id)
         };
 
-        let key = lock(&self.shared.core).register_folder(vec![id.clone()]);
-        match id {
-            BackendFolderId::Ews(text) => {
-                lock(&self.shared.folders).insert(text, key);
+        // The new folder gets its id on the other backend too, when it can be derived,
+        // so notices and operations over either backend reach it.
+        let mut ids = vec![id.clone()];
+        if let Some(mapi) = &self.shared.mapi {
+            match &id {
+                BackendFolderId::Ews(text) => {
+                    ids.extend(mapi.fid_of_ews_folder(text).map(BackendFolderId::Mapi));
+                }
+                BackendFolderId::Mapi(fid) if self.shared.ews.is_some() => {
+                    ids.extend(mapi.ews_folder_id(*fid).map(BackendFolderId::Ews));
+                }
+                BackendFolderId::Mapi(_) => {}
             }
-            BackendFolderId::Mapi(fid) => {
-                lock(&self.shared.mapi_folders).insert(fid, key);
+        }
+        let key = lock(&self.shared.core).register_folder(ids.clone());
+        for id in ids {
+            match id {
+                BackendFolderId::Ews(text) => {
+                    lock(&self.shared.folders).insert(text, key);
+                }
+                BackendFolderId::Mapi(fid) => {
+                    lock(&self.shared.mapi_folders).insert(fid, key);
+                }
             }
         }
         Ok(key)
@@ -1374,7 +1409,7 @@ impl Transport {
     ) -> Result<ItemKey, TransportError> {
         let mapi = self.mapi_backend(operation)?;
         let (target_fid, _) = self.folder_mapi(operation, target)?;
-        let (fid, mid) = self.mapi_item_id(operation, item)?;
+        let (fid, mid) = self.mapi_item_id(operation, item).await?;
         let folder = lock(&self.shared.core)
             .ids()
             .get(item)
@@ -1464,7 +1499,7 @@ impl Transport {
     // the server's, not byte-identical.
     async fn fetch_mime_mapi(&self, item: ItemKey) -> Result<Vec<u8>, TransportError> {
         let mapi = self.mapi_backend(Operation::Fetch)?;
-        let (fid, mid) = self.mapi_item_id(Operation::Fetch, item)?;
+        let (fid, mid) = self.mapi_item_id(Operation::Fetch, item).await?;
         let fail = |source| TransportError::Mapi {
             operation: Operation::Fetch,
             source,
@@ -1478,7 +1513,7 @@ impl Transport {
     }
 
     // Returns the MAPI folder and message ids of `item`.
-    fn mapi_item_id(
+    async fn mapi_item_id(
         &self,
         operation: Operation,
         item: ItemKey,
@@ -1503,20 +1538,88 @@ impl Transport {
         };
 
         // An item learned over EWS: its ItemId carries the MAPI entry id, whose database
-        // GUIDs map to replica ids through the logon's replica map.
-        // NOTE: ids that do not decode (other servers' layouts) are not yet sent through
-        // EWS ConvertId, and the decoded ids are not bound in the IdMap.
-        let logon = &self.mapi_backend(operation)?.logon;
-        let replid_of = |guid: &[u8; 16]| {
-            std::iter::once((&logon.logon_replica.0, &logon.logon_replica.1))
-                .chain(&logon.replicas)
-                .find(|(_, replica)| replica.0 == *guid)
-                .map(|(replid, _)| *replid)
-        };
-        match crate::backend::ews::mapi_item_id_with(&ews_id, replid_of) {
-            Some(BackendItemId::Mapi { fid, mid }) => Ok((fid, mid)),
-            _ => Err(missing),
+        // GUIDs map to replica ids through the logon's replica map. An id in another
+        // layout goes through EWS ConvertId to its entry id first.
+        // NOTE: the converted ids are not bound in the IdMap, so each write converts
+        // again; binding them needs a core API for decoded id pairs.
+        let mapi = self.mapi_backend(operation)?;
+        let replid_of = |guid: &[u8; 16]| mapi.replid_of(guid);
+        if let Some(BackendItemId::Mapi { fid, mid }) =
+            crate::backend::ews::mapi_item_id_with(&ews_id, replid_of)
+        {
+            return Ok((fid, mid));
         }
+        let Some(entry_id) = self.convert_to_entry_id(&ews_id).await else {
+            return Err(missing);
+        };
+        let entry = exmux_ews::ids::EntryId::parse(&entry_id).map_err(|_| missing)?;
+        let (Some(message), Some(fid_replid)) =
+            (entry.message, replid_of(&entry.folder.database_guid))
+        else {
+            return Err(TransportError::NoBackendId {
+                item,
+                backend: Backend::Mapi,
+            });
+        };
+        let Some(mid_replid) = replid_of(&message.database_guid) else {
+            return Err(TransportError::NoBackendId {
+                item,
+                backend: Backend::Mapi,
+            });
+        };
+        let object = |replid, counter| {
+            ObjectId::from_parts(replid, exmux_mapihttp::ids::GlobCnt::from_bytes(counter)).0
+        };
+        Ok((
+            object(fid_replid, entry.folder.global_counter),
+            object(mid_replid, message.global_counter),
+        ))
+    }
+
+    // Asks the server for the entry id of an EWS id (ConvertId, MS-OXWSCVTID 3.1.4.1),
+    // for ids whose layout exmux does not decode. `None` when there is no EWS client
+    // or the server cannot convert it.
+    async fn convert_to_entry_id(&self, ews_id: &str) -> Option<Vec<u8>> {
+        let ews = self.shared.ews.as_ref()?;
+        let converted = ews
+            .call(&ConvertId {
+                destination: IdFormat::EntryId,
+                source_ids: vec![AlternateId {
+                    format: IdFormat::EwsId,
+                    id: ews_id.to_owned(),
+                    mailbox: ews.mailbox().to_owned(),
+                }],
+            })
+            .await
+            .ok()?
+            .into_single("ConvertId")
+            .ok()??;
+        STANDARD.decode(converted.id.as_bytes()).ok()
+    }
+
+    // Returns the EWS id of `item`: the one a sync over EWS reported, or, for an item
+    // learned over MAPI/HTTP, the ItemId built from its folder and message ids.
+    // NOTE: a built id is not bound in the IdMap (that needs a core API for id pairs),
+    // so a later EWS sync of the item reports it under a key of its own.
+    fn ews_item_id(&self, operation: Operation, item: ItemKey) -> Result<String, TransportError> {
+        let (ews, mapi_ids) = {
+            let core = lock(&self.shared.core);
+            let record = core
+                .ids()
+                .get(item)
+                .ok_or(CoreError::UnknownItem { operation, item })?;
+            (record.ews.clone(), record.mapi)
+        };
+        if let Some(id) = ews {
+            return Ok(id);
+        }
+        mapi_ids
+            .zip(self.shared.mapi.as_ref())
+            .and_then(|((fid, mid), mapi)| mapi.ews_item_id(fid, mid))
+            .ok_or(TransportError::NoBackendId {
+                item,
+                backend: Backend::Ews,
+            })
     }
 
     fn mapi_backend(&self, operation: Operation) -> Result<&mapi::MapiBackend, TransportError> {
@@ -1576,7 +1679,7 @@ impl Transport {
                 reason: "no MAPI/HTTP session is connected".to_owned(),
             });
         };
-        let (fid, mid) = self.mapi_item_id(operation, item)?;
+        let (fid, mid) = self.mapi_item_id(operation, item).await?;
         let folder = {
             let core = lock(&self.shared.core);
             let record = core
@@ -1629,18 +1732,12 @@ impl Transport {
             operation,
             expected: "an item key",
         })?;
-        let (folder, id) = {
-            let core = lock(&self.shared.core);
-            let record = core
-                .ids()
-                .get(item)
-                .ok_or(CoreError::UnknownItem { operation, item })?;
-            let id = record.ews.clone().ok_or(TransportError::NoBackendId {
-                item,
-                backend: Backend::Ews,
-            })?;
-            (record.folder, id)
-        };
+        let id = self.ews_item_id(operation, item)?;
+        let folder = lock(&self.shared.core)
+            .ids()
+            .get(item)
+            .map(|record| record.folder)
+            .ok_or(CoreError::UnknownItem { operation, item })?;
         let issued = Shared::begin_write(
             &self.shared,
             WriteIntent {
