@@ -688,3 +688,60 @@ fn logon_redirect_with_unterminated_255_byte_name_round_trips() {
     response.encode(&mut out);
     assert_eq!(out, wire);
 }
+
+/// RopBackoff (MS-OXCROPS 2.2.15.2.1) in place of the response it delays: LogonId,
+/// Duration, two BackoffRop entries, then AdditionalData. The delayed response and
+/// those after it are missing, so decoding stops after the backoff.
+#[test]
+fn backoff_replaces_delayed_responses() {
+    let backoff = [
+        0xF9, 0x00, // RopId, LogonId
+        0xE8, 0x03, 0x00, 0x00, // Duration 1000 ms
+        0x02, // BackoffRopCount
+        0x15, 0xF4, 0x01, 0x00, 0x00, // RopQueryRows, 500 ms
+        0x4E, 0xD0, 0x07, 0x00, 0x00, // RopFastTransferSourceGetBuffer, 2000 ms
+        0x03, 0x00, 0xAA, 0xBB, 0xCC, // AdditionalDataSize 3, AdditionalData
+    ];
+    let mut list = vec![0x12, 0x01, 0, 0, 0, 0, 0x00]; // RopSetColumns answered
+    list.extend_from_slice(&backoff);
+    let mut bytes = vec![u8::try_from(list.len() + 2).unwrap(), 0];
+    bytes.extend_from_slice(&list);
+    bytes.extend_from_slice(&[1, 0, 0, 0]);
+
+    let requests = [
+        RopRequest::SetColumns {
+            logon_id: 0,
+            input_handle: 1,
+            set_columns_flags: 0,
+            tags: vec![PropTag(0x0037_001F)],
+        },
+        RopRequest::QueryRows {
+            logon_id: 0,
+            input_handle: 1,
+            query_rows_flags: 0,
+            forward_read: true,
+            row_count: 50,
+        },
+    ];
+    let context = ResponseContext {
+        requests: &requests,
+        ..Default::default()
+    };
+    let decoded = decode_response_buffer(&bytes, &context).unwrap();
+    assert_eq!(decoded.rops.len(), 2);
+    let RopResponse::Backoff(backoff) = &decoded.rops[1] else {
+        panic!("second entry is not RopBackoff: {:?}", decoded.rops[1]);
+    };
+    assert_eq!(backoff.logon_id, 0);
+    assert_eq!(backoff.duration, 1000);
+    assert_eq!(backoff.rops.len(), 2);
+    assert_eq!(backoff.rops[0].rop_id, rop_id::QUERY_ROWS);
+    assert_eq!(backoff.rops[0].duration, 500);
+    assert_eq!(
+        backoff.rops[1].rop_id,
+        rop_id::FAST_TRANSFER_SOURCE_GET_BUFFER
+    );
+    assert_eq!(backoff.rops[1].duration, 2000);
+    assert_eq!(backoff.additional_data, vec![0xAA, 0xBB, 0xCC]);
+    assert_eq!(encode_response_buffer(&decoded), bytes);
+}

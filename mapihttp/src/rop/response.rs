@@ -187,26 +187,36 @@ pub struct PropertyProblem {
     pub error_code: u32,
 }
 
-/// One entry of RopBackoff (BackoffRopData, MS-OXCROPS 2.2.15.2.1.1).
+/// One entry of RopBackoff's BackoffRopData (BackoffRop, MS-OXCROPS 2.2.15.2.1.1):
+/// `RopIdBackoff u8 | Duration u32`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackoffRop {
-    /// The RopId to delay.
+    /// RopIdBackoff: the ROP whose requests the client delays.
     pub rop_id: u8,
     /// Delay in milliseconds.
     pub duration: u32,
 }
 
-/// RopBackoff (0xF9, MS-OXCROPS 2.2.15.2).
-// NOTE: this layout is from memory of MS-OXCROPS 2.2.15.2 and no capture contains one.
+/// RopBackoff (0xF9, MS-OXCROPS 2.2.15.2.1): `RopId | LogonId u8 | Duration u32 |
+/// BackoffRopCount u8 | BackoffRop × BackoffRopCount | AdditionalDataSize u16 |
+/// AdditionalData`.
+///
+/// It may stand anywhere in the ROP list. The response of the delayed ROP and all
+/// responses after it are missing from the buffer, and a BackoffRopCount of 0 delays
+/// every ROP of the logon (MS-OXCROPS 3.1.5.1.1).
+//
+// The search tool's copy of MS-OXCROPS lacks the field table of 2.2.15.2.1, so the
+// layout was checked against Microsoft's MAPI Inspector parser (RopBackoffResponse and
+// BackoffRop), which reads these fields in this order and width.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backoff {
-    /// LogonId.
+    /// LogonId: the logon whose requests the client delays.
     pub logon_id: u8,
     /// Delay for the whole logon in milliseconds.
     pub duration: u32,
-    /// Per-ROP delays.
+    /// BackoffRopData: per-ROP delays; empty means every ROP of the logon.
     pub rops: Vec<BackoffRop>,
-    /// AdditionalData.
+    /// AdditionalData, opaque.
     pub additional_data: Vec<u8>,
 }
 
@@ -375,7 +385,8 @@ pub enum RopResponse {
         /// SessionIndex.
         session_index: u16,
     },
-    /// RopBackoff (0xF9).
+    /// RopBackoff (0xF9, MS-OXCROPS 2.2.15.2): the server asks the client to delay
+    /// requests.
     Backoff(Backoff),
     /// RopBufferTooSmall (0xFF, MS-OXCROPS 2.2.15.1): the output buffer was full; the
     /// unprocessed requests follow.
