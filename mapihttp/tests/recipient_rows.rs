@@ -142,12 +142,15 @@ fn flags_disagreeing_with_fields_rejected() {
     no_display_flag.flags = RecipientFlags(no_display_flag.flags.0 & !RecipientFlags::D);
     assert!(matches!(
         no_display_flag.to_bytes(&columns),
-        Err(RopError::Wire(_))
+        Err(RopError::InvalidRecipientRow { .. })
     ));
 
     let mut narrow = RecipientRow::smtp("Ann", "ann@example.test");
     narrow.display_name = Some(RopString::String8(b"Ann".to_vec()));
-    assert!(matches!(narrow.to_bytes(&columns), Err(RopError::Wire(_))));
+    assert!(matches!(
+        narrow.to_bytes(&columns),
+        Err(RopError::InvalidRecipientRow { .. })
+    ));
 
     let mut x500_without_type = RecipientRow::smtp("Ann", "ann@example.test");
     x500_without_type.x500 = Some(X500Recipient {
@@ -157,14 +160,14 @@ fn flags_disagreeing_with_fields_rejected() {
     });
     assert!(matches!(
         x500_without_type.to_bytes(&columns),
-        Err(RopError::Wire(_))
+        Err(RopError::InvalidRecipientRow { .. })
     ));
 
     let mut too_many_columns = RecipientRow::smtp("Ann", "ann@example.test");
     too_many_columns.column_count = 3;
     assert!(matches!(
         too_many_columns.to_bytes(&columns),
-        Err(RopError::Wire(_))
+        Err(RopError::InvalidRecipientRow { .. })
     ));
 }
 

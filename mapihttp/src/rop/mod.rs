@@ -338,6 +338,17 @@ pub enum RopError {
         /// The largest length or count the field can carry.
         max: usize,
     },
+    /// A RecipientRow to encode whose fields disagree with its RecipientFlags or with the
+    /// recipient column set.
+    #[error(
+        "cannot encode RecipientRow with RecipientFlags 0x{flags:04X}: {problem}; make the flags, fields and column count agree"
+    )]
+    InvalidRecipientRow {
+        /// The row's RecipientFlags.
+        flags: u16,
+        /// What disagrees.
+        problem: &'static str,
+    },
     /// Bytes were left inside the ROP list after the last response or request.
     #[error("{len} bytes left over at offset {offset} after the last ROP")]
     TrailingBytes {

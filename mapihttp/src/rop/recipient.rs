@@ -2,9 +2,9 @@
 //! RopReadRecipients and RopOpenMessage carry it inside their recipient rows.
 //!
 //! The bit layout of RecipientFlags and the presence rule of each field follow
-//! MS-OXCDATA 2.8.3.1 and 2.8.3.2; the search tool's copy of those pages is cut short, so
-//! they were checked against two independent readers of the structure (Microsoft's
-//! MAPI Inspector parser and OpenChange's libmapi).
+//! MS-OXCDATA 2.8.3.1 and 2.8.3.2. The reference copy of those pages lacks their field
+//! tables, so the layout was checked against Microsoft's MAPI Inspector parser and the
+//! flag masks that OpenChange's libmapi uses.
 //!
 //! A RecipientRow's properties are a PropertyRow over the first RecipientColumnCount
 //! columns of the ROP's recipient column set, so decoding needs that column set: the
@@ -17,7 +17,7 @@ use super::{RopError, RopString};
 use crate::prop::{PropTag, PropertyRow, Reader};
 
 /// RecipientFlags (MS-OXCDATA 2.8.3.1), a little-endian 16-bit field. The low 3 bits are
-/// the address type; the other bits say which optional fields follow.
+/// the address type, and the other bits select the optional fields that follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct RecipientFlags(pub u16);
 
@@ -94,8 +94,8 @@ pub struct DistributionListRecipient {
 
 /// A decoded RecipientRow (MS-OXCDATA 2.8.3.2).
 ///
-/// Which optional fields are on the wire follows from `flags`; the encoder rejects a row
-/// whose fields disagree with its flags instead of writing bytes that decode differently.
+/// `flags` decides which optional fields are on the wire. The encoder rejects a row whose
+/// fields disagree with its flags, because the bytes would decode to another row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecipientRow {
     /// RecipientFlags as sent, presence bits included.
@@ -251,18 +251,22 @@ impl RecipientRow {
     /// properties are written over its first `column_count` columns.
     ///
     /// # Errors
-    /// [`RopError::Wire`] with [`crate::prop::PropError::InvalidValue`] when a field's
-    /// presence disagrees with `flags` (an X500 part without type X500DN, a string whose
-    /// width is not the U flag's, a missing string whose flag is set), when
-    /// `column_count` exceeds `columns` or the properties have another number of cells;
-    /// [`RopError::TooLong`] when EntryID or SearchKey exceeds 65,535 bytes.
+    /// [`RopError::InvalidRecipientRow`] when a field's presence or string width
+    /// disagrees with `flags`, when `column_count` exceeds `columns`, or when the
+    /// properties have another number of cells. [`RopError::TooLong`] when EntryID or
+    /// SearchKey exceeds 65,535 bytes, [`RopError::Wire`] when a property value is too
+    /// long for its field.
     pub fn encode(&self, out: &mut Vec<u8>, columns: &[PropTag]) -> Result<(), RopError> {
         let flags = self.flags;
         let kind = flags.address_type();
-        let mismatch = |what| invalid(what, u64::from(flags.0), 0);
+        let mismatch = |problem| RopError::InvalidRecipientRow {
+            flags: flags.0,
+            problem,
+        };
+
         if self.x500.is_some() != (kind == RecipientFlags::TYPE_X500DN) {
             return Err(mismatch(
-                "RecipientFlags Type (X500 fields present or missing)",
+                "X500 fields must be present exactly when the type is 0x1",
             ));
         }
         let is_list = matches!(
@@ -272,60 +276,58 @@ impl RecipientRow {
         );
         if self.distribution_list.is_some() != is_list {
             return Err(mismatch(
-                "RecipientFlags Type (distribution list fields present or missing)",
+                "distribution list fields must be present exactly when the type is 0x6 or 0x7",
             ));
         }
         let wants_address_type = kind == RecipientFlags::TYPE_NONE && flags.has(RecipientFlags::O);
         if self.address_type.is_some() != wants_address_type {
             return Err(mismatch(
-                "RecipientFlags O (AddressType present or missing)",
+                "AddressType must be present exactly when the type is 0x0 and O is set",
             ));
         }
+
         let unicode = flags.has(RecipientFlags::U);
         let strings = [
             (
                 RecipientFlags::E,
                 &self.email_address,
-                "RecipientFlags E (EmailAddress)",
+                "EmailAddress must be present exactly when E is set, and UTF-16 exactly when U is set",
             ),
             (
                 RecipientFlags::D,
                 &self.display_name,
-                "RecipientFlags D (DisplayName)",
+                "DisplayName must be present exactly when D is set, and UTF-16 exactly when U is set",
             ),
             (
                 RecipientFlags::I,
                 &self.simple_display_name,
-                "RecipientFlags I (SimpleDisplayName)",
+                "SimpleDisplayName must be present exactly when I is set, and UTF-16 exactly when U is set",
             ),
             (
                 RecipientFlags::T,
                 &self.transmittable_display_name,
-                "RecipientFlags T (TransmittableDisplayName)",
+                "TransmittableDisplayName must be present exactly when T is set, and UTF-16 exactly when U is set",
             ),
         ];
-        for (flag, value, what) in &strings {
+        for (flag, value, problem) in &strings {
             let width_ok = match value {
                 Some(RopString::Unicode(_)) => unicode,
                 Some(RopString::String8(_)) => !unicode,
                 None => true,
             };
             if value.is_some() != flags.has(*flag) || !width_ok {
-                return Err(mismatch(what));
+                return Err(mismatch(problem));
             }
         }
+
         let Some(row_columns) = columns.get(..usize::from(self.column_count)) else {
-            return Err(invalid(
-                "RecipientColumnCount (more than the recipient columns)",
-                u64::from(self.column_count),
-                0,
+            return Err(mismatch(
+                "RecipientColumnCount is larger than the recipient column set",
             ));
         };
         if self.properties.cells.len() != row_columns.len() {
-            return Err(invalid(
-                "RecipientProperties cell count (not RecipientColumnCount)",
-                self.properties.cells.len() as u64,
-                0,
+            return Err(mismatch(
+                "RecipientProperties must have RecipientColumnCount cells",
             ));
         }
         for value in self.properties.cells.iter().filter_map(|cell| cell.value()) {
