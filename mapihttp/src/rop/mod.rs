@@ -480,8 +480,8 @@ pub fn try_encode_request_buffer(buffer: &RopBuffer<RopRequest>) -> Result<Vec<u
 
 /// Encodes a ROP input buffer, returning an empty `Vec` where
 /// [`try_encode_request_buffer`] fails. An empty buffer has no RopSize, so a server
-/// rejects it instead of misreading a wrapped size; prefer the `try_` form, which says
-/// which field was too long.
+/// rejects it instead of misreading a wrapped size. Prefer the `try_` form, whose error
+/// names the field that was too long.
 pub fn encode_request_buffer(buffer: &RopBuffer<RopRequest>) -> Vec<u8> {
     try_encode_request_buffer(buffer).unwrap_or_default()
 }

@@ -385,7 +385,7 @@ pub enum RopResponse {
         /// SessionIndex.
         session_index: u16,
     },
-    /// RopBackoff (0xF9, MS-OXCROPS 2.2.15.2): the server asks the client to delay
+    /// RopBackoff (0xF9, MS-OXCROPS 2.2.15.2): a request from the server to delay
     /// requests.
     Backoff(Backoff),
     /// RopBufferTooSmall (0xFF, MS-OXCROPS 2.2.15.1): the output buffer was full; the
