@@ -242,7 +242,7 @@ fn garbage_challenge_token_fails_cleanly() {
 }
 
 #[test]
-fn negotiate_scheme_prefixes_tokens() {
+fn negotiate_sends_spnego_init() {
     let credentials = Credentials::Negotiate {
         username: "user1@example.test".to_owned(),
         password: Secret::new("pw"),
@@ -251,7 +251,38 @@ fn negotiate_scheme_prefixes_tokens() {
         NtlmHandshake::from_credentials(AuthScheme::Negotiate, &credentials).unwrap();
     let header = handshake.negotiate_header().unwrap();
     let token = header.expose().strip_prefix("Negotiate ").unwrap();
-    assert_eq!(&STANDARD.decode(token).unwrap()[..8], b"NTLMSSP\0");
+    let token = STANDARD.decode(token).unwrap();
+
+    // RFC 2743 section 3.1: an InitialContextToken, [APPLICATION 0], whose mechanism is
+    // SPNEGO (1.3.6.1.5.5.2, RFC 4178 section 4.1).
+    assert_eq!(token[0], 0x60);
+    assert!(
+        contains(&token, &SPNEGO_OID),
+        "no SPNEGO OID in {token:02x?}"
+    );
+    // The NegTokenInit offers NTLM (1.3.6.1.4.1.311.2.2.10) and carries the
+    // NEGOTIATE_MESSAGE as its mechToken.
+    assert!(contains(&token, &NTLM_OID), "no NTLM OID in {token:02x?}");
+    let start = find(&token, b"NTLMSSP\0").expect("no NTLM message inside the NegTokenInit");
+    assert_eq!(u32_at(&token, start + 8), 1);
+}
+
+/// The DER encoding of the SPNEGO mechanism OID, 1.3.6.1.5.5.2.
+const SPNEGO_OID: [u8; 8] = [0x06, 0x06, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
+
+/// The DER encoding of the NTLM mechanism OID, 1.3.6.1.4.1.311.2.2.10.
+const NTLM_OID: [u8; 12] = [
+    0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x02, 0x0a,
+];
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    find(haystack, needle).is_some()
 }
 
 #[test]

@@ -6,16 +6,24 @@
 //! 2.2.1). The server binds the result to the connection, so the HTTP driver must send
 //! all three requests over the same connection; this module only produces the tokens.
 //!
-//! Negotiate (RFC 4559) is answered with raw NTLM tokens under the `Negotiate` scheme,
-//! which IIS accepts. Kerberos is not attempted.
+//! Under the `Negotiate` scheme (RFC 4559) the NTLM messages travel inside SPNEGO
+//! (RFC 4178). The first token is a NegTokenInit that offers NTLM and carries the
+//! NEGOTIATE_MESSAGE. The later ones are NegTokenResp messages that carry the
+//! CHALLENGE_MESSAGE, then the AUTHENTICATE_MESSAGE with a `mechListMIC`. `sspi`'s
+//! Negotiate package builds them, restricted to NTLM.
+//!
+//! NOTE: Kerberos is not attempted, because it needs a KDC and a service principal
+//! name for the server, and no test here can provide either.
 
 use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use sspi::ntlm::NtlmConfig;
 use sspi::{
     AuthIdentity, AuthIdentityBuffers, BufferType, ClientRequestFlags, CredentialUse,
-    DataRepresentation, Ntlm, SecurityBuffer, SecurityStatus, Sspi, SspiImpl, Username,
+    CredentialsBuffers, DataRepresentation, Negotiate, NegotiateConfig, Ntlm, SecurityBuffer,
+    SecurityStatus, Sspi, SspiImpl, Username,
 };
 
 use super::challenge::{AuthScheme, Challenge};
@@ -34,15 +42,32 @@ pub enum HandshakeState {
     Done,
 }
 
-/// One NTLM handshake for one connection.
+/// The `sspi` package list of the Negotiate client: NTLM only, so that no Kerberos
+/// ticket request or PKU2U exchange is tried.
+const SPNEGO_PACKAGES: &str = "ntlm";
+
+/// The security context behind a handshake, by scheme.
+enum Mechanism {
+    /// Raw NTLM messages, for the `NTLM` scheme.
+    Ntlm {
+        context: Box<Ntlm>,
+        credentials: Option<AuthIdentityBuffers>,
+    },
+    /// NTLM messages wrapped in SPNEGO, for the `Negotiate` scheme.
+    Spnego {
+        context: Box<Negotiate>,
+        credentials: Option<CredentialsBuffers>,
+    },
+}
+
+/// One NTLM or Negotiate handshake for one connection.
 ///
 /// The `Debug` output shows only the user name and the state: the password, the NT
 /// hash that `sspi` derives from it and the session keys stay out of it.
 pub struct NtlmHandshake {
     scheme: AuthScheme,
     username: String,
-    ntlm: Ntlm,
-    credentials: Option<AuthIdentityBuffers>,
+    mechanism: Mechanism,
     state: HandshakeState,
 }
 
@@ -99,19 +124,44 @@ impl NtlmHandshake {
             username: parse_username(username)?,
             password: password.expose().to_owned().into(),
         };
-        let mut ntlm = Ntlm::new();
-        let acquired = ntlm
-            .acquire_credentials_handle()
-            .with_credential_use(CredentialUse::Outbound)
-            .with_auth_data(&identity)
-            .execute(&mut ntlm)
-            .map_err(|error| sspi_failure("acquiring NTLM credentials", username, &error))?;
+        let acquire_failed =
+            |error: sspi::Error| sspi_failure("acquiring NTLM credentials", username, &error);
+
+        let mechanism = if scheme == AuthScheme::Negotiate {
+            let config = NegotiateConfig::new(
+                Box::new(NtlmConfig::default()),
+                Some(SPNEGO_PACKAGES.to_owned()),
+                String::new(),
+            );
+            let mut context = Box::new(Negotiate::new_client(config).map_err(acquire_failed)?);
+            let acquired = context
+                .acquire_credentials_handle()
+                .with_credential_use(CredentialUse::Outbound)
+                .with_auth_data(&sspi::Credentials::AuthIdentity(identity))
+                .execute(&mut *context)
+                .map_err(acquire_failed)?;
+            Mechanism::Spnego {
+                context,
+                credentials: acquired.credentials_handle,
+            }
+        } else {
+            let mut context = Box::new(Ntlm::new());
+            let acquired = context
+                .acquire_credentials_handle()
+                .with_credential_use(CredentialUse::Outbound)
+                .with_auth_data(&identity)
+                .execute(&mut *context)
+                .map_err(acquire_failed)?;
+            Mechanism::Ntlm {
+                context,
+                credentials: acquired.credentials_handle,
+            }
+        };
 
         Ok(Self {
             scheme,
             username: username.to_owned(),
-            ntlm,
-            credentials: acquired.credentials_handle,
+            mechanism,
             state: HandshakeState::Start,
         })
     }
@@ -146,7 +196,8 @@ impl NtlmHandshake {
         self.scheme
     }
 
-    /// Produces the NEGOTIATE_MESSAGE (type 1) as raw bytes.
+    /// Produces the first token: the NEGOTIATE_MESSAGE (type 1) for `NTLM`, or a SPNEGO
+    /// NegTokenInit carrying it for `Negotiate`.
     ///
     /// # Errors
     ///
@@ -163,6 +214,8 @@ impl NtlmHandshake {
     }
 
     /// Produces the AUTHENTICATE_MESSAGE (type 3) for the server's CHALLENGE_MESSAGE.
+    /// Under `Negotiate`, `challenge` is the server's SPNEGO NegTokenResp and the result
+    /// a NegTokenResp carrying the AUTHENTICATE_MESSAGE and the `mechListMIC`.
     ///
     /// # Errors
     ///
@@ -219,6 +272,13 @@ impl NtlmHandshake {
                 reason: format!("the {} challenge token is not base64: {error}", self.scheme),
             })?;
 
+        if self.scheme == AuthScheme::Negotiate && bytes.starts_with(b"NTLMSSP\0") {
+            return Err(AuthError::InvalidChallenge {
+                reason: "the server answered the SPNEGO token under Negotiate with a raw NTLM \
+                         CHALLENGE_MESSAGE: set [auth] method = \"ntlm\""
+                    .to_owned(),
+            });
+        }
         let message = self.authenticate_message(&bytes)?;
         Ok(Secret::new(format!(
             "{} {}",
@@ -228,39 +288,68 @@ impl NtlmHandshake {
     }
 
     fn step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, AuthError> {
-        let step_name = if input.is_some() {
-            "building the NTLM AUTHENTICATE_MESSAGE"
-        } else {
-            "building the NTLM NEGOTIATE_MESSAGE"
+        let step_name = match (&self.mechanism, input.is_some()) {
+            (Mechanism::Ntlm { .. }, false) => "building the NTLM NEGOTIATE_MESSAGE",
+            (Mechanism::Ntlm { .. }, true) => "building the NTLM AUTHENTICATE_MESSAGE",
+            (Mechanism::Spnego { .. }, false) => "building the SPNEGO NegTokenInit",
+            (Mechanism::Spnego { .. }, true) => "building the SPNEGO AUTHENTICATE token",
         };
+        let failed = |error: sspi::Error| sspi_failure(step_name, &self.username, &error);
         let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
         let mut input_buffers =
             input.map(|bytes| vec![SecurityBuffer::new(bytes.to_vec(), BufferType::Token)]);
 
-        let mut builder = self
-            .ntlm
-            .initialize_security_context()
-            .with_credentials_handle(&mut self.credentials)
-            .with_context_requirements(ClientRequestFlags::ALLOCATE_MEMORY)
-            .with_target_data_representation(DataRepresentation::Native)
-            .with_output(&mut output);
-        if let Some(buffers) = input_buffers.as_mut() {
-            builder = builder.with_input(buffers);
-        }
-
-        let result = self
-            .ntlm
-            .initialize_security_context_impl(&mut builder)
-            .and_then(|mut generator| generator.resolve_to_result())
-            .map_err(|error| sspi_failure(step_name, &self.username, &error))?;
-
-        if matches!(
-            result.status,
-            SecurityStatus::CompleteAndContinue | SecurityStatus::CompleteNeeded
-        ) {
-            self.ntlm
-                .complete_auth_token(&mut output)
-                .map_err(|error| sspi_failure(step_name, &self.username, &error))?;
+        match &mut self.mechanism {
+            Mechanism::Ntlm {
+                context,
+                credentials,
+            } => {
+                let mut builder = context
+                    .initialize_security_context()
+                    .with_credentials_handle(credentials)
+                    .with_context_requirements(ClientRequestFlags::ALLOCATE_MEMORY)
+                    .with_target_data_representation(DataRepresentation::Native)
+                    .with_output(&mut output);
+                if let Some(buffers) = input_buffers.as_mut() {
+                    builder = builder.with_input(buffers);
+                }
+                let result = context
+                    .initialize_security_context_impl(&mut builder)
+                    .and_then(|mut generator| generator.resolve_to_result())
+                    .map_err(failed)?;
+                if matches!(
+                    result.status,
+                    SecurityStatus::CompleteAndContinue | SecurityStatus::CompleteNeeded
+                ) {
+                    context.complete_auth_token(&mut output).map_err(failed)?;
+                }
+            }
+            Mechanism::Spnego {
+                context,
+                credentials,
+            } => {
+                let mut builder = context
+                    .initialize_security_context()
+                    .with_credentials_handle(credentials)
+                    .with_context_requirements(ClientRequestFlags::ALLOCATE_MEMORY)
+                    .with_target_data_representation(DataRepresentation::Native)
+                    .with_output(&mut output);
+                if let Some(buffers) = input_buffers.as_mut() {
+                    builder = builder.with_input(buffers);
+                }
+                // With NTLM only, the Negotiate package never yields a network request
+                // (those are for a KDC), so the generator resolves without I/O.
+                let result = context
+                    .initialize_security_context_impl(&mut builder)
+                    .and_then(|mut generator| generator.resolve_to_result())
+                    .map_err(failed)?;
+                if matches!(
+                    result.status,
+                    SecurityStatus::CompleteAndContinue | SecurityStatus::CompleteNeeded
+                ) {
+                    context.complete_auth_token(&mut output).map_err(failed)?;
+                }
+            }
         }
 
         let token = output

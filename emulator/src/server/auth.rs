@@ -1,6 +1,8 @@
-//! Authentication before any handler runs: Basic (RFC 7617), bearer tokens (RFC 6750)
-//! and NTLM (MS-NLMP, bound to the TCP connection), and the `401` challenges that
-//! announce them.
+//! Authentication before any handler runs: Basic (RFC 7617), bearer tokens (RFC 6750),
+//! NTLM (MS-NLMP, bound to the TCP connection) and Negotiate (RFC 4559, NTLM inside
+//! SPNEGO or raw), and the `401` challenges that announce them.
+
+mod spnego;
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -12,12 +14,11 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use tracing::debug;
 
+use self::spnego::{SpnegoAcceptor, SpnegoStep};
 use super::ntlm::{NtlmAcceptor, message_type};
 use super::routing::{AuthenticatedUser, EmuResponse, ResponseBody};
 
 /// An authentication scheme the emulator can accept.
-// NOTE: Negotiate (SPNEGO) is not offered, because `sspi`'s Negotiate acceptor needs a
-// Kerberos setup; clients that prefer Negotiate must fall back to NTLM here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AuthScheme {
@@ -25,6 +26,10 @@ pub enum AuthScheme {
     Basic,
     /// NTLM, with the handshake bound to one TCP connection.
     Ntlm,
+    /// Negotiate: NTLM inside SPNEGO, as Windows clients send it, or raw NTLM tokens
+    /// under the `Negotiate` name, which IIS also accepts. Kerberos is not offered,
+    /// because it needs a KDC.
+    Negotiate,
     /// OAuth2 bearer tokens: the static token, or one a [`TokenValidator`] accepts.
     Bearer,
 }
@@ -35,6 +40,7 @@ impl AuthScheme {
         match self {
             Self::Basic => "Basic",
             Self::Ntlm => "NTLM",
+            Self::Negotiate => "Negotiate",
             Self::Bearer => "Bearer",
         }
     }
@@ -119,11 +125,12 @@ pub(crate) struct Authenticator {
     pub(crate) validators: TokenValidators,
 }
 
-/// A connection's authentication state: an NTLM handshake waiting for its AUTHENTICATE
-/// message, or the user the connection authenticated as through NTLM.
+/// A connection's authentication state: an NTLM or SPNEGO handshake waiting for the
+/// client's next token, or the user the connection authenticated as through one.
 #[derive(Debug, Default)]
 pub(crate) struct ConnectionAuth {
     ntlm_pending: Option<NtlmAcceptor>,
+    spnego_pending: Option<SpnegoAcceptor>,
     ntlm_user: Option<AuthenticatedUser>,
 }
 
@@ -167,7 +174,8 @@ impl Authenticator {
         match scheme {
             Some(AuthScheme::Basic) => self.check_basic(credentials),
             Some(AuthScheme::Bearer) => self.check_bearer(credentials),
-            Some(AuthScheme::Ntlm) => self.step_ntlm(credentials, connection),
+            Some(AuthScheme::Ntlm) => self.step_ntlm(AuthScheme::Ntlm, credentials, connection),
+            Some(AuthScheme::Negotiate) => self.step_negotiate(credentials, connection),
             None => AuthOutcome::Challenge(self.challenge("scheme not enabled")),
         }
     }
@@ -221,7 +229,68 @@ impl Authenticator {
         }
     }
 
-    fn step_ntlm(&self, credentials: &str, connection: &mut ConnectionAuth) -> AuthOutcome {
+    /// Runs one step of a Negotiate handshake: raw NTLM tokens go through the NTLM
+    /// acceptor, anything else through the SPNEGO acceptor.
+    fn step_negotiate(&self, credentials: &str, connection: &mut ConnectionAuth) -> AuthOutcome {
+        let Ok(token) = BASE64.decode(credentials) else {
+            connection.spnego_pending = None;
+            return AuthOutcome::Challenge(self.challenge("Negotiate token is not base64"));
+        };
+        if token.starts_with(b"NTLMSSP\0") {
+            return self.step_ntlm(AuthScheme::Negotiate, credentials, connection);
+        }
+
+        // A NegTokenInit (an application-tagged [0x60] GSS-API token) restarts the
+        // handshake; a NegTokenResp continues the pending one.
+        let mut acceptor = if token.first() == Some(&0x60) {
+            connection.ntlm_user = None;
+            match SpnegoAcceptor::new(&self.username, &self.password) {
+                Ok(acceptor) => acceptor,
+                Err(rejection) => {
+                    debug!(%rejection, "SPNEGO acceptor not created");
+                    return AuthOutcome::Challenge(self.challenge("SPNEGO acceptor failed"));
+                }
+            }
+        } else {
+            match connection.spnego_pending.take() {
+                Some(acceptor) => acceptor,
+                None => {
+                    return AuthOutcome::Challenge(self.challenge(
+                        "SPNEGO response token without a handshake on this connection",
+                    ));
+                }
+            }
+        };
+
+        match acceptor.step(&token, &self.username) {
+            Ok(SpnegoStep::Continue(reply)) => {
+                connection.spnego_pending = Some(acceptor);
+                let value = format!("Negotiate {}", BASE64.encode(reply));
+                AuthOutcome::Challenge(unauthorized(vec![value], "SPNEGO continue"))
+            }
+            Ok(SpnegoStep::Done(name)) => {
+                let user = AuthenticatedUser {
+                    name,
+                    scheme: Some(AuthScheme::Negotiate),
+                };
+                connection.ntlm_user = Some(user.clone());
+                AuthOutcome::Authenticated(user)
+            }
+            Err(rejection) => {
+                debug!(%rejection, "SPNEGO token rejected");
+                AuthOutcome::Challenge(self.challenge("Negotiate authentication failed"))
+            }
+        }
+    }
+
+    /// Runs one step of an NTLM handshake whose tokens travel under `scheme`, which is
+    /// `NTLM` or, for raw NTLM under Negotiate, `Negotiate`.
+    fn step_ntlm(
+        &self,
+        scheme: AuthScheme,
+        credentials: &str,
+        connection: &mut ConnectionAuth,
+    ) -> AuthOutcome {
         let Ok(message) = BASE64.decode(credentials) else {
             connection.ntlm_pending = None;
             return AuthOutcome::Challenge(self.challenge("NTLM token is not base64"));
@@ -233,7 +302,7 @@ impl Authenticator {
                 match NtlmAcceptor::start(&message, &self.username, &self.password) {
                     Ok((acceptor, challenge)) => {
                         connection.ntlm_pending = Some(acceptor);
-                        let value = format!("NTLM {}", BASE64.encode(challenge));
+                        let value = format!("{} {}", scheme.name(), BASE64.encode(challenge));
                         AuthOutcome::Challenge(unauthorized(vec![value], "NTLM challenge"))
                     }
                     Err(rejection) => {
@@ -252,7 +321,7 @@ impl Authenticator {
                     Ok(name) => {
                         let user = AuthenticatedUser {
                             name,
-                            scheme: Some(AuthScheme::Ntlm),
+                            scheme: Some(scheme),
                         };
                         connection.ntlm_user = Some(user.clone());
                         AuthOutcome::Authenticated(user)
@@ -282,6 +351,7 @@ impl Authenticator {
             .map(|scheme| match scheme {
                 AuthScheme::Basic => format!("Basic realm=\"{}\"", self.options.realm),
                 AuthScheme::Ntlm => "NTLM".to_owned(),
+                AuthScheme::Negotiate => "Negotiate".to_owned(),
                 AuthScheme::Bearer => match &self.options.bearer_authorization_uri {
                     Some(uri) => format!(
                         "Bearer realm=\"{}\", authorization_uri=\"{uri}\"",
@@ -386,6 +456,170 @@ mod tests {
             values[0],
             "NTLM, Basic realm=\"127.0.0.1\", Bearer realm=\"127.0.0.1\""
         );
+    }
+
+    fn negotiate_authenticator() -> Authenticator {
+        let mut auth = authenticator(ChallengeStyle::SeparateHeaders);
+        auth.options.schemes = vec![AuthScheme::Negotiate, AuthScheme::Ntlm];
+        auth
+    }
+
+    /// Returns the token of the `401`'s `Negotiate` challenge, as the client parses it.
+    fn negotiate_challenges(outcome: AuthOutcome) -> Vec<exmux_core::auth::Challenge> {
+        let AuthOutcome::Challenge(response) = outcome else {
+            panic!("expected a 401, got {outcome:?}");
+        };
+        let values: Vec<&str> = response
+            .headers()
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .map(|value| value.to_str().unwrap())
+            .collect();
+        exmux_core::auth::parse_challenges(values).unwrap()
+    }
+
+    /// Runs the client's three-leg Negotiate handshake on one connection and returns
+    /// the outcome of the last request.
+    fn negotiate_handshake(
+        auth: &Authenticator,
+        connection: &mut ConnectionAuth,
+        scheme: exmux_core::auth::AuthScheme,
+        password: &str,
+    ) -> AuthOutcome {
+        let mut client = exmux_core::auth::NtlmHandshake::new(
+            scheme,
+            "user1@example.test",
+            &Secret::new(password),
+        )
+        .unwrap();
+        let first = client.negotiate_header().unwrap();
+        let challenges =
+            negotiate_challenges(auth.authenticate(&header(first.expose()), connection));
+        let last = client.authenticate_header(&challenges).unwrap();
+        auth.authenticate(&header(last.expose()), connection)
+    }
+
+    #[test]
+    fn negotiate_accepts_spnego_handshake() {
+        let auth = negotiate_authenticator();
+        let mut connection = ConnectionAuth::default();
+        let mut client = exmux_core::auth::NtlmHandshake::new(
+            exmux_core::auth::AuthScheme::Negotiate,
+            "user1@example.test",
+            &Secret::new("pa55word"),
+        )
+        .unwrap();
+
+        let first = client.negotiate_header().unwrap();
+        let first_token = BASE64
+            .decode(first.expose().strip_prefix("Negotiate ").unwrap())
+            .unwrap();
+        // A GSS-API InitialContextToken (RFC 2743 section 3.1), not a raw NTLM message.
+        assert_eq!(first_token.first(), Some(&0x60));
+        assert!(!first_token.starts_with(b"NTLMSSP\0"));
+
+        let challenges =
+            negotiate_challenges(auth.authenticate(&header(first.expose()), &mut connection));
+        assert_eq!(challenges.len(), 1);
+        assert_eq!(challenges[0].scheme, "Negotiate");
+        let reply = BASE64
+            .decode(challenges[0].token68.as_deref().unwrap())
+            .unwrap();
+        // A NegTokenResp is context tag [1] (RFC 4178 section 4.2).
+        assert_eq!(reply.first(), Some(&0xa1));
+
+        let last = client.authenticate_header(&challenges).unwrap();
+        let outcome = auth.authenticate(&header(last.expose()), &mut connection);
+        let AuthOutcome::Authenticated(user) = outcome else {
+            panic!("expected authentication, got {outcome:?}");
+        };
+        assert_eq!(user.name, "user1@example.test");
+        assert_eq!(user.scheme, Some(AuthScheme::Negotiate));
+
+        // The connection stays authenticated, as on IIS.
+        let next = auth.authenticate(&HeaderMap::new(), &mut connection);
+        assert!(matches!(next, AuthOutcome::Authenticated(_)));
+    }
+
+    #[test]
+    fn negotiate_rejects_wrong_password() {
+        let auth = negotiate_authenticator();
+        let mut connection = ConnectionAuth::default();
+        let outcome = negotiate_handshake(
+            &auth,
+            &mut connection,
+            exmux_core::auth::AuthScheme::Negotiate,
+            "wrong-password",
+        );
+        assert!(
+            matches!(outcome, AuthOutcome::Challenge(ref response) if response.status() == StatusCode::UNAUTHORIZED),
+            "{outcome:?}"
+        );
+        let next = auth.authenticate(&HeaderMap::new(), &mut connection);
+        assert!(matches!(next, AuthOutcome::Challenge(_)));
+    }
+
+    #[test]
+    fn negotiate_needs_one_connection() {
+        let auth = negotiate_authenticator();
+        let mut client = exmux_core::auth::NtlmHandshake::new(
+            exmux_core::auth::AuthScheme::Negotiate,
+            "user1@example.test",
+            &Secret::new("pa55word"),
+        )
+        .unwrap();
+        let first = client.negotiate_header().unwrap();
+        let challenges = negotiate_challenges(
+            auth.authenticate(&header(first.expose()), &mut ConnectionAuth::default()),
+        );
+        let last = client.authenticate_header(&challenges).unwrap();
+
+        // The last token on another connection finds no handshake to continue.
+        let outcome = auth.authenticate(&header(last.expose()), &mut ConnectionAuth::default());
+        assert!(matches!(outcome, AuthOutcome::Challenge(_)), "{outcome:?}");
+    }
+
+    #[test]
+    fn negotiate_accepts_raw_ntlm_tokens() {
+        let auth = negotiate_authenticator();
+        let mut connection = ConnectionAuth::default();
+        let mut client = exmux_core::auth::NtlmHandshake::new(
+            exmux_core::auth::AuthScheme::Ntlm,
+            "user1@example.test",
+            &Secret::new("pa55word"),
+        )
+        .unwrap();
+        let first = client.negotiate_header().unwrap();
+        let raw = first.expose().replacen("NTLM ", "Negotiate ", 1);
+        let challenges = negotiate_challenges(auth.authenticate(&header(&raw), &mut connection));
+        assert_eq!(challenges[0].scheme, "Negotiate");
+
+        // The NTLM client reads its CHALLENGE under the NTLM name.
+        let renamed: Vec<_> = challenges
+            .iter()
+            .map(|challenge| format!("NTLM {}", challenge.token68.as_deref().unwrap_or_default()))
+            .collect();
+        let renamed =
+            exmux_core::auth::parse_challenges(renamed.iter().map(String::as_str)).unwrap();
+        let last = client.authenticate_header(&renamed).unwrap();
+        let last = last.expose().replacen("NTLM ", "Negotiate ", 1);
+        let outcome = auth.authenticate(&header(&last), &mut connection);
+        assert!(
+            matches!(outcome, AuthOutcome::Authenticated(ref user) if user.scheme == Some(AuthScheme::Negotiate)),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn negotiate_challenge_is_listed() {
+        let auth = negotiate_authenticator();
+        let response = auth.challenge("test");
+        let values: Vec<_> = response
+            .headers()
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .collect();
+        assert_eq!(values, ["Negotiate", "NTLM"]);
     }
 
     #[test]
