@@ -7,15 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use exmux_core::Secret;
+use exmux_core::auth::ntlm::HandshakeState;
 use exmux_core::auth::{
-    AuthScheme, Credentials, NtlmHandshake, basic_header, bearer_header, choose_challenge,
-    parse_challenges,
+    AuthScheme, Challenge, Credentials, NtlmHandshake, basic_header, bearer_header,
+    choose_challenge, parse_challenges,
 };
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HOST, LOCATION, WWW_AUTHENTICATE};
 use tokio::time::Instant;
 use url::Url;
 
+use crate::owned::{OwnedConnection, OwnedRequest};
 use crate::pox::{self, PoxAnswer};
 use crate::soap::{self, SoapAnswer};
 use crate::srv::{self, SrvResolver, SystemResolver};
@@ -97,6 +99,11 @@ pub struct AutodiscoverOptions {
     /// Approves credentials for a host outside the user's domain. Without it such hosts
     /// are refused.
     pub confirm_redirect: Option<ConfirmRedirect>,
+    /// The TLS settings of the connections that NTLM and Negotiate open for their
+    /// handshake. `None` verifies servers against the platform's roots.
+    // NOTE: those connections go directly to the server: neither the TLS settings nor
+    // the proxy of the shared reqwest client reach them.
+    pub owned_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl fmt::Debug for AutodiscoverOptions {
@@ -110,6 +117,7 @@ impl fmt::Debug for AutodiscoverOptions {
             .field("resolver", &self.resolver)
             .field("loopback", &self.loopback)
             .field("confirm_redirect", &self.confirm_redirect.is_some())
+            .field("owned_tls", &self.owned_tls.is_some())
             .finish()
     }
 }
@@ -125,6 +133,7 @@ impl Default for AutodiscoverOptions {
             resolver: Arc::new(SystemResolver),
             loopback: None,
             confirm_redirect: None,
+            owned_tls: None,
         }
     }
 }
@@ -176,6 +185,24 @@ fn describe(error: &reqwest::Error, timeout: Duration) -> String {
         return format!("connection failed: {}", error_chain(error));
     }
     error_chain(error)
+}
+
+/// Parses every `WWW-Authenticate` value of a `401`.
+fn challenges_of(headers: &reqwest::header::HeaderMap) -> Result<Vec<Challenge>, String> {
+    let values: Vec<&str> = headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    parse_challenges(values).map_err(|error| error.to_string())
+}
+
+/// Returns the `Host` header value of `url`: its host, and its port when one is given.
+fn host_header(url: &Url) -> String {
+    match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_owned(),
+    }
 }
 
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
@@ -401,11 +428,7 @@ impl Autodiscover {
             return Ok((logical.clone(), None));
         };
         let physical = map.resolve(logical)?;
-        let host = match logical.port() {
-            Some(port) => format!("{}:{port}", logical.host_str().unwrap_or_default()),
-            None => logical.host_str().unwrap_or_default().to_owned(),
-        };
-        Ok((physical, Some(host)))
+        Ok((physical, Some(host_header(logical))))
     }
 
     fn remaining(&self, run: &Run) -> Duration {
@@ -413,7 +436,8 @@ impl Autodiscover {
         left.min(self.options.request_timeout)
     }
 
-    /// Sends one request and completes an NTLM or Negotiate handshake when the server challenges.
+    /// Sends one request. Basic and bearer credentials go over the shared client;
+    /// NTLM and Negotiate run their handshake on a connection opened for this request.
     async fn send(
         &self,
         run: &Run,
@@ -433,8 +457,7 @@ impl Autodiscover {
         } else {
             None
         };
-        let mut handshake = None;
-        let mut authorization: Option<Secret> = match credentials {
+        let authorization: Option<Secret> = match credentials {
             None => None,
             Some(Credentials::Basic { username, password }) => {
                 Some(basic_header(username, password))
@@ -445,99 +468,117 @@ impl Autodiscover {
                     .await
                     .map_err(|error| error.to_string())?,
             )),
-            Some(other) => {
-                let scheme = match other {
-                    Credentials::Negotiate { .. } => AuthScheme::Negotiate,
-                    _ => AuthScheme::Ntlm,
+            Some(handshake_credentials) => {
+                let host = host.unwrap_or_else(|| host_header(logical));
+                let request = OwnedRequest {
+                    method: &method,
+                    physical: &physical,
+                    host: &host,
+                    body: body.as_ref().map(|(kind, text)| (*kind, text.as_str())),
                 };
-                let mut started = NtlmHandshake::from_credentials(scheme, other)
-                    .map_err(|error| error.to_string())?;
-                let header = started
-                    .negotiate_header()
-                    .map_err(|error| error.to_string())?;
-                handshake = Some(started);
-                Some(header)
+                return self
+                    .send_with_handshake(&request, handshake_credentials, timeout)
+                    .await;
             }
         };
 
-        // At most three rounds: a Negotiate start the server answers with a plain NTLM
-        // challenge restarts as NTLM, then the handshake's last request rides on the
-        // pooled connection of the one before. NOTE: reqwest does not pin a request to a
-        // connection, so a server that closes the connection after the 401 makes NTLM
-        // fail here.
+        let mut request = self
+            .http
+            .request(method.clone(), physical.clone())
+            .timeout(timeout);
+        if let Some(host) = &host {
+            request = request.header(HOST, host);
+        }
+        if let Some((content_type, text)) = &body {
+            request = request
+                .header(CONTENT_TYPE, *content_type)
+                .body(text.clone());
+        }
+        if let Some(value) = &authorization {
+            let mut header = reqwest::header::HeaderValue::from_str(value.expose())
+                .map_err(|_| "the Authorization value is not a valid header".to_owned())?;
+            header.set_sensitive(true);
+            request = request.header(AUTHORIZATION, header);
+        }
+
+        let response = request
+            .send()
+            .await
+            .map_err(|error| describe(&error, timeout))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|error| describe(&error, timeout))?
+            .to_vec();
+        if status != StatusCode::UNAUTHORIZED {
+            return Ok((status, headers, bytes));
+        }
+        if credentials.is_none() {
+            return Err("HTTP 401: the server requires credentials".to_owned());
+        }
+        let challenges = challenges_of(&headers)?;
+        if let Some(credentials) = credentials {
+            // An error here names the offered schemes when none fits the credentials.
+            choose_challenge(&challenges, credentials).map_err(|error| error.to_string())?;
+        }
+        Err("HTTP 401: the server rejected the credentials".to_owned())
+    }
+
+    /// Runs an NTLM or Negotiate handshake for one request on a connection opened for
+    /// it, and returns the response to the authenticated request.
+    async fn send_with_handshake(
+        &self,
+        request: &OwnedRequest<'_>,
+        credentials: &Credentials,
+        timeout: Duration,
+    ) -> Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>), String> {
+        let mut connection =
+            OwnedConnection::open(request.physical, self.options.owned_tls.as_ref(), timeout)
+                .await?;
+        let scheme = match credentials {
+            Credentials::Negotiate { .. } => AuthScheme::Negotiate,
+            _ => AuthScheme::Ntlm,
+        };
+        let mut handshake = NtlmHandshake::from_credentials(scheme, credentials)
+            .map_err(|error| error.to_string())?;
+        let mut authorization = handshake
+            .negotiate_header()
+            .map_err(|error| error.to_string())?;
+
+        // At most three legs. When the server responds to a Negotiate start by offering
+        // only NTLM, the handshake restarts once as NTLM on the same connection. Then the
+        // AUTHENTICATE token replies to the CHALLENGE.
         let mut restarted = false;
-        for _round in 0..3 {
-            let mut request = self
-                .http
-                .request(method.clone(), physical.clone())
-                .timeout(timeout);
-            if let Some(host) = &host {
-                request = request.header(HOST, host);
-            }
-            if let Some((content_type, text)) = &body {
-                request = request
-                    .header(CONTENT_TYPE, *content_type)
-                    .body(text.clone());
-            }
-            if let Some(value) = &authorization {
-                let mut header = reqwest::header::HeaderValue::from_str(value.expose())
-                    .map_err(|_| "the Authorization value is not a valid header".to_owned())?;
-                header.set_sensitive(true);
-                request = request.header(AUTHORIZATION, header);
+        for _leg in 0..3 {
+            let response = connection
+                .exchange(request, Some(&authorization), timeout)
+                .await?;
+            if response.status != StatusCode::UNAUTHORIZED {
+                return Ok((response.status, response.headers, response.body));
             }
 
-            let response = request
-                .send()
-                .await
-                .map_err(|error| describe(&error, timeout))?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|error| describe(&error, timeout))?
-                .to_vec();
-
-            if status != StatusCode::UNAUTHORIZED {
-                return Ok((status, headers, bytes));
-            }
-            let values: Vec<&str> = headers
-                .get_all(WWW_AUTHENTICATE)
-                .iter()
-                .filter_map(|value| value.to_str().ok())
-                .collect();
-            let challenges = parse_challenges(values).map_err(|error| error.to_string())?;
-            let Some(credentials) = credentials else {
-                return Err("HTTP 401: the server requires credentials".to_owned());
-            };
+            let challenges = challenges_of(&response.headers)?;
             let (chosen, challenge) =
                 choose_challenge(&challenges, credentials).map_err(|error| error.to_string())?;
-            match handshake.as_mut() {
-                Some(active)
-                    if active.scheme() == chosen
-                        && challenge.token68.is_some()
-                        && active.state()
-                            == exmux_core::auth::ntlm::HandshakeState::ExpectChallenge =>
-                {
-                    authorization = Some(
-                        active
-                            .authenticate_header(&challenges)
-                            .map_err(|error| error.to_string())?,
-                    );
-                }
-                Some(active) if active.scheme() != chosen && !restarted => {
-                    tracing::debug!(from = %active.scheme(), to = %chosen, "restarting the handshake with the offered scheme");
-                    let mut fresh = NtlmHandshake::from_credentials(chosen, credentials)
-                        .map_err(|error| error.to_string())?;
-                    authorization = Some(
-                        fresh
-                            .negotiate_header()
-                            .map_err(|error| error.to_string())?,
-                    );
-                    handshake = Some(fresh);
-                    restarted = true;
-                }
-                _ => return Err("HTTP 401: the server rejected the credentials".to_owned()),
+            if handshake.scheme() == chosen
+                && challenge.token68.is_some()
+                && handshake.state() == HandshakeState::ExpectChallenge
+            {
+                authorization = handshake
+                    .authenticate_header(&challenges)
+                    .map_err(|error| error.to_string())?;
+            } else if handshake.scheme() != chosen && !restarted {
+                tracing::debug!(from = %handshake.scheme(), to = %chosen, "restarting the handshake with the offered scheme");
+                handshake = NtlmHandshake::from_credentials(chosen, credentials)
+                    .map_err(|error| error.to_string())?;
+                authorization = handshake
+                    .negotiate_header()
+                    .map_err(|error| error.to_string())?;
+                restarted = true;
+            } else {
+                break;
             }
         }
         Err("HTTP 401: the server rejected the credentials".to_owned())

@@ -15,6 +15,7 @@ pub mod json;
 pub mod pox;
 pub mod soap;
 pub mod srv;
+mod owned;
 mod xml;
 
 use std::fmt;

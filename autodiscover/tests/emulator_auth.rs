@@ -261,3 +261,110 @@ async fn tls_needs_the_ca_bundle_or_the_danger_option() {
     );
     handle.shutdown().await;
 }
+
+/// Builds a client over a shared reqwest client that keeps no idle connection, so a
+/// handshake that relied on the pool would send each leg on a new connection.
+fn client_without_pool(handle: &EmulatorHandle, credentials: Credentials) -> Autodiscover {
+    let mut map = LoopbackMap::new();
+    map.insert("example.test", url::Url::parse(handle.base_url()).unwrap());
+    let options = AutodiscoverOptions {
+        credentials: Some(credentials),
+        methods: vec![Method::PoxDomain],
+        loopback: Some(map),
+        ..AutodiscoverOptions::default()
+    };
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    Autodiscover::new(http, options)
+}
+
+#[tokio::test]
+async fn ntlm_runs_on_an_owned_connection() {
+    let handle = start(vec![AuthScheme::Ntlm], ChallengeStyle::SeparateHeaders).await;
+    let found = client_without_pool(&handle, ntlm())
+        .discover("user1@example.test")
+        .await
+        .unwrap();
+    assert_eq!(found.source.method, Method::PoxDomain);
+    assert_eq!(found.settings.ews_url, Some(handle.ews_url()));
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn negotiate_spnego_on_an_owned_connection() {
+    let handle = start(
+        vec![AuthScheme::Negotiate, AuthScheme::Basic],
+        ChallengeStyle::SeparateHeaders,
+    )
+    .await;
+    let negotiate = Credentials::Negotiate {
+        username: "user1@example.test".to_owned(),
+        password: Secret::new(PASSWORD),
+    };
+    let found = client_without_pool(&handle, negotiate)
+        .discover("user1@example.test")
+        .await
+        .unwrap();
+    assert_eq!(found.source.method, Method::PoxDomain);
+    assert_eq!(found.settings.ews_url, Some(handle.ews_url()));
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn negotiate_wrong_password_is_rejected() {
+    let handle = start(vec![AuthScheme::Negotiate], ChallengeStyle::SeparateHeaders).await;
+    let wrong = Credentials::Negotiate {
+        username: "user1@example.test".to_owned(),
+        password: Secret::new("not-the-password-3f"),
+    };
+    let error = client_without_pool(&handle, wrong)
+        .discover("user1@example.test")
+        .await
+        .unwrap_err();
+    let text = format!("{error} {error:?}");
+    assert!(text.contains("rejected the credentials"), "{text}");
+    assert!(!text.contains("not-the-password-3f"), "{text}");
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn owned_connection_times_out() {
+    // A server that accepts connections and never responds.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let silent = tokio::spawn(async move {
+        let mut open_sockets = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open_sockets.push(socket);
+        }
+    });
+
+    let mut map = LoopbackMap::new();
+    map.insert(
+        "example.test",
+        url::Url::parse(&format!("http://{address}")).unwrap(),
+    );
+    let options = AutodiscoverOptions {
+        credentials: Some(ntlm()),
+        methods: vec![Method::PoxDomain],
+        loopback: Some(map),
+        request_timeout: std::time::Duration::from_millis(200),
+        ..AutodiscoverOptions::default()
+    };
+    let http = exmux_core::http::HttpOptions::default()
+        .build_client()
+        .unwrap();
+    let error = Autodiscover::new(http, options)
+        .discover("user1@example.test")
+        .await
+        .unwrap_err();
+    let attempts = error.attempts();
+    assert_eq!(attempts.len(), 1, "{error}");
+    let failure = attempts[0].failure.as_deref().unwrap_or_default();
+    assert!(failure.contains("timed out after 200 ms"), "{failure}");
+    silent.abort();
+}
