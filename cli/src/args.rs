@@ -65,8 +65,10 @@ pub enum Command {
         /// `.state.json` appended, beside it (exmux.toml -> exmux.toml.state.json).
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
-        /// Record every request and response to DIR. Not carried by the client yet:
-        /// record at the server with `exmux emulator --record DIR` instead.
+        /// Record every HTTP request and response of both backends to DIR, in the
+        /// captures/ layout (DIR/ews/001-SyncFolderItems-ok.request.body, ...), with
+        /// Authorization, cookie and WWW-Authenticate token values replaced by
+        /// [redacted]. Created when missing.
         #[arg(long, value_name = "DIR")]
         record: Option<PathBuf>,
     },

@@ -36,6 +36,13 @@ const PASSWORD: &str = "password1";
 /// Messages in the inbox before the scenario starts.
 const SEED_MESSAGES: usize = 6;
 
+/// How long the emulator delays this transport's delete in the overlap step.
+const OVERLAP_HOLD: Duration = Duration::from_millis(300);
+
+/// When the second client changes the message in the overlap step, after the delete
+/// was sent; well inside [`OVERLAP_HOLD`].
+const OVERLAP_CHANGE_AFTER: Duration = Duration::from_millis(30);
+
 /// Why the demo could not run to its summary.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -99,6 +106,8 @@ pub struct Summary {
     pub replica_matches_server: bool,
     /// The item marked read and deleted by this transport.
     pub deleted_item: u64,
+    /// The item this transport deleted while the second client changed it.
+    pub overlap_item: u64,
     /// Messages on the server at the end.
     pub server_items: usize,
     /// Messages in the replica at the end.
@@ -334,7 +343,7 @@ async fn play(
             .and_then(|backend| transport.item_key(&backend))
             .ok_or_else(|| step("initial sync")(format!("item {} was not synced", id.id)))
     };
-    let [target, remote_read, remote_delete, ..] = seeded.as_slice() else {
+    let [target, remote_read, remote_delete, overlap, ..] = seeded.as_slice() else {
         return Err(step("seed the inbox")("too few messages".to_owned()));
     };
     let target_key = key_of(target)?;
@@ -363,6 +372,31 @@ async fn play(
         .await
         .map_err(|error| step("second client")(error.to_string()))?
         .map_err(step("second client"))?;
+
+    // The delete and a remote change overlap: the server delays this transport's delete
+    // of another message for 300 ms (an emulator delay fault) while the second client
+    // marks that message read 30 ms into the delay. Over EWS, the sync that the notice
+    // starts reports the change before the delete lands, and the router drops it as
+    // superseded. A MAPI/HTTP session sends one request at a time, so its sync runs
+    // after the delete and reports only the deletion.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    transport.wait_idle().await;
+    lock(&replica).phase = "overlap";
+    let overlap_key = key_of(overlap)?;
+    let delete_path = match config.routing.backend_for(Operation::Delete) {
+        Backend::Mapi => "/mapi/",
+        _ => "/EWS/",
+    };
+    emulator
+        .faults()
+        .delay_responses(delete_path, 1, OVERLAP_HOLD);
+    let (deleted, changed) = tokio::join!(transport.delete(overlap_key), async {
+        tokio::time::sleep(OVERLAP_CHANGE_AFTER).await;
+        mark_read(&other, overlap.clone()).await
+    });
+    deleted.map_err(|error| step("overlapping delete")(error.to_string()))?;
+    changed.map_err(step("second client"))?;
+    lock(&replica).items.remove(&overlap_key);
 
     // Notices are hints: after they have arrived and been synced, one more sync stands
     // for the embedder's periodic catch-up and proves nothing was left behind.
@@ -403,6 +437,7 @@ async fn play(
         full_resyncs: counters.full_resyncs,
         replica_matches_server: replica_view == server && replica_count == server.len(),
         deleted_item: target_key.0,
+        overlap_item: overlap_key.0,
         server_items: server.len(),
         replica_items: replica_count,
         events,
@@ -427,17 +462,23 @@ async fn settle(transport: &Transport, replica: &Mutex<Replica>, expected: usize
     }
 }
 
-async fn remote_changes(other: &EwsClient, read: ItemId, delete: ItemId) -> Result<(), String> {
+/// Marks a message read as the second client.
+async fn mark_read(other: &EwsClient, item: ItemId) -> Result<(), String> {
     other
         .call(&UpdateItem {
             conflict_resolution: ConflictResolution::AlwaysOverwrite,
             disposition: MessageDisposition::SaveOnly,
-            changes: vec![(ItemId::new(read.id), vec![ItemUpdate::SetIsRead(true)])],
+            changes: vec![(ItemId::new(item.id), vec![ItemUpdate::SetIsRead(true)])],
         })
         .await
         .map_err(|error| error.to_string())?
         .into_single("UpdateItem")
         .map_err(|error| error.to_string())?;
+    Ok(())
+}
+
+async fn remote_changes(other: &EwsClient, read: ItemId, delete: ItemId) -> Result<(), String> {
+    mark_read(other, read).await?;
     other
         .call(&DeleteItem {
             delete_type: DeleteType::HardDelete,

@@ -19,7 +19,9 @@ use exmux_core::Secret;
 use exmux_core::auth::Credentials;
 use exmux_router::core::{Event, Origin};
 use exmux_router::persist::{load_state, save_state};
-use exmux_router::transport::{Events, Transport, TransportError, TransportOptions};
+use exmux_router::transport::{
+    CaptureRecorder, Events, Transport, TransportError, TransportOptions,
+};
 use exmux_router::{Backend, CapabilityTable, Config, Operation, Preset};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -198,18 +200,6 @@ async fn run_sync(
     record: Option<PathBuf>,
     watch: bool,
 ) -> Outcome {
-    if let Some(dir) = record {
-        // NOTE: the EWS client has no recording hook yet; recordings are made at the
-        // server side by the emulator.
-        return Err((
-            EXIT_USAGE,
-            format!(
-                "--record {} is not supported by the client yet: run the server with `exmux emulator --record {}` instead",
-                dir.display(),
-                dir.display()
-            ),
-        ));
-    }
     let config = Config::load(config_path).map_err(|error| (EXIT_USAGE, error.to_string()))?;
     for warning in &config.warnings {
         eprintln!("warning: {warning}");
@@ -217,8 +207,21 @@ async fn run_sync(
     let state_path = state.unwrap_or_else(|| default_state_path(config_path));
     let saved = load_state(&state_path).map_err(|error| (EXIT_USAGE, error.to_string()))?;
     let first_run = saved.is_none();
+    let recorder = match &record {
+        Some(dir) => Some(Arc::new(CaptureRecorder::create(dir).map_err(|error| {
+            (
+                EXIT_USAGE,
+                format!(
+                    "cannot create the recording folder {}: {error}; name a writable folder",
+                    dir.display()
+                ),
+            )
+        })?)),
+        None => None,
+    };
     let options = TransportOptions {
         state: saved,
+        recorder: recorder.clone(),
         ..TransportOptions::default()
     };
     let (transport, mut events) = Transport::connect(&config, options)
@@ -265,6 +268,7 @@ async fn run_sync(
         state_path.display()
     );
     if !watch {
+        report_recording(recorder.as_deref());
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -283,7 +287,23 @@ async fn run_sync(
     }
     save_state(&transport.state(), &state_path)
         .map_err(|error| (EXIT_PROBLEM, error.to_string()))?;
+    report_recording(recorder.as_deref());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says where the recording went and how many exchanges could not be written.
+fn report_recording(recorder: Option<&CaptureRecorder>) {
+    let Some(recorder) = recorder else {
+        return;
+    };
+    println!("recorded to {}", recorder.dir().display());
+    if recorder.failures() > 0 {
+        eprintln!(
+            "warning: {} exchanges could not be written to {}",
+            recorder.failures(),
+            recorder.dir().display()
+        );
+    }
 }
 
 #[derive(Default)]

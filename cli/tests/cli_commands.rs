@@ -190,3 +190,65 @@ async fn sync_twice_reports_only_what_changed() {
     );
     handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_record_writes_both_protocols() {
+    let handle = exmux::emulator::start("127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("exmux.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nmailbox = \"user1@example.test\"\news_url = \"{}\"\nmapi_url = \"{}\"\nuser_dn = \"{}\"\n\
+             [auth]\nmethod = \"basic\"\nusername = \"user1@example.test\"\npassword_env = \"EXMUX_TEST_PASSWORD\"\n\
+             [routing]\npreset = \"hybrid\"\n",
+            handle.ews_url(),
+            handle.mapi_emsmdb_url(),
+            exmux_emulator::mapi::legacy_dn(exmux::emulator::MAILBOX),
+        ),
+    )
+    .unwrap();
+    let recording = dir.path().join("recording");
+    let args = [
+        "sync".to_owned(),
+        "--config".to_owned(),
+        config.to_string_lossy().into_owned(),
+        "--record".to_owned(),
+        recording.to_string_lossy().into_owned(),
+    ];
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_exmux"))
+            .args(args)
+            .env("EXMUX_TEST_PASSWORD", exmux::emulator::PASSWORD)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("recorded to"),
+        "{}",
+        stdout(&output)
+    );
+
+    // Hybrid lists and syncs over MAPI/HTTP and resolves folders over EWS.
+    for (protocol, first) in [("mapi", "001-Connect-"), ("ews", "001-GetFolder-")] {
+        let mut names: Vec<String> = std::fs::read_dir(recording.join(protocol))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert!(
+            names.first().is_some_and(|name| name.starts_with(first)),
+            "{protocol}: {names:?}"
+        );
+        for name in names.iter().filter(|name| name.ends_with(".headers")) {
+            let text = std::fs::read_to_string(recording.join(protocol).join(name)).unwrap();
+            assert!(!text.contains(exmux::emulator::PASSWORD), "{name}");
+        }
+    }
+    handle.shutdown().await;
+}

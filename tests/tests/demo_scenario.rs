@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The demo scenario end to end over loopback: a message marked read and deleted a few
-//! milliseconds later while a second client changes other messages.
+//! milliseconds later while a second client changes other messages, then a delete that
+//! the server delays while the second client changes the same message.
 
 use exmux::demo;
 use exmux_router::Preset;
@@ -40,12 +41,30 @@ async fn check_routing(preset: Preset, name: &str) {
     );
     assert!(remote.iter().any(|event| event.kind == "deleted"));
     assert!(remote.iter().any(|event| event.kind == "changed"));
-    assert_eq!(summary.server_items, 5);
+    assert_eq!(summary.server_items, 4);
+
+    // The second client's change to a message this transport deleted is never
+    // delivered, whichever order the server applied them in.
+    let about_overlap: Vec<_> = summary
+        .events
+        .iter()
+        .filter(|event| event.item == Some(summary.overlap_item) && event.phase == "overlap")
+        .collect();
+    assert!(about_overlap.is_empty(), "{about_overlap:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ews_routing_matches_server() {
     check_routing(Preset::Ews, "ews").await;
+}
+
+/// Over EWS the sync that the second client's change starts runs while the server delays
+/// this transport's delete of the same message (300 ms), so the change is reported
+/// before the delete lands and dropped as superseded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ews_overlap_counts_superseded() {
+    let summary = demo::run(Preset::Ews, None, |_| {}).await.unwrap();
+    assert_eq!(summary.superseded_dropped, 1, "{summary:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
