@@ -313,24 +313,22 @@ impl MapiSession {
         handles: &[u32],
         columns: &HashMap<u8, Vec<crate::prop::PropTag>>,
     ) -> Result<(Vec<Option<RopResult>>, Vec<u32>), SessionError> {
-        let body = self.encode_execute(operation, rops, handles)?;
-        let answer = match self
-            .sequenced(ctx, operation, RequestType::Execute, body)
+        match self
+            .execute_parts(ctx, operation, rops, handles.to_vec(), columns)
             .await
         {
-            Ok(answer) => answer,
+            Ok(parts) => Ok((parts.results, parts.handles)),
             Err(Fault::Refused(code)) => {
                 // The context died while it was being set up: start from scratch next time.
                 ctx.connected = false;
-                return Err(SessionError::Refused {
+                Err(SessionError::Refused {
                     operation,
                     code,
                     after_reconnect: true,
-                });
+                })
             }
-            Err(Fault::Other(e)) => return Err(e),
-        };
-        self.decode_rops(operation, rops, columns, &answer)
+            Err(Fault::Other(e)) => Err(e),
+        }
     }
 
     pub(super) async fn reconnect(
@@ -432,12 +430,14 @@ impl MapiSession {
         Ok(())
     }
 
-    pub(super) fn execute_body(
+    /// Returns the server handle table of a batch: the server value of every input slot
+    /// and 0xFFFFFFFF for output slots.
+    pub(super) fn batch_handles(
         &self,
         ctx: &Context,
         batch: &Batch,
         operation: &'static str,
-    ) -> Result<Vec<u8>, SessionError> {
+    ) -> Result<Vec<u32>, SessionError> {
         let mut handles = Vec::with_capacity(batch.slots.len());
         for slot in &batch.slots {
             handles.push(match slot {
@@ -452,7 +452,7 @@ impl MapiSession {
                 HandleRef::Output => u32::MAX,
             });
         }
-        self.encode_execute(operation, &batch.rops, &handles)
+        Ok(handles)
     }
 
     pub(super) fn encode_execute(
@@ -460,6 +460,7 @@ impl MapiSession {
         operation: &'static str,
         rops: &[RopRequest],
         handles: &[u32],
+        max_rop_out: u32,
     ) -> Result<Vec<u8>, SessionError> {
         let buffer = rop::encode_request_buffer(&RopBuffer {
             rops: rops.to_vec(),
@@ -480,26 +481,11 @@ impl MapiSession {
         ExecuteRequest {
             flags: self.inner.config.execute_flags,
             rop_buffer,
-            max_rop_out: self.inner.config.max_rop_out,
+            max_rop_out,
             aux: Vec::new(),
         }
         .encode()
         .map_err(|e| SessionError::protocol(operation, e))
-    }
-
-    pub(super) fn decode_execute(
-        &self,
-        operation: &'static str,
-        batch: &Batch,
-        body: &[u8],
-        generation: u64,
-    ) -> Result<BatchResult, SessionError> {
-        let (results, handles) = self.decode_rops(operation, &batch.rops, &batch.columns, body)?;
-        Ok(BatchResult {
-            results,
-            handles,
-            generation,
-        })
     }
 
     pub(super) fn decode_rops(
@@ -508,7 +494,7 @@ impl MapiSession {
         rops: &[RopRequest],
         columns: &HashMap<u8, Vec<crate::prop::PropTag>>,
         body: &[u8],
-    ) -> Result<(Vec<Option<RopResult>>, Vec<u32>), SessionError> {
+    ) -> Result<DecodedRops, SessionError> {
         let success = match ExecuteResponse::decode(body)
             .map_err(|e| SessionError::protocol(operation, e))?
         {
@@ -557,6 +543,7 @@ impl MapiSession {
             .filter(|(_, q)| q.has_response())
             .map(|(i, _)| i);
         let mut notices = Vec::new();
+        let mut too_small = None;
         for response in responses {
             match response {
                 RopResponse::Result(result) => {
@@ -574,10 +561,13 @@ impl MapiSession {
                 RopResponse::Pending { session_index } => {
                     notices.push(Notice::pending(session_index))
                 }
-                RopResponse::BufferTooSmall { size_needed, .. } => {
-                    return Err(SessionError::BufferTooSmall {
-                        operation,
+                RopResponse::BufferTooSmall {
+                    size_needed,
+                    request_buffers,
+                } => {
+                    too_small = Some(TooSmall {
                         size_needed,
+                        request_buffers,
                     });
                 }
                 RopResponse::Backoff(backoff) => {
@@ -592,7 +582,11 @@ impl MapiSession {
             tracing::debug!(?notice.kind, "notice");
             let _ = self.inner.notices.send(notice);
         }
-        Ok((results, decoded.handles))
+        Ok(DecodedRops {
+            results,
+            handles: decoded.handles,
+            too_small,
+        })
     }
 
     /// Sends one NotificationWait with the context's cookies (not sequenced) and returns
@@ -629,4 +623,22 @@ impl MapiSession {
             }),
         }
     }
+}
+
+/// A decoded Execute response.
+pub(super) struct DecodedRops {
+    /// One entry per request sent, `None` for RopRelease and for unprocessed requests.
+    pub(super) results: Vec<Option<RopResult>>,
+    /// The server object handle table of the response.
+    pub(super) handles: Vec<u32>,
+    /// The RopBufferTooSmall that ended the response, if any.
+    pub(super) too_small: Option<TooSmall>,
+}
+
+/// RopBufferTooSmall (MS-OXCROPS 2.2.15.1).
+pub(super) struct TooSmall {
+    /// SizeNeeded: the MaxRopOut the unprocessed requests need.
+    pub(super) size_needed: u16,
+    /// RequestBuffers: the requests the server did not process, as sent.
+    pub(super) request_buffers: Vec<u8>,
 }

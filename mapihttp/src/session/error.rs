@@ -121,15 +121,19 @@ pub enum SessionError {
         /// The ROP's name.
         rop: &'static str,
     },
-    /// The server's output buffer was too small for the batch (RopBufferTooSmall).
+    /// The server processed none of the requests left in a batch (RopBufferTooSmall,
+    /// MS-OXCROPS 2.2.15.1) although MaxRopOut was already at least SizeNeeded, so
+    /// sending them again cannot make progress.
     #[error(
-        "{operation}: the server's output buffer was too small ({size_needed} bytes needed); split the batch"
+        "{operation}: the server's output buffer is too small for the next ROP ({size_needed} bytes needed, MaxRopOut was {max_rop_out}); the server limits its responses below that, so read the value in smaller pieces (a stream) or raise the server's limit"
     )]
     BufferTooSmall {
         /// The operation.
         operation: &'static str,
         /// SizeNeeded.
         size_needed: u16,
+        /// The MaxRopOut of the last request sent.
+        max_rop_out: u32,
     },
     /// The network failed before a complete answer arrived. For a write, its outcome is
     /// unknown.

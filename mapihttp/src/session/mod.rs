@@ -24,6 +24,7 @@ mod notify;
 mod ops;
 mod read;
 pub mod record;
+mod split;
 mod transport;
 mod write;
 
@@ -612,13 +613,19 @@ impl MapiSession {
         loop {
             self.ensure_connected(&mut ctx).await?;
             self.reopen_stale(&mut ctx, batch).await?;
-            let body = self.execute_body(&ctx, batch, operation)?;
+            let handles = self.batch_handles(&ctx, batch, operation)?;
             let generation = ctx.generation;
             match self
-                .sequenced(&mut ctx, operation, RequestType::Execute, body)
+                .execute_parts(&mut ctx, operation, &batch.rops, handles, &batch.columns)
                 .await
             {
-                Ok(answer) => return self.decode_execute(operation, batch, &answer, generation),
+                Ok(parts) => {
+                    return Ok(BatchResult {
+                        results: parts.results,
+                        handles: parts.handles,
+                        generation,
+                    });
+                }
                 Err(Fault::Refused(code)) if self.is_context_fault(code) => {
                     if reconnected {
                         return Err(SessionError::Refused {
