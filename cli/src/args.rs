@@ -40,9 +40,11 @@ pub enum Command {
     /// Play the read-then-delete race against a loopback emulator and check the result.
     ///
     /// Starts the emulator on 127.0.0.1, connects with the routing, marks a message read
-    /// and deletes it 5 ms later while a second client changes other messages, prints
-    /// every event with its origin and a summary. Exits 1 when the replica differs from
-    /// the server, or a full resync happened.
+    /// and deletes it 5 ms later while a second client changes other messages. Then it
+    /// deletes another message while the emulator delays that delete by 300 ms and the
+    /// second client marks the message read. Prints every event with its origin and a
+    /// summary. Exits 1 when the replica differs from the server, or a full resync
+    /// happened.
     Demo {
         /// The routing to play.
         #[arg(long, value_enum, default_value = "hybrid")]
@@ -125,17 +127,6 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
-    },
-    /// Sign in with the configuration's OAuth2 flow and store the tokens.
-    ///
-    /// device-code prints a code to enter at a web page on any device. auth-code prints
-    /// a URL to open in a browser on this machine and receives the redirect on
-    /// [auth] redirect_uri. The tokens go to [auth] token_cache (default: the
-    /// configuration file's name with .tokens.json appended), readable only by you.
-    Login {
-        /// The configuration file, with [auth] method = "oauth2".
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
     },
     /// Run the emulator alone on a loopback address, for other clients.
     Emulator {

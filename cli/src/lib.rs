@@ -4,4 +4,3 @@
 pub mod decode;
 pub mod demo;
 pub mod emulator;
-pub mod login;

@@ -7,12 +7,15 @@
 //! the core can tell this transport's changes from other clients' changes. Events go to
 //! the [`Events`] stream returned by [`Transport::connect`].
 //!
-//! Backends: over EWS the transport carries sync, fetch, create, update (read state),
-//! delete, move and notifications. Over MAPI/HTTP it carries sync (ICS download),
-//! update (read state), delete and notifications; another operation routed to MAPI
-//! fails when called with [`TransportError::BackendNotOffered`], naming it, and
-//! [`Transport::uncarried_operations`] lists them after connect. Nothing is sent over
-//! the other backend instead.
+//! Backends: the transport carries every operation over EWS and over MAPI/HTTP (ICS
+//! download and import, the message and folder ROPs, RopRegisterNotification). An
+//! operation routed to a backend without a session fails with
+//! [`TransportError::BackendNotOffered`], naming it, and nothing is sent over the other
+//! backend instead. An item or folder known only by its id on one backend is written
+//! over the other through an id derived from it (see [`Transport::add_folder`]).
+//!
+//! [`TransportOptions::recorder`] takes a [`CaptureRecorder`] that writes every HTTP
+//! exchange of both backends to a folder, for bug reports.
 //!
 //! # Example
 //!
@@ -543,10 +546,12 @@ impl Transport {
             })
     }
 
-    /// Adds a folder by EWS folder id or distinguished name (`inbox`) and returns its
-    /// key. Over EWS the folder's id is resolved with GetFolder, so notices that name it
-    /// by id reach it; over MAPI/HTTP a distinguished name maps to the folder id the
-    /// logon returned.
+    /// Adds a folder by EWS folder id, distinguished name (`inbox`) or
+    /// [`MAPI_FOLDER_PREFIX`] reference and returns its key. Over EWS the folder's id is
+    /// resolved with GetFolder, so notices that name it by id reach it. Over MAPI/HTTP a
+    /// distinguished name maps to the folder id the logon returned, and an EWS id to the
+    /// folder id its entry id carries. A folder listed over MAPI/HTTP gets an EWS id
+    /// built from its folder id.
     ///
     /// # Errors
     /// [`TransportError::Ews`] when GetFolder fails (an unknown folder, say);
@@ -1100,7 +1105,8 @@ impl Transport {
     /// [`TransportError::Ews`], [`TransportError::Mapi`], or
     /// [`TransportError::Rejected`] when the server rejects the message.
     // NOTE: a sent message is not journaled, so its copy in Sent Items arrives at the
-    // next sync of that folder as a remote item.
+    // next sync of that folder as a remote item. The core's `begin_write` accepts no
+    // write without an item key except `create`, so a send has no journal entry to go in.
     pub async fn send(&self, mime: &[u8]) -> Result<(), TransportError> {
         let operation = Operation::Send;
         if self.routed_to_mapi(operation) {
@@ -1268,8 +1274,9 @@ impl Transport {
     ///
     /// # Errors
     /// As [`Transport::move_folder`].
-    // NOTE: the router core keeps the deleted folder's key and sync state; a later
-    // sync of it fails with the server's not-found error.
+    // NOTE: folder operations are not journaled, because journal entries name an item,
+    // and the router core keeps a deleted folder's key and sync state, so a later sync
+    // of it fails with the server's not-found error.
     pub async fn delete_folder(&self, folder: FolderKey) -> Result<(), TransportError> {
         let operation = Operation::Folder;
         if self.routed_to_mapi(operation) {
