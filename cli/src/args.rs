@@ -128,6 +128,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sign in with the configuration's OAuth2 flow and store the tokens.
+    ///
+    /// device-code prints a code to enter at a web page on any device. auth-code prints
+    /// a URL to open in a browser on this machine and receives the redirect on
+    /// [auth] redirect_uri. The tokens go to [auth] token_cache (default: the
+    /// configuration file's name with .tokens.json appended), readable only by you.
+    Login {
+        /// The configuration file, with [auth] method = "oauth2".
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Run the emulator alone on a loopback address, for other clients.
     Emulator {
         /// The address to listen on.

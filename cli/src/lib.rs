@@ -4,3 +4,4 @@
 pub mod decode;
 pub mod demo;
 pub mod emulator;
+pub mod login;

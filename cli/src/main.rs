@@ -89,6 +89,7 @@ async fn run(command: Command) -> Outcome {
             loopback,
             json,
         } => run_discover(&address, password_env, &loopback, json).await,
+        Command::Login { config } => run_login(&config).await,
         Command::Emulator { listen, record } => run_emulator(listen, record).await,
         Command::Sim {
             mode,
@@ -524,6 +525,36 @@ async fn run_discover(
             }
             Err((EXIT_SERVER, error.to_string()))
         }
+    }
+}
+
+async fn run_login(config_path: &Path) -> Outcome {
+    use exmux::login::{LoginError, LoginPrompt};
+
+    let config = Config::load(config_path).map_err(|error| (EXIT_USAGE, error.to_string()))?;
+    let print_prompt = |prompt: &LoginPrompt| match prompt {
+        LoginPrompt::DeviceCode {
+            verification_uri,
+            user_code,
+            expires_in,
+        } => println!(
+            "To sign in, open {verification_uri} and enter the code {user_code} (valid for {} minutes).",
+            expires_in.as_secs() / 60
+        ),
+        LoginPrompt::Browser { url } => {
+            println!("To sign in, open this URL in a browser on this machine:\n{url}");
+        }
+        _ => {}
+    };
+    match exmux::login::login(&config, config_path, print_prompt).await {
+        Ok(cache) => {
+            println!("Signed in; tokens stored in {}", cache.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(
+            error @ (LoginError::Config(_) | LoginError::NotOAuth2 { .. } | LoginError::Http(_)),
+        ) => Err((EXIT_USAGE, error.to_string())),
+        Err(error) => Err((EXIT_SERVER, error.to_string())),
     }
 }
 

@@ -106,6 +106,12 @@ pub struct ItemRecord {
     /// The journal sequence number current when a remote change to the item was last
     /// delivered. A read-state write with a higher sequence number came after it.
     pub last_remote_seq: u64,
+    /// True after a create, copy or move of ours put the item in `folder` and before
+    /// any sync of that folder reported it. A sync state only reports the deletion of
+    /// an item it has reported before, so an item that leaves the folder in this window
+    /// is never reported gone; the core notices that instead.
+    #[serde(default)]
+    pub arrival_unconfirmed: bool,
 }
 
 impl ItemRecord {
@@ -118,6 +124,7 @@ impl ItemRecord {
             read: None,
             deleted_locally: false,
             last_remote_seq: 0,
+            arrival_unconfirmed: false,
         }
     }
 }

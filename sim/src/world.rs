@@ -66,6 +66,13 @@ enum ReplicaOp {
         key: u64,
         read: bool,
     },
+    /// The response of an own write to an item the embedder holds: it never creates
+    /// the item again, because a late response can follow the item's deletion.
+    Update {
+        key: u64,
+        change_key: Option<Vec<u8>>,
+        read: Option<bool>,
+    },
     Remove {
         key: u64,
     },
@@ -98,6 +105,21 @@ fn apply_op(replica: &mut BTreeMap<u64, Copy>, op: &ReplicaOp) {
         ReplicaOp::SetRead { key, read } => {
             if let Some(copy) = replica.get_mut(key) {
                 copy.read = Some(*read);
+            }
+        }
+        ReplicaOp::Update {
+            key,
+            change_key,
+            read,
+        } => {
+            let Some(copy) = replica.get_mut(key) else {
+                return;
+            };
+            if change_key.is_some() {
+                copy.change_key.clone_from(change_key);
+            }
+            if read.is_some() {
+                copy.read = *read;
             }
         }
         ReplicaOp::Remove { key } => {
@@ -1082,19 +1104,11 @@ impl World {
                                 .map(|item| key_bytes(&item.stamp.change_key)),
                             _ => None,
                         };
-                        let mut ops = vec![ReplicaOp::SetRead {
+                        let ops = vec![ReplicaOp::Update {
                             key: item_key,
-                            read,
+                            change_key: change_key.clone(),
+                            read: Some(read),
                         }];
-                        if let Some(change_key) = &change_key {
-                            ops.push(ReplicaOp::Upsert {
-                                key: item_key,
-                                folder,
-                                id: id_of(fids[folder], mid),
-                                change_key: Some(change_key.clone()),
-                                read: None,
-                            });
-                        }
                         (
                             WriteOutcome::Succeeded {
                                 change_key: change_key.map(ChangeKey),
@@ -1128,10 +1142,8 @@ impl World {
                                         .then(|| ChangeKey(change_key.clone())),
                                     new_id: None,
                                 },
-                                Effect::Ops(vec![ReplicaOp::Upsert {
+                                Effect::Ops(vec![ReplicaOp::Update {
                                     key: item_key,
-                                    folder,
-                                    id: id_of(fids[folder], mid),
                                     change_key: Some(change_key),
                                     read: None,
                                 }]),
@@ -1297,22 +1309,39 @@ impl World {
         if outcome == WriteOutcome::Lost {
             self.stats.lost_responses += 1;
         }
-        if let Effect::Ops(ops) = effect {
-            for op in ops {
-                self.apply(op);
+        let mut ops = match effect {
+            Effect::Ops(ops) => ops,
+            Effect::None => Vec::new(),
+        };
+        if let Client::Exmux(core) = &mut self.client {
+            let _ = core.handle(
+                self.now,
+                Input::WriteResult {
+                    write: WriteId(token),
+                    outcome,
+                },
+            );
+            // Responses arrive in any order. The embedder takes the item's change key
+            // and read state after its write from the router, which keeps the newest
+            // ones, instead of the response's.
+            for op in &mut ops {
+                if let ReplicaOp::Update {
+                    key,
+                    change_key,
+                    read,
+                } = op
+                    && let Some(record) = core.ids().get(ItemKey(*key))
+                {
+                    change_key.clone_from(&record.change_key.as_ref().map(|key| key.0.clone()));
+                    *read = record.read;
+                }
             }
         }
+        for op in ops {
+            self.apply(op);
+        }
         match &mut self.client {
-            Client::Exmux(core) => {
-                let _ = core.handle(
-                    self.now,
-                    Input::WriteResult {
-                        write: WriteId(token),
-                        outcome,
-                    },
-                );
-                self.drain_outputs();
-            }
+            Client::Exmux(_) => self.drain_outputs(),
             Client::Naive(naive) => {
                 // The naive client indexes the ids its writes produced and forgets the
                 // ones they replaced.

@@ -19,7 +19,9 @@ use uuid::Uuid;
 
 use crate::config::Routing;
 use crate::ids::{BackendFolderId, BackendItemId, FolderKey, IdMap, ItemKey};
-use crate::journal::{ChangeKeyAllocator, CounterExhausted, Journal, WriteId, WriteStatus};
+use crate::journal::{
+    ChangeKeyAllocator, CounterExhausted, Journal, JournalEntry, WriteId, WriteStatus,
+};
 use crate::operation::{Backend, Operation};
 pub use types::*;
 
@@ -591,7 +593,11 @@ impl RouterCore {
             }
         }
 
-        for entry in self.state.journal.retire(key, completed_round) {
+        let retired = self.state.journal.retire(key, completed_round);
+        for entry in &retired {
+            self.drop_unreported_arrival(key, entry);
+        }
+        for entry in retired {
             self.forget_if_deleted(entry.item);
         }
 
@@ -732,14 +738,33 @@ impl RouterCore {
                 {
                     self.state.ids.relocate(item, target);
                 }
+                let arrives = matches!(
+                    entry.operation,
+                    Operation::Create | Operation::Copy | Operation::Move
+                );
                 if let Some(id) = new_id {
                     self.state.ids.bind(item, id);
+                    if arrives && let Some(record) = self.state.ids.get_mut(item) {
+                        record.arrival_unconfirmed = true;
+                    }
                 }
+                // Responses can arrive out of order. The server applied a later
+                // write after this one, so a response that arrives after a later
+                // write's success must not overwrite that write's key or read state.
+                let later = |field: fn(&JournalEntry) -> bool| {
+                    self.state.journal.entries_for(item).any(|later| {
+                        later.id > write && later.status == WriteStatus::Succeeded && field(later)
+                    })
+                };
+                let newer_key = later(|later| later.change_key.is_some());
+                let newer_read = later(|later| later.read_state.is_some());
                 if let Some(record) = self.state.ids.get_mut(item) {
-                    if let Some(key) = change_key.or(entry.change_key) {
+                    if let Some(key) = change_key.or(entry.change_key)
+                        && !newer_key
+                    {
                         record.change_key = Some(key);
                     }
-                    if entry.read_state.is_some() {
+                    if entry.read_state.is_some() && !newer_read {
                         record.read = entry.read_state;
                     }
                     if entry.operation == Operation::Delete {
@@ -915,6 +940,35 @@ impl RouterCore {
         {
             round.seen.insert(item);
         }
+        if let Some(record) = self.state.ids.get_mut(item)
+            && record.folder == key
+        {
+            record.arrival_unconfirmed = false;
+        }
+    }
+
+    // `entry` is retired by a complete round of `key` that started after the entry
+    // settled, so every page of that round was computed after the write. A sync
+    // reports every item whose change it has not reported yet, so an item our create,
+    // copy or move put into the folder and that no round has reported has left the
+    // folder again (another client moved or deleted it). The server never reports that
+    // deletion, because the sync state never contained the item.
+    fn drop_unreported_arrival(&mut self, key: FolderKey, entry: &JournalEntry) {
+        let arrival = matches!(
+            entry.operation,
+            Operation::Create | Operation::Copy | Operation::Move
+        );
+        if !arrival || entry.status != WriteStatus::Succeeded {
+            return;
+        }
+        let item = entry.item;
+        let unreported = self.state.ids.get(item).is_some_and(|record| {
+            record.folder == key && record.arrival_unconfirmed && !record.deleted_locally
+        });
+        if !unreported || self.has_unsettled_write(item) || self.is_held(item) {
+            return;
+        }
+        self.apply_deletion(key, item);
     }
 
     // Once no journal entry refers to an item this transport deleted, its record can

@@ -1247,3 +1247,115 @@ fn move_without_returned_key_matches_kept_change_key() {
     assert!(events.is_empty(), "{events:?}");
     assert_eq!(harness.core.counters().own_dropped, 1);
 }
+
+// Another client moves away the item our create made before any sync of the folder
+// reported it: no sync ever reports its deletion, so the first complete round that
+// started after the create settled and did not report it deletes it.
+#[test]
+fn created_item_gone_before_first_report_deleted() {
+    let mut harness = Harness::seeded();
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Create,
+                item: None,
+                folder: harness.folder,
+                backend: Backend::Ews,
+                session: String::new(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: None,
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: Some(key(5)),
+                    new_id: Some(id("n")),
+                },
+            },
+        )
+        .unwrap();
+    assert!(harness.core.drain_outputs().is_empty());
+
+    let events = harness.sync(Vec::new(), "s2");
+    assert_eq!(
+        events,
+        vec![Event::ItemDeleted {
+            folder: harness.folder,
+            item: issued.item,
+            origin: Origin::Remote,
+        }]
+    );
+    assert!(harness.core.ids().get(issued.item).is_none());
+}
+
+// The same round shape keeps an item that a sync did report.
+#[test]
+fn created_item_reported_once_is_kept() {
+    let mut harness = Harness::seeded();
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Create,
+                item: None,
+                folder: harness.folder,
+                backend: Backend::Ews,
+                session: String::new(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: None,
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: Some(key(5)),
+                    new_id: Some(id("n")),
+                },
+            },
+        )
+        .unwrap();
+    let events = harness.sync(vec![item("n", ChangeKind::Created, 5)], "s2");
+    assert!(events.is_empty(), "{events:?}");
+    let events = harness.sync(Vec::new(), "s3");
+    assert!(events.is_empty(), "{events:?}");
+    assert!(harness.core.ids().get(issued.item).is_some());
+}
+
+// The response of an older write that arrives after a newer write's keeps the newer
+// write's change key, which the next sync then reports as our own.
+#[test]
+fn late_older_write_result_keeps_newer_key() {
+    let mut harness = Harness::seeded();
+    let older = harness.write(Operation::Update, "a", None);
+    let newer = harness.write(Operation::Update, "a", None);
+    harness.succeed(newer, Some(9));
+    harness.succeed(older, Some(8));
+    let a = harness.item_key("a");
+    assert_eq!(
+        harness.core.ids().get(a).unwrap().change_key,
+        Some(key(9))
+    );
+
+    let events = harness.sync(vec![item("a", ChangeKind::Modified, 9)], "s2");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(
+        harness.core.ids().get(a).unwrap().change_key,
+        Some(key(9))
+    );
+}
