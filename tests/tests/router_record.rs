@@ -207,3 +207,64 @@ async fn mapi_sync_recorded_by_request_type_and_rop() {
     assert_no_secret(&mapi);
     handle.shutdown().await;
 }
+
+/// Returns a loopback URL on a port that nothing listens on.
+fn closed_port_url(path: &str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}{path}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_recorded_as_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(CaptureRecorder::create(dir.path()).unwrap());
+
+    let ews = exmux_ews::client::EwsClient::builder(
+        closed_port_url("/EWS/Exchange.asmx"),
+        exmux::emulator::MAILBOX,
+        credentials(),
+    )
+    .recorder(Arc::clone(&recorder) as Arc<dyn exmux_ews::client::record::Recorder>)
+    .build()
+    .unwrap();
+    let result = ews
+        .call(&exmux_ews::ops::folders::GetFolder {
+            shape: exmux_ews::ops::Shape::base(exmux_ews::types::BaseShape::IdOnly),
+            folder_ids: vec![exmux_ews::types::FolderRef::distinguished(
+                exmux_ews::types::DistinguishedFolder::Inbox,
+            )],
+        })
+        .await;
+    assert!(result.is_err());
+
+    let mut config = exmux_mapihttp::session::SessionConfig::new(
+        closed_port_url("/mapi/emsmdb/?MailboxId=x@example.test"),
+        exmux_emulator::mapi::legacy_dn(exmux::emulator::MAILBOX),
+        credentials(),
+        exmux_core::http::HttpOptions::default()
+            .build_client()
+            .unwrap(),
+    );
+    config.recorder =
+        Some(Arc::clone(&recorder) as Arc<dyn exmux_mapihttp::session::record::Recorder>);
+    let session = exmux_mapihttp::session::MapiSession::new(config);
+    assert!(session.connect().await.is_err());
+
+    for (protocol, operation) in [("ews", "GetFolder"), ("mapi", "Connect")] {
+        let names: Vec<String> = files(&dir.path().join(protocol), "")
+            .iter()
+            .map(|path| file_name(path))
+            .collect();
+        assert!(
+            names.contains(&format!("001-{operation}-dropped.request.headers")),
+            "{names:?}"
+        );
+        assert!(
+            names.iter().all(|name| !name.contains(".response.")),
+            "{names:?}"
+        );
+    }
+    assert_eq!(recorder.failures(), 0);
+}
