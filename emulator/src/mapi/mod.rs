@@ -26,11 +26,13 @@
 mod context;
 mod ics;
 mod props;
+mod recipients;
 mod rops;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -127,6 +129,10 @@ pub struct MapiOptions {
     pub wait_poll: Duration,
     /// X-ServerApplication.
     pub server_application: String,
+    /// The largest response ROP buffer, in bytes, that one Execute returns before it
+    /// ends with RopBufferTooSmall (MS-OXCROPS 2.2.15.1); the request's MaxRopOut
+    /// lowers it further. Default 0xFFFF, the most one extended-buffer segment carries.
+    pub max_rop_out: u32,
 }
 
 impl Default for MapiOptions {
@@ -139,6 +145,7 @@ impl Default for MapiOptions {
             max_notifications_per_response: 64,
             wait_poll: Duration::from_millis(5),
             server_application: "Exchange/15.02.1544.004".to_owned(),
+            max_rop_out: u32::from(u16::MAX),
         }
     }
 }
@@ -329,6 +336,10 @@ pub struct MapiFrontEnd {
     contexts: Mutex<Contexts>,
     shared: Mutex<rops::Shared>,
     faults: MapiFaults,
+    /// Execute requests that ran a ROP batch.
+    executes: AtomicU64,
+    /// Execute responses that ended with RopBufferTooSmall.
+    too_small: AtomicU64,
 }
 
 impl MapiFrontEnd {
@@ -340,6 +351,8 @@ impl MapiFrontEnd {
             contexts: Mutex::new(Contexts::default()),
             shared: Mutex::new(rops::Shared::default()),
             faults: MapiFaults::default(),
+            executes: AtomicU64::new(0),
+            too_small: AtomicU64::new(0),
         })
     }
 
@@ -390,6 +403,15 @@ impl MapiFrontEnd {
     /// Returns the options this front end runs with.
     pub fn options(&self) -> &MapiOptions {
         &self.options
+    }
+
+    /// Returns how many Execute requests ran a ROP batch, and how many of those
+    /// responses ended with RopBufferTooSmall.
+    pub fn execute_counts(&self) -> (u64, u64) {
+        (
+            self.executes.load(Ordering::Relaxed),
+            self.too_small.load(Ordering::Relaxed),
+        )
     }
 
     /// Returns the number of live session contexts (both endpoints).
@@ -723,10 +745,8 @@ impl MapiFrontEnd {
             xor: request.flags & execute_flags::NO_XOR_MAGIC == 0,
         };
 
-        // NOTE: MaxRopOut is not enforced (no RopBufferTooSmall), and the response goes
-        // out as one extended-buffer segment. Each ROP keeps its output under 32 KiB, but
-        // a batch of several large ones is not split into chained segments and fails
-        // with ecBufferTooSmall past 64 KiB.
+        // The response goes out as one extended-buffer segment, whose u16 Size caps it;
+        // a batch with more output ends with RopBufferTooSmall instead of being chained.
         let rop_out = self.run_rops(context, &request);
         let (error_code, rop_buffer) = match rop_out {
             Ok(bytes) => match ext::encode_chain(&[&bytes], options) {
@@ -772,20 +792,55 @@ impl MapiFrontEnd {
             quirks: self.options.quirks,
             mailbox: &self.state.mailbox,
         };
-        let mut output = rops::execute_batch(context, &mut env, batch);
+        let limit = usize::try_from(request.max_rop_out.min(self.options.max_rop_out))
+            .unwrap_or(usize::MAX)
+            .min(usize::from(u16::MAX));
+        let mut output = rops::execute_batch(context, &mut env, batch, limit);
+        self.executes.fetch_add(1, Ordering::Relaxed);
+        if matches!(output.rops.last(), Some(RopResponse::BufferTooSmall { .. })) {
+            self.too_small.fetch_add(1, Ordering::Relaxed);
+        }
         context.collect_notices(&mut store, &shared.keys);
-        self.append_notifications(context, &mut output);
+        self.append_notifications(context, &mut output, limit);
         Ok(rop::encode_response_buffer(&output))
     }
 
-    fn append_notifications(&self, context: &mut Context, output: &mut RopBuffer<RopResponse>) {
+    /// Appends queued RopNotify entries while they fit in `limit` bytes, then RopPending
+    /// when some stay queued. A response that ends with RopBufferTooSmall gets neither,
+    /// because that ROP must stay the last response (MS-OXCROPS 2.2.15.1), so the
+    /// notifications wait for the next Execute.
+    fn append_notifications(
+        &self,
+        context: &mut Context,
+        output: &mut RopBuffer<RopResponse>,
+        limit: usize,
+    ) {
+        if output
+            .rops
+            .iter()
+            .any(|rop| matches!(rop, RopResponse::BufferTooSmall { .. }))
+        {
+            return;
+        }
         let max = self.options.max_notifications_per_response.max(1);
+        // RopSize, the handle table, the responses so far and room for RopPending.
+        let mut used = 2
+            + 4 * output.handles.len()
+            + output.rops.iter().map(rops::encoded_len).sum::<usize>()
+            + 3;
         let mut appended = 0;
         while appended < max {
+            let Some(size) = context.queued.front().map(rops::encoded_len) else {
+                break;
+            };
+            if used + size > limit {
+                break;
+            }
             let Some(notify) = context.queued.pop_front() else {
                 break;
             };
             output.rops.push(notify);
+            used += size;
             appended += 1;
         }
         if !context.queued.is_empty() {

@@ -24,6 +24,7 @@ use super::Quirks;
 use super::context::Context;
 use super::ics;
 use super::props::{self, SourceKeys};
+use super::recipients::{self, Recipients};
 
 /// The replica id of every FID and MID the store hands out.
 const REPLICA_ID: u16 = crate::store::ids::REPLICA_ID;
@@ -123,6 +124,9 @@ pub(crate) struct MessageObject {
     associated: bool,
     pending: Vec<TaggedValue>,
     import: Option<ImportInfo>,
+    /// The recipients after RopModifyRecipients or RopRemoveAllRecipients, written at
+    /// the next save; `None` while they are unchanged.
+    recipients: Option<Recipients>,
 }
 
 #[derive(Debug)]
@@ -164,20 +168,182 @@ pub(crate) struct Collector {
     upload: Option<Upload>,
 }
 
+/// Room kept free for the response of a ROP whose effect cannot be taken back once it
+/// ran. RopLogon's, 166 bytes for a private mailbox, is the largest of fixed size; a
+/// RopSetProperties that lists many property problems can exceed it.
+const COMMITTED_RESERVE: usize = 256;
+/// The smallest ROP response: RopId, the handle index and ReturnValue.
+const MIN_RESPONSE: usize = 6;
+/// The fixed part of RopBufferTooSmall (RopId and SizeNeeded), kept free in every
+/// response so the server can always end it with one.
+const TOO_SMALL_HEAD: usize = 3;
+
 /// Runs a ROP batch and returns the response buffer with the updated handle table.
+///
+/// The response ROP buffer stays within `limit` bytes: when the
+/// next response would not fit, the batch stops and ends with RopBufferTooSmall, which
+/// lists the requests not run (MS-OXCROPS 2.2.15.1). A read whose response turns out too
+/// large is taken back (its table or download position, the message it opened) before it
+/// is listed there. Other ROPs run only while `COMMITTED_RESERVE` bytes are free.
+// NOTE: the RequestBuffers of RopBufferTooSmall are not counted against `limit`, so a
+// response that ends with one can exceed it by the size of the requests not run.
 pub(crate) fn execute_batch(
     context: &mut Context,
     env: &mut Env<'_>,
     batch: RopBuffer<RopRequest>,
+    limit: usize,
 ) -> RopBuffer<RopResponse> {
     let mut handles = batch.handles;
+    let fixed = 2 + 4 * handles.len() + TOO_SMALL_HEAD;
+    let mut used = fixed;
     let mut rops = Vec::new();
-    for request in &batch.rops {
-        if let Some(response) = run_one(context, env, request, &mut handles) {
-            rops.push(RopResponse::Result(response));
+    for (index, request) in batch.rops.iter().enumerate() {
+        let rest = batch.rops.get(index..).unwrap_or_default();
+        if matches!(request, RopRequest::Release { .. }) {
+            run_one(context, env, request, &mut handles);
+            continue;
         }
+        let takeback = Takeback::prepare(context, &handles, request);
+        let reserve = if takeback.is_some() {
+            MIN_RESPONSE
+        } else {
+            COMMITTED_RESERVE
+        };
+        if used + reserve > limit {
+            rops.push(too_small(rest, fixed + reserve));
+            break;
+        }
+        let Some(result) = run_one(context, env, request, &mut handles) else {
+            continue;
+        };
+        let response = RopResponse::Result(result);
+        let size = encoded_len(&response);
+        if used + size > limit {
+            if let Some(takeback) = takeback {
+                takeback.apply(context, &mut handles);
+                rops.push(too_small(rest, fixed + size));
+                break;
+            }
+            debug!(
+                rop = rop_id::name(request.rop_id()),
+                size, limit, "a ROP that cannot be taken back answered past the output limit"
+            );
+        }
+        used += size;
+        rops.push(response);
     }
     RopBuffer { rops, handles }
+}
+
+/// Returns the encoded size of one response.
+pub(crate) fn encoded_len(response: &RopResponse) -> usize {
+    let mut bytes = Vec::new();
+    response.encode(&mut bytes);
+    bytes.len()
+}
+
+/// Builds the RopBufferTooSmall that ends a response: `needed` is the output buffer the
+/// first request of `rest` needs on its own.
+fn too_small(rest: &[RopRequest], needed: usize) -> RopResponse {
+    let mut request_buffers = Vec::new();
+    for request in rest {
+        request.encode(&mut request_buffers);
+    }
+    RopResponse::BufferTooSmall {
+        size_needed: u16::try_from(needed).unwrap_or(u16::MAX),
+        request_buffers,
+    }
+}
+
+/// The state a read changes besides its response, saved so the read can be taken back
+/// when its response does not fit: the position of the table or download it advanced,
+/// and the output slot of the object it opened.
+struct Takeback {
+    cursor: Option<(u32, Cursor)>,
+    output: Option<(u8, u32)>,
+}
+
+#[derive(Clone, Copy)]
+enum Cursor {
+    Table(usize),
+    Download { offset: usize, buffers_sent: u16 },
+}
+
+impl Takeback {
+    /// Returns the takeback of `request`, or `None` when it changes state that cannot be
+    /// restored (every write).
+    fn prepare(context: &Context, handles: &[u32], request: &RopRequest) -> Option<Takeback> {
+        use RopRequest as Q;
+        let cursor_at = |index: u8| {
+            let handle = input(context, handles, index)?;
+            match context.objects.get(&handle)? {
+                Object::Table(table) => Some((handle, Cursor::Table(table.position))),
+                Object::Download(download) => Some((
+                    handle,
+                    Cursor::Download {
+                        offset: download.offset,
+                        buffers_sent: download.buffers_sent,
+                    },
+                )),
+                _ => None,
+            }
+        };
+        match request {
+            Q::QueryRows { input_handle, .. }
+            | Q::SeekRow { input_handle, .. }
+            | Q::FastTransferSourceGetBuffer { input_handle, .. } => Some(Takeback {
+                cursor: cursor_at(*input_handle),
+                output: None,
+            }),
+            Q::OpenMessage { output_handle, .. } => Some(Takeback {
+                cursor: None,
+                output: handles
+                    .get(usize::from(*output_handle))
+                    .map(|previous| (*output_handle, *previous)),
+            }),
+            Q::GetPropertiesSpecific { .. }
+            | Q::GetPropertiesAll { .. }
+            | Q::GetPropertiesList { .. }
+            | Q::ReadRecipients { .. }
+            | Q::LongTermIdFromId { .. }
+            | Q::IdFromLongTermId { .. }
+            // A name mapped by GetPropertyIdsFromNames stays mapped, but sending the
+            // request again returns the same ids.
+            | Q::GetPropertyIdsFromNames { .. } => Some(Takeback {
+                cursor: None,
+                output: None,
+            }),
+            _ => None,
+        }
+    }
+
+    fn apply(self, context: &mut Context, handles: &mut [u32]) {
+        if let Some((handle, cursor)) = self.cursor {
+            match (context.objects.get_mut(&handle), cursor) {
+                (Some(Object::Table(table)), Cursor::Table(position)) => {
+                    table.position = position;
+                }
+                (
+                    Some(Object::Download(download)),
+                    Cursor::Download {
+                        offset,
+                        buffers_sent,
+                    },
+                ) => {
+                    download.offset = offset;
+                    download.buffers_sent = buffers_sent;
+                }
+                _ => {}
+            }
+        }
+        if let Some((slot, previous)) = self.output
+            && let Some(current) = handles.get(usize::from(slot)).copied()
+            && current != previous
+        {
+            context.objects.remove(&current);
+            set_output(handles, slot, previous);
+        }
+    }
 }
 
 type RopOutcome = Result<ResponseBody, u32>;
@@ -494,6 +660,8 @@ fn dispatch(
             if Some(item.folder) != fid_of(*folder_id) {
                 return Err(error_code::NOT_FOUND);
             }
+            let all_recipients = recipients::of_item(&item.props);
+            let (recipient_columns, recipient_rows) = recipients::open_rows(&all_recipients);
             let response = OpenMessageResponse {
                 has_named_properties: false,
                 subject_prefix: TypedString::Empty,
@@ -502,10 +670,9 @@ fn dispatch(
                 } else {
                     TypedString::Unicode(item.props.subject.clone())
                 },
-                // NOTE: recipients are not returned as rows; RecipientCount is 0.
-                recipient_count: 0,
-                recipient_columns: Vec::new(),
-                recipient_rows: Vec::new(),
+                recipient_count: u16::try_from(all_recipients.len()).unwrap_or(u16::MAX),
+                recipient_columns,
+                recipient_rows,
             };
             let object = MessageObject {
                 folder: item.folder,
@@ -513,6 +680,7 @@ fn dispatch(
                 associated: item.associated,
                 pending: Vec::new(),
                 import: None,
+                recipients: None,
             };
             let handle = context.insert(Object::Message(Box::new(object)));
             set_output(handles, *output_handle, handle);
@@ -534,6 +702,7 @@ fn dispatch(
                 associated: *associated,
                 pending: Vec::new(),
                 import: None,
+                recipients: None,
             };
             let handle = context.insert(Object::Message(Box::new(object)));
             set_output(handles, *output_handle, handle);
@@ -1016,6 +1185,41 @@ fn dispatch(
             }
             Ok(ResponseBody::ObjectId(ObjectId(0)))
         }
+        Q::ModifyRecipients {
+            input_handle,
+            columns,
+            rows,
+            ..
+        } => {
+            let handle = input(context, handles, *input_handle).ok_or(null)?;
+            let current = message_recipients(context, env, handle)?;
+            let Some(Object::Message(message)) = context.objects.get_mut(&handle) else {
+                return Err(error_code::NOT_SUPPORTED);
+            };
+            let mut changed = current;
+            recipients::modify(&mut changed, columns, rows)?;
+            message.recipients = Some(changed);
+            Ok(ResponseBody::Empty)
+        }
+        Q::RemoveAllRecipients { input_handle, .. } => {
+            let handle = input(context, handles, *input_handle).ok_or(null)?;
+            let Some(Object::Message(message)) = context.objects.get_mut(&handle) else {
+                return Err(error_code::NOT_SUPPORTED);
+            };
+            message.recipients = Some(Recipients::new());
+            Ok(ResponseBody::Empty)
+        }
+        Q::ReadRecipients {
+            input_handle,
+            row_id,
+            ..
+        } => {
+            let handle = input(context, handles, *input_handle).ok_or(null)?;
+            let current = message_recipients(context, env, handle)?;
+            Ok(ResponseBody::ReadRecipients(recipients::read_rows(
+                &current, *row_id,
+            )?))
+        }
         other => {
             debug!(
                 rop = rop_id::name(other.rop_id()),
@@ -1286,7 +1490,10 @@ fn save_message(context: &mut Context, env: &mut Env<'_>, handle: u32) -> Result
     let Some(Object::Message(message)) = context.objects.get_mut(&handle) else {
         return Err(error_code::NOT_SUPPORTED);
     };
-    let (update, read) = props::update_from(&message.pending);
+    let (mut update, read) = props::update_from(&message.pending);
+    if let Some(changed) = message.recipients.take() {
+        recipients::apply(&changed, &mut update);
+    }
     let stamp = message
         .import
         .as_ref()
@@ -1356,6 +1563,22 @@ fn save_message(context: &mut Context, env: &mut Env<'_>, handle: u32) -> Result
     Ok(mid)
 }
 
+/// Returns the recipients of an open message: those changed since it was opened, else
+/// the stored ones.
+fn message_recipients(context: &Context, env: &Env<'_>, handle: u32) -> Result<Recipients, u32> {
+    let Some(Object::Message(message)) = context.objects.get(&handle) else {
+        return Err(error_code::NULL_OBJECT);
+    };
+    if let Some(changed) = &message.recipients {
+        return Ok(changed.clone());
+    }
+    Ok(message
+        .mid
+        .and_then(|mid| env.store.item(mid))
+        .map(|item| recipients::of_item(&item.props))
+        .unwrap_or_default())
+}
+
 fn apply_new(item: &mut ItemProps, update: crate::store::ItemUpdate) {
     if let Some(class) = update.item_class {
         item.item_class = class;
@@ -1374,6 +1597,15 @@ fn apply_new(item: &mut ItemProps, update: crate::store::ItemUpdate) {
     }
     if let Some(received) = update.received {
         item.received = received;
+    }
+    if let Some(to) = update.to {
+        item.to = to;
+    }
+    if let Some(cc) = update.cc {
+        item.cc = cc;
+    }
+    if let Some(bcc) = update.bcc {
+        item.bcc = bcc;
     }
 }
 
@@ -1523,6 +1755,7 @@ fn import_message_change(
         mid: existing,
         associated: import_flag & 0x10 != 0,
         pending,
+        recipients: None,
         import: Some(ImportInfo {
             collector: collector_handle,
             source_key: source_key.clone(),

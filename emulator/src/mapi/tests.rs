@@ -1688,6 +1688,125 @@ fn contents_table_pages_and_seeks() {
     assert_eq!(tail.2, Some(PropValue::Unicode("item 240".to_owned())));
 }
 
+#[test]
+fn buffer_too_small_takes_back_query_rows() {
+    let rig = rig_with(MapiOptions {
+        max_rop_out: 600,
+        ..MapiOptions::default()
+    });
+    for i in 0..50 {
+        rig.add_item(&format!("item {i:02}"));
+    }
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, rig.inbox());
+    client.handles.resize(3, 0xFFFF_FFFF);
+    let responses = client.execute(&[
+        RopRequest::GetContentsTable {
+            logon_id: 0,
+            input_handle: 1,
+            output_handle: 2,
+            table_flags: 0x40,
+        },
+        RopRequest::SetColumns {
+            logon_id: 0,
+            input_handle: 2,
+            set_columns_flags: 0,
+            tags: vec![PID_TAG_SUBJECT],
+        },
+    ]);
+    ok(&responses);
+    client.columns.insert(2, vec![PID_TAG_SUBJECT]);
+    let query = |row_count: u16| RopRequest::QueryRows {
+        logon_id: 0,
+        input_handle: 2,
+        query_rows_flags: 0,
+        forward_read: true,
+        row_count,
+    };
+    let seek = RopRequest::SeekRow {
+        logon_id: 0,
+        input_handle: 2,
+        origin: 0,
+        row_count: 0,
+        want_row_moved_count: true,
+    };
+
+    // 50 rows of about 17 bytes do not fit in 600: the QueryRows is taken back and
+    // listed with the SeekRow behind it.
+    let batch = [query(50), seek.clone()];
+    let responses = client.execute(&batch);
+    assert_eq!(responses.len(), 1, "{responses:?}");
+    let RopResponse::BufferTooSmall {
+        size_needed,
+        request_buffers,
+    } = &responses[0]
+    else {
+        panic!("expected RopBufferTooSmall, got {responses:?}");
+    };
+    assert!(*size_needed > 600, "SizeNeeded {size_needed}");
+    let mut expected = Vec::new();
+    for request in &batch {
+        request.encode(&mut expected);
+    }
+    assert_eq!(request_buffers, &expected);
+    assert_eq!(client.handles.len(), 3);
+
+    // The table did not move: a smaller page starts at the first row.
+    let responses = client.execute(&[query(20)]);
+    ok(&responses);
+    let ResponseBody::QueryRows { rows, .. } = &result(&responses[0]).body else {
+        panic!("not rows");
+    };
+    assert_eq!(rows.len(), 20);
+    assert_eq!(
+        rows[0].cells[0].value(),
+        Some(&PropValue::Unicode("item 00".to_owned()))
+    );
+    assert_eq!(rig.front.execute_counts().1, 1);
+}
+
+#[test]
+fn buffer_too_small_keeps_processed_results() {
+    let rig = rig_with(MapiOptions {
+        max_rop_out: 400,
+        ..MapiOptions::default()
+    });
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, rig.inbox());
+    // Each RopOpenFolder is a committed ROP: it runs only while 256 bytes are free, so
+    // only the first few of twenty fit in one response.
+    client.handles.resize(22, 0xFFFF_FFFF);
+    let batch: Vec<RopRequest> = (2..22u8)
+        .map(|slot| open_folder(0, slot, rig.inbox()))
+        .collect();
+    let responses = client.execute(&batch);
+
+    let processed = responses.iter().filter(|r| r.as_result().is_some()).count();
+    assert!(processed > 0, "no request ran");
+    assert!(processed < batch.len(), "every request ran");
+    ok(&responses);
+    let Some(RopResponse::BufferTooSmall {
+        request_buffers, ..
+    }) = responses.last()
+    else {
+        panic!("expected RopBufferTooSmall last, got {responses:?}");
+    };
+    let mut rest = Vec::new();
+    for request in &batch[processed..] {
+        request.encode(&mut rest);
+    }
+    assert_eq!(request_buffers, &rest);
+
+    for slot in 2..2 + processed {
+        assert_ne!(client.handles[slot], 0xFFFF_FFFF, "slot {slot} not filled");
+    }
+    for slot in 2 + processed..22 {
+        assert_eq!(client.handles[slot], 0xFFFF_FFFF, "slot {slot} filled");
+    }
+}
+
 /// The real exchanges of the open-source server, compared structure by structure with
 /// the front end's responses to the same request bytes.
 mod captures {
