@@ -23,6 +23,7 @@ pub mod mime;
 mod notify;
 mod ops;
 mod read;
+mod recipients;
 pub mod record;
 mod split;
 mod transport;

@@ -285,11 +285,13 @@ impl MapiSession {
                 rop: "RopGetPropertiesAll",
             });
         };
-        // NOTE: recipients are not read here: RopOpenMessage and RopReadRecipients carry
-        // them as RecipientRow structures (MS-OXCDATA 2.8.3), which the codec keeps raw.
-        // A contents download has them as property lists: see StructuredMessage::from_change.
         let mut structured = structured_from(props.clone());
         let msg_handle = result.handle(msg);
+        if let (Some(handle), ResponseBody::OpenMessage(opened)) =
+            (msg_handle, &ok(&result, 0, operation)?.body)
+        {
+            structured.recipients = self.read_recipients(operation, handle, opened).await?;
+        }
         let numbers: Vec<u32> = match result.result(rows) {
             Some(RopResult {
                 return_value: 0,

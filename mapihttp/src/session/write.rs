@@ -4,6 +4,7 @@
 
 use super::batch::{Batch, HandleRef};
 use super::ops::*;
+use super::recipients;
 use super::{MapiSession, Replay, SessionError};
 use crate::ids::ObjectId;
 use crate::prop::{PropValue, TaggedValue, tags};
@@ -159,7 +160,8 @@ impl MapiSession {
 
     /// Creates a message with ordinary ROPs (RopCreateMessage, RopSetProperties,
     /// RopSaveChangesMessage) and reads back the change key the server assigned.
-    /// Returns the new message id and that change key.
+    /// Returns the new message id and that change key. The message has no recipients:
+    /// see [`MapiSession::create_message_with_recipients`].
     ///
     /// # Errors
     ///
@@ -168,6 +170,26 @@ impl MapiSession {
         &self,
         folder: ObjectId,
         props: Vec<TaggedValue>,
+        submit: bool,
+    ) -> Result<(ObjectId, Option<Vec<u8>>), SessionError> {
+        self.create_message_with_recipients(folder, props, &[], submit)
+            .await
+    }
+
+    /// Creates a message as [`MapiSession::create_message`] does, and gives it
+    /// `recipients` with RopModifyRecipients before it is saved and, when `submit` is
+    /// set, sent. [`mime::parse`](super::mime::parse) returns the recipients of a MIME
+    /// message.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Usage`] for a recipient type other than 1 (To), 2 (Cc) or 3
+    /// (Bcc); otherwise [`SessionError`] when a ROP or the Execute fails.
+    pub async fn create_message_with_recipients(
+        &self,
+        folder: ObjectId,
+        props: Vec<TaggedValue>,
+        recipients: &[StructuredRecipient],
         submit: bool,
     ) -> Result<(ObjectId, Option<Vec<u8>>), SessionError> {
         let operation = if submit {
@@ -193,6 +215,7 @@ impl MapiSession {
                 values: props,
             });
         }
+        recipients::push_modify(&mut batch, operation, m, recipients)?;
         let save = batch.push(RopRequest::SaveChangesMessage {
             logon_id: 0,
             response_handle: m,
