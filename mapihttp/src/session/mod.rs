@@ -319,6 +319,12 @@ impl MapiSession {
         self.inner.reconnects.load(Ordering::Relaxed)
     }
 
+    /// Returns the GUID this session sends in X-ClientInfo (MS-OXCMAPIHTTP 2.2.3.1.2),
+    /// which names it in the server's logs and in exmux's write journal.
+    pub fn client_guid(&self) -> Uuid {
+        self.inner.client_guid
+    }
+
     /// Returns the names of the session's cookies (values stay secret).
     pub fn cookie_names(&self) -> Vec<String> {
         self.inner
