@@ -116,10 +116,15 @@ pub enum Command {
     Discover {
         /// The mailbox's SMTP address.
         address: String,
-        /// The environment variable holding the password (Basic). Without it the
-        /// attempts are anonymous.
+        /// The environment variable holding the password (Basic). Without it or
+        /// --config the attempts are anonymous.
         #[arg(long, value_name = "VAR")]
         password_env: Option<String>,
+        /// Take the credentials from [auth] and the TLS and proxy options from [http]
+        /// of this configuration file (any method; oauth2 uses the token cache that
+        /// `exmux login` filled).
+        #[arg(long, value_name = "FILE", conflicts_with = "password_env")]
+        config: Option<PathBuf>,
         /// Send requests for HOST to BASE instead (for an emulator on loopback), as
         /// HOST=BASE, for example example.test=http://127.0.0.1:8080.
         #[arg(long, value_name = "HOST=BASE")]

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use exmux_core::auth::AuthError;
 use exmux_core::auth::oauth::{OAuthFlow, OAuthTokenProvider};
+use exmux_core::auth::{AuthError, Credentials, StaticToken};
 use exmux_core::http::HttpConfigError;
 use exmux_core::{Secret, SystemClock};
 use exmux_router::Config;
-use exmux_router::config::{AuthMethod, ConfigError};
+use exmux_router::config::{AuthMethod, ConfigError, resolve_secret};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
@@ -309,4 +309,54 @@ async fn respond(socket: &mut tokio::net::TcpStream, status: &str, text: &str) {
     // The browser's page is a courtesy: the sign-in goes on if it cannot be shown.
     let _ = socket.write_all(response.as_bytes()).await;
     let _ = socket.shutdown().await;
+}
+
+/// Builds the credentials that `config` describes, reading the password or token from
+/// the source it names. An `oauth2` configuration gets a provider over the token cache
+/// that `exmux login` filled, which refreshes the token before it expires.
+///
+/// # Errors
+/// [`LoginError::Config`] when the secret cannot be read, the section names no secret
+/// source, or the OAuth2 keys are incomplete; [`LoginError::Http`] for bad `[http]`
+/// options.
+pub fn credentials(config: &Config, config_path: &Path) -> Result<Credentials, LoginError> {
+    let username = config
+        .auth
+        .username
+        .clone()
+        .or_else(|| config.server.mailbox.clone())
+        .unwrap_or_default();
+    let secret = || -> Result<Secret, LoginError> {
+        let source = config
+            .auth
+            .secret_source()
+            .ok_or(ConfigError::SecretFromProvider)?;
+        Ok(resolve_secret(&source)?)
+    };
+
+    let credentials = match config.auth.method {
+        AuthMethod::Basic => Credentials::Basic {
+            username,
+            password: secret()?,
+        },
+        AuthMethod::Ntlm => Credentials::Ntlm {
+            username,
+            password: secret()?,
+        },
+        AuthMethod::Negotiate => Credentials::Negotiate {
+            username,
+            password: secret()?,
+        },
+        AuthMethod::Bearer => Credentials::Bearer(Arc::new(StaticToken(secret()?))),
+        _ => {
+            let oauth = config.auth.oauth_config(default_token_cache(config_path))?;
+            let http = config.http.build_client()?;
+            Credentials::Bearer(Arc::new(OAuthTokenProvider::new(
+                oauth,
+                http,
+                Arc::new(SystemClock),
+            )))
+        }
+    };
+    Ok(credentials)
 }

@@ -86,9 +86,10 @@ async fn run(command: Command) -> Outcome {
         Command::Discover {
             address,
             password_env,
+            config,
             loopback,
             json,
-        } => run_discover(&address, password_env, &loopback, json).await,
+        } => run_discover(&address, password_env, config.as_deref(), &loopback, json).await,
         Command::Login { config } => run_login(&config).await,
         Command::Emulator { listen, record } => run_emulator(listen, record).await,
         Command::Sim {
@@ -440,9 +441,21 @@ fn run_decode(kind: decode::Kind, file: &Path, request_type: Option<&str>, json:
 async fn run_discover(
     address: &str,
     password_env: Option<String>,
+    config_path: Option<&Path>,
     loopback: &[String],
     json: bool,
 ) -> Outcome {
+    let config = match config_path {
+        Some(path) => Some(Config::load(path).map_err(|error| (EXIT_USAGE, error.to_string()))?),
+        None => None,
+    };
+    let from_config = match (&config, config_path) {
+        (Some(config), Some(path)) => Some(
+            exmux::login::credentials(config, path)
+                .map_err(|error| (EXIT_USAGE, error.to_string()))?,
+        ),
+        _ => None,
+    };
     let credentials = match password_env {
         Some(var) => {
             let password = std::env::var(&var).map_err(|_| {
@@ -456,7 +469,7 @@ async fn run_discover(
                 password: Secret::new(password),
             })
         }
-        None => None,
+        None => from_config,
     };
     let mut map = LoopbackMap::new();
     for entry in loopback {
@@ -481,7 +494,9 @@ async fn run_discover(
         loopback: (!loopback.is_empty()).then_some(map),
         ..AutodiscoverOptions::default()
     };
-    let http = exmux_core::http::HttpOptions::default()
+    let http = config
+        .map(|config| config.http)
+        .unwrap_or_default()
         .build_client()
         .map_err(|error| (EXIT_USAGE, error.to_string()))?;
     match Autodiscover::new(http, options).discover(address).await {

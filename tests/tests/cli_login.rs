@@ -13,6 +13,7 @@ use exmux_core::auth::TokenProvider;
 use exmux_core::auth::oauth::OAuthTokenProvider;
 use exmux_emulator::server::EmulatorHandle;
 use exmux_router::Config;
+use exmux_router::config::ConfigError;
 
 async fn emulator() -> EmulatorHandle {
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
@@ -179,4 +180,81 @@ async fn login_needs_oauth2_method() {
         .unwrap_err();
     assert!(matches!(error, LoginError::NotOAuth2 { .. }), "{error:?}");
     assert!(error.to_string().contains("method = \"basic\""), "{error}");
+}
+
+/// Discovers the emulator's mailbox with `credentials`, sending example.test to it.
+async fn discover_with(
+    handle: &EmulatorHandle,
+    credentials: exmux_core::auth::Credentials,
+) -> Result<exmux_autodiscover::Discovery, exmux_autodiscover::DiscoverError> {
+    let mut map = exmux_autodiscover::LoopbackMap::new();
+    map.insert(
+        "example.test",
+        reqwest::Url::parse(handle.base_url()).unwrap(),
+    );
+    let options = exmux_autodiscover::AutodiscoverOptions {
+        credentials: Some(credentials),
+        methods: vec![exmux_autodiscover::Method::PoxDomain],
+        loopback: Some(map),
+        ..exmux_autodiscover::AutodiscoverOptions::default()
+    };
+    let http = exmux_core::http::HttpOptions::default()
+        .build_client()
+        .unwrap();
+    exmux_autodiscover::Autodiscover::new(http, options)
+        .discover(exmux::emulator::MAILBOX)
+        .await
+}
+
+#[tokio::test]
+async fn config_credentials_discover_over_ntlm() {
+    let handle = emulator().await;
+    let folder = tempfile::tempdir().unwrap();
+    let password = folder.path().join("password");
+    std::fs::write(&password, format!("{}\n", exmux::emulator::PASSWORD)).unwrap();
+    let config = Config::from_toml_str(&format!(
+        "[auth]\nmethod = \"ntlm\"\nusername = \"{}\"\npassword_file = \"{}\"\n[routing]\npreset = \"ews\"\n",
+        exmux::emulator::MAILBOX,
+        password.display()
+    ))
+    .unwrap();
+
+    let credentials =
+        exmux::login::credentials(&config, &folder.path().join("exmux.toml")).unwrap();
+    assert!(matches!(
+        credentials,
+        exmux_core::auth::Credentials::Ntlm { .. }
+    ));
+    let found = discover_with(&handle, credentials).await.unwrap();
+    assert_eq!(found.settings.ews_url, Some(handle.ews_url()));
+}
+
+#[tokio::test]
+async fn config_credentials_use_login_cache() {
+    let handle = emulator().await;
+    let folder = tempfile::tempdir().unwrap();
+    let config_path = folder.path().join("exmux.toml");
+    let config = oauth_config(&handle, "device-code", "");
+    login(&config, &config_path, |_| {}).await.unwrap();
+
+    let credentials = exmux::login::credentials(&config, &config_path).unwrap();
+    assert!(matches!(
+        credentials,
+        exmux_core::auth::Credentials::Bearer(_)
+    ));
+    let found = discover_with(&handle, credentials).await.unwrap();
+    assert_eq!(found.settings.ews_url, Some(handle.ews_url()));
+}
+
+#[tokio::test]
+async fn config_credentials_need_a_secret_source() {
+    let config = Config::from_toml_str(
+        "[auth]\nmethod = \"basic\"\nusername = \"u\"\n[routing]\npreset = \"ews\"\n",
+    )
+    .unwrap();
+    let error = exmux::login::credentials(&config, Path::new("exmux.toml")).unwrap_err();
+    assert!(
+        matches!(error, LoginError::Config(ConfigError::SecretFromProvider)),
+        "{error:?}"
+    );
 }
