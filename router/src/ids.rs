@@ -106,12 +106,13 @@ pub struct ItemRecord {
     /// The journal sequence number current when a remote change to the item was last
     /// delivered. A read-state write with a higher sequence number came after it.
     pub last_remote_seq: u64,
-    /// True after a create, copy or move of ours put the item in `folder` and before
-    /// any sync of that folder reported it. A sync state only reports the deletion of
-    /// an item it has reported before, so an item that leaves the folder in this window
-    /// is never reported gone; the core notices that instead.
+    /// Set when a create, copy or move of ours put the item in `folder`, to the
+    /// number of sync rounds of that folder started by then; cleared when a sync of
+    /// the folder reports the item. A sync only reports the deletion of an item it has
+    /// reported before, so an item that leaves the folder in this window is never
+    /// reported gone. A complete later round that does not report it shows it gone.
     #[serde(default)]
-    pub arrival_unconfirmed: bool,
+    pub unreported_since_round: Option<u64>,
 }
 
 impl ItemRecord {
@@ -124,7 +125,7 @@ impl ItemRecord {
             read: None,
             deleted_locally: false,
             last_remote_seq: 0,
-            arrival_unconfirmed: false,
+            unreported_since_round: None,
         }
     }
 }
@@ -188,6 +189,17 @@ impl IdMap {
             .iter()
             .filter(|(_, record)| record.folder == folder && !record.deleted_locally)
             .map(|(key, _)| *key)
+            .collect()
+    }
+
+    /// Returns the keys of the items in `folder` that arrived through a write of ours
+    /// and that no sync of the folder reported since, with the round count of
+    /// [`ItemRecord::unreported_since_round`].
+    pub fn unreported_in(&self, folder: FolderKey) -> Vec<(ItemKey, u64)> {
+        self.records
+            .iter()
+            .filter(|(_, record)| record.folder == folder && !record.deleted_locally)
+            .filter_map(|(key, record)| Some((*key, record.unreported_since_round?)))
             .collect()
     }
 

@@ -593,11 +593,9 @@ impl RouterCore {
             }
         }
 
-        let retired = self.state.journal.retire(key, completed_round);
-        for entry in &retired {
-            self.drop_unreported_arrival(key, entry);
-        }
-        for entry in retired {
+        self.drop_unreported_arrivals(key, completed_round);
+
+        for entry in self.state.journal.retire(key, completed_round) {
             self.forget_if_deleted(entry.item);
         }
 
@@ -745,7 +743,7 @@ impl RouterCore {
                 if let Some(id) = new_id {
                     self.state.ids.bind(item, id);
                     if arrives && let Some(record) = self.state.ids.get_mut(item) {
-                        record.arrival_unconfirmed = true;
+                        record.unreported_since_round = Some(round);
                     }
                 }
                 // Responses can arrive out of order. The server applied a later
@@ -943,32 +941,31 @@ impl RouterCore {
         if let Some(record) = self.state.ids.get_mut(item)
             && record.folder == key
         {
-            record.arrival_unconfirmed = false;
+            record.unreported_since_round = None;
         }
     }
 
-    // `entry` is retired by a complete round of `key` that started after the entry
-    // settled, so every page of that round was computed after the write. A sync
-    // reports every item whose change it has not reported yet, so an item our create,
-    // copy or move put into the folder and that no round has reported has left the
-    // folder again (another client moved or deleted it). The server never reports that
-    // deletion, because the sync state never contained the item.
-    fn drop_unreported_arrival(&mut self, key: FolderKey, entry: &JournalEntry) {
-        let arrival = matches!(
-            entry.operation,
-            Operation::Create | Operation::Copy | Operation::Move
-        );
-        if !arrival || entry.status != WriteStatus::Succeeded {
-            return;
+    // Round `completed_round` of `key` is complete and started after each of these
+    // items arrived through a create, copy or move of ours, so all of its pages were
+    // computed after the write. A sync reports every item whose change it has not
+    // reported yet, so such an item that the round did not report has left the folder
+    // again: another client moved or deleted it. The server never reports that
+    // deletion, because the sync state never contained the item. A move or delete of
+    // ours to the item that is still unsettled explains its absence instead.
+    fn drop_unreported_arrivals(&mut self, key: FolderKey, completed_round: u64) {
+        for (item, since) in self.state.ids.unreported_in(key) {
+            if since >= completed_round || self.is_held(item) {
+                continue;
+            }
+            let removal_unsettled = self.state.journal.entries_for(item).any(|entry| {
+                matches!(entry.operation, Operation::Move | Operation::Delete)
+                    && matches!(entry.status, WriteStatus::Pending | WriteStatus::Lost)
+            });
+            if removal_unsettled {
+                continue;
+            }
+            self.apply_deletion(key, item);
         }
-        let item = entry.item;
-        let unreported = self.state.ids.get(item).is_some_and(|record| {
-            record.folder == key && record.arrival_unconfirmed && !record.deleted_locally
-        });
-        if !unreported || self.has_unsettled_write(item) || self.is_held(item) {
-            return;
-        }
-        self.apply_deletion(key, item);
     }
 
     // Once no journal entry refers to an item this transport deleted, its record can
