@@ -464,3 +464,39 @@ async fn folders_and_send_match_across_protocols() {
         subjects_over_mapi(&over_ews, "sentitems").await
     );
 }
+
+/// Each write over MAPI/HTTP is journaled with the session that made it: the GUID the
+/// session sends in X-ClientInfo. EWS has no session, so its writes name none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_names_the_mapi_session() {
+    let handle = emulator().await;
+    deliver_over_ews(
+        &handle,
+        "From: a@example.test\r\nSubject: journaled\r\n\r\nHi.\r\n",
+    )
+    .await;
+
+    let (mapi, items) = inbox_items(&handle, &preset("mapi")).await;
+    mapi.set_read(items[0], true).await.unwrap();
+    let (ews, items) = inbox_items(&handle, &preset("ews")).await;
+    ews.set_read(items[0], false).await.unwrap();
+
+    let mapi_state = mapi.state();
+    let mapi_entry = mapi_state.journal.iter().last().unwrap();
+    assert_eq!(mapi_entry.backend, exmux_router::Backend::Mapi);
+    // A hyphenated GUID: 8-4-4-4-12 hexadecimal digits.
+    let groups: Vec<usize> = mapi_entry.session.split('-').map(str::len).collect();
+    assert_eq!(groups, [8, 4, 4, 4, 12], "{:?}", mapi_entry.session);
+    assert!(
+        mapi_entry
+            .session
+            .chars()
+            .all(|c| c == '-' || c.is_ascii_hexdigit()),
+        "{:?}",
+        mapi_entry.session
+    );
+    let ews_state = ews.state();
+    let ews_entry = ews_state.journal.iter().last().unwrap();
+    assert_eq!(ews_entry.backend, exmux_router::Backend::Ews);
+    assert_eq!(ews_entry.session, "");
+}

@@ -53,6 +53,11 @@ impl MapiBackend {
         Ok(MapiBackend { session, logon })
     }
 
+    /// Returns the session's name for the write journal: its X-ClientInfo GUID.
+    pub(crate) fn session_label(&self) -> String {
+        self.session.client_guid().hyphenated().to_string()
+    }
+
     /// Returns the replica id of a database GUID, from the logon's replica map.
     pub(crate) fn replid_of(&self, guid: &[u8; 16]) -> Option<u16> {
         std::iter::once((&self.logon.logon_replica.0, &self.logon.logon_replica.1))
