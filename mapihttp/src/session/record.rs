@@ -7,6 +7,9 @@
 //! `Proxy-Authorization`, `Cookie`, `Set-Cookie` and the tokens of `WWW-Authenticate`
 //! are replaced by [`REDACTED`] before the recorder receives them. Bodies are passed as
 //! sent: MAPI/HTTP bodies carry no credentials.
+//!
+//! NOTE: an exchange whose response fails while its body is read (a silence timeout,
+//! a body over the limit, a dropped connection) is not recorded at all.
 
 use std::fmt;
 
