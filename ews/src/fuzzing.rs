@@ -4,6 +4,7 @@
 
 use crate::operation::{EwsOperation, decode_response, decode_unimplemented};
 use crate::ops::folders::{GetFolder, SyncFolderHierarchy};
+use crate::ops::framer::{Framer, ListKind};
 use crate::ops::items::{GetItem, MoveItem, UpdateItem};
 use crate::ops::notify::{GetEvents, GetStreamingEvents, StreamingReader};
 use crate::ops::sync::{FindItem, FindItemReader, SyncFolderItems, SyncItemsReader};
@@ -33,6 +34,39 @@ pub fn parse_response(data: &[u8]) {
         for _ in reader {}
     }
     let _ = soap::parse_request(body);
+    frame_lists(status, body);
+}
+
+/// Runs the chunked list reader over `body` in 7-byte chunks, parses every fragment it
+/// cuts out, and decodes what is left. The list kind is picked by the body's length, so
+/// each input costs one pass.
+fn frame_lists(status: u16, body: &[u8]) {
+    let kinds = [
+        ListKind::SyncChanges,
+        ListKind::FindItems,
+        ListKind::GetItems,
+    ];
+    let Some(&kind) = kinds.get(body.len() % kinds.len()) else {
+        return;
+    };
+    let mut framer = Framer::new(kind);
+    for piece in body.chunks(7) {
+        framer.push(piece);
+        while let Some(fragment) = framer.next_fragment() {
+            let _ = fragment.parse_change();
+            let _ = fragment.parse_item();
+        }
+    }
+    let skeleton = framer.finish();
+    let _ = match kind {
+        ListKind::SyncChanges => {
+            decode_response::<SyncFolderItems>(status, Some("text/xml"), &skeleton).is_ok()
+        }
+        ListKind::FindItems => {
+            decode_response::<FindItem>(status, Some("text/xml"), &skeleton).is_ok()
+        }
+        _ => decode_response::<GetItem>(status, None, &skeleton).is_ok(),
+    };
 }
 
 /// Splits `data` into pieces (sizes taken from its first bytes) and feeds them to the

@@ -7,6 +7,7 @@ pub mod folders;
 pub mod items;
 pub mod notify;
 pub mod sync;
+pub mod framer;
 mod typed;
 
 use crate::error::EwsError;
