@@ -22,6 +22,7 @@ mod error;
 pub mod notifications;
 pub mod paging;
 pub mod record;
+mod streamed;
 mod tls;
 mod transport;
 
@@ -208,7 +209,7 @@ impl EwsClientBuilder {
     /// # Errors
     ///
     /// [`ClientError::Config`] when the URL is not an absolute http or https URL, the
-    /// mailbox is empty, the CA bundle cannot be read or holds no certificate, the proxy
+    /// mailbox is empty, the CA bundle cannot be read or contains no certificate, the proxy
     /// URL is invalid or is combined with NTLM or Negotiate credentials, or the HTTP or
     /// TLS stack cannot be set up.
     pub fn build(self) -> Result<EwsClient, ClientError> {
@@ -374,7 +375,7 @@ impl EwsClient {
         let body = self.encode(op)?;
         let mut budget = RetryBudget::default();
         loop {
-            match self.exchange::<O>(&body, true).await? {
+            match self.exchange::<O>(&body, true, None).await? {
                 Outcome::Done(response) => return Ok(response),
                 Outcome::Throttled(signal) => {
                     self.back_off(O::NAME, signal, &mut budget).await?;
@@ -414,7 +415,7 @@ impl EwsClient {
                 .filter_map(|index| ids.get(*index).cloned())
                 .collect();
             let body = self.encode(&build(&batch))?;
-            let response = match self.exchange::<O>(&body, false).await? {
+            let response = match self.exchange::<O>(&body, false, None).await? {
                 Outcome::Done(response) => response,
                 Outcome::Throttled(signal) => {
                     self.back_off(O::NAME, signal, &mut budget).await?;
@@ -643,11 +644,14 @@ impl EwsClient {
         }
     }
 
-    /// Runs one request under the scheduler and classifies the answer.
+    /// Runs one request under the scheduler and classifies the answer. With `framing`,
+    /// the list elements of the body go to its callback as they arrive, and the rest of
+    /// the body is decoded as the response.
     async fn exchange<O>(
         &self,
         body: &Bytes,
         pause_partial: bool,
+        framing: Option<&mut streamed::Framing<'_>>,
     ) -> Result<Outcome<O::Response>, ClientError>
     where
         O: EwsOperation,
@@ -680,7 +684,7 @@ impl EwsClient {
         let timeout = self.inner.timeout;
         let result = tokio::time::timeout(
             timeout,
-            self.exchange_inner::<O>(body, pause_partial)
+            self.exchange_inner::<O>(body, pause_partial, framing)
                 .instrument(span),
         )
         .await
@@ -698,6 +702,7 @@ impl EwsClient {
         &self,
         body: &Bytes,
         pause_partial: bool,
+        framing: Option<&mut streamed::Framing<'_>>,
     ) -> Result<Outcome<O::Response>, ClientError>
     where
         O: EwsOperation,
@@ -732,10 +737,14 @@ impl EwsClient {
             return Ok(Outcome::Throttled(signal));
         }
 
-        // NOTE: the whole body is read into memory (up to max_body_bytes) before parsing,
-        // because the codec's parsers take a complete buffer; only GetStreamingEvents is
-        // parsed as it arrives.
-        let bytes = reply.collect(operation, self.inner.max_body_bytes).await?;
+        // Without framing the whole body is read into memory (up to max_body_bytes)
+        // before parsing. The `*_streamed` calls and GetStreamingEvents parse it as it
+        // arrives.
+        let limit = self.inner.max_body_bytes;
+        let bytes = match framing {
+            None => reply.collect(operation, limit).await?,
+            Some(framing) => framing.read(&mut reply, operation, limit).await?,
+        };
         let content_type = reply.content_type().map(str::to_owned);
         let has_challenge = !reply.challenges().is_empty();
         let decoded = decode_response::<O>(status, content_type.as_deref(), &bytes);
