@@ -100,9 +100,11 @@ pub struct AutodiscoverOptions {
     /// are refused.
     pub confirm_redirect: Option<ConfirmRedirect>,
     /// The TLS settings of the connections that NTLM and Negotiate open for their
-    /// handshake. `None` verifies servers against the platform's roots.
-    // NOTE: those connections go directly to the server: neither the TLS settings nor
-    // the proxy of the shared reqwest client reach them.
+    /// handshake, such as [`exmux_core::http::HttpOptions::tls_config`] of the options
+    /// the shared client was built from. `None` verifies servers against the platform's
+    /// roots only.
+    // NOTE: those connections go directly to the server, because the proxy of the
+    // shared reqwest client does not reach them.
     pub owned_tls: Option<Arc<rustls::ClientConfig>>,
 }
 

@@ -368,3 +368,51 @@ async fn owned_connection_times_out() {
     assert!(failure.contains("timed out after 200 ms"), "{failure}");
     silent.abort();
 }
+
+#[tokio::test]
+async fn ntlm_over_tls_trusts_the_ca_bundle() {
+    let handle = start_with_tls(
+        vec![AuthScheme::Ntlm],
+        ChallengeStyle::SeparateHeaders,
+        true,
+    )
+    .await;
+    let folder = tempfile::tempdir().unwrap();
+    let bundle = folder.path().join("ca.pem");
+    std::fs::write(&bundle, handle.ca_certificate_pem().unwrap()).unwrap();
+    let trusted = exmux_core::http::HttpOptions {
+        ca_bundle: Some(bundle),
+        ..exmux_core::http::HttpOptions::default()
+    };
+
+    let mut map = LoopbackMap::new();
+    map.insert("example.test", url::Url::parse(handle.base_url()).unwrap());
+    let discover = |owned_tls| {
+        let options = AutodiscoverOptions {
+            credentials: Some(ntlm()),
+            methods: vec![Method::PoxDomain],
+            loopback: Some(map.clone()),
+            owned_tls,
+            ..AutodiscoverOptions::default()
+        };
+        Autodiscover::new(trusted.build_client().unwrap(), options)
+    };
+
+    // The platform's roots do not include the emulator's CA.
+    let error = discover(None)
+        .discover("user1@example.test")
+        .await
+        .unwrap_err();
+    let failure = error.attempts()[0].failure.clone().unwrap_or_default();
+    assert!(
+        failure.to_ascii_lowercase().contains("certificate"),
+        "{failure}"
+    );
+
+    let found = discover(Some(trusted.tls_config().unwrap()))
+        .discover("user1@example.test")
+        .await
+        .unwrap();
+    assert_eq!(found.settings.ews_url, Some(handle.ews_url()));
+    handle.shutdown().await;
+}

@@ -489,14 +489,18 @@ async fn run_discover(
         })?;
         map.insert(host, base);
     }
+    let http_options = config.map(|config| config.http).unwrap_or_default();
     let options = AutodiscoverOptions {
         credentials,
         loopback: (!loopback.is_empty()).then_some(map),
+        owned_tls: Some(
+            http_options
+                .tls_config()
+                .map_err(|error| (EXIT_USAGE, error.to_string()))?,
+        ),
         ..AutodiscoverOptions::default()
     };
-    let http = config
-        .map(|config| config.http)
-        .unwrap_or_default()
+    let http = http_options
         .build_client()
         .map_err(|error| (EXIT_USAGE, error.to_string()))?;
     match Autodiscover::new(http, options).discover(address).await {

@@ -7,7 +7,13 @@
 //! and `NO_PROXY` (and their lowercase forms) from the environment.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::Secret;
 
@@ -162,6 +168,152 @@ impl HttpOptions {
     }
 }
 
+impl HttpOptions {
+    /// Builds the TLS settings of a connection that a client opens itself, such as the
+    /// connection an NTLM or Negotiate handshake runs on. It trusts the platform's roots
+    /// plus [`HttpOptions::ca_bundle`], only the bundle with
+    /// [`HttpOptions::ca_bundle_only`], or anything with
+    /// [`HttpOptions::danger_accept_invalid_certs`]. No ALPN protocol is set, so the
+    /// connection speaks HTTP/1.1.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpConfigError::CaBundle`] when the bundle cannot be read or has no
+    /// certificate, and [`HttpConfigError::Build`] when the platform's roots cannot be
+    /// loaded.
+    pub fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, HttpConfigError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let build_error = |error: rustls::Error| HttpConfigError::Build {
+            reason: format!("cannot set up TLS: {error}"),
+        };
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(build_error)?;
+
+        if self.danger_accept_invalid_certs {
+            tracing::warn!(
+                "TLS certificate verification is disabled (danger_accept_invalid_certs)"
+            );
+            let verifier = Arc::new(AcceptAnyCertificate { provider });
+            return Ok(Arc::new(
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(verifier)
+                    .with_no_client_auth(),
+            ));
+        }
+
+        let extra_roots = self.read_ca_bundle()?;
+        let bundle_error = |reason: String| HttpConfigError::CaBundle {
+            path: self
+                .ca_bundle
+                .as_deref()
+                .map(|path| path.display().to_string())
+                .unwrap_or_default(),
+            reason,
+        };
+        if self.ca_bundle_only && !extra_roots.is_empty() {
+            let mut roots = rustls::RootCertStore::empty();
+            for certificate in extra_roots {
+                roots
+                    .add(certificate)
+                    .map_err(|error| bundle_error(error.to_string()))?;
+            }
+            return Ok(Arc::new(
+                builder.with_root_certificates(roots).with_no_client_auth(),
+            ));
+        }
+
+        let verifier = if extra_roots.is_empty() {
+            rustls_platform_verifier::Verifier::new(provider)
+        } else {
+            rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider)
+        }
+        .map_err(|error| HttpConfigError::Build {
+            reason: format!("cannot load the platform's TLS roots: {error}"),
+        })?;
+        Ok(Arc::new(
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth(),
+        ))
+    }
+
+    /// Reads the certificates of [`HttpOptions::ca_bundle`], none when it is unset.
+    fn read_ca_bundle(&self) -> Result<Vec<CertificateDer<'static>>, HttpConfigError> {
+        let Some(path) = &self.ca_bundle else {
+            return Ok(Vec::new());
+        };
+        let bundle_error = |reason: String| HttpConfigError::CaBundle {
+            path: path.display().to_string(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|error| bundle_error(error.to_string()))?;
+        let certificates = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| bundle_error(error.to_string()))?;
+        if certificates.is_empty() {
+            return Err(bundle_error("it contains no PEM certificate".to_owned()));
+        }
+        Ok(certificates)
+    }
+}
+
+/// The verifier of [`HttpOptions::danger_accept_invalid_certs`]. It accepts any
+/// certificate but still checks that the handshake is signed by the certificate's key.
+#[derive(Debug)]
+struct AcceptAnyCertificate {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            certificate,
+            signature,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            certificate,
+            signature,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +362,39 @@ mod tests {
         let message = options.build_client().unwrap_err().to_string();
         assert!(!message.contains("proxy-password"), "{message}");
         assert!(!format!("{options:?}").contains("proxy-password"));
+    }
+
+    #[test]
+    fn tls_config_by_default_and_reckless() {
+        assert!(HttpOptions::default().tls_config().is_ok());
+        let reckless = HttpOptions {
+            danger_accept_invalid_certs: true,
+            ..HttpOptions::default()
+        };
+        assert!(reckless.tls_config().is_ok());
+    }
+
+    #[test]
+    fn tls_config_rejects_bad_bundles() {
+        let missing = HttpOptions {
+            ca_bundle: Some(PathBuf::from("/nonexistent/ca.pem")),
+            ..HttpOptions::default()
+        };
+        let message = missing.tls_config().unwrap_err().to_string();
+        assert!(message.contains("/nonexistent/ca.pem"), "{message}");
+
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("empty.pem");
+        std::fs::write(&path, "no certificates here\n").unwrap();
+        let empty = HttpOptions {
+            ca_bundle: Some(path),
+            ca_bundle_only: true,
+            ..HttpOptions::default()
+        };
+        assert!(matches!(
+            empty.tls_config(),
+            Err(HttpConfigError::CaBundle { .. })
+        ));
     }
 
     #[test]
