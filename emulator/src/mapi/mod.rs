@@ -28,6 +28,7 @@ mod ics;
 mod props;
 mod recipients;
 mod rops;
+mod streams;
 #[cfg(test)]
 mod tests;
 

@@ -25,6 +25,7 @@ use super::context::Context;
 use super::ics;
 use super::props::{self, SourceKeys};
 use super::recipients::{self, Recipients};
+use super::streams::{self, StreamObject};
 
 /// The replica id of every FID and MID the store hands out.
 const REPLICA_ID: u16 = crate::store::ids::REPLICA_ID;
@@ -76,6 +77,7 @@ pub(crate) enum Object {
     Subscription { id: SubscriptionId, logon_id: u8 },
     Download(Box<Download>),
     Collector(Box<Collector>),
+    Stream(Box<StreamObject>),
 }
 
 impl Object {
@@ -97,6 +99,7 @@ impl Object {
             Object::Subscription { .. } => "subscription",
             Object::Download(_) => "download context",
             Object::Collector(_) => "collector",
+            Object::Stream(_) => "stream",
         }
     }
 }
@@ -267,6 +270,7 @@ struct Takeback {
 enum Cursor {
     Table(usize),
     Download { offset: usize, buffers_sent: u16 },
+    Stream(usize),
 }
 
 impl Takeback {
@@ -285,12 +289,14 @@ impl Takeback {
                         buffers_sent: download.buffers_sent,
                     },
                 )),
+                Object::Stream(stream) => Some((handle, Cursor::Stream(stream.position))),
                 _ => None,
             }
         };
         match request {
             Q::QueryRows { input_handle, .. }
             | Q::SeekRow { input_handle, .. }
+            | Q::ReadStream { input_handle, .. }
             | Q::FastTransferSourceGetBuffer { input_handle, .. } => Some(Takeback {
                 cursor: cursor_at(*input_handle),
                 output: None,
@@ -332,6 +338,9 @@ impl Takeback {
                 ) => {
                     download.offset = offset;
                     download.buffers_sent = buffers_sent;
+                }
+                (Some(Object::Stream(stream)), Cursor::Stream(position)) => {
+                    stream.position = position;
                 }
                 _ => {}
             }
@@ -614,17 +623,30 @@ fn dispatch(
             })
         }
         Q::GetPropertiesSpecific {
-            input_handle, tags, ..
+            input_handle,
+            tags,
+            property_size_limit,
+            ..
         } => {
             let handle = input(context, handles, *input_handle).ok_or(null)?;
             let values = object_props(context, env, handle)?;
-            Ok(ResponseBody::PropertyRow(row_over(&values, tags)))
+            let row = row_over(&values, tags);
+            let limit = streams::inline_limit(*property_size_limit);
+            Ok(ResponseBody::PropertyRow(streams::limit_row(
+                row, tags, limit,
+            )))
         }
-        Q::GetPropertiesAll { input_handle, .. } => {
+        Q::GetPropertiesAll {
+            input_handle,
+            property_size_limit,
+            ..
+        } => {
             let handle = input(context, handles, *input_handle).ok_or(null)?;
-            Ok(ResponseBody::PropertyValues(object_props(
-                context, env, handle,
-            )?))
+            let values = object_props(context, env, handle)?;
+            let limit = streams::inline_limit(*property_size_limit);
+            Ok(ResponseBody::PropertyValues(streams::limit_values(
+                values, limit,
+            )))
         }
         Q::GetPropertiesList { input_handle, .. } => {
             let handle = input(context, handles, *input_handle).ok_or(null)?;
@@ -1184,6 +1206,75 @@ fn dispatch(
                 collector.state.seen.insert(result.cn.0);
             }
             Ok(ResponseBody::ObjectId(ObjectId(0)))
+        }
+        Q::OpenStream {
+            input_handle,
+            output_handle,
+            tag,
+            open_mode_flags,
+            ..
+        } => {
+            let handle = input(context, handles, *input_handle).ok_or(null)?;
+            if !matches!(context.objects.get(&handle), Some(Object::Message(_))) {
+                return Err(error_code::NOT_SUPPORTED);
+            }
+            let values = object_props(context, env, handle)?;
+            let stream = streams::open(handle, &values, *tag, *open_mode_flags)?;
+            let size = u32::try_from(stream.data.len()).unwrap_or(u32::MAX);
+            let stream_handle = context.insert(Object::Stream(Box::new(stream)));
+            set_output(handles, *output_handle, stream_handle);
+            Ok(ResponseBody::StreamSize(size))
+        }
+        Q::ReadStream {
+            input_handle,
+            byte_count,
+            maximum_byte_count,
+            ..
+        } => {
+            let handle = input(context, handles, *input_handle).ok_or(null)?;
+            let Some(Object::Stream(stream)) = context.objects.get_mut(&handle) else {
+                return Err(error_code::NOT_SUPPORTED);
+            };
+            let wanted = match maximum_byte_count {
+                Some(max) if *byte_count == 0xBABE => usize::try_from(*max).unwrap_or(usize::MAX),
+                _ => usize::from(*byte_count),
+            };
+            Ok(ResponseBody::ReadStream {
+                data: streams::read(stream, wanted),
+            })
+        }
+        Q::WriteStream {
+            input_handle, data, ..
+        } => {
+            let handle = input(context, handles, *input_handle).ok_or(null)?;
+            let Some(Object::Stream(stream)) = context.objects.get_mut(&handle) else {
+                return Err(error_code::NOT_SUPPORTED);
+            };
+            Ok(ResponseBody::WrittenSize(streams::write(stream, data)?))
+        }
+        Q::GetStreamSize { input_handle, .. } => {
+            let handle = input(context, handles, *input_handle).ok_or(null)?;
+            let Some(Object::Stream(stream)) = context.objects.get(&handle) else {
+                return Err(error_code::NOT_SUPPORTED);
+            };
+            Ok(ResponseBody::StreamSize(
+                u32::try_from(stream.data.len()).unwrap_or(u32::MAX),
+            ))
+        }
+        Q::CommitStream { input_handle, .. } => {
+            let handle = input(context, handles, *input_handle).ok_or(null)?;
+            let Some(Object::Stream(stream)) = context.objects.get(&handle) else {
+                return Err(error_code::NOT_SUPPORTED);
+            };
+            let value = streams::commit(stream)?;
+            let message = stream.message;
+            // The value joins the message's unsaved writes; RopSaveChangesMessage stores it.
+            let Some(Object::Message(message)) = context.objects.get_mut(&message) else {
+                return Err(error_code::OBJECT_DELETED);
+            };
+            message.pending.retain(|v| v.tag.id() != value.tag.id());
+            message.pending.push(value);
+            Ok(ResponseBody::Empty)
         }
         Q::ModifyRecipients {
             input_handle,

@@ -26,6 +26,7 @@ mod read;
 mod recipients;
 pub mod record;
 mod split;
+mod streams;
 mod transport;
 mod write;
 

@@ -3,9 +3,10 @@
 
 use super::batch::{Batch, HandleRef};
 use super::ops::*;
+use super::streams;
 use super::{MapiSession, Replay, SessionError};
 use crate::ids::ObjectId;
-use crate::prop::{PropTag, PropValue, PropertyRow, TaggedValue, tags};
+use crate::prop::{PropTag, PropValue, PropertyRow, RowCell, TaggedValue, tags};
 use crate::rop::{ResponseBody, RopRequest, RopResult};
 
 impl MapiSession {
@@ -224,10 +225,55 @@ impl MapiSession {
                 rop: "RopGetPropertiesSpecific",
             });
         };
-        Ok(tags
+        let mut values: Vec<(PropTag, Option<PropValue>)> = tags
             .iter()
             .map(|tag| (*tag, cell(row, tags, *tag)))
-            .collect())
+            .collect();
+
+        let too_large: Vec<PropTag> = tags
+            .iter()
+            .copied()
+            .filter(|tag| {
+                matches!(
+                    row.get(tags, *tag),
+                    Some(RowCell::Error {
+                        code: streams::NOT_ENOUGH_MEMORY,
+                        ..
+                    })
+                )
+            })
+            .collect();
+        if too_large.is_empty() {
+            return Ok(values);
+        }
+        // The values too large to return inline are read through streams on the
+        // message, opened again because the batch above released it.
+        let mut batch = Batch::new();
+        let logon = batch.input(HandleRef::Logon);
+        let msg = batch.output();
+        batch.push(open_message(logon, msg, folder, message, 0));
+        let result = self.execute(operation, &batch, Replay::Safe).await?;
+        check(&result, 0, operation)?;
+        let handle = result.handle(msg).ok_or(SessionError::MissingResponse {
+            operation,
+            rop: "RopOpenMessage",
+        })?;
+        let mut read = Ok(());
+        for tag in too_large {
+            match self.read_stream(operation, handle, tag).await {
+                Ok(bytes) => {
+                    if let Some(entry) = values.iter_mut().find(|(t, _)| *t == tag) {
+                        entry.1 = streams::value_from(tag.ptype(), bytes);
+                    }
+                }
+                Err(error) => {
+                    read = Err(error);
+                    break;
+                }
+            }
+        }
+        self.release_raw(&[Some(handle)]).await;
+        read.map(|()| values)
     }
 
     /// Fetches a whole message: every property, the bodies, and the attachments with
@@ -285,8 +331,13 @@ impl MapiSession {
                 rop: "RopGetPropertiesAll",
             });
         };
-        let mut structured = structured_from(props.clone());
         let msg_handle = result.handle(msg);
+        let mut props = props.clone();
+        if let Some(handle) = msg_handle {
+            self.read_large_values(operation, handle, &mut props)
+                .await?;
+        }
+        let mut structured = structured_from(props);
         if let (Some(handle), ResponseBody::OpenMessage(opened)) =
             (msg_handle, &ok(&result, 0, operation)?.body)
         {
@@ -350,5 +401,50 @@ impl MapiSession {
             self.release_raw(&[Some(msg_handle)]).await;
         }
         Ok(structured)
+    }
+}
+
+impl MapiSession {
+    /// Replaces each value the server returned as ecMAPIOOM, because it was too large
+    /// to return inline, with the value read through a stream. RopGetPropertiesList on
+    /// `message` supplies the property types that the error values no longer carry.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when listing the properties or reading a stream fails.
+    async fn read_large_values(
+        &self,
+        operation: &'static str,
+        message: u32,
+        props: &mut [TaggedValue],
+    ) -> Result<(), SessionError> {
+        let too_large =
+            |value: &TaggedValue| value.value == PropValue::Error(streams::NOT_ENOUGH_MEMORY);
+        if !props.iter().any(too_large) {
+            return Ok(());
+        }
+        let mut batch = Batch::new();
+        let m = batch.input(HandleRef::Raw(message));
+        let list = batch.push(RopRequest::GetPropertiesList {
+            logon_id: 0,
+            input_handle: m,
+        });
+        let result = self.execute(operation, &batch, Replay::Safe).await?;
+        let ResponseBody::PropertyTags(tags) = &ok(&result, list, operation)?.body else {
+            return Err(SessionError::MissingResponse {
+                operation,
+                rop: "RopGetPropertiesList",
+            });
+        };
+        for value in props.iter_mut().filter(|v| too_large(v)) {
+            let Some(tag) = tags.iter().find(|t| t.id() == value.tag.id()).copied() else {
+                continue;
+            };
+            let bytes = self.read_stream(operation, message, tag).await?;
+            if let Some(read) = streams::value_from(tag.ptype(), bytes) {
+                *value = TaggedValue { tag, value: read };
+            }
+        }
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@
 use super::batch::{Batch, HandleRef};
 use super::ops::*;
 use super::recipients;
+use super::streams;
 use super::{MapiSession, Replay, SessionError};
 use crate::ids::ObjectId;
 use crate::prop::{PropValue, TaggedValue, tags};
@@ -208,12 +209,16 @@ impl MapiSession {
             folder_id: folder,
             associated: false,
         });
+        let (props, large) = streams::split_large(props);
         if !props.is_empty() {
             batch.push(RopRequest::SetProperties {
                 logon_id: 0,
                 input_handle: m,
                 values: props,
             });
+        }
+        for (tag, bytes) in &large {
+            streams::push_write(&mut batch, m, *tag, bytes);
         }
         recipients::push_modify(&mut batch, operation, m, recipients)?;
         let save = batch.push(RopRequest::SaveChangesMessage {
@@ -241,8 +246,11 @@ impl MapiSession {
             input_handle: m,
         });
         let result = self.execute(operation, &batch, Replay::Never).await?;
-        for index in 0..=get {
-            check(&result, index, operation)?;
+        // RopRelease of a property stream has no response to check.
+        for (index, rop) in batch.rops().iter().enumerate().take(get + 1) {
+            if rop.has_response() {
+                check(&result, index, operation)?;
+            }
         }
         if let Some(index) = submit_index {
             check(&result, index, operation)?;
