@@ -8,6 +8,7 @@ use exmux_mapihttp::rop::{
     DistributionListRecipient, ModifyRecipientRow, OpenRecipientRow, RecipientFlags, RecipientRow,
     RopError, RopRequest, RopString, X500Recipient, decode_request_buffer,
 };
+use proptest::prelude::*;
 
 fn parse_hex(text: &str) -> Vec<u8> {
     text.lines()
@@ -218,4 +219,115 @@ fn open_message_row_accessor() {
         recipient_row: recipient.to_bytes(&columns).unwrap(),
     };
     assert_eq!(row.recipient(&columns).unwrap(), recipient);
+}
+
+fn string8() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(1u8..=0xFF, 0..12)
+}
+
+fn rop_string(unicode: bool) -> BoxedStrategy<RopString> {
+    if unicode {
+        "[a-zA-Z0-9 @.\u{e9}\u{4e2d}]{0,12}"
+            .prop_map(RopString::Unicode)
+            .boxed()
+    } else {
+        string8().prop_map(RopString::String8).boxed()
+    }
+}
+
+/// A RecipientRow whose fields agree with its flags, over `columns()`.
+fn recipient() -> impl Strategy<Value = RecipientRow> {
+    (0u16..8, any::<bool>(), any::<bool>(), any::<u16>()).prop_flat_map(
+        |(kind, unicode, other_type, extra)| {
+            // R, S and N change no layout; E, D, I and T are drawn from `extra` too.
+            let mut flags = kind | (extra & 0x01F8 & !RecipientFlags::U);
+            flags |= extra & RecipientFlags::I;
+            if unicode {
+                flags |= RecipientFlags::U;
+            }
+            if other_type {
+                flags |= RecipientFlags::O;
+            }
+            let flags = RecipientFlags(flags);
+            let optional = |flag: u16| {
+                let present = flags.has(flag);
+                rop_string(unicode).prop_map(move |s| present.then_some(s))
+            };
+            let x500 = (any::<u8>(), any::<u8>(), string8()).prop_map(move |(a, d, dn)| {
+                (kind == RecipientFlags::TYPE_X500DN).then_some(X500Recipient {
+                    address_prefix_used: a,
+                    display_type: d,
+                    x500_dn: dn,
+                })
+            });
+            let list = (
+                prop::collection::vec(any::<u8>(), 0..8),
+                prop::collection::vec(any::<u8>(), 0..8),
+            )
+                .prop_map(move |(entry_id, search_key)| {
+                    (kind >= RecipientFlags::TYPE_PERSONAL_DISTRIBUTION_LIST1).then_some(
+                        DistributionListRecipient {
+                            entry_id,
+                            search_key,
+                        },
+                    )
+                });
+            let address_type = string8().prop_map(move |t| {
+                (kind == RecipientFlags::TYPE_NONE && flags.has(RecipientFlags::O)).then_some(t)
+            });
+            let properties =
+                (any::<bool>(), any::<i32>(), 0u16..=2).prop_map(|(flagged, number, count)| {
+                    let cells = [
+                        RowCell::Value(PropValue::I32(number)),
+                        if flagged {
+                            RowCell::Missing { ptype: None }
+                        } else {
+                            RowCell::Value(PropValue::Unicode("x".into()))
+                        },
+                    ];
+                    (
+                        count,
+                        PropertyRow {
+                            flagged,
+                            cells: cells.into_iter().take(usize::from(count)).collect(),
+                        },
+                    )
+                });
+            (
+                x500,
+                list,
+                address_type,
+                optional(RecipientFlags::E),
+                optional(RecipientFlags::D),
+                optional(RecipientFlags::I),
+                optional(RecipientFlags::T),
+                properties,
+            )
+                .prop_map(
+                    move |(x500, list, address_type, email, display, simple, transmit, props)| {
+                        RecipientRow {
+                            flags,
+                            x500,
+                            distribution_list: list,
+                            address_type,
+                            email_address: email,
+                            display_name: display,
+                            simple_display_name: simple,
+                            transmittable_display_name: transmit,
+                            column_count: props.0,
+                            properties: props.1,
+                        }
+                    },
+                )
+        },
+    )
+}
+
+proptest! {
+    #[test]
+    fn recipient_row_round_trip(recipient in recipient()) {
+        let columns = columns();
+        let bytes = recipient.to_bytes(&columns).unwrap();
+        prop_assert_eq!(RecipientRow::decode(&bytes, &columns, 0).unwrap(), recipient);
+    }
 }
