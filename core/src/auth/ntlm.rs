@@ -221,6 +221,8 @@ impl NtlmHandshake {
     ///
     /// [`AuthError::Ntlm`] when no NEGOTIATE_MESSAGE was produced yet, or when `sspi`
     /// rejects the challenge (wrong signature, truncated fields).
+    // NOTE: the server's final NegTokenResp, which carries its own mechListMIC, is not
+    // read, so under Negotiate the server is authenticated by TLS only, as under NTLM.
     pub fn authenticate_message(&mut self, challenge: &[u8]) -> Result<Vec<u8>, AuthError> {
         if self.state != HandshakeState::ExpectChallenge {
             return Err(AuthError::Ntlm {
