@@ -113,6 +113,12 @@ pub struct ItemRecord {
     /// reported gone. A complete later round that does not report it shows it gone.
     #[serde(default)]
     pub unreported_since_round: Option<u64>,
+    /// True when a move or delete of ours to the item had a lost outcome and its
+    /// journal entry was retired: a later deletion may still be that write's echo.
+    /// A move is journaled in its target folder, whose sync can retire the entry
+    /// before the source folder's sync reports the deletion.
+    #[serde(default)]
+    pub removal_lost: bool,
 }
 
 impl ItemRecord {
@@ -126,6 +132,7 @@ impl ItemRecord {
             deleted_locally: false,
             last_remote_seq: 0,
             unreported_since_round: None,
+            removal_lost: false,
         }
     }
 }

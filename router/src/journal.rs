@@ -291,13 +291,20 @@ impl Journal {
     }
 
     /// Removes the settled entries of `folder` whose outcome was learned before sync
-    /// round `completed_round` started, and returns the removed entries.
-    pub(crate) fn retire(&mut self, folder: FolderKey, completed_round: u64) -> Vec<JournalEntry> {
+    /// round `completed_round` started, except those of the items in `in_use`, and
+    /// returns the removed entries.
+    pub(crate) fn retire(
+        &mut self,
+        folder: FolderKey,
+        completed_round: u64,
+        in_use: &BTreeSet<ItemKey>,
+    ) -> Vec<JournalEntry> {
         let retired: Vec<WriteId> = self
             .entries
             .values()
             .filter(|entry| {
                 entry.folder == folder
+                    && !in_use.contains(&entry.item)
                     && entry
                         .settled_at_round
                         .is_some_and(|settled| settled < completed_round)

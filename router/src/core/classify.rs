@@ -198,15 +198,15 @@ impl RouterCore {
     }
 
     pub(super) fn apply_deletion(&mut self, folder: FolderKey, item: ItemKey) {
-        let deleted_locally = self
-            .state
-            .ids
-            .get(item)
-            .is_some_and(|record| record.deleted_locally);
-        let removal_unsettled = self.state.journal.entries_for(item).any(|entry| {
-            matches!(entry.operation, Operation::Delete | Operation::Move)
-                && entry.status == WriteStatus::Lost
-        });
+        let (deleted_locally, removal_lost) =
+            self.state.ids.get(item).map_or((false, false), |record| {
+                (record.deleted_locally, record.removal_lost)
+            });
+        let removal_unsettled = removal_lost
+            || self.state.journal.entries_for(item).any(|entry| {
+                matches!(entry.operation, Operation::Delete | Operation::Move)
+                    && entry.status == WriteStatus::Lost
+            });
 
         let origin = if deleted_locally {
             Origin::Local

@@ -595,7 +595,16 @@ impl RouterCore {
 
         self.drop_unreported_arrivals(key, completed_round);
 
-        for entry in self.state.journal.retire(key, completed_round) {
+        // Changes held for a fetch were reported by an earlier round and are classified
+        // against the journal when the fetch returns, so their items keep their entries.
+        let held_items: BTreeSet<ItemKey> = self
+            .state
+            .held
+            .keys()
+            .filter_map(|id| self.state.ids.key_of(id))
+            .collect();
+        for entry in self.state.journal.retire(key, completed_round, &held_items) {
+            self.note_retired_removal(&entry);
             self.forget_if_deleted(entry.item);
         }
 
@@ -911,6 +920,7 @@ impl RouterCore {
 
         let cutoff = now_millis.saturating_sub(self.options.journal_retention_millis);
         for entry in self.state.journal.retire_older_than(cutoff) {
+            self.note_retired_removal(&entry);
             self.forget_if_deleted(entry.item);
         }
     }
@@ -965,6 +975,16 @@ impl RouterCore {
                 continue;
             }
             self.apply_deletion(key, item);
+        }
+    }
+
+    fn note_retired_removal(&mut self, entry: &JournalEntry) {
+        let removal = matches!(entry.operation, Operation::Move | Operation::Delete);
+        if removal
+            && entry.status == WriteStatus::Lost
+            && let Some(record) = self.state.ids.get_mut(entry.item)
+        {
+            record.removal_lost = true;
         }
     }
 

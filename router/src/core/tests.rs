@@ -1347,15 +1347,134 @@ fn late_older_write_result_keeps_newer_key() {
     harness.succeed(newer, Some(9));
     harness.succeed(older, Some(8));
     let a = harness.item_key("a");
-    assert_eq!(
-        harness.core.ids().get(a).unwrap().change_key,
-        Some(key(9))
-    );
+    assert_eq!(harness.core.ids().get(a).unwrap().change_key, Some(key(9)));
 
     let events = harness.sync(vec![item("a", ChangeKind::Modified, 9)], "s2");
     assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.core.ids().get(a).unwrap().change_key, Some(key(9)));
+}
+
+// A move is journaled in its target folder. When the target's sync retires a move
+// whose outcome was lost, the source's later deletion may still be its echo.
+#[test]
+fn deletion_after_retired_lost_move_is_unknown() {
+    let mut harness = Harness::seeded();
+    let archive = harness
+        .core
+        .register_folder(vec![BackendFolderId::Ews("archive".into())]);
+    let a = harness.item_key("a");
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Move,
+                item: Some(a),
+                folder: harness.folder,
+                backend: Backend::Ews,
+                session: String::new(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: Some(archive),
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Lost,
+            },
+        )
+        .unwrap();
+    for state in ["t1", "t2"] {
+        harness
+            .core
+            .handle(NOW, Input::Notice { folder: archive })
+            .unwrap();
+        harness
+            .core
+            .handle(
+                NOW,
+                Input::SyncPage(SyncPage {
+                    folder: archive,
+                    changes: Vec::new(),
+                    new_state: SyncState(state.as_bytes().to_vec()),
+                    more_available: false,
+                }),
+            )
+            .unwrap();
+    }
+    assert!(harness.core.state().journal.get(issued.id).is_none());
+    harness.core.drain_outputs();
+
+    let events = harness.sync(vec![SyncChange::Deleted { id: id("a") }], "s2");
     assert_eq!(
-        harness.core.ids().get(a).unwrap().change_key,
-        Some(key(9))
+        events,
+        vec![Event::ItemDeleted {
+            folder: harness.folder,
+            item: a,
+            origin: Origin::Unknown,
+        }]
+    );
+}
+
+// A change held for a fetch is classified when the fetch returns, so a later round
+// must not retire the lost write that makes it Unknown.
+#[test]
+fn held_item_keeps_journal_entries() {
+    let mut harness = Harness::seeded();
+    let update = harness.write(Operation::Update, "a", None);
+    harness.notice();
+    harness.succeed(update, Some(5));
+    let lost = harness.write(Operation::Update, "a", None);
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: lost,
+                outcome: WriteOutcome::Lost,
+            },
+        )
+        .unwrap();
+    // The round started before the update settled, so its change is fetched.
+    let (events, requests) = harness.page(vec![item("a", ChangeKind::Modified, 6)], "s2", false);
+    assert!(events.is_empty(), "{events:?}");
+    assert!(
+        matches!(requests.as_slice(), [Request::Verify { .. }]),
+        "{requests:?}"
+    );
+
+    let events = harness.sync(Vec::new(), "s3");
+    assert!(events.is_empty(), "{events:?}");
+    assert!(harness.core.state().journal.get(lost).is_some());
+
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::FetchResult {
+                folder: harness.folder,
+                id: id("a"),
+                outcome: FetchOutcome::Found {
+                    change_key: Some(key(6)),
+                    read: None,
+                },
+            },
+        )
+        .unwrap();
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(
+        matches!(
+            events.as_slice(),
+            [Event::ItemChanged {
+                origin: Origin::Unknown,
+                ..
+            }]
+        ),
+        "{events:?}"
     );
 }
