@@ -7,10 +7,11 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use exmux_mapihttp::ids::{GlobCnt, ObjectId};
+use exmux_mapihttp::prop::Reader;
 use exmux_mapihttp::prop::{PropTag, PropValue, PropertyRow, RowCell, tags};
 use exmux_mapihttp::rop::{
     ResponseBody, ResponseContext, RopBuffer, RopRequest, RopResponse, RopResult,
-    decode_response_buffer, encode_response_buffer,
+    decode_query_rows_view, decode_response_buffer, encode_response_buffer, split_buffer,
 };
 use std::hint::black_box;
 use std::time::Duration;
@@ -87,6 +88,18 @@ fn rows(c: &mut Criterion) {
                 ..Default::default()
             };
             decode_response_buffer(black_box(&bytes), &context).unwrap()
+        })
+    });
+    // The same buffer as borrowed row views: RopSetColumns decoded as usual, then the
+    // RopQueryRows rows checked and cut out without owning their values.
+    group.bench_function("decode_view", |b| {
+        b.iter(|| {
+            let (list, _handles) = split_buffer(black_box(&bytes)).unwrap();
+            let mut reader = Reader::with_base(list, 2);
+            RopResponse::decode(&mut reader, Some(&requests[0]), None).unwrap();
+            let view = decode_query_rows_view(&mut reader, &COLUMNS).unwrap();
+            assert_eq!(view.rows.len(), 1000);
+            view.rows.len()
         })
     });
     group.bench_function("memcpy", |b| b.iter(|| black_box(&bytes).to_vec()));

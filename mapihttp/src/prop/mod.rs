@@ -12,10 +12,12 @@ mod reader;
 mod restriction;
 mod row;
 pub mod tags;
+mod view;
 
 pub use reader::Reader;
 pub use restriction::{RelOp, Restriction};
 pub use row::{PropertyRow, RowCell};
+pub use view::{CellRef, RowView, decode_row_views};
 
 use crate::ids::Guid;
 use std::fmt;
@@ -284,7 +286,7 @@ pub enum PropValue {
 }
 
 #[inline]
-fn utf16_to_string(bytes: &[u8]) -> String {
+pub(crate) fn utf16_to_string(bytes: &[u8]) -> String {
     // Fast path: subjects and names are mostly ASCII, whose UTF-16 units are one byte and
     // a zero.
     let mut ascii = Vec::with_capacity(bytes.len() / 2);

@@ -26,7 +26,9 @@ pub use response::{
 
 use crate::ids::IdsError;
 use crate::notify::NotifyError;
-use crate::prop::{PropError, PropTag, Reader, decode_utf16, encode_utf16_nul};
+use crate::prop::{
+    PropError, PropTag, Reader, RowView, decode_row_views, decode_utf16, encode_utf16_nul,
+};
 use std::collections::HashMap;
 use writer::Put;
 
@@ -503,6 +505,62 @@ pub fn try_encode_response_buffer(buffer: &RopBuffer<RopResponse>) -> Result<Vec
 /// [`try_encode_response_buffer`] fails (see [`encode_request_buffer`]).
 pub fn encode_response_buffer(buffer: &RopBuffer<RopResponse>) -> Vec<u8> {
     try_encode_response_buffer(buffer).unwrap_or_default()
+}
+
+/// A RopQueryRows response (MS-OXCROPS 2.2.5.4.2) whose rows are borrowed views of the
+/// buffer, for reading large tables without an allocation per row or per string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryRowsView<'a> {
+    /// InputHandleIndex echoed from the request.
+    pub handle_index: u8,
+    /// ReturnValue. A failed response carries no Origin and no rows.
+    pub return_value: u32,
+    /// Origin (BOOKMARK_BEGINNING 0x00, CURRENT 0x01, END 0x02).
+    pub origin: u8,
+    /// The rows, over the table's column set.
+    pub rows: Vec<RowView<'a>>,
+}
+
+/// Decodes one RopQueryRows response at the start of `r` as borrowed row views over
+/// `columns`, the table's column set.
+///
+/// # Errors
+/// [`RopError::UnexpectedResponse`] when the entry is not a RopQueryRows response,
+/// [`RopError::Wire`] when a field or row is cut short or malformed.
+pub fn decode_query_rows_view<'a>(
+    r: &mut Reader<'a>,
+    columns: &'a [PropTag],
+) -> Result<QueryRowsView<'a>, RopError> {
+    let offset = r.offset();
+    let id = r.u8("RopId")?;
+    if id != rop_id::QUERY_ROWS {
+        return Err(RopError::UnexpectedResponse {
+            offset,
+            found_id: id,
+            found: rop_id::name(id),
+            expected_id: rop_id::QUERY_ROWS,
+            expected: rop_id::name(rop_id::QUERY_ROWS),
+        });
+    }
+    let handle_index = r.u8("InputHandleIndex")?;
+    let return_value = r.u32("ReturnValue")?;
+    if return_value != error_code::SUCCESS {
+        return Ok(QueryRowsView {
+            handle_index,
+            return_value,
+            origin: 0,
+            rows: Vec::new(),
+        });
+    }
+    let origin = r.u8("Origin")?;
+    let count = usize::from(r.u16("RowCount")?);
+    let rows = decode_row_views(r, count, columns)?;
+    Ok(QueryRowsView {
+        handle_index,
+        return_value,
+        origin,
+        rows,
+    })
 }
 
 /// What the response decoder needs to know besides the bytes.
