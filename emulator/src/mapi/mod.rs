@@ -27,6 +27,7 @@ mod context;
 mod ics;
 mod props;
 mod recipients;
+mod restrict;
 mod rops;
 mod streams;
 #[cfg(test)]

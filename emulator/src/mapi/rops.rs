@@ -6,10 +6,12 @@ use std::collections::BTreeSet;
 use exmux_mapihttp::ids::{GlobCnt, Guid as WireGuid, LongTermId, ObjectId};
 use exmux_mapihttp::idset::{IdSet, IdsetForm, StateProperty};
 use exmux_mapihttp::prop::tags::*;
-use exmux_mapihttp::prop::{PropTag, PropType, PropValue, PropertyRow, RowCell, TaggedValue};
+use exmux_mapihttp::prop::{
+    PropTag, PropType, PropValue, PropertyRow, Restriction, RowCell, TaggedValue,
+};
 use exmux_mapihttp::rop::{
     LogonResponse, OpenMessageResponse, ResponseBody, RopBuffer, RopRequest, RopResponse,
-    RopResult, TypedString, error_code, rop_id,
+    RopResult, SortOrder, TypedString, error_code, rop_id,
 };
 use tracing::debug;
 
@@ -25,6 +27,7 @@ use super::context::Context;
 use super::ics;
 use super::props::{self, SourceKeys};
 use super::recipients::{self, Recipients};
+use super::restrict;
 use super::streams::{self, StreamObject};
 
 /// The replica id of every FID and MID the store hands out.
@@ -118,6 +121,10 @@ pub(crate) struct Table {
     associated: bool,
     pub(crate) columns: Vec<PropTag>,
     position: usize,
+    /// The order of RopSortTable; empty for message id order.
+    sort_orders: Vec<SortOrder>,
+    /// The restriction of RopRestrict; `None` for every row.
+    restriction: Option<Restriction>,
 }
 
 #[derive(Debug)]
@@ -532,6 +539,8 @@ fn dispatch(
                 associated: !hierarchy && table_flags & 0x02 != 0,
                 columns: Vec::new(),
                 position: 0,
+                sort_orders: Vec::new(),
+                restriction: None,
             };
             let (_, count) = table_rows(env, &table, 0, 0);
             let handle = context.insert(Object::Table(table));
@@ -561,6 +570,8 @@ fn dispatch(
                 associated: false,
                 columns: Vec::new(),
                 position: 0,
+                sort_orders: Vec::new(),
+                restriction: None,
             };
             let handle = context.insert(Object::Table(table));
             set_output(handles, *output_handle, handle);
@@ -577,13 +588,32 @@ fn dispatch(
             table.columns = tags.clone();
             Ok(ResponseBody::TableStatus(0))
         }
-        // NOTE: sorting and restrictions are accepted and ignored; rows come in id order.
-        Q::SortTable { input_handle, .. } | Q::Restrict { input_handle, .. } => {
+        // Both move the cursor back to the first row. Hierarchy tables ignore them.
+        Q::SortTable {
+            input_handle,
+            sort_orders,
+            ..
+        } => {
             let handle = input(context, handles, *input_handle).ok_or(null)?;
-            match context.objects.get(&handle) {
-                Some(Object::Table(_)) => Ok(ResponseBody::TableStatus(0)),
-                _ => Err(error_code::NOT_SUPPORTED),
-            }
+            let Some(Object::Table(table)) = context.objects.get_mut(&handle) else {
+                return Err(error_code::NOT_SUPPORTED);
+            };
+            table.sort_orders = sort_orders.clone();
+            table.position = 0;
+            Ok(ResponseBody::TableStatus(0))
+        }
+        Q::Restrict {
+            input_handle,
+            restriction,
+            ..
+        } => {
+            let handle = input(context, handles, *input_handle).ok_or(null)?;
+            let Some(Object::Table(table)) = context.objects.get_mut(&handle) else {
+                return Err(error_code::NOT_SUPPORTED);
+            };
+            table.restriction = restriction.clone();
+            table.position = 0;
+            Ok(ResponseBody::TableStatus(0))
         }
         Q::QueryRows {
             input_handle,
@@ -1235,12 +1265,12 @@ fn dispatch(
             let Some(Object::Stream(stream)) = context.objects.get_mut(&handle) else {
                 return Err(error_code::NOT_SUPPORTED);
             };
-            let wanted = match maximum_byte_count {
+            let requested = match maximum_byte_count {
                 Some(max) if *byte_count == 0xBABE => usize::try_from(*max).unwrap_or(usize::MAX),
                 _ => usize::from(*byte_count),
             };
             Ok(ResponseBody::ReadStream {
-                data: streams::read(stream, wanted),
+                data: streams::read(stream, requested),
             })
         }
         Q::WriteStream {
@@ -1438,6 +1468,9 @@ fn table_rows(
             .collect();
         return (rows, total);
     }
+    if table.restriction.is_some() || !table.sort_orders.is_empty() {
+        return sorted_rows(env, table, start, count);
+    }
     let options = crate::store::ListOptions {
         offset: start,
         max_entries: count,
@@ -1454,6 +1487,40 @@ fn table_rows(
             (rows, page.total)
         })
         .unwrap_or_default()
+}
+
+/// Returns a page of a contents table with a restriction or sort order: every row is
+/// built, filtered and sorted on each call, so a page costs time linear in the folder.
+fn sorted_rows(
+    env: &Env<'_>,
+    table: &Table,
+    start: usize,
+    count: usize,
+) -> (Vec<Vec<TaggedValue>>, usize) {
+    let store = &*env.store;
+    let options = crate::store::ListOptions {
+        offset: 0,
+        max_entries: usize::MAX,
+        associated: table.associated,
+    };
+    let Ok(page) = store.list_items(table.fid, options) else {
+        return (Vec::new(), 0);
+    };
+    let mut rows: Vec<Vec<TaggedValue>> = page
+        .items
+        .into_iter()
+        .map(|item| props::item_props(store, &env.shared.keys, item))
+        .filter(|values| {
+            table
+                .restriction
+                .as_ref()
+                .is_none_or(|r| restrict::matches(r, values))
+        })
+        .collect();
+    restrict::sort_rows(&mut rows, &table.sort_orders);
+    let total = rows.len();
+    let rows = rows.into_iter().skip(start).take(count).collect();
+    (rows, total)
 }
 
 fn query_rows(env: &Env<'_>, table: &mut Table, flags: u8, count: u16) -> RopOutcome {

@@ -111,8 +111,8 @@ pub(crate) fn open(
     })
 }
 
-/// Reads up to `wanted` bytes from the seek pointer and advances it.
-pub(crate) fn read(stream: &mut StreamObject, wanted: usize) -> Vec<u8> {
+/// Reads up to `requested` bytes from the seek pointer and advances it.
+pub(crate) fn read(stream: &mut StreamObject, requested: usize) -> Vec<u8> {
     let start = stream.position.min(stream.data.len());
     let end = start
         .saturating_add(wanted.min(MAX_READ))

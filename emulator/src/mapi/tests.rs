@@ -1807,6 +1807,103 @@ fn buffer_too_small_keeps_processed_results() {
     }
 }
 
+#[test]
+fn contents_table_sorts_and_restricts() {
+    let rig = rig(Quirks::default());
+    for subject in [
+        "delta report",
+        "alpha",
+        "Charlie report",
+        "bravo report",
+        "echo",
+    ] {
+        rig.add_item(subject);
+    }
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, rig.inbox());
+    client.handles.resize(3, 0xFFFF_FFFF);
+    let contains_report = exmux_mapihttp::prop::Restriction::Content {
+        fuzzy_low: 0x0001,
+        fuzzy_high: 0x0001,
+        tag: PID_TAG_SUBJECT,
+        value: TaggedValue {
+            tag: PID_TAG_SUBJECT,
+            value: PropValue::Unicode("REPORT".to_owned()),
+        },
+    };
+    let query = RopRequest::QueryRows {
+        logon_id: 0,
+        input_handle: 2,
+        query_rows_flags: 0,
+        forward_read: true,
+        row_count: 100,
+    };
+    let responses = client.execute(&[
+        RopRequest::GetContentsTable {
+            logon_id: 0,
+            input_handle: 1,
+            output_handle: 2,
+            table_flags: 0x40,
+        },
+        RopRequest::SetColumns {
+            logon_id: 0,
+            input_handle: 2,
+            set_columns_flags: 0,
+            tags: vec![PID_TAG_SUBJECT],
+        },
+        RopRequest::SortTable {
+            logon_id: 0,
+            input_handle: 2,
+            sort_table_flags: 0,
+            categorized_count: 0,
+            expanded_count: 0,
+            sort_orders: vec![exmux_mapihttp::rop::SortOrder {
+                tag: PID_TAG_SUBJECT,
+                order: 0x01,
+            }],
+        },
+        RopRequest::Restrict {
+            logon_id: 0,
+            input_handle: 2,
+            restrict_flags: 0,
+            restriction: Some(contains_report),
+        },
+        query.clone(),
+    ]);
+    ok(&responses);
+
+    let ResponseBody::QueryRows { rows, .. } = &result(&responses[4]).body else {
+        panic!("not rows");
+    };
+    let subjects: Vec<Option<&PropValue>> = rows.iter().map(|r| r.cells[0].value()).collect();
+    let expected: Vec<PropValue> = ["delta report", "Charlie report", "bravo report"]
+        .map(|s| PropValue::Unicode(s.to_owned()))
+        .to_vec();
+    assert_eq!(subjects, expected.iter().map(Some).collect::<Vec<_>>());
+
+    // Removing the restriction keeps the sort and shows every row again.
+    client.columns.insert(2, vec![PID_TAG_SUBJECT]);
+    let responses = client.execute(&[
+        RopRequest::Restrict {
+            logon_id: 0,
+            input_handle: 2,
+            restrict_flags: 0,
+            restriction: None,
+        },
+        query,
+    ]);
+    ok(&responses);
+    let ResponseBody::QueryRows { rows, .. } = &result(&responses[1]).body else {
+        panic!("not rows");
+    };
+    assert_eq!(rows.len(), 5);
+    assert_eq!(
+        rows[0].cells[0].value(),
+        Some(&PropValue::Unicode("echo".to_owned()))
+    );
+}
+
 /// The real exchanges of the open-source server, compared structure by structure with
 /// the front end's responses to the same request bytes.
 mod captures {
