@@ -1441,6 +1441,16 @@ impl World {
                 self.count_origin(origin, author, "deletion", item);
                 self.apply(ReplicaOp::Remove { key: item.0 });
             }
+            Event::ChangeKeyLearned {
+                item, change_key, ..
+            } => {
+                trace!(self, "event: {item} has change key {change_key:?} (own)");
+                self.apply(ReplicaOp::Update {
+                    key: item.0,
+                    change_key: Some(change_key.0),
+                    read: None,
+                });
+            }
             Event::FullResync { folder, reason } => {
                 trace!(self, "event: full resync of {folder} ({reason:?})");
                 let folder = self.index_of(folder);

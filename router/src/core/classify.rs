@@ -316,6 +316,21 @@ impl RouterCore {
             return;
         }
 
+        // Our own change is dropped, but the embedder holds the key its write's
+        // response gave, which this one is not when that response was lost.
+        if origin == Origin::Local
+            && !self.options.deliver_local
+            && let Some(reported) = &change.change_key
+            && held_key.as_ref() != Some(reported)
+        {
+            self.outputs
+                .push_back(Output::Event(Event::ChangeKeyLearned {
+                    folder,
+                    item,
+                    change_key: reported.clone(),
+                }));
+        }
+
         let next_write = self.state.journal.next_id();
         if let Some(record) = self.state.ids.get_mut(item) {
             if change.change_key.is_some() {

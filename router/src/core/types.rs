@@ -350,6 +350,17 @@ pub enum Event {
         /// Who deleted it.
         origin: Origin,
     },
+    /// The server reports this transport's own change to an item with a change key
+    /// that the write's response did not give (the response was lost, or arrived
+    /// after a later write's): store it. The change itself is not delivered again.
+    ChangeKeyLearned {
+        /// The folder.
+        folder: FolderKey,
+        /// The item.
+        item: ItemKey,
+        /// The item's change key on the server.
+        change_key: ChangeKey,
+    },
     /// The folder is being resynchronized from scratch. The items that follow are
     /// reconciled by id; items held but absent at the end get [`Event::ItemDeleted`].
     FullResync {
