@@ -115,7 +115,7 @@ pub(crate) fn open(
 pub(crate) fn read(stream: &mut StreamObject, requested: usize) -> Vec<u8> {
     let start = stream.position.min(stream.data.len());
     let end = start
-        .saturating_add(wanted.min(MAX_READ))
+        .saturating_add(requested.min(MAX_READ))
         .min(stream.data.len());
     stream.position = end;
     stream.data.get(start..end).unwrap_or_default().to_vec()
