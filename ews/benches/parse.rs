@@ -1,11 +1,14 @@
-//! EWS parsing throughput: this crate's incremental reader against the `ews` crate
-//! (serde over quick-xml) and quick-xml's raw event reader, on the same bytes.
+//! EWS parsing throughput: this crate's incremental reader, whole and fed in chunks
+//! through the framer, against the `ews` crate (serde over quick-xml) and quick-xml's raw
+//! event reader, on the same bytes.
 //!
 //! Run: `cargo bench -p exmux-ews --bench parse -- --warm-up-time 1 --measurement-time 3`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use exmux_ews::ops::sync::{FindItemReader, SyncItemsReader};
+use exmux_ews::operation::EwsOperation;
+use exmux_ews::ops::framer::{Framer, ListKind};
+use exmux_ews::ops::sync::{FindItem, FindItemReader, SyncFolderItems, SyncItemsReader};
 use exmux_ews::sample;
 use std::hint::black_box;
 
@@ -18,6 +21,36 @@ fn raw_events(bytes: &[u8]) -> usize {
             _ => n += 1,
         }
     }
+}
+
+/// Reads `bytes` as the `*_streamed` client calls do: in 16 KiB chunks through the
+/// framer, parsing each change or item, then decoding the skeleton.
+fn chunked(bytes: &[u8], is_sync: bool) -> usize {
+    let kind = if is_sync {
+        ListKind::SyncChanges
+    } else {
+        ListKind::FindItems
+    };
+    let mut framer = Framer::new(kind);
+    let mut n = 0;
+    for piece in bytes.chunks(16 * 1024) {
+        framer.push(piece);
+        while let Some(fragment) = framer.next_fragment() {
+            if is_sync {
+                black_box(fragment.parse_change().unwrap());
+            } else {
+                black_box(fragment.parse_item().unwrap());
+            }
+            n += 1;
+        }
+    }
+    let skeleton = framer.finish();
+    if is_sync {
+        black_box(SyncFolderItems::parse_response(&skeleton).unwrap());
+    } else {
+        black_box(FindItem::parse_response(&skeleton).unwrap());
+    }
+    n
 }
 
 fn bench(c: &mut Criterion) {
@@ -57,6 +90,11 @@ fn bench(c: &mut Criterion) {
                 }
             })
         });
+        group.bench_with_input(
+            BenchmarkId::new("exmux-chunked", bytes.len()),
+            bytes,
+            |b, bytes| b.iter(|| chunked(black_box(bytes), is_sync)),
+        );
         group.bench_with_input(BenchmarkId::new("ews-crate", bytes.len()), bytes, |b, bytes| {
             b.iter(|| {
                 if is_sync {
