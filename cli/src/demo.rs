@@ -16,6 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 use exmux_core::Secret;
 use exmux_core::auth::Credentials;
 use exmux_emulator::server::EmulatorHandle;
+use exmux_emulator::server::FaultKind;
 use exmux_ews::client::EwsClient;
 use exmux_ews::ops::Shape;
 use exmux_ews::ops::items::{CreateItem, DeleteItem, ItemUpdate, UpdateItem};
@@ -36,11 +37,12 @@ const PASSWORD: &str = "password1";
 /// Messages in the inbox before the scenario starts.
 const SEED_MESSAGES: usize = 6;
 
-/// How long the emulator delays this transport's delete in the overlap step.
-const OVERLAP_HOLD: Duration = Duration::from_millis(300);
+/// How long the emulator delays this transport's delete in the overlap step: long
+/// enough for the notice and the sync it starts on a loaded machine.
+const OVERLAP_HOLD: Duration = Duration::from_millis(1000);
 
-/// When the second client changes the message in the overlap step, after the delete
-/// was sent; well inside [`OVERLAP_HOLD`].
+/// When the second client changes the message in the overlap step, after the server
+/// started delaying the delete; well inside [`OVERLAP_HOLD`].
 const OVERLAP_CHANGE_AFTER: Duration = Duration::from_millis(30);
 
 /// Why the demo could not run to its summary.
@@ -374,7 +376,7 @@ async fn play(
         .map_err(step("second client"))?;
 
     // The delete and a remote change overlap: the server delays this transport's delete
-    // of another message for 300 ms (an emulator delay fault) while the second client
+    // of another message for 1 s (an emulator delay fault) while the second client
     // marks that message read 30 ms into the delay. Over EWS, the sync that the notice
     // starts reports the change before the delete lands, and the router drops it as
     // superseded. A MAPI/HTTP session sends one request at a time, so its sync runs
@@ -387,10 +389,15 @@ async fn play(
         Backend::Mapi => "/mapi/",
         _ => "/EWS/",
     };
-    emulator
-        .faults()
-        .delay_responses(delete_path, 1, OVERLAP_HOLD);
+    let faults = emulator.faults();
+    let delays_before = faults.fired(FaultKind::Delay);
+    faults.delay_responses(delete_path, 1, OVERLAP_HOLD);
     let (deleted, changed) = tokio::join!(transport.delete(overlap_key), async {
+        // The change goes out once the server is holding the delete, so it cannot take
+        // the delay itself.
+        while faults.fired(FaultKind::Delay) == delays_before {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         tokio::time::sleep(OVERLAP_CHANGE_AFTER).await;
         mark_read(&other, overlap.clone()).await
     });

@@ -59,7 +59,7 @@ async fn ews_routing_matches_server() {
 }
 
 /// Over EWS the sync that the second client's change starts runs while the server delays
-/// this transport's delete of the same message (300 ms), so the change is reported
+/// this transport's delete of the same message (1 s), so the change is reported
 /// before the delete lands and dropped as superseded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ews_overlap_counts_superseded() {
