@@ -41,7 +41,7 @@ pub enum Command {
     ///
     /// Starts the emulator on 127.0.0.1, connects with the routing, marks a message read
     /// and deletes it 5 ms later while a second client changes other messages. Then it
-    /// deletes another message while the emulator delays that delete by 300 ms and the
+    /// deletes another message while the emulator delays that delete by 1 s and the
     /// second client marks the message read. Prints every event with its origin and a
     /// summary. Exits 1 when the replica differs from the server, or a full resync
     /// happened.
