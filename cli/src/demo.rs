@@ -41,8 +41,8 @@ const SEED_MESSAGES: usize = 6;
 /// enough for the notice and the sync it starts on a loaded machine.
 const OVERLAP_HOLD: Duration = Duration::from_millis(1000);
 
-/// When the second client changes the message in the overlap step, after the server
-/// started delaying the delete; well inside [`OVERLAP_HOLD`].
+/// When the second client changes the message in the overlap step, counted from the
+/// moment the server starts delaying the delete. It is well inside [`OVERLAP_HOLD`].
 const OVERLAP_CHANGE_AFTER: Duration = Duration::from_millis(30);
 
 /// Why the demo could not run to its summary.
