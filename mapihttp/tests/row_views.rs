@@ -22,8 +22,8 @@ fn cell_value() -> impl Strategy<Value = PropValue> {
     ]
 }
 
-/// Cells with their columns; a column may be PtypUnspecified, so the type goes on the
-/// wire, or the row may be flagged with missing and error cells.
+/// Cells with their columns. A PtypUnspecified column puts the type on the wire, and a
+/// flagged row may have missing and error cells.
 fn row() -> impl Strategy<Value = (Vec<PropTag>, PropertyRow)> {
     (
         prop::collection::vec((cell_value(), any::<bool>(), 0u8..4), 0..6),

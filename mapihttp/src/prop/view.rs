@@ -1,7 +1,7 @@
-//! A borrowing view of PropertyRows (MS-OXCDATA 2.8.1): each row is checked and cut out of
-//! the buffer once, and its cells are read from those bytes on demand, so decoding a
-//! RopQueryRows response allocates one `Vec` for all rows instead of one per row and a
-//! `String` per text cell.
+//! A borrowing view of PropertyRows (MS-OXCDATA 2.8.1). Each row is checked and cut out of
+//! the buffer once, and its cells are read from those bytes on demand. Decoding a
+//! RopQueryRows response so allocates one `Vec` for all rows, where the owned decoder
+//! allocates one per row and a `String` per text cell.
 
 use super::{PropError, PropTag, PropType, PropValue, Reader, ValueEncoding, utf16_to_string};
 
@@ -70,8 +70,9 @@ impl<'a> CellRef<'a> {
     /// cell.
     ///
     /// # Errors
-    /// [`PropError`] never for a cell of a [`RowView`], whose bytes were checked when the
-    /// row was cut out; the `Result` covers views built some other way.
+    /// [`PropError`] when the bytes do not hold a value of the type. That cannot happen
+    /// for a cell of a [`RowView`], because its bytes were checked when the row was cut
+    /// out.
     pub fn to_value(&self) -> Result<Option<PropValue>, PropError> {
         let CellRef::Value { ptype, bytes } = self else {
             return Ok(None);
