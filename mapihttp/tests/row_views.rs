@@ -108,6 +108,30 @@ proptest! {
     }
 }
 
+proptest! {
+    #[test]
+    fn view_and_owned_agree_on_noise(
+        bytes in prop::collection::vec(any::<u8>(), 0..64),
+        types in prop::collection::vec(
+            prop::sample::select(vec![0x0000u16, 0x0002, 0x0003, 0x000B, 0x0014, 0x001E, 0x001F, 0x0040, 0x0048, 0x0102, 0x1003, 0x1102, 0x000D, 0x0001]),
+            0..5,
+        ),
+    ) {
+        let columns: Vec<PropTag> = (1u16..).zip(types).map(|(id, t)| PropTag::new(id, PropType(t))).collect();
+        let mut owned_reader = Reader::new(&bytes);
+        let mut view_reader = Reader::new(&bytes);
+        let owned = PropertyRow::decode(&mut owned_reader, &columns);
+        let view = RowView::decode(&mut view_reader, &columns);
+        prop_assert_eq!(owned.is_ok(), view.is_ok());
+        if let (Ok(owned), Ok(view)) = (owned, view) {
+            prop_assert_eq!(owned_reader.offset(), view_reader.offset());
+            for (cell, expected) in view.cells().zip(&owned.cells) {
+                prop_assert!(cell_matches(cell, expected), "{:?} against {:?}", cell, expected);
+            }
+        }
+    }
+}
+
 #[test]
 fn view_accessors() {
     let columns = [
