@@ -916,6 +916,32 @@ fn dispatch(
             }
             Ok(ResponseBody::PartialCompletion(false))
         }
+        Q::CopyFolder {
+            source_handle,
+            destination_handle,
+            want_recursive,
+            folder_id,
+            new_folder_name,
+            ..
+        } => {
+            input(context, handles, *source_handle).ok_or(null)?;
+            let Some(target) =
+                input(context, handles, *destination_handle).and_then(|h| folder_of(context, h))
+            else {
+                return Err(error_code::DST_NULL_OBJECT);
+            };
+            let fid = fid_of(*folder_id).ok_or(error_code::NOT_FOUND)?;
+            env.store
+                .copy_folder(
+                    context.session,
+                    fid,
+                    target,
+                    &rop_text(new_folder_name),
+                    *want_recursive,
+                )
+                .map_err(|e| store_error(&e))?;
+            Ok(ResponseBody::PartialCompletion(false))
+        }
         Q::RegisterNotification {
             input_handle,
             output_handle,

@@ -1904,6 +1904,124 @@ fn contents_table_sorts_and_restricts() {
     );
 }
 
+#[test]
+fn copy_folder_copies_items_and_subfolders() {
+    let rig = rig(Quirks::default());
+    let (source, child, target) = {
+        let mut store = rig.store();
+        let inbox = store.well_known_folder(WellKnownFolder::Inbox).unwrap();
+        let session = SessionId::SYSTEM;
+        let none = crate::store::ImportStamp::default();
+        let source = store
+            .create_folder(session, inbox, "Projects", None, &none)
+            .unwrap()
+            .id;
+        let child = store
+            .create_folder(session, source, "Old", None, &none)
+            .unwrap()
+            .id;
+        let target = store
+            .create_folder(session, inbox, "Archive", None, &none)
+            .unwrap()
+            .id;
+        for (folder, subject) in [(source, "plan"), (child, "notes")] {
+            let new = NewItem {
+                content: NewItemContent::Props(ItemProps {
+                    subject: subject.to_owned(),
+                    ..ItemProps::default()
+                }),
+                ..NewItem::default()
+            };
+            store.create_item(session, folder, new).unwrap();
+        }
+        (source, child, target)
+    };
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, rig.inbox());
+    client.handles.resize(4, 0xFFFF_FFFF);
+
+    let responses = client.execute(&[
+        open_folder(0, 2, source),
+        open_folder(0, 3, target),
+        RopRequest::CopyFolder {
+            logon_id: 0,
+            source_handle: 1,
+            destination_handle: 3,
+            want_asynchronous: false,
+            want_recursive: true,
+            use_unicode: true,
+            folder_id: ObjectId(source.to_u64()),
+            new_folder_name: exmux_mapihttp::rop::RopString::Unicode("Projects 2025".to_owned()),
+        },
+    ]);
+    ok(&responses);
+
+    let store = rig.store();
+    let copies = store.child_folders(target);
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0].display_name, "Projects 2025");
+    let copy = copies[0].fid;
+    assert_ne!(copy, source);
+    let subject_in = |fid| {
+        store
+            .list_items(fid, crate::store::ListOptions::default())
+            .unwrap()
+            .items
+            .iter()
+            .map(|item| item.props.subject.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(subject_in(copy), vec!["plan".to_owned()]);
+    let sub_copies = store.child_folders(copy);
+    assert_eq!(sub_copies.len(), 1);
+    assert_eq!(sub_copies[0].display_name, "Old");
+    assert_eq!(subject_in(sub_copies[0].fid), vec!["notes".to_owned()]);
+    // The source keeps its items and subfolder.
+    assert_eq!(subject_in(source), vec!["plan".to_owned()]);
+    assert_eq!(subject_in(child), vec!["notes".to_owned()]);
+}
+
+#[test]
+fn copy_folder_into_itself_fails() {
+    let rig = rig(Quirks::default());
+    let source = {
+        let mut store = rig.store();
+        let inbox = store.well_known_folder(WellKnownFolder::Inbox).unwrap();
+        store
+            .create_folder(
+                SessionId::SYSTEM,
+                inbox,
+                "Loop",
+                None,
+                &crate::store::ImportStamp::default(),
+            )
+            .unwrap()
+            .id
+    };
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, rig.inbox());
+    client.handles.resize(3, 0xFFFF_FFFF);
+
+    let responses = client.execute(&[
+        open_folder(0, 2, source),
+        RopRequest::CopyFolder {
+            logon_id: 0,
+            source_handle: 1,
+            destination_handle: 2,
+            want_asynchronous: false,
+            want_recursive: true,
+            use_unicode: true,
+            folder_id: ObjectId(source.to_u64()),
+            new_folder_name: exmux_mapihttp::rop::RopString::Unicode(String::new()),
+        },
+    ]);
+
+    assert_ne!(result(&responses[1]).return_value, 0);
+    assert!(rig.store().child_folders(source).is_empty());
+}
+
 /// The real exchanges of the open-source server, compared structure by structure with
 /// the front end's responses to the same request bytes.
 mod captures {

@@ -1,8 +1,8 @@
-//! Folder operations: read, create, rename, move and delete.
+//! Folder operations: read, create, rename, move, copy and delete.
 
 use super::model::{Folder, ImportStamp, WellKnownFolder, WriteResult};
 use super::notify::{EventKind, ObjectId};
-use super::{Cn, Fid, SessionId, Store, StoreError, Tombstone};
+use super::{Cn, Fid, Mid, SessionId, Store, StoreError, Tombstone};
 
 impl Store {
     /// Returns a folder.
@@ -251,6 +251,98 @@ impl Store {
             );
         }
         Ok(cn)
+    }
+
+    /// Copies a folder into `target` as a new folder named `name` (the source's name when
+    /// `name` is empty), with copies of its items and, when `recursive`, of its
+    /// subfolders and their items. Every copy gets a new id, change number and change
+    /// key, as with RopCopyFolder. Returns the new folder.
+    ///
+    /// # Errors
+    ///
+    /// A bad session, [`StoreError::FolderNotFound`] for the source or target,
+    /// [`StoreError::FolderCycle`] when `target` is the folder or below it, and
+    /// [`StoreError::FolderNameTaken`] when `target` has a subfolder of that name. All are
+    /// checked before anything is copied.
+    pub fn copy_folder(
+        &mut self,
+        session: SessionId,
+        fid: Fid,
+        target: Fid,
+        name: &str,
+        recursive: bool,
+    ) -> Result<WriteResult<Fid>, StoreError> {
+        const OPERATION: &str = "copy folder";
+        self.check_session(OPERATION, session)?;
+        let source = self
+            .folders
+            .get(&fid)
+            .ok_or(StoreError::FolderNotFound {
+                operation: OPERATION,
+                fid,
+            })?
+            .clone();
+        self.check_folder(OPERATION, target)?;
+        if target == fid
+            || self
+                .descendant_folders(fid)
+                .iter()
+                .any(|(_, f)| f.fid == target)
+        {
+            return Err(StoreError::FolderCycle { fid, target });
+        }
+        let name = if name.is_empty() {
+            source.display_name.clone()
+        } else {
+            name.to_owned()
+        };
+        self.check_name_free(OPERATION, target, &name, None)?;
+
+        let created = self.create_folder(
+            session,
+            target,
+            &name,
+            source.container_class.as_deref(),
+            &ImportStamp::default(),
+        )?;
+        self.copy_folder_contents(session, fid, created.id, recursive)?;
+        Ok(created)
+    }
+
+    fn copy_folder_contents(
+        &mut self,
+        session: SessionId,
+        from: Fid,
+        to: Fid,
+        recursive: bool,
+    ) -> Result<(), StoreError> {
+        let mids: Vec<Mid> = self
+            .folder_items
+            .get(&from)
+            .map(|mids| mids.iter().copied().collect())
+            .unwrap_or_default();
+        for mid in mids {
+            self.copy_item(session, mid, to)?;
+        }
+        if !recursive {
+            return Ok(());
+        }
+        let children: Vec<(Fid, String, Option<String>)> = self
+            .child_folders(from)
+            .iter()
+            .map(|f| (f.fid, f.display_name.clone(), f.container_class.clone()))
+            .collect();
+        for (child, name, class) in children {
+            let created = self.create_folder(
+                session,
+                to,
+                &name,
+                class.as_deref(),
+                &ImportStamp::default(),
+            )?;
+            self.copy_folder_contents(session, child, created.id, true)?;
+        }
+        Ok(())
     }
 
     /// Returns the parent and stamp of a folder that may be renamed, moved or deleted.
