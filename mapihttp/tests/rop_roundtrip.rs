@@ -684,12 +684,12 @@ fn requests_g() -> impl Strategy<Value = RopRequest> {
 
 fn requests_h() -> impl Strategy<Value = RopRequest> {
     prop_oneof![
-        (handles(), any::<u8>(), any::<u8>()).prop_map(|((l, i, o), r, f)| {
+        (handles(), any::<u8>()).prop_map(|((l, i, r), f)| {
             RopRequest::SetMessageReadFlag {
                 logon_id: l,
                 response_handle: r,
                 input_handle: i,
-                read_flags: f ^ o,
+                read_flags: f,
             }
         }),
         (handles(), ids(), any::<u8>(), any::<u8>()).prop_map(|((l, i, o), m, c, so)| {

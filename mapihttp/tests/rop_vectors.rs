@@ -691,7 +691,7 @@ fn logon_redirect_with_unterminated_255_byte_name_round_trips() {
 
 /// RopBackoff (MS-OXCROPS 2.2.15.2.1) in place of the response it delays: LogonId,
 /// Duration, two BackoffRop entries, then AdditionalData. The delayed response and
-/// those after it are missing, so decoding stops after the backoff.
+/// those after it are missing, so the buffer ends with the backoff.
 #[test]
 fn backoff_replaces_delayed_responses() {
     let backoff = [
