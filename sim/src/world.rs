@@ -1,7 +1,7 @@
 //! One schedule: the store, the client under test, the messages in flight and the
 //! seeded scheduler that picks what happens next.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use exmux_core::ManualClock;
@@ -289,6 +289,11 @@ pub(crate) struct World {
     log: Vec<ReplicaOp>,
     /// The author of each (message id, change key) the adapters reported.
     key_author: HashMap<(u64, Vec<u8>), Author>,
+    /// The message id and author of the write that made each change key. A move keeps
+    /// the change key, so the key alone does not name the mover.
+    key_maker: HashMap<Vec<u8>, (u64, Author)>,
+    /// The change keys the adapters have reported to the client.
+    reported_keys: HashSet<Vec<u8>>,
     /// The last writer and value of each item's read state.
     read_writer: HashMap<u64, (Author, bool)>,
     invalidations: [u32; 2],
@@ -378,6 +383,8 @@ impl World {
             replica: BTreeMap::new(),
             log: Vec::new(),
             key_author: HashMap::new(),
+            key_maker: HashMap::new(),
+            reported_keys: HashSet::new(),
             read_writer: HashMap::new(),
             invalidations: [0; 2],
             rejections: [0; 2],
@@ -414,6 +421,7 @@ impl World {
         for _ in 0..self.rng.random_range(1..=3) {
             let folder = self.rng.random_range(0..2);
             self.other_create(folder);
+            self.register_keys();
         }
         self.pending.clear();
         self.notice_all();
@@ -495,6 +503,7 @@ impl World {
         } else {
             self.deliver_one();
         }
+        self.register_keys();
     }
 
     fn drain_once(&mut self) {
@@ -553,6 +562,37 @@ impl World {
             Author::Own
         } else {
             Author::Other
+        }
+    }
+
+    /// Notes the maker of every change key the last store write made.
+    fn register_keys(&mut self) {
+        for folder in 0..2 {
+            for mid in self.items_in(folder) {
+                let Some(item) = self.store.item(mid) else {
+                    continue;
+                };
+                let author = self.author_of(item.stamp.session);
+                self.key_maker
+                    .entry(key_bytes(&item.stamp.change_key))
+                    .or_insert((mid.to_u64(), author));
+            }
+        }
+    }
+
+    /// The author of the state a sync reports for `item`. A change key made on this
+    /// message id names its writer. A key that a move carried over names the mover,
+    /// unless it was made by someone else and never reported before the move: then
+    /// the state holds that other change, which the client has not seen.
+    fn change_author(&self, item: &exmux_emulator::store::Item) -> Author {
+        let key = key_bytes(&item.stamp.change_key);
+        match self.key_maker.get(&key) {
+            Some((mid, maker)) if *mid == item.mid.to_u64() => *maker,
+            Some((_, maker)) if *maker != Author::Own && !self.reported_keys.contains(&key) => {
+                *maker
+            }
+            Some(_) => self.author_of(item.created_by),
+            None => self.author_of(item.stamp.session),
         }
     }
 
@@ -867,9 +907,10 @@ impl World {
         for change in &batch.changes {
             let item = &change.item;
             let change_key = key_bytes(&item.stamp.change_key);
-            let author = self.author_of(item.stamp.session);
+            let author = self.change_author(item);
             self.key_author
                 .insert((item.mid.to_u64(), change_key.clone()), author);
+            self.reported_keys.insert(change_key.clone());
             let (kind, predecessors) = match backend {
                 Backend::Ews => (
                     match change.kind {
@@ -916,9 +957,10 @@ impl World {
             match mid_of(&id).and_then(|mid| self.store.item(mid)) {
                 Some(item) if item.folder == self.fids[folder] => {
                     let change_key = key_bytes(&item.stamp.change_key);
-                    let author = self.author_of(item.stamp.session);
+                    let author = self.change_author(&item);
                     self.key_author
                         .insert((item.mid.to_u64(), change_key.clone()), author);
+                    self.reported_keys.insert(change_key.clone());
                     FetchOutcome::Found {
                         change_key: Some(ChangeKey(change_key)),
                         read: Some(item.props.read),

@@ -384,6 +384,14 @@ impl RouterCore {
         {
             return Origin::Local;
         }
+        // A key from exmux's own namespace was stamped by an ICS upload of ours, even
+        // when its journal entry was retired or its write's response was lost before a
+        // move carried the key along (MS-OXCFXICS keeps an imported change key).
+        if let Some(reported) = change_key
+            && self.state.change_keys.is_own(reported)
+        {
+            return Origin::Local;
+        }
 
         let mut lost = settled()
             .filter(|entry| entry.status == WriteStatus::Lost)

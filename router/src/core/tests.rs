@@ -1485,3 +1485,36 @@ fn held_item_keeps_journal_entries() {
         "{events:?}"
     );
 }
+
+// A change stamped from exmux's own namespace is ours even when no journal entry
+// holds the key any more.
+#[test]
+fn own_namespace_key_is_local_without_entry() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    let own = harness
+        .core
+        .state
+        .change_keys
+        .clone()
+        .allocate()
+        .unwrap()
+        .to_change_key();
+    let change = SyncChange::Item(ItemChange {
+        id: id("a"),
+        kind: ChangeKind::Modified,
+        change_key: Some(own.clone()),
+        predecessors: Vec::new(),
+        read: None,
+    });
+    let events = harness.sync(vec![change], "s2");
+    assert_eq!(
+        events,
+        vec![Event::ChangeKeyLearned {
+            folder: harness.folder,
+            item: a,
+            change_key: own,
+        }]
+    );
+    assert_eq!(harness.core.counters().remote_delivered, 2);
+}
