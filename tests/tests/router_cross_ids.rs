@@ -239,3 +239,63 @@ async fn folder_ids_derived_across_backends() {
         folder.ids
     );
 }
+
+/// Under the hybrid routing (sync over MAPI/HTTP, fetch over EWS), a read change for an
+/// item the router does not hold is checked with GetItem over EWS, through the ItemId
+/// built from the MAPI ids, and delivered with the read state EWS returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_item_verified_over_fetch_route() {
+    let handle = exmux::emulator::start("127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    deliver_over_ews(&handle, "forgotten").await;
+
+    let (first, _events) = connect(&handle, "preset = \"hybrid\"").await;
+    let inbox = first.add_folder("inbox").await.unwrap();
+    first.sync(inbox).unwrap();
+    first.wait_idle().await;
+    let mut state = first.state();
+    drop(first);
+    let keys: Vec<ItemKey> = state.ids.live_items_in(inbox);
+    assert_eq!(keys.len(), 1);
+    state.ids.remove(keys[0]);
+
+    // Another client marks the message read; the next download reports only that.
+    let (ews_only, _) = connect(&handle, "preset = \"ews\"").await;
+    let ews_inbox = ews_only.add_folder("inbox").await.unwrap();
+    ews_only.sync(ews_inbox).unwrap();
+    ews_only.wait_idle().await;
+    let key = ews_only.state().ids.live_items_in(ews_inbox)[0];
+    ews_only.set_read(key, true).await.unwrap();
+
+    let config = Config::from_toml_str(&format!(
+        "[server]\nmailbox = \"user1@example.test\"\news_url = \"{}\"\nmapi_url = \"{}\"\nuser_dn = \"{}\"\n\
+         [auth]\nmethod = \"basic\"\nusername = \"user1@example.test\"\npassword_env = \"UNUSED\"\n\
+         [routing]\npreset = \"hybrid\"\n",
+        handle.ews_url(),
+        handle.mapi_emsmdb_url(),
+        exmux_emulator::mapi::legacy_dn(exmux::emulator::MAILBOX),
+    ))
+    .unwrap();
+    let options = TransportOptions {
+        credentials: Some(credentials()),
+        tick: Duration::from_millis(50),
+        state: Some(state),
+        ..TransportOptions::default()
+    };
+    let (second, mut events) = Transport::connect(&config, options).await.unwrap();
+    let inbox = second.add_folder("inbox").await.unwrap();
+    second.sync(inbox).unwrap();
+    second.wait_idle().await;
+    let mut changed = Vec::new();
+    while let Some(event) = events.try_recv() {
+        if let Event::ItemChanged { read, .. } = event {
+            changed.push(read);
+        }
+    }
+    assert_eq!(
+        changed,
+        [Some(true)],
+        "GetItem over EWS reported the read state"
+    );
+}

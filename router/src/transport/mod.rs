@@ -1907,51 +1907,85 @@ impl Shared {
                     },
                 })
             }
-            Request::Verify { folder, id, .. } => {
-                // NOTE: an id is verified over the backend it belongs to, even when the
-                // fetch route names the other one; converting ids is not done here.
-                if let (BackendItemId::Mapi { .. }, Some(mapi)) = (&id, &self.mapi) {
-                    return Some(mapi.verify(folder, id).await);
-                }
-                let (BackendItemId::Ews(text), Some(ews)) = (&id, &self.ews) else {
-                    return Some(Input::FetchResult {
+            Request::Verify {
+                folder,
+                backend,
+                id,
+            } => {
+                // The core names the syncing backend's id. When the fetch route names the
+                // other backend, the check goes there with the id derived from it, and
+                // the result is reported under the core's id. An id that cannot be
+                // derived is checked over its own backend.
+                let derived = match (&id, backend, &self.mapi) {
+                    (BackendItemId::Mapi { fid, mid }, Backend::Ews, Some(mapi))
+                        if self.ews.is_some() =>
+                    {
+                        mapi.ews_item_id(*fid, *mid).map(BackendItemId::Ews)
+                    }
+                    (BackendItemId::Ews(text), Backend::Mapi, Some(mapi)) => {
+                        ews_adapter::mapi_item_id_with(text, |guid| mapi.replid_of(guid))
+                    }
+                    _ => None,
+                };
+                let input = self
+                    .verify_over(folder, derived.unwrap_or_else(|| id.clone()))
+                    .await;
+                Some(match input {
+                    Input::FetchResult {
+                        folder, outcome, ..
+                    } => Input::FetchResult {
                         folder,
                         id,
-                        outcome: FetchOutcome::Failed { retryable: false },
-                    });
-                };
-                let result = ews
-                    .call(&GetItem {
-                        shape: item_shape(),
-                        item_ids: vec![ItemId::new(text.clone())],
-                    })
-                    .await;
-                let outcome = match result {
-                    Ok(response) => match response.messages.into_iter().next() {
-                        Some(Ok(items)) => {
-                            let item = items.into_iter().next();
-                            FetchOutcome::Found {
-                                change_key: item
-                                    .as_ref()
-                                    .and_then(|item| item.item_id.as_ref())
-                                    .and_then(|id| id.change_key.as_deref())
-                                    .map(ews_adapter::change_key),
-                                read: item.and_then(|item| item.is_read),
-                            }
-                        }
-                        Some(Err(error)) if error.is_not_found() => FetchOutcome::NotFound,
-                        _ => FetchOutcome::Failed { retryable: false },
+                        outcome,
                     },
-                    Err(error) => FetchOutcome::Failed {
-                        retryable: error.is_retryable(),
-                    },
-                };
-                Some(Input::FetchResult {
-                    folder,
-                    id,
-                    outcome,
+                    other => other,
                 })
             }
+        }
+    }
+
+    // Checks that an item exists over the backend its id belongs to.
+    async fn verify_over(&self, folder: FolderKey, id: BackendItemId) -> Input {
+        if let (BackendItemId::Mapi { .. }, Some(mapi)) = (&id, &self.mapi) {
+            return mapi.verify(folder, id).await;
+        }
+        let (BackendItemId::Ews(text), Some(ews)) = (&id, &self.ews) else {
+            return Input::FetchResult {
+                folder,
+                id,
+                outcome: FetchOutcome::Failed { retryable: false },
+            };
+        };
+        let result = ews
+            .call(&GetItem {
+                shape: item_shape(),
+                item_ids: vec![ItemId::new(text.clone())],
+            })
+            .await;
+        let outcome = match result {
+            Ok(response) => match response.messages.into_iter().next() {
+                Some(Ok(items)) => {
+                    let item = items.into_iter().next();
+                    FetchOutcome::Found {
+                        change_key: item
+                            .as_ref()
+                            .and_then(|item| item.item_id.as_ref())
+                            .and_then(|id| id.change_key.as_deref())
+                            .map(ews_adapter::change_key),
+                        read: item.and_then(|item| item.is_read),
+                    }
+                }
+                Some(Err(error)) if error.is_not_found() => FetchOutcome::NotFound,
+                _ => FetchOutcome::Failed { retryable: false },
+            },
+            Err(error) => FetchOutcome::Failed {
+                retryable: error.is_retryable(),
+            },
+        };
+        Input::FetchResult {
+            folder,
+            id,
+            outcome,
         }
     }
 }
