@@ -64,6 +64,9 @@ fn outlook_modify_recipients_row() {
 
     let again = recipient.to_bytes(columns).unwrap();
     assert_eq!(again, rows[0].recipient_row);
+
+    // The fuzz entry point re-encodes this recipient too, and must accept it.
+    exmux_mapihttp::rop::fuzz::rop_buffers(&bytes);
 }
 
 fn columns() -> Vec<PropTag> {
