@@ -149,6 +149,9 @@ pub struct IdMap {
     by_ews: BTreeMap<String, ItemKey>,
     #[serde(with = "crate::pairs")]
     by_mapi: BTreeMap<(u64, u64), ItemKey>,
+    // The ids our own moves replaced, until the source folder reports them deleted.
+    #[serde(default, with = "crate::pairs")]
+    moved_away: BTreeMap<BackendItemId, ItemKey>,
 }
 
 impl IdMap {
@@ -279,10 +282,25 @@ impl IdMap {
         record.folder = folder;
         if let Some(old) = record.ews.take() {
             self.by_ews.remove(&old);
+            self.moved_away.insert(BackendItemId::Ews(old), key);
         }
-        if let Some(old) = record.mapi.take() {
-            self.by_mapi.remove(&old);
+        if let Some((fid, mid)) = record.mapi.take() {
+            self.by_mapi.remove(&(fid, mid));
+            self.moved_away
+                .insert(BackendItemId::Mapi { fid, mid }, key);
         }
+    }
+
+    /// Returns the key of the item that `id` named before a move of ours gave it a
+    /// new id, until [`IdMap::forget_moved_away`] is called for `id`.
+    pub fn moved_away_key(&self, id: &BackendItemId) -> Option<ItemKey> {
+        self.moved_away.get(id).copied()
+    }
+
+    /// Forgets an id that a move of ours replaced, once the source folder reported
+    /// it deleted.
+    pub fn forget_moved_away(&mut self, id: &BackendItemId) {
+        self.moved_away.remove(id);
     }
 
     /// Forgets `key` and its backend ids.

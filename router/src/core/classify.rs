@@ -144,6 +144,18 @@ impl RouterCore {
         change: SyncChange,
         round: u64,
     ) {
+        // The id our own move replaced: a deletion is the move's echo in the source
+        // folder, and any other change was computed before the move and is older than
+        // the state the target folder's sync reports under the new id.
+        if self.state.ids.moved_away_key(&id).is_some() {
+            if matches!(change, SyncChange::Deleted { .. }) {
+                self.state.ids.forget_moved_away(&id);
+                self.counters.own_dropped += 1;
+            } else {
+                self.counters.superseded_dropped += 1;
+            }
+            return;
+        }
         match change {
             // Nothing to delete: the embedder never had it.
             SyncChange::Deleted { .. } => {}

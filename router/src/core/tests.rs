@@ -1518,3 +1518,51 @@ fn own_namespace_key_is_local_without_entry() {
     );
     assert_eq!(harness.core.counters().remote_delivered, 2);
 }
+
+// A sync computed before our move can report the old id after the move's response
+// rebound the item: the change is older than the target's report, and the deletion
+// is the move's echo. Neither makes a new item.
+#[test]
+fn old_id_after_own_move_is_not_new_item() {
+    let mut harness = Harness::seeded();
+    let archive = harness
+        .core
+        .register_folder(vec![BackendFolderId::Ews("archive".into())]);
+    let a = harness.item_key("a");
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Move,
+                item: Some(a),
+                folder: harness.folder,
+                backend: Backend::Ews,
+                session: String::new(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: Some(archive),
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: Some(key(8)),
+                    new_id: Some(id("a-moved")),
+                },
+            },
+        )
+        .unwrap();
+
+    let events = harness.sync(vec![item("a", ChangeKind::Modified, 7)], "s2");
+    assert!(events.is_empty(), "{events:?}");
+    let events = harness.sync(vec![SyncChange::Deleted { id: id("a") }], "s3");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.core.ids().len(), 2);
+    assert_eq!(harness.core.ids().moved_away_key(&id("a")), None);
+}
