@@ -574,22 +574,17 @@ impl RouterCore {
         folder.phase = Phase::Idle;
 
         // After a full resync, the server has reported every item it holds: the rest
-        // are gone, unless a write of ours to them is still unsettled.
+        // are gone, unless a write of ours to them is still pending. A write whose
+        // outcome was lost changes nothing about that, and makes the deletion Unknown.
         if round.full {
             for item in self.state.ids.live_items_in(key) {
-                if round.seen.contains(&item) || self.has_unsettled_write(item) {
+                if round.seen.contains(&item) || self.has_pending_write(item) {
                     continue;
                 }
                 if self.is_held(item) {
                     continue;
                 }
-                self.state.ids.remove(item);
-                self.counters.remote_delivered += 1;
-                self.outputs.push_back(Output::Event(Event::ItemDeleted {
-                    folder: key,
-                    item,
-                    origin: Origin::Remote,
-                }));
+                self.apply_deletion(key, item);
             }
         }
 
@@ -923,13 +918,6 @@ impl RouterCore {
             self.note_retired_removal(&entry);
             self.forget_if_deleted(entry.item);
         }
-    }
-
-    fn has_unsettled_write(&self, item: ItemKey) -> bool {
-        self.state
-            .journal
-            .entries_for(item)
-            .any(|entry| matches!(entry.status, WriteStatus::Pending | WriteStatus::Lost))
     }
 
     fn is_held(&self, item: ItemKey) -> bool {

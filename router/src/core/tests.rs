@@ -266,7 +266,7 @@ fn assigned_change_key_matches_after_lost_result() {
     let change = SyncChange::Item(ItemChange {
         id: id("a"),
         kind: ChangeKind::Modified,
-        change_key: Some(assigned),
+        change_key: Some(assigned.clone()),
         predecessors: Vec::new(),
         read: None,
     });
@@ -922,7 +922,8 @@ fn move_rekeys_and_drops_echo() {
         .unwrap();
     let (events, _) = split(harness.core.drain_outputs());
     assert!(events.is_empty(), "{events:?}");
-    assert_eq!(harness.core.counters().own_dropped, 1);
+    // The source's deletion of the old id and the target's report of the new one.
+    assert_eq!(harness.core.counters().own_dropped, 2);
 }
 
 #[test]
@@ -1565,4 +1566,45 @@ fn old_id_after_own_move_is_not_new_item() {
     assert!(events.is_empty(), "{events:?}");
     assert_eq!(harness.core.ids().len(), 2);
     assert_eq!(harness.core.ids().moved_away_key(&id("a")), None);
+}
+
+// A full resync that no longer reports an item deletes it even when a write of ours
+// to it had a lost outcome, and marks the deletion Unknown.
+#[test]
+fn full_resync_deletes_item_after_lost_write() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    let write = harness.write(Operation::Delete, "a", None);
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write,
+                outcome: WriteOutcome::Lost,
+            },
+        )
+        .unwrap();
+    harness.notice();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::SyncFailed {
+                folder: harness.folder,
+                failure: SyncFailure::InvalidSyncState,
+            },
+        )
+        .unwrap();
+    harness.core.drain_outputs();
+
+    let (events, _) = harness.page(vec![item("b", ChangeKind::Created, 1)], "r1", false);
+    assert_eq!(
+        events,
+        vec![Event::ItemDeleted {
+            folder: harness.folder,
+            item: a,
+            origin: Origin::Unknown,
+        }]
+    );
 }
