@@ -1,7 +1,7 @@
 //! One schedule: the store, the client under test, the messages in flight and the
 //! seeded scheduler that picks what happens next.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use exmux_core::ManualClock;
@@ -292,8 +292,8 @@ pub(crate) struct World {
     /// The message id and author of the write that made each change key. A move keeps
     /// the change key, so the key alone does not name the mover.
     key_maker: HashMap<Vec<u8>, (u64, Author)>,
-    /// The change keys the adapters have reported to the client.
-    reported_keys: HashSet<Vec<u8>>,
+    /// The message ids under which the adapters reported each change key.
+    reported_keys: HashMap<Vec<u8>, Vec<u64>>,
     /// The last writer and value of each item's read state.
     read_writer: HashMap<u64, (Author, bool)>,
     invalidations: [u32; 2],
@@ -384,7 +384,7 @@ impl World {
             log: Vec::new(),
             key_author: HashMap::new(),
             key_maker: HashMap::new(),
-            reported_keys: HashSet::new(),
+            reported_keys: HashMap::new(),
             read_writer: HashMap::new(),
             invalidations: [0; 2],
             rejections: [0; 2],
@@ -586,11 +586,14 @@ impl World {
     /// the state holds that other change, which the client has not seen.
     fn change_author(&self, item: &exmux_emulator::store::Item) -> Author {
         let key = key_bytes(&item.stamp.change_key);
+        let mid = item.mid.to_u64();
+        let seen_before_move = self
+            .reported_keys
+            .get(&key)
+            .is_some_and(|mids| mids.iter().any(|reported| *reported != mid));
         match self.key_maker.get(&key) {
-            Some((mid, maker)) if *mid == item.mid.to_u64() => *maker,
-            Some((_, maker)) if *maker != Author::Own && !self.reported_keys.contains(&key) => {
-                *maker
-            }
+            Some((made_on, maker)) if *made_on == mid => *maker,
+            Some((_, maker)) if *maker != Author::Own && !seen_before_move => *maker,
             Some(_) => self.author_of(item.created_by),
             None => self.author_of(item.stamp.session),
         }
@@ -910,7 +913,10 @@ impl World {
             let author = self.change_author(item);
             self.key_author
                 .insert((item.mid.to_u64(), change_key.clone()), author);
-            self.reported_keys.insert(change_key.clone());
+            self.reported_keys
+                .entry(change_key.clone())
+                .or_default()
+                .push(item.mid.to_u64());
             let (kind, predecessors) = match backend {
                 Backend::Ews => (
                     match change.kind {
@@ -960,7 +966,10 @@ impl World {
                     let author = self.change_author(&item);
                     self.key_author
                         .insert((item.mid.to_u64(), change_key.clone()), author);
-                    self.reported_keys.insert(change_key.clone());
+                    self.reported_keys
+                        .entry(change_key.clone())
+                        .or_default()
+                        .push(item.mid.to_u64());
                     FetchOutcome::Found {
                         change_key: Some(ChangeKey(change_key)),
                         read: Some(item.props.read),
