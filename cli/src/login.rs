@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use exmux_core::auth::oauth::{OAuthFlow, OAuthTokenProvider};
-use exmux_core::auth::{AuthError, Credentials, StaticToken};
+use exmux_core::auth::{AuthError, Credentials};
 use exmux_core::http::HttpConfigError;
 use exmux_core::{Secret, SystemClock};
 use exmux_router::Config;
-use exmux_router::config::{AuthMethod, ConfigError, resolve_secret};
+use exmux_router::config::{AuthMethod, ConfigError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
@@ -311,52 +311,12 @@ async fn respond(socket: &mut tokio::net::TcpStream, status: &str, text: &str) {
     let _ = socket.shutdown().await;
 }
 
-/// Builds the credentials that `config` describes, reading the password or token from
-/// the source it names. An `oauth2` configuration gets a provider over the token cache
-/// that `exmux login` filled, which refreshes the token before it expires.
+/// Builds the credentials that `config` describes, as [`Config::credentials`] does,
+/// with the command line's default token cache for `oauth2`, which `exmux login` fills.
 ///
 /// # Errors
 /// [`LoginError::Config`] when the secret cannot be read, the section names no secret
-/// source, or the OAuth2 keys are incomplete; [`LoginError::Http`] for bad `[http]`
-/// options.
+/// source, the OAuth2 keys are incomplete or the `[http]` options are invalid.
 pub fn credentials(config: &Config, config_path: &Path) -> Result<Credentials, LoginError> {
-    let username = config
-        .auth
-        .username
-        .clone()
-        .or_else(|| config.server.mailbox.clone())
-        .unwrap_or_default();
-    let secret = || -> Result<Secret, LoginError> {
-        let source = config
-            .auth
-            .secret_source()
-            .ok_or(ConfigError::SecretFromProvider)?;
-        Ok(resolve_secret(&source)?)
-    };
-
-    let credentials = match config.auth.method {
-        AuthMethod::Basic => Credentials::Basic {
-            username,
-            password: secret()?,
-        },
-        AuthMethod::Ntlm => Credentials::Ntlm {
-            username,
-            password: secret()?,
-        },
-        AuthMethod::Negotiate => Credentials::Negotiate {
-            username,
-            password: secret()?,
-        },
-        AuthMethod::Bearer => Credentials::Bearer(Arc::new(StaticToken(secret()?))),
-        _ => {
-            let oauth = config.auth.oauth_config(default_token_cache(config_path))?;
-            let http = config.http.build_client()?;
-            Credentials::Bearer(Arc::new(OAuthTokenProvider::new(
-                oauth,
-                http,
-                Arc::new(SystemClock),
-            )))
-        }
-    };
-    Ok(credentials)
+    Ok(config.credentials(default_token_cache(config_path), Arc::new(SystemClock))?)
 }

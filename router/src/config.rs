@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use exmux_core::Secret;
-use exmux_core::auth::TokenProvider;
-use exmux_core::auth::oauth::{OAuthConfig, OAuthFlow};
-use exmux_core::http::HttpOptions;
+use exmux_core::auth::oauth::{OAuthConfig, OAuthFlow, OAuthTokenProvider};
+use exmux_core::auth::{Credentials, StaticToken, TokenProvider};
+use exmux_core::http::{HttpConfigError, HttpOptions};
+use exmux_core::{Clock, Secret};
 use serde::{Deserialize, Serialize};
 
 use crate::operation::{Backend, CapabilityTable, Operation, Support};
@@ -221,7 +221,7 @@ impl AuthConfig {
 }
 
 /// Parses an OAuth2 endpoint URL, which must be HTTPS because codes and tokens travel
-/// through it. Plain HTTP is accepted on a loopback host only: RFC 8252 section 8.3
+/// through it. Plain HTTP is accepted on a loopback host only: RFC 8252 section 7.3
 /// allows it for redirects, and a local test identity provider needs it.
 fn parse_oauth_url(key: &'static str, text: &str) -> Result<url::Url, ConfigError> {
     let invalid = |reason: String| ConfigError::InvalidValue {
@@ -571,6 +571,9 @@ pub enum ConfigError {
         /// Where it was read from (never the value).
         origin: String,
     },
+    /// The `[http]` options cannot build an HTTP client.
+    #[error(transparent)]
+    Http(#[from] HttpConfigError),
     /// The secret comes from the embedder's provider, which only the transport calls.
     #[error("the secret comes from the embedder's token provider: ask the provider instead")]
     SecretFromProvider,
@@ -591,6 +594,58 @@ struct RawConfig {
 }
 
 impl Config {
+    /// Builds the credentials that `[auth]` describes, reading the password or token
+    /// from the source it names. The user name defaults to `[server] mailbox`. An
+    /// `oauth2` configuration gets an [`OAuthTokenProvider`] over its token cache
+    /// (`default_token_cache` when `token_cache` is absent) and the `[http]` options,
+    /// which refreshes the token before it expires and reads `clock` for that.
+    ///
+    /// # Errors
+    /// [`ConfigError::SecretFromProvider`] when the section names no secret source,
+    /// the errors of [`resolve_secret`], those of [`AuthConfig::oauth_config`], and
+    /// [`ConfigError::Http`] when the `[http]` options cannot build a client.
+    pub fn credentials(
+        &self,
+        default_token_cache: impl Into<PathBuf>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Credentials, ConfigError> {
+        let username = self
+            .auth
+            .username
+            .clone()
+            .or_else(|| self.server.mailbox.clone())
+            .unwrap_or_default();
+        let secret = || -> Result<Secret, ConfigError> {
+            let source = self
+                .auth
+                .secret_source()
+                .ok_or(ConfigError::SecretFromProvider)?;
+            resolve_secret(&source)
+        };
+
+        let credentials = match self.auth.method {
+            AuthMethod::Basic => Credentials::Basic {
+                username,
+                password: secret()?,
+            },
+            AuthMethod::Ntlm => Credentials::Ntlm {
+                username,
+                password: secret()?,
+            },
+            AuthMethod::Negotiate => Credentials::Negotiate {
+                username,
+                password: secret()?,
+            },
+            AuthMethod::Bearer => Credentials::Bearer(Arc::new(StaticToken(secret()?))),
+            AuthMethod::Oauth2 => {
+                let oauth = self.auth.oauth_config(default_token_cache)?;
+                let http = self.http.build_client()?;
+                Credentials::Bearer(Arc::new(OAuthTokenProvider::new(oauth, http, clock)))
+            }
+        };
+        Ok(credentials)
+    }
+
     /// Parses and checks a configuration against the default capability table.
     ///
     /// # Errors

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::*;
+use exmux_core::auth::Credentials;
 use exmux_core::http::ProxySetting;
 
 const AUTH: &str = r#"
@@ -636,4 +637,80 @@ fn oauth_config_needs_oauth2_method() {
             ..
         })
     ));
+}
+
+fn credentials_of(auth: &str) -> Result<Credentials, ConfigError> {
+    let config = Config::from_toml_str(&format!(
+        "[server]\nmailbox = \"user1@example.test\"\n{auth}[routing]\npreset = \"ews\"\n"
+    ))
+    .unwrap();
+    config.credentials(
+        "/tmp/exmux-test-tokens.json",
+        Arc::new(exmux_core::ManualClock::default()),
+    )
+}
+
+#[test]
+fn credentials_follow_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret");
+    std::fs::write(&path, "pa55word\n").unwrap();
+    let file = path.display();
+
+    let basic = credentials_of(&format!(
+        "[auth]\nmethod = \"basic\"\nusername = \"DOMAIN\\\\user1\"\npassword_file = \"{file}\"\n"
+    ))
+    .unwrap();
+    match basic {
+        Credentials::Basic { username, password } => {
+            assert_eq!(username, "DOMAIN\\user1");
+            assert_eq!(password.expose(), "pa55word");
+        }
+        other => panic!("expected Basic, got {other:?}"),
+    }
+
+    let ntlm = credentials_of(&format!(
+        "[auth]\nmethod = \"ntlm\"\nusername = \"user1\"\npassword_file = \"{file}\"\n"
+    ))
+    .unwrap();
+    assert!(matches!(ntlm, Credentials::Ntlm { .. }), "{ntlm:?}");
+
+    let negotiate = credentials_of(&format!(
+        "[auth]\nmethod = \"negotiate\"\nusername = \"user1\"\npassword_file = \"{file}\"\n"
+    ))
+    .unwrap();
+    assert!(
+        matches!(negotiate, Credentials::Negotiate { .. }),
+        "{negotiate:?}"
+    );
+
+    let bearer = credentials_of(&format!(
+        "[auth]\nmethod = \"bearer\"\ntoken_file = \"{file}\"\n"
+    ))
+    .unwrap();
+    assert!(matches!(bearer, Credentials::Bearer(_)), "{bearer:?}");
+
+    let oauth2 =
+        credentials_of("[auth]\nmethod = \"oauth2\"\nclient_id = \"c\"\nflow = \"device-code\"\n")
+            .unwrap();
+    assert!(matches!(oauth2, Credentials::Bearer(_)), "{oauth2:?}");
+}
+
+#[test]
+fn credentials_need_a_secret_source() {
+    let error = credentials_of("[auth]\nmethod = \"basic\"\nusername = \"user1\"\n").unwrap_err();
+    assert!(
+        matches!(error, ConfigError::SecretFromProvider),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn credentials_report_invalid_http() {
+    let error = credentials_of(
+        "[auth]\nmethod = \"oauth2\"\nclient_id = \"c\"\nflow = \"device-code\"\n[http]\nca_bundle = \"/nonexistent/ca.pem\"\n",
+    )
+    .unwrap_err();
+    assert!(matches!(error, ConfigError::Http(_)), "{error:?}");
+    assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
 }
