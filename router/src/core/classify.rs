@@ -265,9 +265,15 @@ impl RouterCore {
             .entries_for(item)
             .filter(|entry| entry.read_state.is_some() && entry.status != WriteStatus::Failed)
             .last();
+        // The echo of a read-state write whose response was lost may equally be
+        // another client's, and the embedder never learned that write's outcome.
         let origin = match last_read_write {
             Some(entry) if entry.read_state == Some(read) && entry.id.0 > last_remote_seq => {
-                Origin::Local
+                if entry.status == WriteStatus::Lost {
+                    Origin::Unknown
+                } else {
+                    Origin::Local
+                }
             }
             _ if self.has_lost_write(item) => Origin::Unknown,
             _ => Origin::Remote,

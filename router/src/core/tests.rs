@@ -1608,3 +1608,38 @@ fn full_resync_deletes_item_after_lost_write() {
         }]
     );
 }
+
+// The embedder never learned the outcome of a lost read-state write, so the echo of
+// that state is delivered, marked Unknown.
+#[test]
+fn read_echo_of_lost_write_is_unknown() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    let write = harness.write(Operation::Update, "a", Some(true));
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write,
+                outcome: WriteOutcome::Lost,
+            },
+        )
+        .unwrap();
+    let events = harness.sync(
+        vec![SyncChange::ReadState {
+            id: id("a"),
+            read: true,
+        }],
+        "s2",
+    );
+    assert_eq!(
+        events,
+        vec![Event::ReadStateChanged {
+            folder: harness.folder,
+            item: a,
+            origin: Origin::Unknown,
+            read: true,
+        }]
+    );
+}
