@@ -280,6 +280,7 @@ impl IdMap {
             return;
         };
         record.folder = folder;
+        record.unreported_since_round = None;
         if let Some(old) = record.ews.take() {
             self.by_ews.remove(&old);
             self.moved_away.insert(BackendItemId::Ews(old), key);

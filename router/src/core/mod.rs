@@ -578,10 +578,15 @@ impl RouterCore {
         // outcome was lost changes nothing about that, and makes the deletion Unknown.
         if round.full {
             for item in self.state.ids.live_items_in(key) {
-                if round.seen.contains(&item) || self.has_pending_write(item) {
+                if round.seen.contains(&item) || self.is_held(item) {
                     continue;
                 }
-                if self.is_held(item) {
+                // The new sync state lacks the item, so a later round reports it if it
+                // exists; one that does not shows it gone, as for our own arrivals.
+                if self.has_pending_write(item) {
+                    if let Some(record) = self.state.ids.get_mut(item) {
+                        record.unreported_since_round = Some(completed_round);
+                    }
                     continue;
                 }
                 self.apply_deletion(key, item);

@@ -1643,3 +1643,46 @@ fn read_echo_of_lost_write_is_unknown() {
         }]
     );
 }
+
+// A full resync cannot delete an item with a pending write of ours, but the next
+// complete round that does not report it can: the new sync state never held it.
+#[test]
+fn full_resync_item_with_pending_write_checked_later() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    let write = harness.write(Operation::Update, "a", None);
+    harness.notice();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::SyncFailed {
+                folder: harness.folder,
+                failure: SyncFailure::InvalidSyncState,
+            },
+        )
+        .unwrap();
+    harness.core.drain_outputs();
+    let (events, _) = harness.page(vec![item("b", ChangeKind::Created, 1)], "r1", false);
+    assert!(events.is_empty(), "{events:?}");
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write,
+                outcome: WriteOutcome::Failed,
+            },
+        )
+        .unwrap();
+
+    let events = harness.sync(Vec::new(), "r2");
+    assert_eq!(
+        events,
+        vec![Event::ItemDeleted {
+            folder: harness.folder,
+            item: a,
+            origin: Origin::Remote,
+        }]
+    );
+}
