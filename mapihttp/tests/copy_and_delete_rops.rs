@@ -1,8 +1,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! RopSetMessageReadFlag, RopHardDeleteMessages, RopHardDeleteMessagesAndSubfolders and
-//! the FastTransfer copy ROPs: requests and responses written byte by byte from the
-//! field tables of MS-OXCROPS 2.2.4.10, 2.2.4.12, 2.2.6.11 and 2.2.12.5 to 2.2.12.8,
-//! decoded to their fields and encoded back to the same bytes.
+//! the FastTransfer copy ROPs: requests and responses written byte by byte from their
+//! field layouts, decoded to their fields and encoded back to the same bytes.
+//!
+//! The layouts come from MS-OXCROPS 2.2.6.11.1, 2.2.12.6.1, 2.2.12.8.1 and 2.2.12.8.2 and
+//! MS-OXCFXICS 2.2.3.1.1.1.1 (RopFastTransferSourceCopyTo). Where the reference copy
+//! lacks the table (RopFastTransferSourceCopyFolder, RopHardDeleteMessagesAndSubfolders,
+//! the RopSetMessageReadFlag response), they were checked against Microsoft's MAPI
+//! Inspector parser. RopHardDeleteMessages is assumed to share RopDeleteMessages' layout, as its
+//! name and MS-OXCFOLD 2.2.1.12 suggest, but no table of it was read.
 
 use exmux_mapihttp::ids::ObjectId;
 use exmux_mapihttp::prop::{PropTag, Reader};
