@@ -570,8 +570,8 @@ pub enum RopRequest {
         want_delete_associated: bool,
     },
     /// RopHardDeleteMessages 0x91 (2.2.4.12): hard deletes messages of the input folder.
-    // NOTE: this layout is assumed to be RopDeleteMessages' (MS-OXCFOLD 2.2.1.12 describes
-    // the same fields), but its MS-OXCROPS field table was not available to check.
+    // NOTE: this layout is assumed to be RopDeleteMessages', because MS-OXCFOLD 2.2.1.12
+    // describes the same operation as a hard delete; its field table was not available.
     HardDeleteMessages {
         logon_id: u8,
         input_handle: u8,
