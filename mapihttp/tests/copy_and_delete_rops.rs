@@ -7,8 +7,9 @@
 //! MS-OXCFXICS 2.2.3.1.1.1.1 (RopFastTransferSourceCopyTo). Where the reference copy
 //! lacks the table (RopFastTransferSourceCopyFolder, RopHardDeleteMessagesAndSubfolders,
 //! the RopSetMessageReadFlag response), they were checked against Microsoft's MAPI
-//! Inspector parser. RopHardDeleteMessages is assumed to share RopDeleteMessages' layout, as its
-//! name and MS-OXCFOLD 2.2.1.12 suggest, but no table of it was read.
+//! Inspector parser. RopHardDeleteMessages is assumed to share RopDeleteMessages' layout,
+//! because MS-OXCFOLD 2.2.1.12 describes the same operation as a hard delete, but no
+//! table of it was read.
 
 use exmux_mapihttp::ids::ObjectId;
 use exmux_mapihttp::prop::{PropTag, Reader};
