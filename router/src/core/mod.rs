@@ -603,9 +603,18 @@ impl RouterCore {
             .keys()
             .filter_map(|id| self.state.ids.key_of(id))
             .collect();
-        for entry in self.state.journal.retire(key, completed_round, &held_items) {
-            self.note_retired_removal(&entry);
-            self.forget_if_deleted(entry.item);
+        // A new item held for the response of a create, copy or move is classified
+        // against this folder's arrivals once released, so they stay until then.
+        let new_item_held = self
+            .state
+            .held
+            .iter()
+            .any(|(id, held)| held.folder == key && self.state.ids.key_of(id).is_none());
+        if !new_item_held {
+            for entry in self.state.journal.retire(key, completed_round, &held_items) {
+                self.note_retired_removal(&entry);
+                self.forget_if_deleted(entry.item);
+            }
         }
 
         if dirty {

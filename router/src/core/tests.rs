@@ -1686,3 +1686,61 @@ fn full_resync_item_with_pending_write_checked_later() {
         }]
     );
 }
+
+// A new item held for a pending create's response may come from an earlier create
+// whose response was lost; that create's entry stays until the item is classified.
+#[test]
+fn held_new_item_keeps_lost_create_entry() {
+    let mut harness = Harness::seeded();
+    let create = WriteIntent {
+        operation: Operation::Create,
+        item: None,
+        folder: harness.folder,
+        backend: Backend::Ews,
+        session: String::new(),
+        assign_change_key: false,
+        read_state: None,
+        target_folder: None,
+    };
+    let lost = harness.core.begin_write(NOW, create.clone()).unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: lost.id,
+                outcome: WriteOutcome::Lost,
+            },
+        )
+        .unwrap();
+    let pending = harness.core.begin_write(NOW, create).unwrap();
+    let events = harness.sync(vec![item("n1", ChangeKind::Created, 5)], "s2");
+    assert!(events.is_empty(), "{events:?}");
+    let events = harness.sync(Vec::new(), "s3");
+    assert!(events.is_empty(), "{events:?}");
+
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: pending.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: Some(key(6)),
+                    new_id: Some(id("n2")),
+                },
+            },
+        )
+        .unwrap();
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(
+        matches!(
+            events.as_slice(),
+            [Event::ItemChanged {
+                origin: Origin::Unknown,
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+}
