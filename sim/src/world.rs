@@ -963,7 +963,7 @@ impl World {
             match mid_of(&id).and_then(|mid| self.store.item(mid)) {
                 Some(item) if item.folder == self.fids[folder] => {
                     let change_key = key_bytes(&item.stamp.change_key);
-                    let author = self.change_author(&item);
+                    let author = self.change_author(item);
                     self.key_author
                         .insert((item.mid.to_u64(), change_key.clone()), author);
                     self.reported_keys

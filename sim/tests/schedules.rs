@@ -21,12 +21,14 @@ fn explain(mode: Mode, seeds: &[u64]) -> String {
     )
 }
 
-// NOTE: the router core still breaks invariants in these seeds. An item another client
-// moves away before the target folder's first sync after our move stays in the replica,
-// because no sync ever reports it. Some echoes of our own moves and deletions arrive as
-// Remote. In EWS routing, a lost move followed by an invalidated state gives a full
-// resync the journal cannot explain. The counts pin today's behaviour so that every
-// change to the core shows up here; they must reach zero.
+// NOTE: the router core still breaks invariants in a few of these seeds (about 0.2 %
+// of schedules in the million-schedule runs). The classes left: an item our move or
+// copy put into a folder and that another client moved back before a sync reported it,
+// kept as a phantom; a read state or item missing after lost responses combined with
+// moves; in MAPI routing, the echo of our own move delivered as Remote when the moved
+// item's change key was not the one the core expected; rarely a full resync in EWS
+// routing that no rejected state explains. The counts pin today's behaviour so that
+// every change to the core shows up here; they must reach zero.
 fn assert_known(mode: Mode, expected: [u64; 5]) {
     let summary = run_seeds(mode, 0, SEEDS, 2, &|_| {});
     assert_eq!(summary.schedules, SEEDS);
@@ -47,17 +49,17 @@ fn assert_known(mode: Mode, expected: [u64; 5]) {
 
 #[test]
 fn ews_routing_breaks_only_known_invariants() {
-    assert_known(Mode::Ews, [368, 47, 5, 0, 0]);
+    assert_known(Mode::Ews, [3, 0, 0, 0, 0]);
 }
 
 #[test]
 fn mapi_routing_breaks_only_known_invariants() {
-    assert_known(Mode::Mapi, [347, 83, 0, 0, 0]);
+    assert_known(Mode::Mapi, [4, 2, 0, 0, 0]);
 }
 
 #[test]
 fn hybrid_routing_breaks_only_known_invariants() {
-    assert_known(Mode::Hybrid, [347, 83, 0, 0, 0]);
+    assert_known(Mode::Hybrid, [4, 2, 0, 0, 0]);
 }
 
 #[test]
