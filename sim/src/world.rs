@@ -582,8 +582,8 @@ impl World {
 
     /// The author of the state a sync reports for `item`. A change key made on this
     /// message id names its writer. A key that a move carried over names the mover,
-    /// unless it was made by someone else and never reported before the move: then
-    /// the state holds that other change, which the client has not seen.
+    /// unless someone else made it and no sync reported it before the move. Then the
+    /// state contains that other change, which the client has not seen.
     fn change_author(&self, item: &exmux_emulator::store::Item) -> Author {
         let key = key_bytes(&item.stamp.change_key);
         let mid = item.mid.to_u64();

@@ -22,12 +22,11 @@ fn explain(mode: Mode, seeds: &[u64]) -> String {
 }
 
 // NOTE: the router core still breaks invariants in a few of these seeds (about 0.2 %
-// of schedules in the million-schedule runs). The classes left: an item our move or
-// copy put into a folder and that another client moved back before a sync reported it,
-// kept as a phantom; a read state or item missing after lost responses combined with
-// moves; in MAPI routing, the echo of our own move delivered as Remote when the moved
-// item's change key was not the one the core expected; rarely a full resync in EWS
-// routing that no rejected state explains. The counts pin today's behaviour so that
+// of schedules in the million-schedule runs). Phantom items remain after chains of
+// moves by us and another client within one sync round. Read states or items go
+// missing after lost responses combined with moves. In MAPI routing, the echo of our
+// own move comes back as Remote when the moved item's change key is not the one the
+// core expected. Rarely, EWS routing has a full resync that no rejected state explains. The counts pin today's behaviour so that
 // every change to the core shows up here; they must reach zero.
 fn assert_known(mode: Mode, expected: [u64; 5]) {
     let summary = run_seeds(mode, 0, SEEDS, 2, &|_| {});

@@ -582,7 +582,7 @@ impl RouterCore {
                     continue;
                 }
                 // The new sync state lacks the item, so a later round reports it if it
-                // exists; one that does not shows it gone, as for our own arrivals.
+                // exists. A later round that does not report it shows it gone.
                 if self.has_pending_write(item) {
                     if let Some(record) = self.state.ids.get_mut(item) {
                         record.unreported_since_round = Some(completed_round);

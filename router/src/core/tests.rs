@@ -1257,8 +1257,8 @@ fn move_without_returned_key_matches_kept_change_key() {
 }
 
 // Another client moves away the item our create made before any sync of the folder
-// reported it: no sync ever reports its deletion, so the first complete round that
-// started after the create settled and did not report it deletes it.
+// reported it, so no sync ever reports its deletion. The first complete round that
+// started after the create settled deletes it because it did not report it.
 #[test]
 fn created_item_gone_before_first_report_deleted() {
     let mut harness = Harness::seeded();
@@ -1488,7 +1488,7 @@ fn held_item_keeps_journal_entries() {
 }
 
 // A change stamped from exmux's own namespace is ours even when no journal entry
-// holds the key any more.
+// contains the key any more.
 #[test]
 fn own_namespace_key_is_local_without_entry() {
     let mut harness = Harness::seeded();
