@@ -197,6 +197,22 @@ pub enum CoreError {
         /// The folder.
         folder: FolderKey,
     },
+    /// An id is bound to an item the router does not hold.
+    #[error("item {item} is not in the id map: bind ids only to items the router reported")]
+    UnknownItemKey {
+        /// The item.
+        item: ItemKey,
+    },
+    /// An id to bind already names another item.
+    #[error("{id} already names {bound}, so it cannot name {item}: check the id conversion")]
+    IdBoundElsewhere {
+        /// The id.
+        id: BackendItemId,
+        /// The item it names.
+        bound: ItemKey,
+        /// The item it was to be bound to.
+        item: ItemKey,
+    },
     /// The change-key counter ran out.
     #[error(transparent)]
     CounterExhausted(#[from] CounterExhausted),
@@ -463,11 +479,74 @@ impl RouterCore {
                 self.on_fetch_result(folder, id, outcome);
                 Ok(())
             }
+            Input::UploadCheckpoint {
+                folder,
+                base,
+                checkpoint,
+                writes,
+            } => self.on_upload_checkpoint(folder, &base, checkpoint, &writes),
             Input::Tick => {
                 self.on_tick(now_millis);
                 Ok(())
             }
         }
+    }
+
+    fn on_upload_checkpoint(
+        &mut self,
+        key: FolderKey,
+        base: &SyncState,
+        checkpoint: SyncState,
+        writes: &[WriteId],
+    ) -> Result<(), CoreError> {
+        let folder = self
+            .state
+            .folders
+            .get_mut(&key)
+            .ok_or(CoreError::UnknownFolder { folder: key })?;
+        // A round in flight or a state that moved on since the upload started would
+        // be overwritten by an older view, and the next download would report changes
+        // again that the embedder already has.
+        if folder.phase != Phase::Idle || folder.sync_state != *base {
+            return Ok(());
+        }
+        folder.sync_state = checkpoint;
+        self.outputs
+            .push_back(Output::Event(Event::SyncStateAdvanced { folder: key }));
+
+        // The checkpoint contains the uploaded items, so a later download reports
+        // their deletion, and no download reports their arrival.
+        for write in writes {
+            let Some(item) = self.state.journal.get(*write).map(|entry| entry.item) else {
+                continue;
+            };
+            if let Some(record) = self.state.ids.get_mut(item) {
+                record.unreported_since_round = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Binds `id` to `item`, so changes reported under `id` go to that item. The
+    /// transport calls it for an id it decoded or converted from the item's id on the
+    /// other backend (an EWS ItemId carries the MAPI entry id). An id the item
+    /// already has on the same backend is replaced.
+    ///
+    /// # Errors
+    /// [`CoreError::UnknownItemKey`] when the router does not hold `item`, and
+    /// [`CoreError::IdBoundElsewhere`] when `id` already names another item; nothing
+    /// changes then.
+    pub fn bind_backend_id(&mut self, item: ItemKey, id: BackendItemId) -> Result<(), CoreError> {
+        if self.state.ids.get(item).is_none() {
+            return Err(CoreError::UnknownItemKey { item });
+        }
+        if let Some(bound) = self.state.ids.key_of(&id)
+            && bound != item
+        {
+            return Err(CoreError::IdBoundElsewhere { id, bound, item });
+        }
+        self.state.ids.bind(item, id);
+        Ok(())
     }
 
     fn on_notice(&mut self, key: FolderKey) -> Result<(), CoreError> {

@@ -1744,3 +1744,96 @@ fn held_new_item_keeps_lost_create_entry() {
         "{events:?}"
     );
 }
+
+#[test]
+fn bind_backend_id_maps_other_backend() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    let b = harness.item_key("b");
+    let mapi = BackendItemId::Mapi { fid: 1, mid: 2 };
+    harness.core.bind_backend_id(a, mapi.clone()).unwrap();
+    assert_eq!(harness.core.ids().key_of(&mapi), Some(a));
+    assert_eq!(harness.item_key("a"), a);
+
+    let conflict = harness.core.bind_backend_id(b, mapi.clone());
+    assert!(
+        matches!(conflict, Err(CoreError::IdBoundElsewhere { bound, .. }) if bound == a),
+        "{conflict:?}"
+    );
+    assert_eq!(harness.core.ids().key_of(&mapi), Some(a));
+
+    let unknown = harness.core.bind_backend_id(ItemKey(99), id("z"));
+    assert!(
+        matches!(unknown, Err(CoreError::UnknownItemKey { .. })),
+        "{unknown:?}"
+    );
+}
+
+// The checkpoint of an upload replaces the sync state only when nothing moved on
+// since the upload started, and then the created item is not expected in a download.
+#[test]
+fn upload_checkpoint_taken_when_idle() {
+    let mut harness = Harness::seeded();
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Create,
+                item: None,
+                folder: harness.folder,
+                backend: Backend::Mapi,
+                session: String::new(),
+                assign_change_key: true,
+                read_state: None,
+                target_folder: None,
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: None,
+                    new_id: Some(id("n")),
+                },
+            },
+        )
+        .unwrap();
+
+    // A checkpoint from an older base is ignored.
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::UploadCheckpoint {
+                folder: harness.folder,
+                base: SyncState(b"s0".to_vec()),
+                checkpoint: SyncState(b"old".to_vec()),
+                writes: vec![issued.id],
+            },
+        )
+        .unwrap();
+    assert!(harness.core.drain_outputs().is_empty());
+
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::UploadCheckpoint {
+                folder: harness.folder,
+                base: SyncState(b"s1".to_vec()),
+                checkpoint: SyncState(b"c1".to_vec()),
+                writes: vec![issued.id],
+            },
+        )
+        .unwrap();
+    let requests = harness.notice();
+    assert!(matches!(&requests[..], [Request::Sync { from, .. }] if from.0 == b"c1"));
+    let (events, _) = harness.page(Vec::new(), "c2", false);
+    assert!(events.is_empty(), "{events:?}");
+    assert!(harness.core.ids().get(issued.item).is_some());
+}

@@ -242,6 +242,22 @@ pub enum Input {
         /// How it ended.
         outcome: FetchOutcome,
     },
+    /// The checkpoint state of an ICS upload (RopSynchronizationGetTransferState on
+    /// the upload context, MS-OXCFXICS). It contains the uploaded changes, so the next
+    /// download leaves them out. The core takes it as the folder's sync state only
+    /// when no sync is in flight and the folder's state is still `base`, the state the
+    /// upload context started from. Otherwise the core ignores it, and the download
+    /// reports the changes, which the journal matches by change key.
+    UploadCheckpoint {
+        /// The folder.
+        folder: FolderKey,
+        /// The sync state the upload context started from.
+        base: SyncState,
+        /// The checkpoint state after the upload.
+        checkpoint: SyncState,
+        /// The journaled writes the upload carried.
+        writes: Vec<WriteId>,
+    },
     /// Time passed; retries and timeouts fall due.
     Tick,
 }
