@@ -292,8 +292,6 @@ pub(crate) struct World {
     /// The message id and author of the write that made each change key. A move keeps
     /// the change key, so the key alone does not name the mover.
     key_maker: HashMap<Vec<u8>, (u64, Author)>,
-    /// The message ids under which the adapters reported each change key.
-    reported_keys: HashMap<Vec<u8>, Vec<u64>>,
     /// The last writer and value of each item's read state.
     read_writer: HashMap<u64, (Author, bool)>,
     invalidations: [u32; 2],
@@ -384,7 +382,6 @@ impl World {
             log: Vec::new(),
             key_author: HashMap::new(),
             key_maker: HashMap::new(),
-            reported_keys: HashMap::new(),
             read_writer: HashMap::new(),
             invalidations: [0; 2],
             rejections: [0; 2],
@@ -582,18 +579,18 @@ impl World {
 
     /// The author of the state a sync reports for `item`. A change key made on this
     /// message id names its writer. A key that a move carried over names the mover,
-    /// unless someone else made it and no sync reported it before the move. Then the
-    /// state contains that other change, which the client has not seen.
+    /// unless someone else made it and the embedder's replica does not contain it.
+    /// Then the state carries that other change, which the embedder has not seen.
     fn change_author(&self, item: &exmux_emulator::store::Item) -> Author {
         let key = key_bytes(&item.stamp.change_key);
         let mid = item.mid.to_u64();
-        let seen_before_move = self
-            .reported_keys
-            .get(&key)
-            .is_some_and(|mids| mids.iter().any(|reported| *reported != mid));
+        let held = self
+            .replica
+            .values()
+            .any(|copy| copy.change_key.as_ref() == Some(&key));
         match self.key_maker.get(&key) {
             Some((made_on, maker)) if *made_on == mid => *maker,
-            Some((_, maker)) if *maker != Author::Own && !seen_before_move => *maker,
+            Some((_, maker)) if *maker != Author::Own && !held => *maker,
             Some(_) => self.author_of(item.created_by),
             None => self.author_of(item.stamp.session),
         }
@@ -913,10 +910,6 @@ impl World {
             let author = self.change_author(item);
             self.key_author
                 .insert((item.mid.to_u64(), change_key.clone()), author);
-            self.reported_keys
-                .entry(change_key.clone())
-                .or_default()
-                .push(item.mid.to_u64());
             let (kind, predecessors) = match backend {
                 Backend::Ews => (
                     match change.kind {
@@ -966,10 +959,6 @@ impl World {
                     let author = self.change_author(item);
                     self.key_author
                         .insert((item.mid.to_u64(), change_key.clone()), author);
-                    self.reported_keys
-                        .entry(change_key.clone())
-                        .or_default()
-                        .push(item.mid.to_u64());
                     FetchOutcome::Found {
                         change_key: Some(ChangeKey(change_key)),
                         read: Some(item.props.read),
@@ -1376,15 +1365,29 @@ impl World {
             // and read state after its write from the router, which keeps the newest
             // ones, instead of the response's.
             for op in &mut ops {
-                if let ReplicaOp::Update {
-                    key,
-                    change_key,
-                    read,
-                } = op
-                    && let Some(record) = core.ids().get(ItemKey(*key))
-                {
-                    change_key.clone_from(&record.change_key.as_ref().map(|key| key.0.clone()));
-                    *read = record.read;
+                match op {
+                    ReplicaOp::Update {
+                        key,
+                        change_key,
+                        read,
+                    } => {
+                        if let Some(record) = core.ids().get(ItemKey(*key)) {
+                            change_key
+                                .clone_from(&record.change_key.as_ref().map(|key| key.0.clone()));
+                            *read = record.read;
+                        }
+                    }
+                    // A MAPI move returns no change key, so the embedder has only the
+                    // one the router expects the moved item to keep.
+                    ReplicaOp::Upsert {
+                        key, change_key, ..
+                    } => {
+                        if let Some(record) = core.ids().get(ItemKey(*key)) {
+                            change_key
+                                .clone_from(&record.change_key.as_ref().map(|key| key.0.clone()));
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
