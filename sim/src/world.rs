@@ -577,20 +577,20 @@ impl World {
         }
     }
 
-    /// The author of the state a sync reports for `item`. A change key made on this
+    /// Returns the author of the state a sync reports for `item`. A change key made on this
     /// message id names its writer. A key that a move carried over names the mover,
     /// unless someone else made it and the embedder's replica does not contain it.
     /// Then the state carries that other change, which the embedder has not seen.
     fn change_author(&self, item: &exmux_emulator::store::Item) -> Author {
         let key = key_bytes(&item.stamp.change_key);
         let mid = item.mid.to_u64();
-        let held = self
+        let embedder_has_key = self
             .replica
             .values()
             .any(|copy| copy.change_key.as_ref() == Some(&key));
         match self.key_maker.get(&key) {
             Some((made_on, maker)) if *made_on == mid => *maker,
-            Some((_, maker)) if *maker != Author::Own && !held => *maker,
+            Some((_, maker)) if *maker != Author::Own && !embedder_has_key => *maker,
             Some(_) => self.author_of(item.created_by),
             None => self.author_of(item.stamp.session),
         }
