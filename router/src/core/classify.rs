@@ -79,7 +79,15 @@ impl RouterCore {
         match change {
             SyncChange::Deleted { .. } => self.apply_deletion(folder, item),
             SyncChange::ReadState { read, .. } => self.apply_read_state(folder, item, read),
-            SyncChange::Item(change) => self.apply_item_change(folder, item, change),
+            SyncChange::Item(change) => {
+                // A change held from an earlier round says nothing about the state the
+                // round in flight started from.
+                let current =
+                    self.state.folders.get(&folder).is_some_and(|state| {
+                        state.rounds_started == round && state.round.is_some()
+                    });
+                self.apply_item_change(folder, item, change, current);
+            }
         }
     }
 
@@ -302,11 +310,13 @@ impl RouterCore {
         );
     }
 
+    // `current_round` is true when the round in flight reported the change.
     pub(super) fn apply_item_change(
         &mut self,
         folder: FolderKey,
         item: ItemKey,
         change: ItemChange,
+        current_round: bool,
     ) {
         let Some(record) = self.state.ids.get(item) else {
             return;
@@ -321,6 +331,7 @@ impl RouterCore {
         let origin = self.origin_of(item, change.change_key.as_ref(), &change.predecessors);
 
         if change.kind == ChangeKind::Created
+            && current_round
             && origin != Origin::Local
             && !self.arrived_by_own_write(item, folder)
         {

@@ -913,6 +913,7 @@ impl RouterCore {
                             predecessors: Vec::new(),
                             read: None,
                         },
+                        false,
                     );
                     if let Some(read) = read {
                         self.apply_read_state(key, item, read);

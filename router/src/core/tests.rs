@@ -1837,3 +1837,44 @@ fn upload_checkpoint_taken_when_idle() {
     assert!(events.is_empty(), "{events:?}");
     assert!(harness.core.ids().get(issued.item).is_some());
 }
+
+// A Created change held from a full resync and released during the next round is
+// the full resync's report, not a sign that the server discarded the new state.
+#[test]
+fn held_full_resync_change_not_discarded_state() {
+    let mut harness = Harness::seeded();
+    let write = harness.write(Operation::Update, "a", Some(true));
+    harness.notice();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::SyncFailed {
+                folder: harness.folder,
+                failure: SyncFailure::InvalidSyncState,
+            },
+        )
+        .unwrap();
+    harness.core.drain_outputs();
+    let (events, _) = harness.page(
+        vec![
+            item("a", ChangeKind::Created, 1),
+            item("b", ChangeKind::Created, 1),
+        ],
+        "r1",
+        false,
+    );
+    assert!(events.is_empty(), "{events:?}");
+
+    let requests = harness.notice();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    harness.succeed(write, Some(3));
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(
+        !events
+            .iter()
+            .any(|event| matches!(event, Event::FullResync { .. })),
+        "{events:?}"
+    );
+    assert_eq!(harness.core.counters().full_resyncs, 1);
+}
