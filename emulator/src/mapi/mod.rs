@@ -24,6 +24,7 @@
 //! [`Store`]: crate::store::Store
 
 mod context;
+mod folder_import;
 mod ics;
 mod props;
 mod recipients;

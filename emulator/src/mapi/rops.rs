@@ -24,6 +24,7 @@ use crate::store::{
 
 use super::Quirks;
 use super::context::Context;
+use super::folder_import::{self, FolderChange, FolderKeys};
 use super::ics;
 use super::props::{self, SourceKeys};
 use super::recipients::{self, Recipients};
@@ -47,6 +48,8 @@ const MAX_ROW_BYTES: usize = 0x6000;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) keys: SourceKeys,
+    /// Folder source keys chosen by clients on ICS hierarchy import.
+    pub(crate) folder_keys: FolderKeys,
     /// Named properties by their encoded PropertyName; the id is 0x8000 plus the index.
     pub(crate) named: Vec<Vec<u8>>,
     pub(crate) next_reserved: u64,
@@ -56,6 +59,7 @@ impl Default for Shared {
     fn default() -> Self {
         Shared {
             keys: SourceKeys::default(),
+            folder_keys: FolderKeys::default(),
             named: Vec::new(),
             next_reserved: RESERVED_GLOBCNT_START,
         }
@@ -1198,6 +1202,34 @@ fn dispatch(
             set_output(handles, *output_handle, message);
             Ok(ResponseBody::ObjectId(ObjectId(0)))
         }
+        Q::SynchronizationImportHierarchyChange {
+            input_handle,
+            hierarchy_values,
+            values,
+            ..
+        } => {
+            let handle = input(context, handles, *input_handle).ok_or(null)?;
+            let root = match context.objects.get(&handle) {
+                Some(Object::Collector(collector)) if !collector.contents => collector.fid,
+                _ => return Err(error_code::NOT_SUPPORTED),
+            };
+            let change = FolderChange::read(hierarchy_values, values)?;
+            let imported = folder_import::import_change(
+                env.store,
+                &mut env.shared.folder_keys,
+                context.session,
+                root,
+                change,
+                store_error,
+            )?;
+            if let Some(Object::Collector(collector)) = context.objects.get_mut(&handle) {
+                collector.state.given.insert(imported.fid.0);
+                if let Some(cn) = imported.cn {
+                    collector.state.seen.insert(cn.0);
+                }
+            }
+            Ok(ResponseBody::ObjectId(ObjectId(imported.fid.to_u64())))
+        }
         Q::SynchronizationImportDeletes {
             input_handle,
             values,
@@ -1954,9 +1986,10 @@ fn import_deletes(
     collector_handle: u32,
     values: &[TaggedValue],
 ) -> Result<(), u32> {
-    let Some(Object::Collector(_)) = context.objects.get(&collector_handle) else {
+    let Some(Object::Collector(collector)) = context.objects.get(&collector_handle) else {
         return Err(error_code::NOT_SUPPORTED);
     };
+    let hierarchy = !collector.contents;
     let keys: Vec<Vec<u8>> = values
         .iter()
         .flat_map(|v| match &v.value {
@@ -1965,6 +1998,21 @@ fn import_deletes(
             _ => Vec::new(),
         })
         .collect();
+    if hierarchy {
+        let deleted = folder_import::import_deletes(
+            env.store,
+            &env.shared.folder_keys,
+            context.session,
+            &keys,
+            store_error,
+        )?;
+        if let Some(Object::Collector(collector)) = context.objects.get_mut(&collector_handle) {
+            for fid in deleted {
+                collector.state.given.remove(fid.0);
+            }
+        }
+        return Ok(());
+    }
     let mut deleted = Vec::new();
     for key in keys {
         let Some(mid) = env.shared.keys.resolve(env.store, &key) else {

@@ -2022,6 +2022,82 @@ fn copy_folder_into_itself_fails() {
     assert!(rig.store().child_folders(source).is_empty());
 }
 
+#[test]
+fn ics_hierarchy_import_creates_renames_deletes() {
+    let rig = rig(Quirks::default());
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, rig.inbox());
+    client.handles.resize(3, 0xFFFF_FFFF);
+    let source_key = xid(OTHER_GUID, 1);
+    let tagged = |tag: PropTag, value: PropValue| TaggedValue { tag, value };
+    let hierarchy = |name: &str, change: u64| {
+        let change_key = xid(OTHER_GUID, change);
+        vec![
+            tagged(PID_TAG_PARENT_SOURCE_KEY, PropValue::Binary(Vec::new())),
+            tagged(PID_TAG_SOURCE_KEY, PropValue::Binary(source_key.clone())),
+            tagged(PropTag(0x3008_0040), PropValue::Time(0)),
+            tagged(PID_TAG_CHANGE_KEY, PropValue::Binary(change_key.clone())),
+            tagged(
+                PID_TAG_PREDECESSOR_CHANGE_LIST,
+                PropValue::Binary(pcl_of(&change_key)),
+            ),
+            tagged(PID_TAG_DISPLAY_NAME, PropValue::Unicode(name.to_owned())),
+        ]
+    };
+    let import = |name: &str, change: u64| RopRequest::SynchronizationImportHierarchyChange {
+        logon_id: 0,
+        input_handle: 2,
+        hierarchy_values: hierarchy(name, change),
+        values: vec![tagged(
+            PID_TAG_CONTAINER_CLASS,
+            PropValue::Unicode("IPF.Note".to_owned()),
+        )],
+    };
+
+    let responses = client.execute(&[
+        RopRequest::SynchronizationOpenCollector {
+            logon_id: 0,
+            input_handle: 1,
+            output_handle: 2,
+            is_contents_collector: false,
+        },
+        import("Imported", 2),
+    ]);
+    ok(&responses);
+    let ResponseBody::ObjectId(created) = result(&responses[1]).body else {
+        panic!("no folder id");
+    };
+    let fid = Fid::from_u64(created.0).unwrap();
+    let inbox = rig.inbox();
+    {
+        let store = rig.store();
+        let folder = store.folder(fid).unwrap();
+        assert_eq!(folder.display_name, "Imported");
+        assert_eq!(folder.parent, Some(inbox));
+        assert_eq!(folder.container_class.as_deref(), Some("IPF.Note"));
+        assert_eq!(folder.stamp.change_key.to_bytes(), xid(OTHER_GUID, 2));
+    }
+
+    // The same source key renames the folder it created.
+    let responses = client.execute(&[import("Renamed", 3)]);
+    ok(&responses);
+    assert_eq!(result(&responses[0]).body, ResponseBody::ObjectId(created));
+    assert_eq!(rig.store().folder(fid).unwrap().display_name, "Renamed");
+
+    let responses = client.execute(&[RopRequest::SynchronizationImportDeletes {
+        logon_id: 0,
+        input_handle: 2,
+        import_delete_flags: 0x01,
+        values: vec![tagged(
+            PropTag(0x0000_1102),
+            PropValue::MvBinary(vec![source_key.clone()]),
+        )],
+    }]);
+    ok(&responses);
+    assert!(rig.store().folder(fid).is_none());
+}
+
 /// The real exchanges of the open-source server, compared structure by structure with
 /// the front end's responses to the same request bytes.
 mod captures {
