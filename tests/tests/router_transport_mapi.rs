@@ -500,3 +500,42 @@ async fn journal_names_the_mapi_session() {
     assert_eq!(ews_entry.backend, exmux_router::Backend::Ews);
     assert_eq!(ews_entry.session, "");
 }
+
+/// Returns (To, Cc) addresses of the one message in Sent Items, read from the store.
+fn sent_recipients(handle: &EmulatorHandle) -> (Vec<String>, Vec<String>) {
+    use exmux_emulator::store::{ListOptions, WellKnownFolder};
+    let store = handle.store().lock().unwrap();
+    let sent = store.well_known_folder(WellKnownFolder::SentItems).unwrap();
+    let page = store.list_items(sent, ListOptions::default()).unwrap();
+    assert_eq!(page.items.len(), 1, "one sent copy");
+    let item = page.items[0];
+    let addresses = |list: &[exmux_emulator::store::Mailbox]| {
+        list.iter().map(|m| m.address.clone()).collect::<Vec<_>>()
+    };
+    (addresses(&item.props.to), addresses(&item.props.cc))
+}
+
+/// A send over MAPI/HTTP carries the MIME message's To and Cc as recipient rows
+/// (RopModifyRecipients, MS-OXCMSG 2.2.3.5), so the sent copy has the recipients that the
+/// same send over EWS gives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_keeps_recipients_over_both_backends() {
+    let mime = b"From: Alice <alice@example.test>\r\nTo: Bob <bob@example.test>, carol@example.test\r\n\
+Cc: Dan <dan@example.test>\r\nSubject: recipients\r\nMessage-ID: <recipients@example.test>\r\n\r\nHello.\r\n";
+    let mut results = Vec::new();
+    for routing in ["mapi", "ews"] {
+        let handle = emulator().await;
+        let (transport, _events) = connect(&handle, &preset(routing)).await;
+        transport.send(mime).await.unwrap();
+        results.push(sent_recipients(&handle));
+    }
+    let expected = (
+        vec![
+            "bob@example.test".to_owned(),
+            "carol@example.test".to_owned(),
+        ],
+        vec!["dan@example.test".to_owned()],
+    );
+    assert_eq!(results[0], expected, "over MAPI/HTTP");
+    assert_eq!(results[1], expected, "over EWS");
+}

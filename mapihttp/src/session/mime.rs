@@ -174,10 +174,10 @@ pub fn parse(mime: &[u8]) -> Result<(StructuredMessage, Vec<TaggedValue>), Sessi
     if let Some(id) = &message.message_id {
         put(PID_TAG_INTERNET_MESSAGE_ID, PropValue::Unicode(id.clone()));
     }
-    // NOTE: recipients and attachments are parsed but not written as MAPI objects yet:
-    // recipients need the RecipientRow encoding of RopModifyRecipients (MS-OXCDATA
-    // 2.8.3), which the codec keeps raw, and attachments need RopCreateAttachment on the
-    // imported message.
+    // Recipients are not properties: the caller writes `message.recipients` with
+    // RopModifyRecipients (`MapiSession::create_message_with_recipients`).
+    // NOTE: attachments are parsed but not written as MAPI objects yet; they need
+    // RopCreateAttachment on the created message.
     message.props = props.clone();
     Ok((message, props))
 }

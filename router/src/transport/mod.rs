@@ -1112,9 +1112,14 @@ impl Transport {
         if self.routed_to_mapi(operation) {
             let mapi = self.mapi_backend(operation)?;
             let fail = |source| TransportError::Mapi { operation, source };
-            let (_, props) = exmux_mapihttp::session::mime::parse(mime).map_err(fail)?;
+            let (message, props) = exmux_mapihttp::session::mime::parse(mime).map_err(fail)?;
             mapi.session
-                .create_message(mapi.logon.outbox(), props, true)
+                .create_message_with_recipients(
+                    mapi.logon.outbox(),
+                    props,
+                    &message.recipients,
+                    true,
+                )
                 .await
                 .map_err(fail)?;
             return Ok(());
