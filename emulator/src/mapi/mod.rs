@@ -805,7 +805,12 @@ impl MapiFrontEnd {
         }
         context.collect_notices(&mut store, &shared.keys);
         self.append_notifications(context, &mut output, limit);
-        Ok(rop::encode_response_buffer(&output))
+        // A response field over its wire limit is the emulator's bug, never the client's;
+        // answering with a format error keeps the connection usable and logs it.
+        rop::try_encode_response_buffer(&output).map_err(|error| {
+            warn!(%error, "a ROP response cannot be encoded");
+            error_code::RPC_FORMAT
+        })
     }
 
     /// Appends queued RopNotify entries while they fit in `limit` bytes, then RopPending

@@ -462,10 +462,14 @@ impl MapiSession {
         handles: &[u32],
         max_rop_out: u32,
     ) -> Result<Vec<u8>, SessionError> {
-        let buffer = rop::encode_request_buffer(&RopBuffer {
+        let buffer = rop::try_encode_request_buffer(&RopBuffer {
             rops: rops.to_vec(),
             handles: handles.to_vec(),
-        });
+        })
+        .map_err(|error| SessionError::Usage {
+            operation,
+            reason: format!("a ROP of the batch cannot be encoded: {error}"),
+        })?;
         if buffer.len() > ext::MAX_REQUEST_PAYLOAD {
             return Err(SessionError::Usage {
                 operation,

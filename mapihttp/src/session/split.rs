@@ -85,10 +85,15 @@ impl MapiSession {
             .iter()
             .map(|rop| {
                 let mut bytes = Vec::new();
-                rop.encode(&mut bytes);
-                bytes
+                rop.try_encode(&mut bytes).map(|()| bytes)
             })
-            .collect();
+            .collect::<Result<_, _>>()
+            .map_err(|error| {
+                Fault::Other(SessionError::Usage {
+                    operation,
+                    reason: format!("a ROP of the batch cannot be encoded: {error}"),
+                })
+            })?;
         let lengths: Vec<usize> = encoded.iter().map(Vec::len).collect();
         let mut results: Vec<Option<RopResult>> = vec![None; rops.len()];
         let mut handles = handles;
