@@ -25,8 +25,7 @@ fn explain(mode: Mode, seeds: &[u64]) -> String {
 // of schedules in the million-schedule runs). Phantom items remain after chains of
 // moves by us and another client within one sync round. Read states or items go
 // missing after lost responses combined with moves. Rarely, an echo of our own
-// deletion comes back as Remote, and EWS routing has a full resync that no rejected
-// state explains. The counts pin today's behaviour so that
+// deletion or change comes back as Remote. The counts pin today's behaviour so that
 // every change to the core shows up here; they must reach zero.
 fn assert_known(mode: Mode, expected: [u64; 5]) {
     let summary = run_seeds(mode, 0, SEEDS, 2, &|_| {});
