@@ -1042,18 +1042,18 @@ impl RouterCore {
     // computed after the write. A sync reports every item whose change it has not
     // reported yet, so such an item that the round did not report has left the folder
     // again: another client moved or deleted it. The server never reports that
-    // deletion, because the sync state never contained the item. A move or delete of
-    // ours to the item that is still unsettled explains its absence instead.
+    // deletion, because the sync state never contained the item. A pending move or
+    // delete of ours waits for its result; after a lost one the deletion is Unknown.
     fn drop_unreported_arrivals(&mut self, key: FolderKey, completed_round: u64) {
         for (item, since) in self.state.ids.unreported_in(key) {
             if since >= completed_round || self.is_held(item) {
                 continue;
             }
-            let removal_unsettled = self.state.journal.entries_for(item).any(|entry| {
+            let removal_pending = self.state.journal.entries_for(item).any(|entry| {
                 matches!(entry.operation, Operation::Move | Operation::Delete)
-                    && matches!(entry.status, WriteStatus::Pending | WriteStatus::Lost)
+                    && entry.status == WriteStatus::Pending
             });
-            if removal_unsettled {
+            if removal_pending {
                 continue;
             }
             self.apply_deletion(key, item);

@@ -1878,3 +1878,60 @@ fn held_full_resync_change_not_discarded_state() {
     );
     assert_eq!(harness.core.counters().full_resyncs, 1);
 }
+
+// Our create's item that we then delete with a lost response is never reported, so
+// the next complete round deletes it, marked Unknown.
+#[test]
+fn unreported_arrival_after_lost_delete_unknown() {
+    let mut harness = Harness::seeded();
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Create,
+                item: None,
+                folder: harness.folder,
+                backend: Backend::Ews,
+                session: String::new(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: None,
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: Some(key(5)),
+                    new_id: Some(id("n")),
+                },
+            },
+        )
+        .unwrap();
+    let delete = harness.write(Operation::Delete, "n", None);
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: delete,
+                outcome: WriteOutcome::Lost,
+            },
+        )
+        .unwrap();
+
+    let events = harness.sync(Vec::new(), "s2");
+    assert_eq!(
+        events,
+        vec![Event::ItemDeleted {
+            folder: harness.folder,
+            item: issued.item,
+            origin: Origin::Unknown,
+        }]
+    );
+}
