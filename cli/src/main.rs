@@ -221,9 +221,14 @@ async fn run_sync(
         })?)),
         None => None,
     };
+    // The token cache of an oauth2 configuration defaults to the file `exmux login`
+    // writes beside the configuration.
+    let credentials = exmux::login::credentials(&config, config_path)
+        .map_err(|error| (EXIT_USAGE, error.to_string()))?;
     let options = TransportOptions {
         state: saved,
         recorder: recorder.clone(),
+        credentials: Some(credentials),
         ..TransportOptions::default()
     };
     let (transport, mut events) = Transport::connect(&config, options)

@@ -36,16 +36,19 @@ impl MapiBackend {
         url: &str,
         user_dn: &str,
         credentials: Credentials,
+        http: &exmux_core::http::HttpOptions,
         clock: Arc<dyn Clock>,
         recorder: Option<Arc<dyn Recorder>>,
     ) -> Result<MapiBackend, SessionError> {
-        let http = exmux_core::http::HttpOptions::default()
-            .build_client()
-            .map_err(|error| SessionError::Usage {
-                operation: "connect",
-                reason: error.to_string(),
-            })?;
-        let mut config = SessionConfig::new(url, user_dn, credentials, http);
+        let usage = |error: exmux_core::http::HttpConfigError| SessionError::Usage {
+            operation: "connect",
+            reason: error.to_string(),
+        };
+        let client = http.build_client().map_err(usage)?;
+        let mut config = SessionConfig::new(url, user_dn, credentials, client);
+        // The connections the session opens itself for NTLM and Negotiate trust what the
+        // pooled client trusts.
+        config.owned_tls = Some(http.tls_config().map_err(usage)?);
         config.clock = clock;
         config.recorder = recorder;
         let session = MapiSession::new(config);

@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use exmux_core::auth::{Credentials, StaticToken};
+use exmux_core::auth::Credentials;
 use exmux_core::{Clock, SystemClock};
 use exmux_ews::client::notifications::{NotificationEvent, SubscriptionDriver};
 use exmux_ews::client::record::Recorder as EwsRecorder;
@@ -82,7 +82,7 @@ use exmux_mapihttp::session::{NotificationWaiter, SessionError, SyncState as Map
 
 use crate::backend::ews as ews_adapter;
 use crate::backend::mapi as mapi_adapter;
-use crate::config::{AuthMethod, Config, ConfigError, resolve_secret};
+use crate::config::{AuthMethod, Config, ConfigError};
 use crate::core::{
     CoreError, CoreOptions, Counters, Event, FetchOutcome, Input, IssuedWrite, Output, Phase,
     Request, RouterCore, RouterState, SyncFailure, WriteIntent, WriteOutcome,
@@ -309,40 +309,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn credentials(config: &Config) -> Result<Credentials, TransportError> {
-    // OAuth2 tokens come from a flow the embedder runs: it passes them in as
-    // `TransportOptions::credentials` with its token provider.
-    if config.auth.method == AuthMethod::Oauth2 {
-        return Err(ConfigError::SecretFromProvider.into());
-    }
-    let source = config
+fn credentials(config: &Config, clock: Arc<dyn Clock>) -> Result<Credentials, TransportError> {
+    // An oauth2 configuration needs a token cache that a sign-in filled (`exmux login`);
+    // without `token_cache` the embedder passes `TransportOptions::credentials` with its
+    // own token provider.
+    let Some(token_cache) = config
         .auth
-        .secret_source()
-        .ok_or(ConfigError::SecretFromProvider)?;
-    let secret = resolve_secret(&source)?;
-    let username = config
-        .auth
-        .username
+        .token_cache
         .clone()
-        .or_else(|| config.server.mailbox.clone())
-        .unwrap_or_default();
-    Ok(match config.auth.method {
-        AuthMethod::Ntlm => Credentials::Ntlm {
-            username,
-            password: secret,
-        },
-        AuthMethod::Negotiate => Credentials::Negotiate {
-            username,
-            password: secret,
-        },
-        AuthMethod::Bearer | AuthMethod::Oauth2 => {
-            Credentials::Bearer(Arc::new(StaticToken(secret)))
-        }
-        _ => Credentials::Basic {
-            username,
-            password: secret,
-        },
-    })
+        .or_else(|| (config.auth.method != AuthMethod::Oauth2).then(std::path::PathBuf::new))
+    else {
+        return Err(ConfigError::MissingOAuth2Key { key: "token_cache" }.into());
+    };
+    Ok(config.credentials(token_cache, clock)?)
 }
 
 fn item_shape() -> Shape {
@@ -424,12 +403,13 @@ impl Transport {
             .ok_or(TransportError::MissingMailbox)?;
         let credentials = match options.credentials {
             Some(credentials) => credentials,
-            None => credentials(config)?,
+            None => credentials(config, Arc::clone(&options.clock))?,
         };
         let ews = match &config.server.ews_url {
             Some(url) => Some({
                 let mut builder = EwsClient::builder(url.clone(), mailbox, credentials.clone())
-                    .clock(Arc::clone(&options.clock));
+                    .clock(Arc::clone(&options.clock))
+                    .http_options(config.http.clone());
                 if let Some(recorder) = &options.recorder {
                     builder = builder.recorder(Arc::clone(recorder) as Arc<dyn EwsRecorder>);
                 }
@@ -449,6 +429,7 @@ impl Transport {
                     url,
                     user_dn,
                     credentials,
+                    &config.http,
                     Arc::clone(&options.clock),
                     options
                         .recorder
