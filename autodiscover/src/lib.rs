@@ -12,10 +12,10 @@
 
 pub mod client;
 pub mod json;
+mod owned;
 pub mod pox;
 pub mod soap;
 pub mod srv;
-mod owned;
 mod xml;
 
 use std::fmt;

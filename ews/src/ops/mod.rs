@@ -4,10 +4,10 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 pub mod folders;
+pub mod framer;
 pub mod items;
 pub mod notify;
 pub mod sync;
-pub mod framer;
 mod typed;
 
 use crate::error::EwsError;
