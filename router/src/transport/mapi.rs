@@ -1,12 +1,14 @@
 //! The MAPI/HTTP side of the transport: one [`MapiSession`] with its logon, and the
 //! calls the driver makes on it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use exmux_core::Clock;
 use exmux_core::auth::Credentials;
 use exmux_ews::types::DistinguishedFolder;
 use exmux_mapihttp::ids::ObjectId;
+use exmux_mapihttp::prop::{PropValue, RowCell, tags};
 use exmux_mapihttp::session::record::Recorder;
 use exmux_mapihttp::session::{
     FolderRow, LogonInfo, MapiSession, SessionConfig, SessionError, SyncState as MapiState,
@@ -15,6 +17,7 @@ use exmux_mapihttp::session::{
 use crate::backend::mapi::{self as mapi_adapter, EwsIdContext};
 use crate::core::{FetchOutcome, Input, SyncFailure, SyncState, WriteOutcome};
 use crate::ids::{BackendItemId, FolderKey};
+use crate::journal::ChangeKey;
 
 /// MAPI_E_NOT_FOUND, the error code of a missing object (MS-OXCDATA).
 const EC_NOT_FOUND: u32 = 0x8004_010F;
@@ -154,6 +157,36 @@ impl MapiBackend {
         Ok(rows.into_iter().find(|row| row.folder_id.0 == fid))
     }
 
+    /// Reads the message id and PidTagChangeKey of every message in folder `fid` from
+    /// its contents table. A message without a change key maps to `None`.
+    pub(crate) async fn message_change_keys(
+        &self,
+        fid: u64,
+    ) -> Result<BTreeMap<u64, Option<Vec<u8>>>, SessionError> {
+        let columns = [tags::PID_TAG_MID, tags::PID_TAG_CHANGE_KEY];
+        let rows = self.session.contents_table(ObjectId(fid), &columns).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let Some(PropValue::I64(mid)) = row
+                    .get(&columns, tags::PID_TAG_MID)
+                    .and_then(RowCell::value)
+                else {
+                    return None;
+                };
+                let change_key = match row
+                    .get(&columns, tags::PID_TAG_CHANGE_KEY)
+                    .and_then(RowCell::value)
+                {
+                    Some(PropValue::Binary(key)) => Some(key.clone()),
+                    _ => None,
+                };
+                // PidTagMid is a PtypInteger64 holding the unsigned 64-bit message id.
+                Some((u64::from_le_bytes(mid.to_le_bytes()), change_key))
+            })
+            .collect())
+    }
+
     /// Downloads the changes of folder `fid` since `from` and returns the core input.
     pub(crate) async fn sync(&self, folder: FolderKey, fid: u64, from: &SyncState) -> Input {
         // A state saved by the other backend does not parse here: start over.
@@ -214,6 +247,35 @@ impl MapiBackend {
     }
 }
 
+/// Picks the message that a move or copy added to a folder, from the folder's message
+/// ids and change keys before and after it. With `expected`, the change key a moved
+/// message keeps, a message carrying that key wins. Otherwise exactly one new message
+/// must have appeared. Returns `None` when the choice is ambiguous, for example when
+/// another client added a message to the folder at the same time.
+pub(crate) fn appeared_message(
+    before: &BTreeMap<u64, Option<Vec<u8>>>,
+    after: BTreeMap<u64, Option<Vec<u8>>>,
+    expected: Option<&ChangeKey>,
+) -> Option<(u64, Option<Vec<u8>>)> {
+    let appeared: Vec<(u64, Option<Vec<u8>>)> = after
+        .into_iter()
+        .filter(|(mid, _)| !before.contains_key(mid))
+        .collect();
+    if let Some(expected) = expected {
+        let mut keyed = appeared
+            .iter()
+            .filter(|(_, key)| key.as_ref() == Some(&expected.0));
+        if let (Some(only), None) = (keyed.next(), keyed.next()) {
+            return Some(only.clone());
+        }
+    }
+    let mut appeared = appeared.into_iter();
+    match (appeared.next(), appeared.next()) {
+        (Some(only), None) => Some(only),
+        _ => None,
+    }
+}
+
 /// Turns the result of a MAPI write into its outcome: a ROP error means the server
 /// rejected it; a failure before any response leaves the outcome unknown.
 pub(crate) fn write_outcome(result: &Result<(), SessionError>) -> WriteOutcome {
@@ -224,5 +286,52 @@ pub(crate) fn write_outcome(result: &Result<(), SessionError>) -> WriteOutcome {
         },
         Err(SessionError::Rop { .. } | SessionError::Usage { .. }) => WriteOutcome::Failed,
         Err(_) => WriteOutcome::Lost,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(rows: &[(u64, &[u8])]) -> BTreeMap<u64, Option<Vec<u8>>> {
+        rows.iter()
+            .map(|(mid, key)| (*mid, Some(key.to_vec())))
+            .collect()
+    }
+
+    #[test]
+    fn single_new_message_is_picked() {
+        let before = folder(&[(1, b"a")]);
+        let after = folder(&[(1, b"a"), (7, b"copy")]);
+        assert_eq!(
+            appeared_message(&before, after, None),
+            Some((7, Some(b"copy".to_vec())))
+        );
+    }
+
+    #[test]
+    fn expected_key_settles_two_arrivals() {
+        let before = folder(&[(1, b"a")]);
+        let after = folder(&[(1, b"a"), (7, b"other"), (8, b"moved")]);
+        let expected = ChangeKey(b"moved".to_vec());
+        assert_eq!(
+            appeared_message(&before, after, Some(&expected)),
+            Some((8, Some(b"moved".to_vec())))
+        );
+    }
+
+    #[test]
+    fn two_arrivals_without_key_are_ambiguous() {
+        let before = folder(&[(1, b"a")]);
+        let after = folder(&[(1, b"a"), (7, b"x"), (8, b"y")]);
+        assert_eq!(appeared_message(&before, after, None), None);
+    }
+
+    #[test]
+    fn no_arrival_gives_none() {
+        let before = folder(&[(1, b"a")]);
+        let after = folder(&[(1, b"a")]);
+        let expected = ChangeKey(b"a".to_vec());
+        assert_eq!(appeared_message(&before, after, Some(&expected)), None);
     }
 }

@@ -1392,8 +1392,10 @@ impl Transport {
     }
 
     // Moves or copies a message over MAPI/HTTP (RopMoveCopyMessages) and returns the
-    // key of the moved item or the copy. The server returns neither the new message id
-    // nor a change key, so the next download of `target` reports the message as new.
+    // key of the moved item or the copy. The ROP returns neither the new message id nor
+    // a change key, so the transport reads the target's contents table before and after
+    // it and reports the one message that appeared, with its change key, as the new id.
+    // The next download of `target` then matches that message to the journal entry.
     async fn move_copy_mapi(
         &self,
         operation: Operation,
@@ -1422,6 +1424,9 @@ impl Transport {
                 target_folder: Some(target),
             },
         )?;
+        // A failed read leaves the new id unknown, and the core then learns the message
+        // from the next download as it would without this lookup.
+        let before = mapi.message_change_keys(target_fid).await.ok();
         let result = mapi
             .session
             .move_copy_messages(
@@ -1431,11 +1436,32 @@ impl Transport {
                 operation == Operation::Copy,
             )
             .await;
+        let mut outcome = mapi::write_outcome(&result);
+        if let WriteOutcome::Succeeded { change_key, new_id } = &mut outcome
+            && let Some(before) = before
+            && let Ok(after) = mapi.message_change_keys(target_fid).await
+        {
+            let known_key = lock(&self.shared.core)
+                .ids()
+                .get(item)
+                .and_then(|record| record.change_key.clone());
+            let expected = (operation == Operation::Move)
+                .then_some(known_key)
+                .flatten();
+            if let Some((new_mid, key)) = mapi::appeared_message(&before, after, expected.as_ref())
+            {
+                *new_id = Some(BackendItemId::Mapi {
+                    fid: target_fid,
+                    mid: new_mid,
+                });
+                *change_key = key.map(crate::journal::ChangeKey);
+            }
+        }
         Shared::handle(
             &self.shared,
             Input::WriteResult {
                 write: issued.id,
-                outcome: mapi::write_outcome(&result),
+                outcome,
             },
         )?;
         result.map_err(|source| TransportError::Mapi { operation, source })?;
