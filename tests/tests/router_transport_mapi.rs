@@ -538,3 +538,45 @@ Cc: Dan <dan@example.test>\r\nSubject: recipients\r\nMessage-ID: <recipients@exa
     assert_eq!(results[0], expected, "over MAPI/HTTP");
     assert_eq!(results[1], expected, "over EWS");
 }
+
+/// A creation over MAPI/HTTP goes through ICS import, whose checkpoint state becomes
+/// the folder's sync state, so the next download does not report the creations at all:
+/// nothing is delivered and nothing is dropped as the transport's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_checkpoint_keeps_creation_out() {
+    let handle = emulator().await;
+    let (transport, mut events) = connect(&handle, &preset("mapi")).await;
+    let inbox = transport.add_folder("inbox").await.unwrap();
+    transport.sync(inbox).unwrap();
+    transport.wait_idle().await;
+    drain(&mut events);
+    let before = transport.counters();
+
+    let first = transport.create(inbox, &message("first")).await.unwrap();
+    let second = transport.create(inbox, &message("second")).await.unwrap();
+    transport.sync(inbox).unwrap();
+    transport.wait_idle().await;
+
+    let after = transport.counters();
+    assert_eq!(after.own_dropped, before.own_dropped, "{after:?}");
+    assert_eq!(after.remote_delivered, before.remote_delivered, "{after:?}");
+    assert_eq!(after.full_resyncs, 0, "{after:?}");
+    let item_events: Vec<_> = drain(&mut events)
+        .into_iter()
+        .filter(|event| {
+            matches!(
+                event,
+                Event::ItemChanged { .. }
+                    | Event::ReadStateChanged { .. }
+                    | Event::ItemDeleted { .. }
+                    | Event::ChangeKeyLearned { .. }
+            )
+        })
+        .collect();
+    assert!(item_events.is_empty(), "{item_events:?}");
+    assert_eq!(
+        subjects_over_ews(&handle, "inbox").await,
+        ["first", "second"]
+    );
+    assert_ne!(first, second);
+}

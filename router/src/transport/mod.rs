@@ -85,7 +85,7 @@ use crate::backend::mapi as mapi_adapter;
 use crate::config::{AuthMethod, Config, ConfigError};
 use crate::core::{
     CoreError, CoreOptions, Counters, Event, FetchOutcome, Input, IssuedWrite, Output, Phase,
-    Request, RouterCore, RouterState, SyncFailure, WriteIntent, WriteOutcome,
+    Request, RouterCore, RouterState, SyncFailure, SyncState, WriteIntent, WriteOutcome,
 };
 use crate::ids::{BackendFolderId, BackendItemId, FolderKey, ItemKey};
 use crate::operation::{Backend, Operation};
@@ -1332,13 +1332,15 @@ impl Transport {
     // Creates a message over MAPI/HTTP by ICS import (MS-OXCFXICS
     // RopSynchronizationImportMessageChange), stamped with a change key from exmux's
     // namespace so that any later download shows it as this transport's own.
-    // NOTE: the checkpoint state the import returns is not stored as the folder's sync
-    // state, because the core takes sync states only from downloads. So the next
-    // download reports the creation, and the journal marks it local by its change key.
+    // The checkpoint state the import returns goes to the core as an upload checkpoint,
+    // so the next download from it leaves the creation out. When the core cannot take
+    // it (a sync round in flight, or the state moved on), the download reports the
+    // creation, and the journal marks it local by its change key.
     async fn create_mapi(&self, folder: FolderKey, mime: &[u8]) -> Result<ItemKey, TransportError> {
         let operation = Operation::Create;
         let mapi = self.mapi_backend(operation)?;
         let (fid, state) = self.folder_mapi(operation, folder)?;
+        let base = self.mapi_sync_base(folder);
         let (_, props) = exmux_mapihttp::session::mime::parse(mime)
             .map_err(|source| TransportError::Mapi { operation, source })?;
 
@@ -1387,8 +1389,31 @@ impl Transport {
                 outcome,
             },
         )?;
-        result.map_err(|source| TransportError::Mapi { operation, source })?;
+        let imported = result.map_err(|source| TransportError::Mapi { operation, source })?;
+        if let Some(base) = base {
+            Shared::handle(
+                &self.shared,
+                Input::UploadCheckpoint {
+                    folder,
+                    base,
+                    checkpoint: SyncState(imported.state.to_bytes()),
+                    writes: vec![issued.id],
+                },
+            )?;
+        }
         Ok(issued.item)
+    }
+
+    // Returns the stored sync state of `folder` when the folder syncs over MAPI/HTTP,
+    // the base an ICS upload checkpoint must match. A folder synced over EWS has an EWS
+    // state, which a MAPI checkpoint must not replace.
+    fn mapi_sync_base(&self, folder: FolderKey) -> Option<SyncState> {
+        let core = lock(&self.shared.core);
+        core.state()
+            .folders
+            .get(&folder)
+            .filter(|state| state.sync_backend == Backend::Mapi)
+            .map(|state| state.sync_state.clone())
     }
 
     // Moves or copies a message over MAPI/HTTP (RopMoveCopyMessages) and returns the
