@@ -1583,14 +1583,15 @@ impl Transport {
 
         // An item learned over EWS: its ItemId carries the MAPI entry id, whose database
         // GUIDs map to replica ids through the logon's replica map. An id in another
-        // layout goes through EWS ConvertId to its entry id first.
-        // NOTE: the converted ids are not bound in the IdMap, so each write converts
-        // again; binding them needs a core API for decoded id pairs.
+        // layout goes through EWS ConvertId to its entry id first. The ids found are
+        // bound to the item, so later writes skip the conversion, and a MAPI download
+        // reports the item under the same key.
         let mapi = self.mapi_backend(operation)?;
         let replid_of = |guid: &[u8; 16]| mapi.replid_of(guid);
         if let Some(BackendItemId::Mapi { fid, mid }) =
             crate::backend::ews::mapi_item_id_with(&ews_id, replid_of)
         {
+            self.bind_converted_id(item, BackendItemId::Mapi { fid, mid });
             return Ok((fid, mid));
         }
         let Some(entry_id) = self.convert_to_entry_id(&ews_id).await else {
@@ -1614,10 +1615,20 @@ impl Transport {
         let object = |replid, counter| {
             ObjectId::from_parts(replid, exmux_mapihttp::ids::GlobCnt::from_bytes(counter)).0
         };
-        Ok((
-            object(fid_replid, entry.folder.global_counter),
-            object(mid_replid, message.global_counter),
-        ))
+        let fid = object(fid_replid, entry.folder.global_counter);
+        let mid = object(mid_replid, message.global_counter);
+        self.bind_converted_id(item, BackendItemId::Mapi { fid, mid });
+        Ok((fid, mid))
+    }
+
+    // Binds an id converted from the item's id on the other backend. A binding the core
+    // rejects (the id already names another item, because both backends synced the
+    // message under separate keys) is logged and skipped, since the write itself can
+    // go ahead with the converted id.
+    fn bind_converted_id(&self, item: ItemKey, id: BackendItemId) {
+        if let Err(error) = lock(&self.shared.core).bind_backend_id(item, id) {
+            tracing::warn!(%item, %error, "binding a converted item id failed");
+        }
     }
 
     // Asks the server for the entry id of an EWS id (ConvertId, MS-OXWSCVTID 3.1.4.1),
@@ -1642,9 +1653,11 @@ impl Transport {
     }
 
     // Returns the EWS id of `item`: the one a sync over EWS reported, or, for an item
-    // learned over MAPI/HTTP, the ItemId built from its folder and message ids.
-    // NOTE: a built id is not bound in the IdMap (that needs a core API for id pairs),
-    // so a later EWS sync of the item reports it under a key of its own.
+    // learned over MAPI/HTTP, the ItemId built from its folder and message ids. A built
+    // id is bound to the item, so an EWS sync that reports the same id text reports
+    // the item under the same key.
+    // NOTE: the id text includes the mailbox GUID. Against the emulator, whose RopLogon
+    // MailboxGuid is not in MS-DTYP layout, the built text differs from the EWS one.
     fn ews_item_id(&self, operation: Operation, item: ItemKey) -> Result<String, TransportError> {
         let (ews, mapi_ids) = {
             let core = lock(&self.shared.core);
@@ -1657,13 +1670,15 @@ impl Transport {
         if let Some(id) = ews {
             return Ok(id);
         }
-        mapi_ids
+        let built = mapi_ids
             .zip(self.shared.mapi.as_ref())
             .and_then(|((fid, mid), mapi)| mapi.ews_item_id(fid, mid))
             .ok_or(TransportError::NoBackendId {
                 item,
                 backend: Backend::Ews,
-            })
+            })?;
+        self.bind_converted_id(item, BackendItemId::Ews(built.clone()));
+        Ok(built)
     }
 
     fn mapi_backend(&self, operation: Operation) -> Result<&mapi::MapiBackend, TransportError> {
