@@ -103,9 +103,22 @@ pub enum Command {
         kind: Kind,
         /// The file.
         file: PathBuf,
-        /// The MAPI/HTTP request type (Connect, Execute, Disconnect, NotificationWait,
-        /// Bind) when the file has no X-RequestType header. Default: Execute.
-        #[arg(long, value_name = "TYPE")]
+        /// The MAPI/HTTP request type when the file has no X-RequestType header.
+        /// Default: Execute.
+        #[arg(
+            long,
+            value_name = "TYPE",
+            ignore_case = true,
+            value_parser = clap::builder::PossibleValuesParser::new([
+                "Connect",
+                "Execute",
+                "Disconnect",
+                "NotificationWait",
+                "PING",
+                "Bind",
+                "Unbind",
+            ])
+        )]
         request_type: Option<String>,
         /// Print JSON instead of indented text.
         #[arg(long)]

@@ -87,13 +87,22 @@ pub fn split_http(bytes: &[u8]) -> (Vec<(String, String)>, &[u8]) {
     if !starts_http {
         return (Vec::new(), bytes);
     }
-    let (head_len, sep_len) = match find(bytes, b"\r\n\r\n") {
-        Some(at) => (at, 4),
-        None => match find(bytes, b"\n\n") {
-            Some(at) => (at, 2),
-            None => (bytes.len(), 0),
-        },
-    };
+    // The header block ends at the first empty line, whatever its line ending: a
+    // recording's `.headers` file has LF lines, and a body joined to it by hand may
+    // follow a CRLF blank line. Only the header part is scanned, never the binary body.
+    let mut head_len = bytes.len();
+    let mut body_start = bytes.len();
+    let mut line_start = 0;
+    while let Some(offset) = bytes.get(line_start..).and_then(|rest| find(rest, b"\n")) {
+        let line_end = line_start + offset;
+        let line = bytes.get(line_start..line_end).unwrap_or_default();
+        if line_start > 0 && (line.is_empty() || line == b"\r") {
+            head_len = line_start;
+            body_start = line_end + 1;
+            break;
+        }
+        line_start = line_end + 1;
+    }
     let head = String::from_utf8_lossy(bytes.get(..head_len).unwrap_or_default());
     let headers = head
         .lines()
@@ -101,7 +110,7 @@ pub fn split_http(bytes: &[u8]) -> (Vec<(String, String)>, &[u8]) {
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
         .collect();
-    let body = bytes.get(head_len + sep_len..).unwrap_or_default();
+    let body = bytes.get(body_start..).unwrap_or_default();
     (headers, body)
 }
 
@@ -353,5 +362,40 @@ fn write_text(value: &Value, depth: usize, out: &mut String) {
             }
         }
         other => out.push_str(&format!("{indent}{other}\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::split_http;
+
+    #[test]
+    fn header_block_ends_at_the_first_empty_line_whatever_its_ending() {
+        let body = b"\x00\x01\r\n\r\n\x02";
+        for head in [
+            &b"POST /mapi/emsmdb/ HTTP/1.1\r\nX-RequestType: Execute\r\n\r\n"[..],
+            b"POST /mapi/emsmdb/ HTTP/1.1\nX-RequestType: Execute\n\n",
+            // LF header lines (as a recording writes them) joined by a CRLF blank line.
+            b"POST /mapi/emsmdb/ HTTP/1.1\nX-RequestType: Execute\n\r\n",
+        ] {
+            let mut bytes = head.to_vec();
+            bytes.extend_from_slice(body);
+            let (headers, rest) = split_http(&bytes);
+            assert_eq!(
+                headers,
+                [("x-requesttype".to_owned(), "Execute".to_owned())],
+                "{head:?}"
+            );
+            assert_eq!(rest, body, "{head:?}");
+        }
+    }
+
+    #[test]
+    fn bytes_without_a_start_line_are_all_body() {
+        let (headers, rest) = split_http(b"\x00\x01\n\n");
+        assert!(headers.is_empty());
+        assert_eq!(rest, b"\x00\x01\n\n");
     }
 }

@@ -17,7 +17,7 @@ use exmux::demo::{self, DemoError, DemoEvent};
 use exmux_autodiscover::{Autodiscover, AutodiscoverOptions, LoopbackMap};
 use exmux_core::Secret;
 use exmux_core::auth::Credentials;
-use exmux_router::core::{Event, Origin};
+use exmux_router::core::{Event, Origin, ResyncReason};
 use exmux_router::persist::{load_state, save_state};
 use exmux_router::transport::{
     CaptureRecorder, Events, Transport, TransportError, TransportOptions,
@@ -347,10 +347,10 @@ fn print_live(event: &Event) {
             origin: who,
             read,
             ..
-        } => println!(
-            "{folder} {item} changed origin={} read={read:?}",
-            origin(who)
-        ),
+        } => match read {
+            Some(read) => println!("{folder} {item} changed origin={} read={read}", origin(who)),
+            None => println!("{folder} {item} changed origin={}", origin(who)),
+        },
         Event::ReadStateChanged {
             folder,
             item,
@@ -363,7 +363,14 @@ fn print_live(event: &Event) {
             origin: who,
         } => println!("{folder} {item} deleted origin={}", origin(who)),
         Event::FullResync { folder, reason } => {
-            println!("{folder} full resync: {reason:?}");
+            let reason = match reason {
+                ResyncReason::SyncStateRejected => "the server rejected the sync state",
+                ResyncReason::ServerDiscardedSyncState => {
+                    "the server discarded the sync state and sent everything again"
+                }
+                _ => "the router cannot continue from the sync state",
+            };
+            println!("{folder} full resync: {reason}");
         }
         Event::SyncFailed {
             folder, message, ..
@@ -398,7 +405,7 @@ async fn run_capabilities(config_path: Option<&Path>) -> Outcome {
         match config.server.endpoint(backend) {
             None => println!("  {:<5} no endpoint configured", backend.key()),
             Some(url) => {
-                let probe = probe(&config, backend).await;
+                let probe = probe(&config, path, backend).await;
                 println!("  {:<5} {url}: {probe}", backend.key());
             }
         }
@@ -408,13 +415,21 @@ async fn run_capabilities(config_path: Option<&Path>) -> Outcome {
 
 /// Connects with every operation routed to `backend` and reports whether the server
 /// answered: GetFolder of the inbox over EWS, Connect and RopLogon over MAPI/HTTP.
-async fn probe(config: &Config, backend: Backend) -> String {
+async fn probe(config: &Config, config_path: &Path, backend: Backend) -> String {
     let mut only = config.clone();
     only.routing = match backend {
         Backend::Mapi => Preset::Mapi.routing(),
         _ => Preset::Ews.routing(),
     };
-    match Transport::connect(&only, TransportOptions::default()).await {
+    let credentials = match exmux::login::credentials(config, config_path) {
+        Ok(credentials) => credentials,
+        Err(error) => return format!("not usable: {error}"),
+    };
+    let options = TransportOptions {
+        credentials: Some(credentials),
+        ..TransportOptions::default()
+    };
+    match Transport::connect(&only, options).await {
         Ok((transport, _events)) => match transport.add_folder("inbox").await {
             Ok(_) => "reachable (the inbox was opened)".to_owned(),
             Err(error) => format!("not usable: {error}"),
@@ -525,9 +540,14 @@ async fn run_discover(
                     );
                 }
                 let settings = &discovery.settings;
-                println!("ews_url  = {:?}", settings.ews_url);
-                println!("mapi_url = {:?}", settings.mapi_emsmdb_url);
-                println!("user_dn  = {:?}", settings.legacy_dn);
+                let show = |value: &Option<String>| {
+                    value
+                        .clone()
+                        .unwrap_or_else(|| "(not in the answer)".to_owned())
+                };
+                println!("ews_url  = {}", show(&settings.ews_url));
+                println!("mapi_url = {}", show(&settings.mapi_emsmdb_url));
+                println!("user_dn  = {}", show(&settings.legacy_dn));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -626,8 +646,10 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only on a terminal: a log redirected to a file gets no escape sequences.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

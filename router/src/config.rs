@@ -220,6 +220,35 @@ impl AuthConfig {
     }
 }
 
+/// Checks the endpoint URLs of `[server]` at load time, so that a typo is a
+/// configuration error naming the key, not a connection failure later.
+fn check_server(server: &ServerConfig) -> Result<(), ConfigError> {
+    for (key, value) in [("ews_url", &server.ews_url), ("mapi_url", &server.mapi_url)] {
+        let Some(text) = value else { continue };
+        let invalid = |reason: String| ConfigError::InvalidValue {
+            section: "server",
+            key,
+            value: format!("{text:?}"),
+            reason,
+        };
+        let url = url::Url::parse(text).map_err(|error| {
+            invalid(format!(
+                "not an absolute URL ({error}): write it like \"https://mail.example.test/EWS/Exchange.asmx\", or run `exmux discover ADDRESS` to find it"
+            ))
+        })?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(invalid(format!(
+                "the scheme {:?} is not supported: use https",
+                url.scheme()
+            )));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("the URL names no host".to_owned()));
+        }
+    }
+    Ok(())
+}
+
 /// Parses an OAuth2 endpoint URL, which must be HTTPS because codes and tokens travel
 /// through it. Plain HTTP is accepted on a loopback host only: RFC 8252 section 7.3
 /// allows it for redirects, and a local test identity provider needs it.
@@ -676,6 +705,7 @@ impl Config {
             message: error.to_string(),
         })?;
 
+        check_server(&raw.server)?;
         check_auth(&raw.auth)?;
         let routing = parse_routing(&raw.routing)?;
         let mut warnings = routing.check(table)?;

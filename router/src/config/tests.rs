@@ -714,3 +714,37 @@ fn credentials_report_invalid_http() {
     assert!(matches!(error, ConfigError::Http(_)), "{error:?}");
     assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
 }
+
+fn with_server(server_line: &str) -> String {
+    format!(
+        "[server]\nmailbox = \"user1@example.test\"\n{server_line}\n{AUTH}\n[routing]\npreset = \"ews\"\n"
+    )
+}
+
+#[test]
+fn endpoint_urls_are_checked_at_load() {
+    for (line, key) in [
+        ("ews_url = \"not a url\"", "ews_url"),
+        (
+            "ews_url = \"ftp://mail.example.test/EWS/Exchange.asmx\"",
+            "ews_url",
+        ),
+        ("mapi_url = \"mail.example.test/mapi/emsmdb/\"", "mapi_url"),
+    ] {
+        let error = error_of(&with_server(line));
+        assert_eq!(
+            invalid_key(&error),
+            Some(("server", key)),
+            "{line}: {error}"
+        );
+        let message = error.to_string();
+        assert!(message.contains(key), "{message}");
+    }
+    for line in [
+        "ews_url = \"https://mail.example.test/EWS/Exchange.asmx\"",
+        "ews_url = \"http://127.0.0.1:8080/EWS/Exchange.asmx\"",
+        "mapi_url = \"https://mail.example.test/mapi/emsmdb/?MailboxId=a@example.test\"",
+    ] {
+        Config::from_toml_str(&with_server(line)).unwrap();
+    }
+}

@@ -369,8 +369,12 @@ impl Transport {
                     backend,
                     operations,
                     reason: format!(
-                        "the configuration names no {} endpoint and autodiscover was not run",
-                        backend.key()
+                        "the configuration names no {} endpoint (set [server] {}; `exmux discover ADDRESS` finds it)",
+                        backend.key(),
+                        match backend {
+                            Backend::Mapi => "mapi_url and user_dn",
+                            _ => "ews_url",
+                        }
                     ),
                 });
             }
