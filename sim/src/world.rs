@@ -1202,7 +1202,6 @@ impl World {
                     )
                 }),
                 (WriteKind::Move, Some(mid)) => {
-                    let read_now = self.store.item(mid).map(|item| item.props.read);
                     self.store
                         .move_item(session, mid, fids[target])
                         .map(|result| {
@@ -1214,12 +1213,15 @@ impl World {
                                         .then(|| ChangeKey(change_key.clone())),
                                     new_id: Some(new_id.clone()),
                                 },
+                                // A move response carries no read state, so the
+                                // embedder keeps the one in its replica, and a sync of the
+                                // target folder must report another client's change.
                                 Effect::Ops(vec![ReplicaOp::Upsert {
                                     key: item_key,
                                     folder: target,
                                     id: new_id.clone(),
                                     change_key: Some(change_key),
-                                    read: read_now,
+                                    read: None,
                                 }]),
                                 vec![id_of(fids[folder], mid), new_id],
                             )

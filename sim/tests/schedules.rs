@@ -21,11 +21,12 @@ fn explain(mode: Mode, seeds: &[u64]) -> String {
     )
 }
 
-// NOTE: the router core still breaks invariants in a few of these seeds (about 0.1 %
-// of schedules in the million-schedule runs). Read states go stale, and items go
-// missing or stay as phantoms, after lost responses combined with moves. Rarely, an echo of our own
-// deletion or change comes back as Remote. The counts pin today's behaviour so that
-// every change to the core shows up here; they must reach zero.
+// NOTE: the router core still breaks invariants in a few schedules (0.04 to 0.05 %
+// in the million-schedule runs), though in none of these 2,000 in `ews`. Items go
+// missing or stay as phantoms, and read states or change keys go stale, after lost
+// responses combined with moves. Rarely, an echo of our own deletion or change comes
+// back as Remote. The counts pin today's behaviour so that every change to the core
+// shows up here. They must reach zero.
 fn assert_known(mode: Mode, expected: [u64; 5]) {
     let summary = run_seeds(mode, 0, SEEDS, 2, &|_| {});
     assert_eq!(summary.schedules, SEEDS);
@@ -46,17 +47,17 @@ fn assert_known(mode: Mode, expected: [u64; 5]) {
 
 #[test]
 fn ews_routing_breaks_only_known_invariants() {
-    assert_known(Mode::Ews, [2, 0, 0, 0, 0]);
+    assert_known(Mode::Ews, [0, 0, 0, 0, 0]);
 }
 
 #[test]
 fn mapi_routing_breaks_only_known_invariants() {
-    assert_known(Mode::Mapi, [3, 1, 0, 0, 0]);
+    assert_known(Mode::Mapi, [0, 1, 0, 0, 0]);
 }
 
 #[test]
 fn hybrid_routing_breaks_only_known_invariants() {
-    assert_known(Mode::Hybrid, [3, 1, 0, 0, 0]);
+    assert_known(Mode::Hybrid, [0, 1, 0, 0, 0]);
 }
 
 #[test]

@@ -35,11 +35,12 @@ impl RouterCore {
         let id = change.id().clone();
         let known = self.state.ids.key_of(&id);
         if let Some(item) = known {
-            self.mark_seen(folder, item);
+            self.mark_seen_in_round(folder, item, round);
         }
 
         if let Some(held) = self.state.held.get_mut(&id) {
             held.changes.push_back(change);
+            held.latest_round = round;
             return;
         }
 
@@ -55,6 +56,7 @@ impl RouterCore {
                     folder,
                     reason: HoldReason::AwaitWrite,
                     round,
+                    latest_round: round,
                     changes: VecDeque::from([change]),
                 },
             );
@@ -135,6 +137,7 @@ impl RouterCore {
                 folder,
                 reason: HoldReason::AwaitVerify,
                 round,
+                latest_round: round,
                 changes: VecDeque::from([change]),
             },
         );
@@ -180,6 +183,7 @@ impl RouterCore {
                             folder,
                             reason: HoldReason::AwaitWrite,
                             round,
+                            latest_round: round,
                             changes: VecDeque::from([SyncChange::Item(change)]),
                         },
                     );
@@ -191,7 +195,7 @@ impl RouterCore {
                     Origin::Remote
                 };
                 let item = self.state.ids.key_or_insert(&id, folder);
-                self.mark_seen(folder, item);
+                self.mark_seen_in_round(folder, item, round);
                 let next_write = self.state.journal.next_id();
                 if let Some(record) = self.state.ids.get_mut(item) {
                     record.change_key = change.change_key.clone();
@@ -491,6 +495,7 @@ impl RouterCore {
                 for change in held.changes {
                     self.apply_change_in_round(held.folder, change, held.round);
                 }
+                self.mark_held_seen(id, held.folder, held.latest_round);
             } else {
                 // Our own move or failed create unbound the id: the held changes are
                 // about an id that no longer names the item.
@@ -506,6 +511,15 @@ impl RouterCore {
             for change in held.changes {
                 self.apply_change_in_round(held.folder, change, held.round);
             }
+            self.mark_held_seen(id, held.folder, held.latest_round);
+        }
+    }
+
+    // The changes were applied in the round that reported the first of them, but a
+    // later round, possibly the full resync in flight, may have reported the item too.
+    fn mark_held_seen(&mut self, id: &BackendItemId, folder: FolderKey, latest_round: u64) {
+        if let Some(item) = self.state.ids.key_of(id) {
+            self.mark_seen_in_round(folder, item, latest_round);
         }
     }
 

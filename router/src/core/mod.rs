@@ -121,6 +121,9 @@ pub struct Held {
     pub reason: HoldReason,
     /// The folder's sync round that reported the first change.
     pub round: u64,
+    /// The folder's sync round that reported the latest change.
+    #[serde(default)]
+    pub latest_round: u64,
     /// The changes.
     pub changes: VecDeque<SyncChange>,
 }
@@ -1019,6 +1022,20 @@ impl RouterCore {
             .held
             .keys()
             .any(|id| self.state.ids.key_of(id) == Some(item))
+    }
+
+    // Marks an item reported by round `round` of folder `key`. A change that an earlier
+    // round reported and that is released only now still shows that the item existed
+    // after our write, which is what an incremental round needs to keep an arrival. A
+    // full resync reports every item the folder holds, so such a change must not count
+    // as reported by it, or the item would survive a resync that no longer reports it.
+    pub(super) fn mark_seen_in_round(&mut self, key: FolderKey, item: ItemKey, round: u64) {
+        let counts = self.state.folders.get(&key).is_some_and(|folder| {
+            folder.rounds_started == round || !folder.round.as_ref().is_some_and(|round| round.full)
+        });
+        if counts {
+            self.mark_seen(key, item);
+        }
     }
 
     fn mark_seen(&mut self, key: FolderKey, item: ItemKey) {

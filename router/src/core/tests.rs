@@ -1935,3 +1935,98 @@ fn unreported_arrival_after_lost_delete_unknown() {
         }]
     );
 }
+
+impl Harness {
+    // Starts a create, lets an incremental round report its item "n" before the
+    // create's result, and has the server reject that round's sync state, so a full
+    // resync is in flight when the function returns.
+    fn create_reported_before_resync(&mut self) -> IssuedWrite {
+        let issued = self
+            .core
+            .begin_write(
+                NOW,
+                WriteIntent {
+                    operation: Operation::Create,
+                    item: None,
+                    folder: self.folder,
+                    backend: Backend::Ews,
+                    session: String::new(),
+                    assign_change_key: false,
+                    read_state: None,
+                    target_folder: None,
+                },
+            )
+            .unwrap();
+        self.notice();
+        let (events, _) = self.page(vec![item("n", ChangeKind::Created, 5)], "s2", true);
+        assert!(events.is_empty(), "{events:?}");
+        self.core
+            .handle(
+                NOW,
+                Input::SyncFailed {
+                    folder: self.folder,
+                    failure: SyncFailure::InvalidSyncState,
+                },
+            )
+            .unwrap();
+        self.core.drain_outputs();
+        issued
+    }
+
+    fn create_succeeded(&mut self, write: WriteId) {
+        self.core
+            .handle(
+                NOW,
+                Input::WriteResult {
+                    write,
+                    outcome: WriteOutcome::Succeeded {
+                        change_key: Some(key(5)),
+                        new_id: Some(id("n")),
+                    },
+                },
+            )
+            .unwrap();
+        self.core.drain_outputs();
+    }
+}
+
+// Another client deleted the created item before the full resync ran. The change
+// that the rejected round reported is released during the resync and must not count
+// as reported by it.
+#[test]
+fn full_resync_deletes_created_item_reported_before() {
+    let mut harness = Harness::seeded();
+    let issued = harness.create_reported_before_resync();
+    harness.create_succeeded(issued.id);
+
+    let pages = vec![
+        item("a", ChangeKind::Created, 1),
+        item("b", ChangeKind::Created, 1),
+    ];
+    let (events, _) = harness.page(pages, "r1", false);
+    let deleted: Vec<ItemKey> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::ItemDeleted { item, .. } => Some(*item),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted, vec![issued.item]);
+}
+
+#[test]
+fn full_resync_keeps_created_item_it_reported() {
+    let mut harness = Harness::seeded();
+    let issued = harness.create_reported_before_resync();
+    let (events, _) = harness.page(vec![item("n", ChangeKind::Created, 5)], "r1", true);
+    assert!(events.is_empty(), "{events:?}");
+    harness.create_succeeded(issued.id);
+
+    let pages = vec![
+        item("a", ChangeKind::Created, 1),
+        item("b", ChangeKind::Created, 1),
+    ];
+    let (events, _) = harness.page(pages, "r2", false);
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.item_key("n"), issued.item);
+}
