@@ -634,10 +634,14 @@ async fn ews_write_binds_mapi_synced_item() {
     let bound_entry = exmux_ews::ids::decode_ews_id(&bound).unwrap();
     let reported_entry = exmux_ews::ids::decode_ews_id(reported).unwrap();
     assert_eq!(bound_entry.to_bytes(), reported_entry.to_bytes());
-    // NOTE: the emulator's RopLogon sends MailboxGuid in RFC 4122 byte order, not the
-    // little-endian GUID layout of MS-DTYP 2.3.4.2 that the id builder reads, so the
-    // built id's mailbox GUID text differs from the one its EWS ids carry. An EWS sync
-    // then reports the item under a key of its own, so only the entry ids are compared.
+    // RopLogon's MailboxGuid is in the little-endian GUID layout of MS-DTYP 2.3.4.2, the
+    // layout the id builder reads, so the built id is the one EWS reports, text and all,
+    // and an EWS sync finds the item under the same key.
+    assert_eq!(&bound, reported);
+    assert_eq!(
+        transport.item_key(&BackendItemId::Ews(reported.clone())),
+        Some(item)
+    );
 }
 
 /// An item synced over EWS and written over MAPI/HTTP keeps one key: the MAPI ids

@@ -29,7 +29,7 @@ impl IdCodec {
     pub(crate) fn new(mailbox_guid: uuid::Uuid, store: &Store) -> Self {
         Self {
             mailbox_text: mailbox_guid.hyphenated().to_string(),
-            provider_uid: *mailbox_guid.as_bytes(),
+            provider_uid: mailbox_guid.to_bytes_le(),
             replica: store.replica_guid().0,
         }
     }

@@ -1467,7 +1467,7 @@ fn logon(env: &Env<'_>, logon_flags: u8) -> LogonResponse {
         tracing::warn!("foreign_logon_replica quirk: RopLogon names a replica the ids do not use");
         (
             FOREIGN_REPLICA_ID,
-            WireGuid(*env.mailbox.mailbox_guid.as_bytes()),
+            WireGuid(env.mailbox.mailbox_guid.to_bytes_le()),
         )
     } else {
         (REPLICA_ID, WireGuid(store.replica_guid().0))
@@ -1477,7 +1477,7 @@ fn logon(env: &Env<'_>, logon_flags: u8) -> LogonResponse {
         logon_flags,
         folder_ids,
         response_flags: 0x01 | 0x02 | 0x04,
-        mailbox_guid: WireGuid(*env.mailbox.mailbox_guid.as_bytes()),
+        mailbox_guid: WireGuid(env.mailbox.mailbox_guid.to_bytes_le()),
         repl_id,
         repl_guid,
         logon_time: [
@@ -1643,7 +1643,7 @@ fn object_props(context: &Context, env: &Env<'_>, handle: u32) -> Result<Vec<Tag
             },
             TaggedValue {
                 tag: PropTag(0x0FFB_0102),
-                value: PropValue::Binary(env.mailbox.mailbox_guid.as_bytes().to_vec()),
+                value: PropValue::Binary(env.mailbox.mailbox_guid.to_bytes_le().to_vec()),
             },
         ]),
         Some(Object::Folder(fid)) => {
