@@ -31,7 +31,12 @@ impl RouterCore {
 
     // `round` is the folder's sync round that reported the change. Writes to the item
     // that settled during or after that round may be newer than the change.
-    fn apply_change_in_round(&mut self, folder: FolderKey, change: SyncChange, round: u64) {
+    pub(super) fn apply_change_in_round(
+        &mut self,
+        folder: FolderKey,
+        change: SyncChange,
+        round: u64,
+    ) {
         let id = change.id().clone();
         let known = self.state.ids.key_of(&id);
         if let Some(item) = known {

@@ -955,8 +955,13 @@ impl RouterCore {
                 let Some(held) = self.state.held.remove(&id) else {
                     return;
                 };
+                // The item is gone, which is a deletion like one a sync reports. It is
+                // classified the same way, so a delete of ours still in flight delays it
+                // until its result decides the origin.
                 match self.state.ids.key_of(&id) {
-                    Some(item) => self.apply_deletion(key, item),
+                    Some(_) => {
+                        self.apply_change_in_round(key, SyncChange::Deleted { id }, held.round);
+                    }
                     None => self.counters.unverified_dropped += held.changes.len() as u64,
                 }
             }

@@ -2030,3 +2030,41 @@ fn full_resync_keeps_created_item_it_reported() {
     assert!(events.is_empty(), "{events:?}");
     assert_eq!(harness.item_key("n"), issued.item);
 }
+
+// The fetch that verifies a change finds the item gone while our delete of it is
+// still in flight, so the deletion waits for the delete's result and is our own.
+#[test]
+fn fetch_not_found_during_own_delete_local() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    harness.notice();
+    let update = harness.write(Operation::Update, "a", None);
+    harness.succeed(update, Some(7));
+    let (_, requests) = harness.page(vec![item("a", ChangeKind::Modified, 1)], "s2", false);
+    assert_eq!(requests.len(), 1, "{requests:?}");
+
+    let delete = harness.write(Operation::Delete, "a", None);
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::FetchResult {
+                folder: harness.folder,
+                id: id("a"),
+                outcome: FetchOutcome::NotFound,
+            },
+        )
+        .unwrap();
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(events.is_empty(), "{events:?}");
+
+    harness.succeed(delete, None);
+    let (events, _) = split(harness.core.drain_outputs());
+    let remote: Vec<&Event> = events
+        .iter()
+        .filter(|event| {
+            matches!(event, Event::ItemDeleted { item, origin: Origin::Remote, .. } if *item == a)
+        })
+        .collect();
+    assert!(remote.is_empty(), "{events:?}");
+}
