@@ -229,6 +229,8 @@ async fn run_sync(
         state: saved,
         recorder: recorder.clone(),
         credentials: Some(credentials),
+        // Runs only when [server] lacks an endpoint that the routing needs.
+        autodiscover: Some(exmux_autodiscover::AutodiscoverOptions::default()),
         ..TransportOptions::default()
     };
     let (transport, mut events) = Transport::connect(&config, options)

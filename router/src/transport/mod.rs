@@ -127,6 +127,12 @@ pub struct TransportOptions {
     pub subscription: SubscriptionMode,
     /// Writes every HTTP exchange of both backends to a folder when set (`--record`).
     pub recorder: Option<Arc<CaptureRecorder>>,
+    /// Runs autodiscover from `[server] mailbox` when set and a routed backend's endpoint
+    /// (`ews_url`, or `mapi_url` and `user_dn`) is missing from the configuration. The
+    /// discovered values fill only the missing keys. The credentials of the transport
+    /// are used unless these options name their own. `None` (the default) never runs
+    /// it, so a missing endpoint is [`TransportError::BackendNotOffered`].
+    pub autodiscover: Option<exmux_autodiscover::AutodiscoverOptions>,
 }
 
 impl Default for TransportOptions {
@@ -139,6 +145,7 @@ impl Default for TransportOptions {
             tick: Duration::from_millis(500),
             subscription: SubscriptionMode::streaming(),
             recorder: None,
+            autodiscover: None,
         }
     }
 }
@@ -151,6 +158,7 @@ impl fmt::Debug for TransportOptions {
             .field("tick", &self.tick)
             .field("subscription", &self.subscription)
             .field("recorder", &self.recorder)
+            .field("autodiscover", &self.autodiscover.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -179,6 +187,16 @@ pub enum TransportError {
     /// The configuration names no mailbox.
     #[error("[server] mailbox is missing: add the mailbox's SMTP address")]
     MissingMailbox,
+    /// Autodiscover, run because the configuration lacks an endpoint, found none.
+    #[error(
+        "autodiscover for {address} failed: {source}; set the endpoints in [server] (ews_url, mapi_url, user_dn) instead"
+    )]
+    Autodiscover {
+        /// The address discovered from.
+        address: String,
+        /// Every attempt and why it failed.
+        source: exmux_autodiscover::DiscoverError,
+    },
     /// An EWS call failed.
     #[error("{operation} over EWS failed: {source}")]
     Ews {
@@ -324,6 +342,63 @@ fn credentials(config: &Config, clock: Arc<dyn Clock>) -> Result<Credentials, Tr
     Ok(config.credentials(token_cache, clock)?)
 }
 
+/// Whether a backend that operations are routed to lacks an endpoint key.
+fn endpoints_missing(config: &Config) -> bool {
+    Operation::ALL
+        .into_iter()
+        .map(|operation| config.routing.backend_for(operation))
+        .any(|backend| match backend {
+            Backend::Mapi => config.server.mapi_url.is_none() || config.server.user_dn.is_none(),
+            _ => config.server.ews_url.is_none(),
+        })
+}
+
+/// Runs autodiscover from `[server] mailbox` and returns `config` with its missing
+/// endpoint keys filled from the answer. Keys the configuration sets are kept.
+async fn discover_endpoints(
+    config: &Config,
+    credentials: &Credentials,
+    mut options: exmux_autodiscover::AutodiscoverOptions,
+) -> Result<Config, TransportError> {
+    let address = config
+        .server
+        .mailbox
+        .clone()
+        .ok_or(TransportError::MissingMailbox)?;
+    if options.credentials.is_none() {
+        options.credentials = Some(credentials.clone());
+    }
+    if options.owned_tls.is_none() {
+        options.owned_tls = Some(config.http.tls_config().map_err(ConfigError::from)?);
+    }
+    let http = config.http.build_client().map_err(ConfigError::from)?;
+    let discovery = exmux_autodiscover::Autodiscover::new(http, options)
+        .discover(&address)
+        .await
+        .map_err(|source| TransportError::Autodiscover {
+            address: address.clone(),
+            source,
+        })?;
+    tracing::info!(
+        %address,
+        source = ?discovery.source,
+        "autodiscover supplied the missing endpoints"
+    );
+    let mut config = config.clone();
+    let settings = discovery.settings;
+    let server = &mut config.server;
+    if server.ews_url.is_none() {
+        server.ews_url = settings.ews_url;
+    }
+    if server.mapi_url.is_none() {
+        server.mapi_url = settings.mapi_emsmdb_url;
+    }
+    if server.user_dn.is_none() {
+        server.user_dn = settings.legacy_dn;
+    }
+    Ok(config)
+}
+
 fn item_shape() -> Shape {
     Shape {
         base: BaseShape::IdOnly,
@@ -354,8 +429,22 @@ impl Transport {
     /// secret, [`TransportError::Ews`] when the EWS client cannot be built.
     pub async fn connect(
         config: &Config,
-        options: TransportOptions,
+        mut options: TransportOptions,
     ) -> Result<(Transport, Events), TransportError> {
+        let discovered;
+        let mut early_credentials = None;
+        let config = match options.autodiscover.take() {
+            Some(autodiscover) if endpoints_missing(config) => {
+                let credentials = match options.credentials.take() {
+                    Some(credentials) => credentials,
+                    None => credentials(config, Arc::clone(&options.clock))?,
+                };
+                discovered = discover_endpoints(config, &credentials, autodiscover).await?;
+                early_credentials = Some(credentials);
+                &discovered
+            }
+            _ => config,
+        };
         for backend in [Backend::Ews, Backend::Mapi] {
             let operations: Vec<Operation> = Operation::ALL
                 .into_iter()
@@ -405,7 +494,7 @@ impl Transport {
             .mailbox
             .clone()
             .ok_or(TransportError::MissingMailbox)?;
-        let credentials = match options.credentials {
+        let credentials = match early_credentials.or(options.credentials) {
             Some(credentials) => credentials,
             None => credentials(config, Arc::clone(&options.clock))?,
         };
