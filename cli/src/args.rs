@@ -9,11 +9,11 @@ use exmux::decode::Kind;
 
 /// exmux: a transport layer for Microsoft Exchange over EWS and MAPI/HTTP.
 ///
-/// Exit codes: 0 success; 1 the command ran and found a problem (demo and sim: a
-/// replica that does not match the server, a full resync, a broken invariant; sync: a
-/// state that cannot be saved; decode: a body that does not decode); 2 invalid usage or
-/// configuration; 3 the server or network failed. A full resync that the server
-/// demands during sync is reported, not an error.
+/// Exit codes: 0 success, 1 the command ran and found a problem, 2 invalid usage or
+/// configuration, 3 the server or network failed. Problems that exit 1 are a replica
+/// that does not match the server, a full resync or a broken invariant (demo, sim), a
+/// state that cannot be saved (sync) and a body that does not decode (decode). A full
+/// resync that the server demands during sync is reported, not an error.
 #[derive(Debug, Parser)]
 #[command(name = "exmux", version, about, long_about)]
 pub struct Cli {

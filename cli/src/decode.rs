@@ -372,7 +372,7 @@ mod tests {
     use super::split_http;
 
     #[test]
-    fn header_block_ends_at_the_first_empty_line_whatever_its_ending() {
+    fn split_http_mixed_line_endings() {
         let body = b"\x00\x01\r\n\r\n\x02";
         for head in [
             &b"POST /mapi/emsmdb/ HTTP/1.1\r\nX-RequestType: Execute\r\n\r\n"[..],
@@ -393,7 +393,7 @@ mod tests {
     }
 
     #[test]
-    fn bytes_without_a_start_line_are_all_body() {
+    fn split_http_without_start_line() {
         let (headers, rest) = split_http(b"\x00\x01\n\n");
         assert!(headers.is_empty());
         assert_eq!(rest, b"\x00\x01\n\n");

@@ -667,7 +667,7 @@ fn failure_responses_with_fields() {
 /// redirect whose 255-byte name has no NUL must encode back to the same bytes, not to a
 /// size that wraps to zero (found by the mapi_rop_response fuzz target).
 #[test]
-fn logon_redirect_with_unterminated_255_byte_name_round_trips() {
+fn logon_redirect_long_name_round_trips() {
     let mut wire = vec![0xFE, 0x00, 0x78, 0x04, 0x00, 0x00, 0x00, 0xFF];
     wire.extend(std::iter::repeat_n(b'x', 255));
     let response = RopResponse::decode(&mut Reader::new(&wire), None, None).unwrap();

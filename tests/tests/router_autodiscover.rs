@@ -1,6 +1,6 @@
 //! A configuration that names only the mailbox: the transport runs autodiscover against
-//! the emulator on loopback and fills the missing endpoints of both backends from its
-//! answer.
+//! the emulator on loopback and fills the missing endpoints of both backends from the
+//! discovered settings.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use exmux_autodiscover::{AutodiscoverOptions, LoopbackMap, Method};
@@ -81,7 +81,7 @@ async fn failed_autodiscover_names_the_address() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = autodiscover(&handle);
     let mut map = LoopbackMap::new();
-    // A port on loopback that the test bound and closed: nothing answers there.
+    // A loopback port that the test bound and closed, so no server listens on it.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);

@@ -17,8 +17,8 @@ async fn tls_emulator() -> EmulatorHandle {
     .unwrap()
 }
 
-/// A configuration for `handle` with `routing` as its preset and `http` as the body of
-/// its `[http]` section; the password is read from a file in `dir`.
+/// Builds a configuration for `handle` with `routing` as its preset and `http` as the
+/// body of its `[http]` section. The password is read from a file written in `dir`.
 fn config(handle: &EmulatorHandle, dir: &std::path::Path, routing: &str, http: &str) -> Config {
     let password = dir.join("password");
     std::fs::write(&password, "password1\n").unwrap();

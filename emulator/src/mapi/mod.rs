@@ -805,8 +805,8 @@ impl MapiFrontEnd {
         }
         context.collect_notices(&mut store, &shared.keys);
         self.append_notifications(context, &mut output, limit);
-        // A response field over its wire limit is the emulator's bug, never the client's;
-        // answering with a format error keeps the connection usable and logs it.
+        // A response field over its wire limit is a bug in the emulator, not the client.
+        // Returning a format error logs it and keeps the connection usable.
         rop::try_encode_response_buffer(&output).map_err(|error| {
             warn!(%error, "a ROP response cannot be encoded");
             error_code::RPC_FORMAT

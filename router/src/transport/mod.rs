@@ -342,7 +342,7 @@ fn credentials(config: &Config, clock: Arc<dyn Clock>) -> Result<Credentials, Tr
     Ok(config.credentials(token_cache, clock)?)
 }
 
-/// Whether a backend that operations are routed to lacks an endpoint key.
+/// Returns whether a backend that operations are routed to lacks an endpoint key.
 fn endpoints_missing(config: &Config) -> bool {
     Operation::ALL
         .into_iter()
@@ -354,7 +354,8 @@ fn endpoints_missing(config: &Config) -> bool {
 }
 
 /// Runs autodiscover from `[server] mailbox` and returns `config` with its missing
-/// endpoint keys filled from the answer. Keys the configuration sets are kept.
+/// endpoint keys filled from the discovered settings. Keys the configuration sets are
+/// kept.
 async fn discover_endpoints(
     config: &Config,
     credentials: &Credentials,
@@ -371,6 +372,7 @@ async fn discover_endpoints(
     if options.owned_tls.is_none() {
         options.owned_tls = Some(config.http.tls_config().map_err(ConfigError::from)?);
     }
+
     let http = config.http.build_client().map_err(ConfigError::from)?;
     let discovery = exmux_autodiscover::Autodiscover::new(http, options)
         .discover(&address)
@@ -384,6 +386,7 @@ async fn discover_endpoints(
         source = ?discovery.source,
         "autodiscover supplied the missing endpoints"
     );
+
     let mut config = config.clone();
     let settings = discovery.settings;
     let server = &mut config.server;
