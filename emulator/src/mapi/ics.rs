@@ -2,7 +2,9 @@
 //! FastTransfer streams, and conversion between the wire's REPLGUID-form IDSETs and the
 //! store's sets.
 
-use exmux_mapihttp::fxics::{FxProp, FxWriter, MessageChange, MessageContent};
+use exmux_mapihttp::fxics::{
+    Attachment as FxAttachment, FxProp, FxWriter, MessageChange, MessageContent,
+};
 use exmux_mapihttp::ids::Guid as WireGuid;
 use exmux_mapihttp::idset::{IcsState, IdSet, Replica, StateProperty};
 use exmux_mapihttp::prop::tags::*;
@@ -13,6 +15,7 @@ use crate::store::{
 };
 
 use super::Quirks;
+use super::attachments;
 use super::props::{self, SourceKeys};
 
 /// The store's replica id in REPLID-form IDSETs.
@@ -248,7 +251,20 @@ pub(crate) fn download_stream(
                         .map(fx)
                         .collect(),
                     recipients: Vec::new(),
-                    attachments: Vec::new(),
+                    // Each attachment travels as its own property list, after the
+                    // message's properties and recipients.
+                    attachments: item
+                        .props
+                        .attachments
+                        .iter()
+                        .map(|attachment| FxAttachment {
+                            props: attachments::values_of(attachment)
+                                .into_iter()
+                                .map(fx)
+                                .collect(),
+                            embedded: None,
+                        })
+                        .collect(),
                 };
                 let progress = (flags & FLAG_PROGRESS != 0).then(|| {
                     (

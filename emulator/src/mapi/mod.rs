@@ -16,13 +16,13 @@
 //! foreign replica ids, deletions reported only as "no longer in scope", notifications
 //! out of order after RopPending, and its keep-alive framing.
 //!
-//! Known gaps: the store keeps no recipients or attachments, so RopOpenMessage returns
-//! no recipient rows and attachment tables are empty. RopCopyFolder, streams
-//! (RopOpenStream and the rest) and hierarchy imports fail with ecNotSupported, and the
-//! address book serves only Bind, Unbind and PING.
+//! Messages carry recipients and file attachments (afByValue) read and written with the
+//! attachment ROPs and property streams. Known gap: the address book serves only Bind,
+//! Unbind and PING.
 //!
 //! [`Store`]: crate::store::Store
 
+mod attachments;
 mod context;
 mod folder_import;
 mod ics;

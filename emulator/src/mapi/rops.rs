@@ -17,12 +17,13 @@ use tracing::debug;
 
 use crate::server::MailboxFacts;
 use crate::store::{
-    EventKind, EventKinds, Fid, Globcnt, ImportStamp, ItemProps, Mid, NewItem, NewItemContent, Pcl,
-    Store, StoreError, SubscriptionId, SubscriptionScope, SyncKind, SyncState, WellKnownFolder,
-    Xid,
+    Attachment, EventKind, EventKinds, Fid, Globcnt, ImportStamp, ItemProps, Mid, NewItem,
+    NewItemContent, Pcl, Store, StoreError, SubscriptionId, SubscriptionScope, SyncKind, SyncState,
+    WellKnownFolder, Xid,
 };
 
 use super::Quirks;
+use super::attachments::{self, AttachmentObject};
 use super::context::Context;
 use super::folder_import::{self, FolderChange, FolderKeys};
 use super::ics;
@@ -85,6 +86,7 @@ pub(crate) enum Object {
     Download(Box<Download>),
     Collector(Box<Collector>),
     Stream(Box<StreamObject>),
+    Attachment(Box<AttachmentObject>),
 }
 
 impl Object {
@@ -107,6 +109,7 @@ impl Object {
             Object::Download(_) => "download context",
             Object::Collector(_) => "collector",
             Object::Stream(_) => "stream",
+            Object::Attachment(_) => "attachment",
         }
     }
 }
@@ -118,8 +121,9 @@ pub(crate) struct Table {
     /// contents table opened without NoNotifications.
     pub(crate) subscription: Option<SubscriptionId>,
     pub(crate) logon_id: u8,
-    /// An attachment table. The store keeps no attachments, so it has no rows.
-    attachments: bool,
+    /// The rows of an attachment table, taken when RopGetAttachmentTable ran; `None`
+    /// for a hierarchy or contents table.
+    attachment_rows: Option<Vec<Vec<TaggedValue>>>,
     hierarchy: bool,
     depth: bool,
     associated: bool,
@@ -141,6 +145,12 @@ pub(crate) struct MessageObject {
     /// The recipients after RopModifyRecipients or RopRemoveAllRecipients, written at
     /// the next save; `None` while they are unchanged.
     recipients: Option<Recipients>,
+    /// The attachments after RopSaveChangesAttachment or RopDeleteAttachment, written
+    /// at the next save; `None` while they are unchanged.
+    attachments: Option<Vec<Attachment>>,
+    /// The number the next RopCreateAttachment gives out, so numbers are not reused
+    /// while the message is open; `None` until the first one.
+    next_attachment: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -312,7 +322,7 @@ impl Takeback {
                 cursor: cursor_at(*input_handle),
                 output: None,
             }),
-            Q::OpenMessage { output_handle, .. } => Some(Takeback {
+            Q::OpenMessage { output_handle, .. } | Q::OpenAttachment { output_handle, .. } => Some(Takeback {
                 cursor: None,
                 output: handles
                     .get(usize::from(*output_handle))
@@ -537,7 +547,7 @@ fn dispatch(
                 fid,
                 subscription,
                 logon_id: *logon_id,
-                attachments: false,
+                attachment_rows: None,
                 hierarchy,
                 depth: hierarchy && table_flags & 0x04 != 0,
                 associated: !hierarchy && table_flags & 0x02 != 0,
@@ -553,8 +563,7 @@ fn dispatch(
                 u32::try_from(count).unwrap_or(u32::MAX),
             ))
         }
-        // NOTE: the store keeps no attachment objects, so the table is always empty and
-        // RopOpenAttachment fails with ecNotSupported.
+        // The rows are taken now, so changes saved later do not show in this table.
         Q::GetAttachmentTable {
             input_handle,
             output_handle,
@@ -564,11 +573,16 @@ fn dispatch(
             let Some(Object::Message(message)) = context.objects.get(&handle) else {
                 return Err(error_code::NOT_SUPPORTED);
             };
+            let fid = message.folder;
+            let rows = message_attachments(context, env, handle)?
+                .iter()
+                .map(attachments::row_values)
+                .collect();
             let table = Table {
-                fid: message.folder,
+                fid,
                 subscription: None,
                 logon_id: 0,
-                attachments: true,
+                attachment_rows: Some(rows),
                 hierarchy: false,
                 depth: false,
                 associated: false,
@@ -580,6 +594,81 @@ fn dispatch(
             let handle = context.insert(Object::Table(table));
             set_output(handles, *output_handle, handle);
             // A RopGetAttachmentTable response has no fields (MS-OXCROPS 2.2.6.13.2).
+            Ok(ResponseBody::Empty)
+        }
+        Q::OpenAttachment {
+            input_handle,
+            output_handle,
+            open_attachment_flags,
+            attachment_id,
+            ..
+        } => {
+            let handle = input(context, handles, *input_handle).ok_or(null)?;
+            let list = message_attachments(context, env, handle)?;
+            let attachment = list
+                .iter()
+                .find(|a| a.number == *attachment_id)
+                .ok_or(error_code::NOT_FOUND)?;
+            let object = AttachmentObject::open(handle, attachment, *open_attachment_flags);
+            let attachment_handle = context.insert(Object::Attachment(Box::new(object)));
+            set_output(handles, *output_handle, attachment_handle);
+            Ok(ResponseBody::Empty)
+        }
+        Q::CreateAttachment {
+            input_handle,
+            output_handle,
+            ..
+        } => {
+            let handle = input(context, handles, *input_handle).ok_or(null)?;
+            let first = attachments::next_number(&message_attachments(context, env, handle)?);
+            let Some(Object::Message(message)) = context.objects.get_mut(&handle) else {
+                return Err(error_code::NOT_SUPPORTED);
+            };
+            let number = message.next_attachment.unwrap_or(first);
+            message.next_attachment = Some(number.saturating_add(1));
+            let object = AttachmentObject::create(handle, number);
+            let attachment_handle = context.insert(Object::Attachment(Box::new(object)));
+            set_output(handles, *output_handle, attachment_handle);
+            Ok(ResponseBody::AttachmentId(number))
+        }
+        // Commits the attachment to its message's working list; RopSaveChangesMessage
+        // writes the list to the store (MS-OXCMSG 2.2.3.15).
+        Q::SaveChangesAttachment { input_handle, .. } => {
+            let handle = input(context, handles, *input_handle).ok_or(null)?;
+            let Some(Object::Attachment(object)) = context.objects.get(&handle) else {
+                return Err(error_code::NOT_SUPPORTED);
+            };
+            if !object.writable {
+                return Err(error_code::ACCESS_DENIED);
+            }
+            let (message_handle, attachment) = (object.message, object.to_attachment());
+            let mut list = message_attachments(context, env, message_handle)
+                .map_err(|_| error_code::OBJECT_DELETED)?;
+            attachments::put(&mut list, attachment);
+            let Some(Object::Message(message)) = context.objects.get_mut(&message_handle) else {
+                return Err(error_code::OBJECT_DELETED);
+            };
+            message.attachments = Some(list);
+            Ok(ResponseBody::Empty)
+        }
+        // Like IMessage::DeleteAttach, the deletion reaches the store with the message's
+        // next RopSaveChangesMessage (MS-OXCMSG 2.2.3.14).
+        Q::DeleteAttachment {
+            input_handle,
+            attachment_id,
+            ..
+        } => {
+            let handle = input(context, handles, *input_handle).ok_or(null)?;
+            let mut list = message_attachments(context, env, handle)?;
+            let before = list.len();
+            list.retain(|a| a.number != *attachment_id);
+            if list.len() == before {
+                return Err(error_code::NOT_FOUND);
+            }
+            let Some(Object::Message(message)) = context.objects.get_mut(&handle) else {
+                return Err(error_code::NOT_SUPPORTED);
+            };
+            message.attachments = Some(list);
             Ok(ResponseBody::Empty)
         }
         Q::SetColumns {
@@ -737,6 +826,8 @@ fn dispatch(
                 pending: Vec::new(),
                 import: None,
                 recipients: None,
+                attachments: None,
+                next_attachment: None,
             };
             let handle = context.insert(Object::Message(Box::new(object)));
             set_output(handles, *output_handle, handle);
@@ -759,6 +850,8 @@ fn dispatch(
                 pending: Vec::new(),
                 import: None,
                 recipients: None,
+                attachments: None,
+                next_attachment: None,
             };
             let handle = context.insert(Object::Message(Box::new(object)));
             set_output(handles, *output_handle, handle);
@@ -1303,8 +1396,13 @@ fn dispatch(
             ..
         } => {
             let handle = input(context, handles, *input_handle).ok_or(null)?;
-            if !matches!(context.objects.get(&handle), Some(Object::Message(_))) {
-                return Err(error_code::NOT_SUPPORTED);
+            match context.objects.get(&handle) {
+                Some(Object::Message(_)) => {}
+                Some(Object::Attachment(object)) if object.writable => {}
+                // A read-only attachment opens only read-only streams.
+                Some(Object::Attachment(_)) if *open_mode_flags & 0x03 == 0 => {}
+                Some(Object::Attachment(_)) => return Err(error_code::ACCESS_DENIED),
+                _ => return Err(error_code::NOT_SUPPORTED),
             }
             let values = object_props(context, env, handle)?;
             let stream = streams::open(handle, &values, *tag, *open_mode_flags)?;
@@ -1355,13 +1453,17 @@ fn dispatch(
                 return Err(error_code::NOT_SUPPORTED);
             };
             let value = streams::commit(stream)?;
-            let message = stream.message;
-            // The value joins the message's unsaved writes; RopSaveChangesMessage stores it.
-            let Some(Object::Message(message)) = context.objects.get_mut(&message) else {
-                return Err(error_code::OBJECT_DELETED);
-            };
-            message.pending.retain(|v| v.tag.id() != value.tag.id());
-            message.pending.push(value);
+            let owner = stream.message;
+            // The value joins the unsaved writes of the message or attachment, which
+            // RopSaveChangesMessage or RopSaveChangesAttachment stores.
+            match context.objects.get_mut(&owner) {
+                Some(Object::Message(message)) => {
+                    message.pending.retain(|v| v.tag.id() != value.tag.id());
+                    message.pending.push(value);
+                }
+                Some(Object::Attachment(attachment)) => attachment.set(&[value]),
+                _ => return Err(error_code::OBJECT_DELETED),
+            }
             Ok(ResponseBody::Empty)
         }
         Q::ModifyRecipients {
@@ -1504,8 +1606,9 @@ fn table_rows(
     count: usize,
 ) -> (Vec<Vec<TaggedValue>>, usize) {
     let store = &*env.store;
-    if table.attachments {
-        return (Vec::new(), 0);
+    if let Some(rows) = &table.attachment_rows {
+        let page = rows.iter().skip(start).take(count).cloned().collect();
+        return (page, rows.len());
     }
     if table.hierarchy {
         let folders: Vec<&crate::store::Folder> = if table.depth {
@@ -1661,6 +1764,7 @@ fn object_props(context: &Context, env: &Env<'_>, handle: u32) -> Result<Vec<Tag
             }
             Ok(values)
         }
+        Some(Object::Attachment(attachment)) => Ok(attachment.values.clone()),
         Some(_) => Err(error_code::NOT_SUPPORTED),
         None => Err(error_code::NULL_OBJECT),
     }
@@ -1680,6 +1784,11 @@ fn set_properties(
             }
             Ok(())
         }
+        Some(Object::Attachment(attachment)) if attachment.writable => {
+            attachment.set(values);
+            Ok(())
+        }
+        Some(Object::Attachment(_)) => Err(error_code::ACCESS_DENIED),
         Some(Object::Folder(fid)) => {
             let fid = *fid;
             if let Some(name) = values
@@ -1710,6 +1819,8 @@ fn save_message(context: &mut Context, env: &mut Env<'_>, handle: u32) -> Result
     if let Some(changed) = message.recipients.take() {
         recipients::apply(&changed, &mut update);
     }
+    // Cloned, not taken: a failed save leaves the working list for another try.
+    update.attachments = message.attachments.clone();
     let stamp = message
         .import
         .as_ref()
@@ -1755,6 +1866,7 @@ fn save_message(context: &mut Context, env: &mut Env<'_>, handle: u32) -> Result
     }
     message.mid = Some(mid);
     message.pending.clear();
+    message.attachments = None;
     let associated = message.associated;
     let import = message.import.take();
 
@@ -1777,6 +1889,26 @@ fn save_message(context: &mut Context, env: &mut Env<'_>, handle: u32) -> Result
         }
     }
     Ok(mid)
+}
+
+/// Returns the attachments of an open message: those changed since it was opened, else
+/// the stored ones.
+fn message_attachments(
+    context: &Context,
+    env: &Env<'_>,
+    handle: u32,
+) -> Result<Vec<Attachment>, u32> {
+    let Some(Object::Message(message)) = context.objects.get(&handle) else {
+        return Err(error_code::NOT_SUPPORTED);
+    };
+    if let Some(changed) = &message.attachments {
+        return Ok(changed.clone());
+    }
+    Ok(message
+        .mid
+        .and_then(|mid| env.store.item(mid))
+        .map(|item| item.props.attachments.clone())
+        .unwrap_or_default())
 }
 
 /// Returns the recipients of an open message: those changed since it was opened, else
@@ -1822,6 +1954,9 @@ fn apply_new(item: &mut ItemProps, update: crate::store::ItemUpdate) {
     }
     if let Some(bcc) = update.bcc {
         item.bcc = bcc;
+    }
+    if let Some(attachments) = update.attachments {
+        item.attachments = attachments;
     }
 }
 
@@ -1972,6 +2107,8 @@ fn import_message_change(
         associated: import_flag & 0x10 != 0,
         pending,
         recipients: None,
+        attachments: None,
+        next_attachment: None,
         import: Some(ImportInfo {
             collector: collector_handle,
             source_key: source_key.clone(),

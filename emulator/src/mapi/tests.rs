@@ -1522,6 +1522,13 @@ fn fetch_message_props_and_attachments() {
             content: NewItemContent::Props(ItemProps {
                 subject: "hello".to_owned(),
                 sender: Some(crate::store::Mailbox::new("Ann", "ann@example.test")),
+                attachments: vec![crate::store::Attachment {
+                    number: 0,
+                    file_name: Some("notes.txt".to_owned()),
+                    mime_type: Some("text/plain".to_owned()),
+                    content_id: None,
+                    data: b"abc".to_vec(),
+                }],
                 ..ItemProps::default()
             }),
             ..NewItem::default()
@@ -1589,7 +1596,164 @@ fn fetch_message_props_and_attachments() {
     let ResponseBody::QueryRows { rows, .. } = &result(&responses[4]).body else {
         panic!("not rows");
     };
-    assert!(rows.is_empty(), "the store keeps no attachments");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].cells,
+        vec![exmux_mapihttp::prop::RowCell::Value(PropValue::I32(0))]
+    );
+    assert_eq!(find(PID_TAG_HAS_ATTACHMENTS.0), Some(PropValue::Bool(true)));
+}
+
+#[test]
+fn attachment_rops_write_store_and_mime() {
+    use exmux_mapihttp::prop::RowCell;
+
+    let rig = rig(Quirks::default());
+    let inbox = rig.inbox();
+    let mid = rig.add_item("with attachment");
+    let mut client = Client::new(&rig);
+    client.connect();
+    logon_inbox(&mut client, inbox);
+    client.handles.resize(6, 0xFFFF_FFFF);
+    let open = RopRequest::OpenMessage {
+        logon_id: 0,
+        input_handle: 0,
+        output_handle: 2,
+        code_page_id: 0x0FFF,
+        folder_id: ObjectId(inbox.to_u64()),
+        open_mode_flags: 1,
+        message_id: ObjectId(mid.to_u64()),
+    };
+    let save_message = RopRequest::SaveChangesMessage {
+        logon_id: 0,
+        response_handle: 2,
+        input_handle: 2,
+        save_flags: 0x02,
+    };
+    // Larger than the 16 KiB the emulator returns inline.
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i % 253) as u8).collect();
+    let (first, second) = data.split_at(10_000);
+    let responses = client.execute(&[
+        open.clone(),
+        RopRequest::CreateAttachment {
+            logon_id: 0,
+            input_handle: 2,
+            output_handle: 3,
+        },
+        RopRequest::SetProperties {
+            logon_id: 0,
+            input_handle: 3,
+            values: vec![
+                TaggedValue {
+                    tag: PID_TAG_ATTACH_LONG_FILENAME,
+                    value: PropValue::Unicode("data.bin".to_owned()),
+                },
+                TaggedValue {
+                    tag: PropTag(0x370E_001F),
+                    value: PropValue::Unicode("application/octet-stream".to_owned()),
+                },
+            ],
+        },
+        RopRequest::OpenStream {
+            logon_id: 0,
+            input_handle: 3,
+            output_handle: 4,
+            tag: PID_TAG_ATTACH_DATA_BINARY,
+            open_mode_flags: 0x02,
+        },
+        RopRequest::WriteStream {
+            logon_id: 0,
+            input_handle: 4,
+            data: first.to_vec(),
+        },
+        RopRequest::WriteStream {
+            logon_id: 0,
+            input_handle: 4,
+            data: second.to_vec(),
+        },
+        RopRequest::CommitStream {
+            logon_id: 0,
+            input_handle: 4,
+        },
+        RopRequest::SaveChangesAttachment {
+            logon_id: 0,
+            response_handle: 2,
+            input_handle: 3,
+            save_flags: 0x02,
+        },
+        save_message.clone(),
+    ]);
+    ok(&responses);
+    assert_eq!(result(&responses[1]).body, ResponseBody::AttachmentId(0));
+    {
+        let store = rig.store();
+        let item = store.item(mid).unwrap();
+        assert!(item.props.has_attachments);
+        assert_eq!(item.props.attachments.len(), 1);
+        assert_eq!(item.props.attachments[0].data, data);
+        let mime = item
+            .mime
+            .as_deref()
+            .expect("MIME composed with the attachment");
+        let parsed = mail_parser::MessageParser::default().parse(mime).unwrap();
+        assert_eq!(parsed.attachment_count(), 1);
+        assert_eq!(parsed.attachment(0).unwrap().contents(), data.as_slice());
+    }
+
+    // The data is too large to return inline, so it comes back as ecMAPIOOM.
+    let responses = client.execute(&[
+        open.clone(),
+        RopRequest::OpenAttachment {
+            logon_id: 0,
+            input_handle: 2,
+            output_handle: 3,
+            open_attachment_flags: 0,
+            attachment_id: 0,
+        },
+        RopRequest::GetPropertiesSpecific {
+            logon_id: 0,
+            input_handle: 3,
+            property_size_limit: 0,
+            want_unicode: 1,
+            tags: vec![PID_TAG_ATTACH_SIZE, PID_TAG_ATTACH_DATA_BINARY],
+        },
+        RopRequest::SetProperties {
+            logon_id: 0,
+            input_handle: 3,
+            values: Vec::new(),
+        },
+    ]);
+    let ResponseBody::PropertyRow(row) = &result(&responses[2]).body else {
+        panic!("not a property row");
+    };
+    assert_eq!(row.cells[0], RowCell::Value(PropValue::I32(20_000)));
+    assert_eq!(
+        row.cells[1],
+        RowCell::Error {
+            code: 0x8007_000E,
+            ptype: None
+        }
+    );
+    assert_eq!(
+        result(&responses[3]).return_value,
+        0x8007_0005,
+        "a read-only attachment rejects writes"
+    );
+
+    let responses = client.execute(&[
+        open,
+        RopRequest::DeleteAttachment {
+            logon_id: 0,
+            input_handle: 2,
+            attachment_id: 0,
+        },
+        save_message,
+    ]);
+    ok(&responses);
+    let store = rig.store();
+    let item = store.item(mid).unwrap();
+    assert!(item.props.attachments.is_empty());
+    assert!(!item.props.has_attachments);
 }
 
 #[tokio::test]

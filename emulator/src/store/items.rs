@@ -1,6 +1,6 @@
 //! Item operations: create, read, list, update, mark read, delete, move and copy.
 
-use super::mime::{estimate_size, props_from_mime};
+use super::mime::{compose_mime, estimate_size, props_from_mime};
 use super::model::{ImportStamp, Item, ItemUpdate, NewItemContent, ReadResult, WriteResult};
 use super::notify::{EventKind, ObjectId};
 use super::{Fid, Mid, SessionId, Store, StoreError, Tombstone};
@@ -151,6 +151,11 @@ impl Store {
         self.check_folder(OPERATION, folder)?;
 
         let (mut props, mime) = match new.content {
+            // MIME composed here carries the attachments to the EWS MimeContent.
+            NewItemContent::Props(props) if !props.attachments.is_empty() => {
+                let mime = compose_mime(&props);
+                (props, Some(mime))
+            }
             NewItemContent::Props(props) => (props, None),
             NewItemContent::Empty => (Default::default(), None),
             NewItemContent::Mime(mime) => {
@@ -164,6 +169,7 @@ impl Store {
         if mime.is_some() && props.received.is_none() {
             props.received = Some(self.clock.now());
         }
+        props.has_attachments |= !props.attachments.is_empty();
         let size = match &mime {
             Some(bytes) => u64::try_from(bytes.len()).unwrap_or(u64::MAX),
             None => estimate_size(&props),
@@ -247,8 +253,20 @@ impl Store {
             }
             props = parsed;
             mime = Some(bytes);
+            update.attachments = None;
         }
+        let attachments_changed = update.attachments.is_some();
         apply_update(&mut props, update);
+        if attachments_changed {
+            props.has_attachments = !props.attachments.is_empty();
+            // The MIME is composed again so that it carries the new attachments.
+            // NOTE: this replaces MIME the item was created from with an equivalent
+            // composition, and a later update without attachments leaves the MIME as it
+            // is, as it does for any item with MIME.
+            if mime.is_some() || !props.attachments.is_empty() {
+                mime = Some(compose_mime(&props));
+            }
+        }
         let size = match &mime {
             Some(bytes) => u64::try_from(bytes.len()).unwrap_or(u64::MAX),
             None => estimate_size(&props),
@@ -651,5 +669,8 @@ fn apply_update(props: &mut super::ItemProps, update: ItemUpdate) {
     }
     if let Some(value) = update.body {
         props.body = value;
+    }
+    if let Some(value) = update.attachments {
+        props.attachments = value;
     }
 }

@@ -1,10 +1,13 @@
-//! Item properties read from RFC 5322 MIME content with `mail-parser`.
+//! Item properties read from RFC 5322 MIME content with `mail-parser`, and MIME composed
+//! from properties with `mail-builder`.
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use mail_parser::{Address, MessageParser};
+use mail_builder::MessageBuilder;
+use mail_builder::mime::MimePart;
+use mail_parser::{Address, MessageParser, MimeHeaders};
 
-use super::model::{Body, BodyType, Importance, ItemProps, Mailbox};
+use super::model::{Attachment, Body, BodyType, Importance, ItemProps, Mailbox};
 
 /// Reads the properties of an `IPM.Note` from MIME content, or `None` when the bytes are
 /// not a message. The read flag, follow-up flag and received time are not in the MIME
@@ -57,8 +60,91 @@ pub(crate) fn props_from_mime(mime: &[u8]) -> Option<ItemProps> {
         has_attachments: message.attachment_count() > 0,
         body,
         categories,
+        attachments: attachments_of(&message),
         ..ItemProps::default()
     })
+}
+
+/// Reads the attachments of a parsed message, numbered from 0 in MIME order.
+fn attachments_of(message: &mail_parser::Message<'_>) -> Vec<Attachment> {
+    message
+        .attachments()
+        .zip(0u32..)
+        .map(|(part, number)| Attachment {
+            number,
+            file_name: part.attachment_name().map(str::to_owned),
+            mime_type: part
+                .content_type()
+                .map(|content_type| match content_type.subtype() {
+                    Some(subtype) => format!("{}/{subtype}", content_type.ctype()),
+                    None => content_type.ctype().to_owned(),
+                }),
+            content_id: part
+                .content_id()
+                .map(|id| id.trim_matches(['<', '>']).to_owned()),
+            data: part.contents().to_vec(),
+        })
+        .collect()
+}
+
+/// Composes RFC 5322 MIME from an item's properties: the addresses, subject, date, body
+/// and every attachment. The result is equivalent to the item, not byte-identical to
+/// any MIME it was created from.
+pub(crate) fn compose_mime(props: &ItemProps) -> Vec<u8> {
+    let mut builder = MessageBuilder::new().subject(props.subject.as_str());
+    if let Some(sender) = &props.sender {
+        builder = builder.from((sender.name.as_str(), sender.address.as_str()));
+    }
+    let pairs = |list: &[Mailbox]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|mailbox| (mailbox.name.clone(), mailbox.address.clone()))
+            .collect()
+    };
+    if !props.to.is_empty() {
+        builder = builder.to(pairs(&props.to));
+    }
+    if !props.cc.is_empty() {
+        builder = builder.cc(pairs(&props.cc));
+    }
+    if !props.bcc.is_empty() {
+        builder = builder.bcc(pairs(&props.bcc));
+    }
+    if let Some(seconds) = props
+        .received
+        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+        .map(|elapsed| elapsed.as_secs())
+    {
+        builder = builder.date(seconds);
+    }
+    builder = match &props.body {
+        Some(Body {
+            body_type: BodyType::Html,
+            content,
+        }) => builder.html_body(content.as_str()),
+        Some(body) => builder.text_body(body.content.as_str()),
+        None => builder.text_body(""),
+    };
+    let parts: Vec<MimePart<'_>> = props
+        .attachments
+        .iter()
+        .map(|attachment| {
+            let content_type = attachment
+                .mime_type
+                .as_deref()
+                .unwrap_or("application/octet-stream");
+            let name = attachment.file_name.as_deref().unwrap_or("attachment");
+            let part = MimePart::new(content_type, attachment.data.as_slice()).attachment(name);
+            match &attachment.content_id {
+                Some(id) => part.cid(id.as_str()),
+                None => part,
+            }
+        })
+        .collect();
+    if !parts.is_empty() {
+        builder.attachments = Some(parts);
+    }
+    // mail-builder reports only errors of the writer, and writing to a Vec cannot fail.
+    builder.write_to_vec().unwrap_or_default()
 }
 
 fn mailboxes(address: &Address<'_>) -> Vec<Mailbox> {
@@ -106,12 +192,18 @@ pub(crate) fn estimate_size(props: &ItemProps) -> u64 {
         .sum();
     let categories: usize = props.categories.iter().map(String::len).sum();
     let body = props.body.as_ref().map_or(0, |body| body.content.len());
+    let attachments: usize = props
+        .attachments
+        .iter()
+        .map(|attachment| attachment.data.len() + OVERHEAD)
+        .sum();
     let total = 4 * OVERHEAD
         + props.item_class.len()
         + props.subject.len()
         + recipients
         + categories
-        + body;
+        + body
+        + attachments;
     u64::try_from(total).unwrap_or(u64::MAX)
 }
 
@@ -165,6 +257,41 @@ JVBERi0=\r\n\
         let body = props.body.unwrap();
         assert_eq!(body.body_type, BodyType::Text);
         assert_eq!(body.content.trim(), "See attached.");
+    }
+
+    #[test]
+    fn mime_fills_attachments() {
+        let props = props_from_mime(MESSAGE).unwrap();
+        assert_eq!(props.attachments.len(), 1);
+        let attachment = &props.attachments[0];
+        assert_eq!(attachment.number, 0);
+        assert_eq!(attachment.file_name.as_deref(), Some("r.pdf"));
+        assert_eq!(attachment.mime_type.as_deref(), Some("application/pdf"));
+        assert_eq!(attachment.data, b"%PDF-");
+    }
+
+    #[test]
+    fn composed_mime_keeps_attachments() {
+        let mut props = props_from_mime(MESSAGE).unwrap();
+        let large: Vec<u8> = (0..100 * 1024).map(|i| (i % 251) as u8).collect();
+        props.attachments.push(Attachment {
+            number: 1,
+            file_name: Some("data.bin".to_owned()),
+            mime_type: Some("application/octet-stream".to_owned()),
+            content_id: Some("part1@example.test".to_owned()),
+            data: large.clone(),
+        });
+        let composed = compose_mime(&props);
+        let back = props_from_mime(&composed).unwrap();
+        assert_eq!(back.subject, "Quarterly report");
+        assert_eq!(back.attachments.len(), 2);
+        assert_eq!(back.attachments[0].data, b"%PDF-");
+        assert_eq!(back.attachments[1].file_name.as_deref(), Some("data.bin"));
+        assert_eq!(
+            back.attachments[1].content_id.as_deref(),
+            Some("part1@example.test")
+        );
+        assert_eq!(back.attachments[1].data, large);
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub use ids::{Cn, Fid, Globcnt, Guid, Mid, Pcl, Xid};
 pub use idset::GlobSet;
 pub use items::{FolderCounts, ItemPage, ListOptions, NewItem};
 pub use model::{
-    Body, BodyType, ChangeStamp, FlagStatus, Folder, ImportStamp, Importance, Item, ItemProps,
+    Attachment, Body, BodyType, ChangeStamp, FlagStatus, Folder, ImportStamp, Importance, Item, ItemProps,
     ItemUpdate, Mailbox, NewItemContent, ReadResult, WellKnownFolder, WriteResult,
 };
 pub use notify::{

@@ -199,6 +199,24 @@ impl Mailbox {
     }
 }
 
+/// A file attachment stored by value (MS-OXCMSG 2.2.2.9, PidTagAttachMethod
+/// afByValue).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Hash)]
+pub struct Attachment {
+    /// The attachment number (PidTagAttachNumber), unique within the item. A deleted
+    /// attachment's number is not given to a later one of the same item version.
+    pub number: u32,
+    /// The file name (PidTagAttachLongFilename).
+    pub file_name: Option<String>,
+    /// The MIME content type (PidTagAttachMimeTag), such as `application/pdf`.
+    pub mime_type: Option<String>,
+    /// The content id of an inline attachment (PidTagAttachContentId), without angle
+    /// brackets.
+    pub content_id: Option<String>,
+    /// The content (PidTagAttachDataBinary).
+    pub data: Vec<u8>,
+}
+
 /// The properties of an item that a mail sync reads and writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ItemProps {
@@ -225,10 +243,14 @@ pub struct ItemProps {
     pub categories: Vec<String>,
     /// The importance.
     pub importance: Importance,
-    /// Whether the item has attachments (PidTagHasAttachments).
+    /// Whether the item has attachments (PidTagHasAttachments). The store sets it
+    /// whenever `attachments` is not empty; a caller may set it on an item without
+    /// attachment objects.
     pub has_attachments: bool,
     /// The body, if any.
     pub body: Option<Body>,
+    /// The file attachments, ordered by attachment number.
+    pub attachments: Vec<Attachment>,
 }
 
 impl Default for ItemProps {
@@ -247,6 +269,7 @@ impl Default for ItemProps {
             importance: Importance::Normal,
             has_attachments: false,
             body: None,
+            attachments: Vec::new(),
         }
     }
 }
@@ -264,7 +287,9 @@ pub struct Item {
     /// The properties.
     pub props: ItemProps,
     /// The full MIME content, when the item has one. An item created from MIME keeps its
-    /// bytes; an item created from properties has none.
+    /// bytes. An item whose attachments were set from properties (a MAPI save) gets MIME
+    /// composed from its properties and attachments, so the MIME always carries the
+    /// attachments that `props.attachments` lists. Other items have none.
     pub mime: Option<Vec<u8>>,
     /// The size in bytes (PidTagMessageSize): the MIME length, or an estimate from the
     /// properties when there is no MIME.
@@ -321,6 +346,9 @@ pub struct ItemUpdate {
     pub importance: Option<Importance>,
     /// New has-attachments flag.
     pub has_attachments: Option<bool>,
+    /// New attachments, replacing all current ones. Ignored when `mime` is set, because
+    /// the MIME carries the attachments then.
+    pub attachments: Option<Vec<Attachment>>,
     /// New body.
     pub body: Option<Option<Body>>,
     /// New MIME content; the store re-reads the properties from it.
