@@ -12,6 +12,7 @@ use exmux_core::auth::{
     AuthScheme, Challenge, Credentials, NtlmHandshake, basic_header, bearer_header,
     choose_challenge, parse_challenges,
 };
+use exmux_core::http::ProxySetting;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HOST, LOCATION, WWW_AUTHENTICATE};
 use tokio::time::Instant;
@@ -103,9 +104,11 @@ pub struct AutodiscoverOptions {
     /// handshake, such as [`exmux_core::http::HttpOptions::tls_config`] of the options
     /// the shared client was built from. `None` verifies servers against the platform's
     /// roots only.
-    // NOTE: those connections go directly to the server, because the proxy of the
-    // shared reqwest client does not reach them.
     pub owned_tls: Option<Arc<rustls::ClientConfig>>,
+    /// The proxy those connections tunnel through (`CONNECT`), normally the `proxy` of
+    /// the options the shared client was built from. The default follows the proxy
+    /// environment variables, as reqwest does.
+    pub owned_proxy: ProxySetting,
 }
 
 impl fmt::Debug for AutodiscoverOptions {
@@ -120,6 +123,7 @@ impl fmt::Debug for AutodiscoverOptions {
             .field("loopback", &self.loopback)
             .field("confirm_redirect", &self.confirm_redirect.is_some())
             .field("owned_tls", &self.owned_tls.is_some())
+            .field("owned_proxy", &self.owned_proxy)
             .finish()
     }
 }
@@ -136,6 +140,7 @@ impl Default for AutodiscoverOptions {
             loopback: None,
             confirm_redirect: None,
             owned_tls: None,
+            owned_proxy: ProxySetting::FromEnvironment,
         }
     }
 }
@@ -536,9 +541,13 @@ impl Autodiscover {
         credentials: &Credentials,
         timeout: Duration,
     ) -> Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>), String> {
-        let mut connection =
-            OwnedConnection::open(request.physical, self.options.owned_tls.as_ref(), timeout)
-                .await?;
+        let mut connection = OwnedConnection::open(
+            request.physical,
+            self.options.owned_tls.as_ref(),
+            &self.options.owned_proxy,
+            timeout,
+        )
+        .await?;
         let scheme = match credentials {
             Credentials::Negotiate { .. } => AuthScheme::Negotiate,
             _ => AuthScheme::Ntlm,

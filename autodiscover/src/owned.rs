@@ -18,7 +18,7 @@ use reqwest::StatusCode;
 use url::Url;
 
 use exmux_core::Secret;
-use exmux_core::http::DEFAULT_USER_AGENT;
+use exmux_core::http::{DEFAULT_USER_AGENT, ProxySetting};
 
 /// The largest response body read, in bytes. Autodiscover responses are a few
 /// kilobytes, and the bound keeps a misbehaving server from growing memory without limit.
@@ -50,54 +50,21 @@ pub(crate) struct OwnedConnection {
 }
 
 impl OwnedConnection {
-    /// Opens a connection to the host and port of `physical`, with TLS for `https`.
+    /// Opens a connection to the host and port of `physical`, with TLS for `https`,
+    /// through `proxy`'s tunnel when it applies.
     pub(crate) async fn open(
         physical: &Url,
         tls: Option<&Arc<rustls::ClientConfig>>,
+        proxy: &ProxySetting,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let host = physical
-            .host_str()
-            .ok_or_else(|| format!("the URL {physical} has no host"))?
-            .to_owned();
-        let port = physical
-            .port_or_known_default()
-            .ok_or_else(|| format!("the URL {physical} has no port"))?;
-        // A bracketed IPv6 literal connects without its brackets.
-        let address = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-
-        let tcp = tokio::time::timeout(
-            timeout,
-            tokio::net::TcpStream::connect((address.as_str(), port)),
-        )
-        .await
-        .map_err(|_| {
-            format!(
-                "connecting to {host}:{port} timed out after {} ms",
-                timeout.as_millis()
-            )
-        })?
-        .map_err(|error| format!("connection to {host}:{port} failed: {error}"))?;
-
-        if physical.scheme() != "https" {
-            return handshake_http1(TokioIo::new(tcp)).await;
-        }
         let config = match tls {
             Some(config) => Arc::clone(config),
             None => platform_tls()?,
         };
-        let name = rustls::pki_types::ServerName::try_from(address.clone())
-            .map_err(|error| format!("invalid TLS server name {host}: {error}"))?;
-        let stream = tokio::time::timeout(
-            timeout,
-            tokio_rustls::TlsConnector::from(config).connect(name, tcp),
-        )
-        .await
-        .map_err(|_| format!("the TLS handshake with {host} timed out"))?
-        .map_err(|error| format!("the TLS handshake with {host} failed: {error}"))?;
+        let stream = exmux_core::dial::dial(physical, proxy, &config, timeout)
+            .await
+            .map_err(|error| error.to_string())?;
         handshake_http1(TokioIo::new(stream)).await
     }
 
@@ -199,14 +166,9 @@ where
     Ok(OwnedConnection { sender })
 }
 
-/// Builds TLS settings that verify the server against the platform's roots.
+/// TLS settings that verify the server against the platform's roots.
 fn platform_tls() -> Result<Arc<rustls::ClientConfig>, String> {
-    use rustls_platform_verifier::BuilderVerifierExt as _;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .and_then(|builder| builder.with_platform_verifier())
-        .map_err(|error| format!("cannot set up TLS with the platform's roots: {error}"))?
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    exmux_core::http::HttpOptions::default()
+        .tls_config()
+        .map_err(|error| error.to_string())
 }

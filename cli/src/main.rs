@@ -520,6 +520,7 @@ async fn run_discover(
                 .tls_config()
                 .map_err(|error| (EXIT_USAGE, error.to_string()))?,
         ),
+        owned_proxy: http_options.proxy.clone(),
         ..AutodiscoverOptions::default()
     };
     let http = http_options

@@ -8,11 +8,14 @@
 //! - [`auth`]: credentials, challenge parsing, NTLM and Negotiate tokens, OAuth2 flows
 //!   and the token provider trait.
 //! - [`http`]: HTTP and TLS options and the `reqwest::Client` they build.
+//! - [`dial`]: the connections a client owns for NTLM and Negotiate, through a proxy
+//!   tunnel when one is configured.
 //!
-//! Only [`auth::oauth`] performs network I/O, through the caller's `reqwest::Client`.
+//! Only [`auth::oauth`] and [`dial`] perform network I/O.
 
 pub mod auth;
 pub mod clock;
+pub mod dial;
 pub mod http;
 pub mod secret;
 

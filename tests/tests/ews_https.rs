@@ -337,24 +337,3 @@ fn ca_bundle_without_certificates_is_rejected() {
     assert!(error.to_string().contains("no PEM certificate"), "{error}");
     std::fs::remove_dir_all(dir).ok();
 }
-
-#[test]
-fn explicit_proxy_with_ntlm_is_rejected() {
-    let options = HttpOptions {
-        proxy: ProxySetting::Url {
-            url: Secret::new("http://127.0.0.1:3128"),
-            no_proxy: None,
-        },
-        ..HttpOptions::default()
-    };
-    let error = EwsClient::builder(
-        "https://127.0.0.1:1/EWS/Exchange.asmx",
-        USER,
-        ntlm(PASSWORD),
-    )
-    .http_options(options)
-    .build()
-    .unwrap_err();
-    assert!(matches!(error, ClientError::Config { .. }), "{error:?}");
-    assert!(error.to_string().contains("proxy"), "{error}");
-}

@@ -16,7 +16,7 @@ use url::Url;
 
 use exmux_core::Secret;
 use exmux_core::auth::{self, AuthError, AuthScheme, Credentials, NtlmHandshake};
-use exmux_core::http::{HttpOptions, ProxySetting};
+use exmux_core::http::HttpOptions;
 
 use super::error::ClientError;
 use super::record::{self, PendingExchange, Recorder};
@@ -124,26 +124,12 @@ impl Transport {
     ///
     /// # Errors
     ///
-    /// [`ClientError::Config`] for an unreadable CA bundle or an invalid proxy URL, and
-    /// for an explicit proxy with NTLM or Negotiate credentials, whose owned connections
-    /// cannot go through a proxy yet.
+    /// [`ClientError::Config`] for an unreadable CA bundle or an invalid proxy URL.
     pub(crate) fn new(
         url: Url,
         credentials: Credentials,
         options: HttpOptions,
     ) -> Result<Self, ClientError> {
-        let owned_connections = matches!(
-            credentials,
-            Credentials::Ntlm { .. } | Credentials::Negotiate { .. }
-        );
-        if owned_connections && matches!(options.proxy, ProxySetting::Url { .. }) {
-            return Err(ClientError::Config {
-                reason: "NTLM and Negotiate connections cannot go through [http] proxy yet; \
-                         remove the proxy or use Basic or OAuth2 credentials"
-                    .to_owned(),
-            });
-        }
-
         let pool_tls = tls::client_config(&options)?;
         let pool = tls::build_pool(&options, &pool_tls)?;
         let mut owned_tls = pool_tls.clone();
@@ -524,43 +510,24 @@ impl Transport {
         })
     }
 
-    // NOTE: owned connections ignore the proxy environment variables (HTTPS_PROXY and
-    // the like) and always connect directly.
+    /// Opens an owned connection, through the configured proxy's tunnel when one
+    /// applies (`exmux_core::dial`).
     async fn connect(
         &self,
         operation: &'static str,
     ) -> Result<SendRequest<Full<Bytes>>, ClientError> {
-        let transport_error = |reason: String| ClientError::Transport { operation, reason };
-        let host = self
-            .url
-            .host_str()
-            .ok_or_else(|| transport_error("the EWS URL has no host".to_owned()))?
-            .to_owned();
-        let port = self
-            .url
-            .port_or_known_default()
-            .ok_or_else(|| transport_error("the EWS URL has no port".to_owned()))?;
-
-        let tcp = tokio::time::timeout(
+        let stream = exmux_core::dial::dial(
+            &self.url,
+            &self.options.proxy,
+            &self.tls,
             self.options.connect_timeout,
-            tokio::net::TcpStream::connect((host.as_str(), port)),
         )
         .await
-        .map_err(|_| transport_error(format!("connecting to {host}:{port} timed out")))?
-        .map_err(|error| transport_error(format!("connecting to {host}:{port}: {error}")))?;
-
-        if self.url.scheme() == "https" {
-            let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|error| {
-                transport_error(format!("invalid TLS server name {host}: {error}"))
-            })?;
-            let tls = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
-                .connect(name, tcp)
-                .await
-                .map_err(|error| transport_error(format!("TLS handshake with {host}: {error}")))?;
-            handshake_http1(TokioIo::new(tls), operation).await
-        } else {
-            handshake_http1(TokioIo::new(tcp), operation).await
-        }
+        .map_err(|error| ClientError::Transport {
+            operation,
+            reason: error.to_string(),
+        })?;
+        handshake_http1(TokioIo::new(stream), operation).await
     }
 }
 

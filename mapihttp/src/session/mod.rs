@@ -46,6 +46,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use exmux_core::auth::Credentials;
+use exmux_core::http::ProxySetting;
 use exmux_core::{Clock, SystemClock};
 use http::HeaderMap;
 use tracing::Instrument;
@@ -125,6 +126,10 @@ pub struct SessionConfig {
     /// TLS settings of the connections NTLM and Negotiate run on (reqwest's client is
     /// not used for them); `None` verifies against the platform's roots.
     pub owned_tls: Option<Arc<rustls::ClientConfig>>,
+    /// The proxy of those connections, reached through a `CONNECT` tunnel; pass the
+    /// `proxy` of the `HttpOptions` the reqwest client was built from. By default the
+    /// proxy environment variables apply, as they do for reqwest.
+    pub owned_proxy: ProxySetting,
     /// A recorder that sees every HTTP exchange, with secrets replaced; `None` records
     /// nothing.
     pub recorder: Option<Arc<dyn record::Recorder>>,
@@ -155,6 +160,7 @@ impl SessionConfig {
             retry_delay: Duration::from_millis(500),
             notification_wait_limit: Duration::from_secs(360),
             owned_tls: None,
+            owned_proxy: ProxySetting::FromEnvironment,
             recorder: None,
         }
     }
@@ -281,6 +287,7 @@ impl MapiSession {
             body_limit: config.body_limit,
             owned: Mutex::new(Vec::new()),
             tls: config.owned_tls.clone(),
+            proxy: config.owned_proxy.clone(),
             recorder: config.recorder.clone(),
         };
         let (notices, _) = tokio::sync::broadcast::channel(1024);

@@ -43,6 +43,8 @@ pub(crate) struct Transport {
     pub(crate) owned: Mutex<Vec<SendRequest<Full<Bytes>>>>,
     /// TLS settings of owned connections; `None` uses the platform's roots.
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// The proxy owned connections tunnel through, when it applies to the URL.
+    pub(crate) proxy: exmux_core::http::ProxySetting,
     /// Receives every exchange when set (see `record`).
     pub(crate) recorder: Option<Arc<dyn super::record::Recorder>>,
 }
@@ -396,38 +398,18 @@ impl Transport {
         &self,
         operation: &'static str,
     ) -> Result<SendRequest<Full<Bytes>>, SessionError> {
-        let transport = |reason: String| SessionError::Transport { operation, reason };
         let url = self.parsed_url(operation)?;
-        let host = url
-            .host_str()
-            .ok_or_else(|| transport("the MAPI URL has no host".to_owned()))?
-            .to_owned();
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| transport("the MAPI URL has no port".to_owned()))?;
-        let tcp = tokio::time::timeout(
-            Duration::from_secs(30),
-            tokio::net::TcpStream::connect((host.as_str(), port)),
-        )
-        .await
-        .map_err(|_| transport(format!("connecting to {host}:{port} timed out")))?
-        .map_err(|error| transport(format!("connecting to {host}:{port}: {error}")))?;
-
-        if url.scheme() == "https" {
-            let config = match &self.tls {
-                Some(config) => Arc::clone(config),
-                None => platform_tls(operation)?,
-            };
-            let name = rustls::pki_types::ServerName::try_from(host.clone())
-                .map_err(|error| transport(format!("invalid TLS server name {host}: {error}")))?;
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(|error| transport(format!("TLS handshake with {host}: {error}")))?;
-            handshake_http1(TokioIo::new(tls), operation).await
-        } else {
-            handshake_http1(TokioIo::new(tcp), operation).await
-        }
+        let config = match &self.tls {
+            Some(config) => Arc::clone(config),
+            None => platform_tls(operation)?,
+        };
+        let stream = exmux_core::dial::dial(&url, &self.proxy, &config, Duration::from_secs(30))
+            .await
+            .map_err(|error| SessionError::Transport {
+                operation,
+                reason: error.to_string(),
+            })?;
+        handshake_http1(TokioIo::new(stream), operation).await
     }
 }
 
@@ -453,21 +435,15 @@ where
     Ok(sender)
 }
 
-/// TLS settings that verify the server against the platform's roots.
-// NOTE: owned (NTLM) connections trust only the platform's roots unless
-// `SessionConfig::owned_tls` is set; a CA bundle given to reqwest does not reach them.
+/// TLS settings that verify the server against the platform's roots, for a session
+/// whose `SessionConfig::owned_tls` is unset; the router always sets it from `[http]`.
 fn platform_tls(operation: &'static str) -> Result<Arc<rustls::ClientConfig>, SessionError> {
-    use rustls_platform_verifier::BuilderVerifierExt as _;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .and_then(|builder| builder.with_platform_verifier())
+    exmux_core::http::HttpOptions::default()
+        .tls_config()
         .map_err(|error| SessionError::Usage {
             operation,
-            reason: format!("cannot set up TLS with the platform's roots: {error}"),
-        })?
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+            reason: error.to_string(),
+        })
 }
 
 fn sensitive(operation: &'static str, secret: &Secret) -> Result<HeaderValue, SessionError> {
