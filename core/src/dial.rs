@@ -8,7 +8,7 @@
 //!
 //! Through a proxy the connection is always a `CONNECT` tunnel (RFC 9110 9.3.6), for
 //! `http` URLs too. A forwarding proxy may send the legs of one handshake over
-//! different upstream connections, which breaks connection-based authentication; a
+//! different upstream connections, and that breaks connection-based authentication. A
 //! tunnel keeps the client's one connection end to end.
 
 use std::net::IpAddr;
@@ -24,10 +24,10 @@ use url::Url;
 
 use crate::http::ProxySetting;
 
-/// The longest proxy response head read before the tunnel is given up.
+/// The maximum size of a proxy's response head, in bytes.
 const MAX_PROXY_HEAD: usize = 16 * 1024;
 
-/// Why a connection could not be opened. Messages name hosts and ports, never the
+/// An error opening an owned connection. Messages name hosts and ports, never the
 /// credentials a proxy URL carries.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -37,7 +37,7 @@ pub enum DialError {
     Url {
         /// The URL, without credentials.
         url: String,
-        /// What is missing.
+        /// The missing part.
         reason: String,
     },
     /// Opening the TCP connection failed or timed out.
@@ -45,12 +45,12 @@ pub enum DialError {
     Connect {
         /// `host:port` connected to (the proxy's when one is used).
         target: String,
-        /// What went wrong.
+        /// The cause.
         reason: String,
     },
-    /// The proxy refused the tunnel or answered with something that is not HTTP.
+    /// The proxy rejected the tunnel or responded with something that is not HTTP.
     #[error(
-        "the proxy {proxy} refused a tunnel to {target}: {reason}; check [http] proxy and \
+        "the proxy {proxy} rejected a tunnel to {target}: {reason}; check [http] proxy and \
          no_proxy, or the HTTPS_PROXY and NO_PROXY variables"
     )]
     Proxy {
@@ -58,7 +58,7 @@ pub enum DialError {
         proxy: String,
         /// The server's `host:port`.
         target: String,
-        /// The status line, or what was wrong with the answer.
+        /// The status line, or the fault in the response.
         reason: String,
     },
     /// The TLS handshake failed or timed out.
@@ -66,7 +66,7 @@ pub enum DialError {
     Tls {
         /// The server's host name.
         host: String,
-        /// What went wrong.
+        /// The cause.
         reason: String,
     },
 }
@@ -81,7 +81,7 @@ trait Io: AsyncRead + AsyncWrite + Send {}
 impl<T: AsyncRead + AsyncWrite + Send> Io for T {}
 
 impl OwnedStream {
-    /// The proxy's `host:port` when the connection is tunnelled through one.
+    /// Returns the proxy's `host:port` when the connection is tunnelled through one.
     #[must_use]
     pub fn via_proxy(&self) -> Option<&str> {
         self.via_proxy.as_deref()
@@ -227,7 +227,7 @@ pub async fn dial(
             .map_err(|_| DialError::Proxy {
                 proxy: proxy_name.clone(),
                 target: authority.clone(),
-                reason: format!("no answer within {} ms", timeout.as_millis()),
+                reason: format!("timed out after {} ms", timeout.as_millis()),
             })?
             .map_err(|reason| DialError::Proxy {
                 proxy: proxy_name.clone(),
@@ -256,7 +256,7 @@ pub async fn dial(
         tokio_rustls::TlsConnector::from(Arc::clone(tls)).connect(name, tcp),
     )
     .await
-    .map_err(|_| tls_error(format!("no answer within {} ms", timeout.as_millis())))?
+    .map_err(|_| tls_error(format!("timed out after {} ms", timeout.as_millis())))?
     .map_err(|error| tls_error(error.to_string()))?;
     Ok(OwnedStream {
         inner: Box::pin(stream),
@@ -278,8 +278,8 @@ async fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStre
         })
 }
 
-/// Sends `CONNECT authority` and reads the proxy's answer head. Returns the reason
-/// when the proxy does not answer 2xx.
+/// Sends `CONNECT authority` and reads the proxy's response head. Returns the reason
+/// when the status is not 2xx.
 async fn open_tunnel(
     tcp: &mut TcpStream,
     authority: &str,
@@ -302,15 +302,15 @@ async fn open_tunnel(
     while !head.ends_with(b"\r\n\r\n") {
         if head.len() >= MAX_PROXY_HEAD {
             return Err(format!(
-                "its answer head exceeds {MAX_PROXY_HEAD} bytes without ending"
+                "its response head exceeds {MAX_PROXY_HEAD} bytes without ending"
             ));
         }
         let read = tcp
             .read(&mut byte)
             .await
-            .map_err(|error| format!("reading its answer failed: {error}"))?;
+            .map_err(|error| format!("reading its response failed: {error}"))?;
         if read == 0 {
-            return Err("it closed the connection before answering".to_owned());
+            return Err("it closed the connection before responding".to_owned());
         }
         head.push(byte[0]);
     }
@@ -329,13 +329,13 @@ async fn open_tunnel(
         )),
         Some(_) => Err(status_line),
         None => Err(format!(
-            "its answer is not HTTP: {}",
+            "its response is not HTTP: {}",
             status_line.chars().take(80).collect::<String>()
         )),
     }
 }
 
-/// Where proxy variables come from; a trait so tests need not touch the process
+/// A source of proxy variables. It is a trait so tests need not touch the process
 /// environment.
 trait Environment {
     fn get(&self, name: &str) -> Option<String>;
@@ -403,7 +403,7 @@ fn select_proxy(
     Ok(Some(Proxy { url }))
 }
 
-/// Whether `host` is excluded by a `NO_PROXY` list: `*`, host names (a leading dot or
+/// Returns whether `host` is excluded by a `NO_PROXY` list: `*`, host names (a leading dot or
 /// none, both matching subdomains), IP addresses and CIDR ranges, separated by commas.
 fn no_proxy_matches(list: &str, host: &str) -> bool {
     let host = host.to_ascii_lowercase();

@@ -10,7 +10,7 @@ use exmux_core::http::{HttpOptions, ProxySetting};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-/// A server that answers every connection's first request with `ok`.
+/// Starts a server that responds `ok` to every connection's first request.
 async fn origin() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -41,8 +41,8 @@ async fn read_head(socket: &mut TcpStream) -> String {
     String::from_utf8(head).unwrap()
 }
 
-/// A CONNECT proxy. It keeps every request head it got, and answers 407 to a request
-/// without the `Proxy-Authorization` it expects when `expected` is set.
+/// Starts a CONNECT proxy that stores every request head. When `expected` is set, it
+/// responds 407 to a request without that `Proxy-Authorization`.
 async fn proxy(expected: Option<&'static str>) -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -144,7 +144,7 @@ async fn no_proxy_entry_connects_directly() {
 }
 
 #[tokio::test]
-async fn refused_tunnel_is_a_typed_error_without_the_password() {
+async fn rejected_tunnel_hides_password() {
     let origin_port = origin().await;
     let (proxy_port, _) = proxy(Some("Basic c29tZW9uZTplbHNl")).await;
     let setting = ProxySetting::Url {
@@ -164,7 +164,7 @@ async fn refused_tunnel_is_a_typed_error_without_the_password() {
 }
 
 #[tokio::test]
-async fn proxy_that_does_not_speak_http() {
+async fn non_http_proxy_rejected() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {

@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 const USER: &str = "user1@example.test";
 const PASSWORD: &str = "password1";
 
-/// A CONNECT proxy on 127.0.0.1 that keeps the target of each tunnel it opened.
+/// Starts a CONNECT proxy on 127.0.0.1 that stores the target of each tunnel it opens.
 async fn connect_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -92,7 +92,7 @@ fn through(proxy: &str, bundle: &std::path::Path) -> HttpOptions {
 }
 
 #[tokio::test]
-async fn ews_ntlm_goes_through_the_proxy_tunnel() {
+async fn ews_ntlm_through_proxy() {
     let (emulator, _folder, bundle) = https_emulator().await;
     let (proxy, tunnels) = connect_proxy().await;
     let client = EwsClient::builder(emulator.ews_url(), USER, ntlm())
@@ -116,7 +116,7 @@ async fn ews_ntlm_goes_through_the_proxy_tunnel() {
 }
 
 #[tokio::test]
-async fn mapi_ntlm_goes_through_the_proxy_tunnel() {
+async fn mapi_ntlm_through_proxy() {
     let (emulator, _folder, bundle) = https_emulator().await;
     MapiFrontEnd::mount(&emulator, MapiOptions::default());
     let (proxy, tunnels) = connect_proxy().await;
