@@ -1380,6 +1380,7 @@ async fn compose_mime_from_a_structured_message() {
         .push(exmux_mapihttp::session::StructuredAttachment {
             file_name: Some("a.bin".to_owned()),
             mime_type: Some("application/octet-stream".to_owned()),
+            content_id: Some("a1@example.test".to_owned()),
             data: vec![1, 2, 3],
         });
     let mime = exmux_mapihttp::session::mime::compose(&message).unwrap();
@@ -1393,6 +1394,10 @@ async fn compose_mime_from_a_structured_message() {
     assert_eq!(back.body_text.as_deref().map(str::trim), Some("hello"));
     assert_eq!(back.attachments.len(), 1);
     assert_eq!(back.attachments[0].data, vec![1, 2, 3]);
+    assert_eq!(
+        back.attachments[0].content_id.as_deref(),
+        Some("a1@example.test")
+    );
 }
 
 #[derive(Clone, Default)]

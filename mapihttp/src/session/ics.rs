@@ -7,6 +7,7 @@ use super::batch::BatchResult;
 use super::batch::{Batch, HandleRef};
 use super::ops::*;
 use super::{MapiSession, Replay, SessionError};
+use super::{recipients, streams, write};
 use crate::fxics::{FxReader, MessageChange, SyncEvent, SyncParser};
 use crate::ids::{ObjectId, PredecessorChangeList, Xid};
 use crate::prop::{PropTag, PropValue, TaggedValue, tags};
@@ -489,7 +490,27 @@ impl MapiSession {
         state: &SyncState,
         change: MessageImport,
     ) -> Result<ImportedChange, SessionError> {
-        let operation = "import message change";
+        self.import_change(
+            "import message change",
+            folder,
+            state,
+            change,
+            &StructuredMessage::default(),
+        )
+        .await
+    }
+
+    /// Imports `change` and, from `content`, writes its recipients and attachments on
+    /// the imported message before it is saved. Property values larger than 12 KiB go
+    /// through property streams.
+    async fn import_change(
+        &self,
+        operation: &'static str,
+        folder: ObjectId,
+        state: &SyncState,
+        change: MessageImport,
+        content: &StructuredMessage,
+    ) -> Result<ImportedChange, SessionError> {
         let MessageImport {
             source_key,
             previous,
@@ -518,6 +539,9 @@ impl MapiSession {
                 value: PropValue::Binary(pcl.to_vec()),
             },
         ];
+        // Checked before any request goes out, so an invalid recipient sends nothing.
+        recipients::push_modify(&mut Batch::new(), operation, 0, &content.recipients)?;
+        let (set, large) = streams::split_large(set);
         let mut save_index = 0;
         let (result, checkpoint) = self
             .import(operation, folder, true, state, |batch, collector| {
@@ -536,6 +560,12 @@ impl MapiSession {
                         values: set,
                     });
                 }
+                for (tag, bytes) in &large {
+                    streams::push_write(batch, message, *tag, bytes);
+                }
+                // The recipients passed the same check above, so this cannot fail.
+                let _ = recipients::push_modify(batch, operation, message, &content.recipients);
+                write::push_attachments(batch, message, &content.attachments);
                 save_index = batch.push(RopRequest::SaveChangesMessage {
                     logon_id: 0,
                     response_handle: message,
@@ -578,6 +608,45 @@ impl MapiSession {
         props: Vec<TaggedValue>,
         now_filetime: u64,
     ) -> Result<ImportedChange, SessionError> {
+        let content = StructuredMessage {
+            props,
+            ..StructuredMessage::default()
+        };
+        self.import_new(folder, state, xid, content, now_filetime)
+            .await
+    }
+
+    /// Creates a message from MIME through ICS import, as
+    /// [`MapiSession::import_new_message`] does, with the properties, recipients and
+    /// attachments that [`mime::parse`](super::mime::parse) reads from it.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Usage`] when the bytes are not a MIME message or a recipient
+    /// type is invalid; otherwise as [`MapiSession::import_message_change`].
+    pub async fn import_new_message_from_mime(
+        &self,
+        folder: ObjectId,
+        state: &SyncState,
+        xid: Xid,
+        mime: &[u8],
+        now_filetime: u64,
+    ) -> Result<ImportedChange, SessionError> {
+        let (content, _) = super::mime::parse(mime)?;
+        self.import_new(folder, state, xid, content, now_filetime)
+            .await
+    }
+
+    /// Reserves a source key and imports `content` (its `props`, recipients and
+    /// attachments) as a new message.
+    async fn import_new(
+        &self,
+        folder: ObjectId,
+        state: &SyncState,
+        xid: Xid,
+        content: StructuredMessage,
+        now_filetime: u64,
+    ) -> Result<ImportedChange, SessionError> {
         let operation = "import new message";
         let mut batch = Batch::new();
         let logon = batch.input(HandleRef::Logon);
@@ -598,18 +667,15 @@ impl MapiSession {
             });
         };
         let source_key = Xid::from_globcnt(repl_guid, global_count).to_vec();
-        self.import_message_change(
-            folder,
-            state,
-            MessageImport {
-                source_key,
-                previous: PredecessorChangeList::new(),
-                change_key: xid,
-                set: props,
-                last_modified: now_filetime,
-            },
-        )
-        .await
+        let change = MessageImport {
+            source_key,
+            previous: PredecessorChangeList::new(),
+            change_key: xid,
+            set: content.props.clone(),
+            last_modified: now_filetime,
+        };
+        self.import_change(operation, folder, state, change, &content)
+            .await
     }
 
     /// Records read-state changes through ICS import

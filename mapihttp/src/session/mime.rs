@@ -5,6 +5,7 @@
 
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
+use mail_builder::mime::MimePart;
 use mail_parser::{MessageParser, MimeHeaders};
 
 use super::SessionError;
@@ -77,18 +78,28 @@ pub fn compose(message: &StructuredMessage) -> Result<Vec<u8>, SessionError> {
     if let Some(html) = &message.body_html {
         builder = builder.html_body(html.clone());
     }
-    for attachment in &message.attachments {
-        builder = builder.attachment(
-            attachment
+    let parts: Vec<MimePart<'_>> = message
+        .attachments
+        .iter()
+        .map(|attachment| {
+            let content_type = attachment
                 .mime_type
                 .clone()
-                .unwrap_or_else(|| "application/octet-stream".to_owned()),
-            attachment
+                .unwrap_or_else(|| "application/octet-stream".to_owned());
+            let name = attachment
                 .file_name
                 .clone()
-                .unwrap_or_else(|| "attachment".to_owned()),
-            attachment.data.clone(),
-        );
+                .unwrap_or_else(|| "attachment".to_owned());
+            let part = MimePart::new(content_type, attachment.data.as_slice()).attachment(name);
+            // The Content-ID keeps a cid: reference of the HTML body resolvable.
+            match &attachment.content_id {
+                Some(id) => part.cid(id.clone()),
+                None => part,
+            }
+        })
+        .collect();
+    if !parts.is_empty() {
+        builder.attachments = Some(parts);
     }
     builder.write_to_vec().map_err(|error| SessionError::Usage {
         operation: "compose MIME",
@@ -140,6 +151,9 @@ pub fn parse(mime: &[u8]) -> Result<(StructuredMessage, Vec<TaggedValue>), Sessi
                 Some(sub) => format!("{}/{}", c.ctype(), sub),
                 None => c.ctype().to_owned(),
             }),
+            content_id: part
+                .content_id()
+                .map(|id| id.trim_matches(['<', '>']).to_owned()),
             data: part.contents().to_vec(),
         });
     }
@@ -174,10 +188,9 @@ pub fn parse(mime: &[u8]) -> Result<(StructuredMessage, Vec<TaggedValue>), Sessi
     if let Some(id) = &message.message_id {
         put(PID_TAG_INTERNET_MESSAGE_ID, PropValue::Unicode(id.clone()));
     }
-    // Recipients are not properties: the caller writes `message.recipients` with
-    // RopModifyRecipients (`MapiSession::create_message_with_recipients`).
-    // NOTE: attachments are parsed but not written as MAPI objects yet; they need
-    // RopCreateAttachment on the created message.
+    // Recipients and attachments are not properties: the caller writes
+    // `message.recipients` with RopModifyRecipients and `message.attachments` with
+    // RopCreateAttachment (`MapiSession::create_message_with_content`).
     message.props = props.clone();
     Ok((message, props))
 }

@@ -22,6 +22,8 @@ pub(super) const DOWNLOAD_ATTEMPTS: usize = 3;
 
 /// PidTagAttachMimeTag.
 pub(super) const PID_TAG_ATTACH_MIME_TAG: PropTag = PropTag(0x370E_001F);
+/// PidTagAttachContentId.
+pub(super) const PID_TAG_ATTACH_CONTENT_ID: PropTag = PropTag(0x3712_001F);
 /// PidTagHtml.
 pub(super) const PID_TAG_HTML: PropTag = PropTag(0x1013_0102);
 
@@ -269,8 +271,50 @@ pub struct StructuredAttachment {
     pub file_name: Option<String>,
     /// PidTagAttachMimeTag.
     pub mime_type: Option<String>,
+    /// PidTagAttachContentId, the MIME Content-ID without angle brackets; set for an
+    /// attachment an HTML body refers to.
+    pub content_id: Option<String>,
     /// PidTagAttachDataBinary.
     pub data: Vec<u8>,
+}
+
+impl StructuredAttachment {
+    /// Builds an attachment from the properties of an attachment object.
+    pub(super) fn from_props(find: impl Fn(PropTag) -> Option<PropValue>) -> Self {
+        StructuredAttachment {
+            file_name: text(find(tags::PID_TAG_ATTACH_LONG_FILENAME).as_ref()),
+            mime_type: text(find(PID_TAG_ATTACH_MIME_TAG).as_ref()),
+            content_id: text(find(PID_TAG_ATTACH_CONTENT_ID).as_ref()),
+            data: binary(find(tags::PID_TAG_ATTACH_DATA_BINARY).as_ref()).unwrap_or_default(),
+        }
+    }
+
+    /// Returns the properties a create writes on the attachment object: afByValue
+    /// (MS-OXCMSG 2.2.2.9), the name, type, content id and data.
+    pub(super) fn to_props(&self) -> Vec<TaggedValue> {
+        /// PidTagAttachMethod afByValue: the data is in PidTagAttachDataBinary.
+        const AF_BY_VALUE: i32 = 1;
+        let mut props = vec![TaggedValue {
+            tag: tags::PID_TAG_ATTACH_METHOD,
+            value: PropValue::I32(AF_BY_VALUE),
+        }];
+        let mut put = |tag: PropTag, text: &Option<String>| {
+            if let Some(text) = text {
+                props.push(TaggedValue {
+                    tag,
+                    value: PropValue::Unicode(text.clone()),
+                });
+            }
+        };
+        put(tags::PID_TAG_ATTACH_LONG_FILENAME, &self.file_name);
+        put(PID_TAG_ATTACH_MIME_TAG, &self.mime_type);
+        put(PID_TAG_ATTACH_CONTENT_ID, &self.content_id);
+        props.push(TaggedValue {
+            tag: tags::PID_TAG_ATTACH_DATA_BINARY,
+            value: PropValue::Binary(self.data.clone()),
+        });
+        props
+    }
 }
 
 /// A message fetched over MAPI: its properties, bodies, recipients and attachments.
@@ -328,15 +372,11 @@ impl StructuredMessage {
             });
         }
         for attachment in &change.content.attachments {
-            message.attachments.push(StructuredAttachment {
-                file_name: text(fx_get(
-                    &attachment.props,
-                    tags::PID_TAG_ATTACH_LONG_FILENAME,
-                )),
-                mime_type: text(fx_get(&attachment.props, PID_TAG_ATTACH_MIME_TAG)),
-                data: binary(fx_get(&attachment.props, tags::PID_TAG_ATTACH_DATA_BINARY))
-                    .unwrap_or_default(),
-            });
+            message
+                .attachments
+                .push(StructuredAttachment::from_props(|tag| {
+                    fx_get(&attachment.props, tag).cloned()
+                }));
         }
         message
     }

@@ -358,45 +358,13 @@ impl MapiSession {
         };
         if let Some(msg_handle) = msg_handle {
             for number in numbers {
-                let mut batch = Batch::new();
-                let m = batch.input(HandleRef::Raw(msg_handle));
-                let a = batch.output();
-                batch.push(RopRequest::OpenAttachment {
-                    logon_id: 0,
-                    input_handle: m,
-                    output_handle: a,
-                    open_attachment_flags: 0,
-                    attachment_id: number,
-                });
-                let get = batch.push(RopRequest::GetPropertiesAll {
-                    logon_id: 0,
-                    input_handle: a,
-                    property_size_limit: 0,
-                    want_unicode: 1,
-                });
-                batch.push(RopRequest::Release {
-                    logon_id: 0,
-                    input_handle: a,
-                });
-                let result = self.execute(operation, &batch, Replay::Safe).await?;
-                let Ok(RopResult {
-                    body: ResponseBody::PropertyValues(values),
-                    ..
-                }) = ok(&result, get, operation)
-                else {
-                    continue;
-                };
-                let find = |tag| {
-                    values
-                        .iter()
-                        .find(|v: &&TaggedValue| v.tag == tag)
-                        .map(|v| &v.value)
-                };
-                structured.attachments.push(StructuredAttachment {
-                    file_name: text(find(tags::PID_TAG_ATTACH_LONG_FILENAME)),
-                    mime_type: text(find(PID_TAG_ATTACH_MIME_TAG)),
-                    data: binary(find(tags::PID_TAG_ATTACH_DATA_BINARY)).unwrap_or_default(),
-                });
+                match self.fetch_attachment(operation, msg_handle, number).await {
+                    Ok(attachment) => structured.attachments.push(attachment),
+                    Err(error) => {
+                        self.release_raw(&[Some(msg_handle)]).await;
+                        return Err(error);
+                    }
+                }
             }
             self.release_raw(&[Some(msg_handle)]).await;
         }
@@ -405,6 +373,70 @@ impl MapiSession {
 }
 
 impl MapiSession {
+    /// Reads attachment `number` of an open message (`message`, a raw handle of the
+    /// current context) with RopOpenAttachment and RopGetPropertiesAll, and reads the
+    /// data through a stream when the server returns it as ecMAPIOOM.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when a ROP, a stream read or the Execute fails.
+    async fn fetch_attachment(
+        &self,
+        operation: &'static str,
+        message: u32,
+        number: u32,
+    ) -> Result<StructuredAttachment, SessionError> {
+        let mut batch = Batch::new();
+        let m = batch.input(HandleRef::Raw(message));
+        let a = batch.output();
+        let open = batch.push(RopRequest::OpenAttachment {
+            logon_id: 0,
+            input_handle: m,
+            output_handle: a,
+            open_attachment_flags: 0,
+            attachment_id: number,
+        });
+        let get = batch.push(RopRequest::GetPropertiesAll {
+            logon_id: 0,
+            input_handle: a,
+            property_size_limit: 0,
+            want_unicode: 1,
+        });
+        let result = self.execute(operation, &batch, Replay::Safe).await?;
+        check(&result, open, operation)?;
+        let handle = result.handle(a).ok_or(SessionError::MissingResponse {
+            operation,
+            rop: "RopOpenAttachment",
+        })?;
+        let values = match ok(&result, get, operation) {
+            Ok(RopResult {
+                body: ResponseBody::PropertyValues(values),
+                ..
+            }) => Ok(values.clone()),
+            Ok(_) => Err(SessionError::MissingResponse {
+                operation,
+                rop: "RopGetPropertiesAll",
+            }),
+            Err(error) => Err(error),
+        };
+        // The attachment is released whether or not the reads succeed.
+        let read = match values {
+            Ok(mut values) => self
+                .read_large_values(operation, handle, &mut values)
+                .await
+                .map(|()| values),
+            Err(error) => Err(error),
+        };
+        self.release_raw(&[Some(handle)]).await;
+        let values = read?;
+        Ok(StructuredAttachment::from_props(|tag| {
+            values
+                .iter()
+                .find(|value| value.tag == tag)
+                .map(|value| value.value.clone())
+        }))
+    }
+
     /// Replaces each value the server returned as ecMAPIOOM, because it was too large
     /// to return inline, with the value read through a stream. RopGetPropertiesList on
     /// `message` supplies the property types that the error values no longer carry.

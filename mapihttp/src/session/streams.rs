@@ -71,9 +71,10 @@ pub(super) fn split_large(props: Vec<TaggedValue>) -> (Vec<TaggedValue>, Vec<(Pr
     (inline, large)
 }
 
-/// Appends the ROPs that write `bytes` to `tag` of the message in slot `message`: open a
-/// stream that creates the property, write it in chunks, commit, release. The value
-/// takes effect with the message's next RopSaveChangesMessage.
+/// Appends the ROPs that write `bytes` to `tag` of the message or attachment in slot
+/// `message`: open a stream that creates the property, write it in chunks, commit,
+/// release. The value takes effect with the object's next RopSaveChangesMessage or
+/// RopSaveChangesAttachment.
 pub(super) fn push_write(batch: &mut Batch, message: u8, tag: PropTag, bytes: &[u8]) {
     let stream = batch.output();
     batch.push(RopRequest::OpenStream {

@@ -11,6 +11,47 @@ use crate::ids::ObjectId;
 use crate::prop::{PropValue, TaggedValue, tags};
 use crate::rop::{ResponseBody, RopRequest, RopString};
 
+/// SaveFlags of RopSaveChangesAttachment: keep the attachment open read-write.
+const KEEP_OPEN_READ_WRITE: u8 = 0x02;
+
+/// Appends the ROPs that add `attachments` to the message in slot `message`: for each,
+/// RopCreateAttachment, RopSetProperties, the data through a property stream when it is
+/// large, RopSaveChangesAttachment and RopRelease. The message's next
+/// RopSaveChangesMessage stores them.
+pub(super) fn push_attachments(
+    batch: &mut Batch,
+    message: u8,
+    attachments: &[StructuredAttachment],
+) {
+    for attachment in attachments {
+        let slot = batch.output();
+        batch.push(RopRequest::CreateAttachment {
+            logon_id: 0,
+            input_handle: message,
+            output_handle: slot,
+        });
+        let (inline, large) = streams::split_large(attachment.to_props());
+        batch.push(RopRequest::SetProperties {
+            logon_id: 0,
+            input_handle: slot,
+            values: inline,
+        });
+        for (tag, bytes) in &large {
+            streams::push_write(batch, slot, *tag, bytes);
+        }
+        batch.push(RopRequest::SaveChangesAttachment {
+            logon_id: 0,
+            response_handle: message,
+            input_handle: slot,
+            save_flags: KEEP_OPEN_READ_WRITE,
+        });
+        batch.push(RopRequest::Release {
+            logon_id: 0,
+            input_handle: slot,
+        });
+    }
+}
+
 impl MapiSession {
     /// Marks messages read or unread with RopSetReadFlags. Read state carries no change
     /// key on any protocol; prefer [`MapiSession::import_read_states`] to keep the change
@@ -180,7 +221,8 @@ impl MapiSession {
     /// Creates a message as [`MapiSession::create_message`] does, and gives it
     /// `recipients` with RopModifyRecipients before it is saved and, when `submit` is
     /// set, sent. [`mime::parse`](super::mime::parse) returns the recipients of a MIME
-    /// message.
+    /// message. The message has no attachments: see
+    /// [`MapiSession::create_message_from_mime`].
     ///
     /// # Errors
     ///
@@ -191,6 +233,54 @@ impl MapiSession {
         folder: ObjectId,
         props: Vec<TaggedValue>,
         recipients: &[StructuredRecipient],
+        submit: bool,
+    ) -> Result<(ObjectId, Option<Vec<u8>>), SessionError> {
+        self.create_message_with_content(folder, props, recipients, &[], submit)
+            .await
+    }
+
+    /// Creates a message from MIME, as [`mime::parse`](super::mime::parse) reads it:
+    /// its properties, recipients and attachments, in one batch saved at once. When
+    /// `submit` is set the message is sent. Returns the new message id and the change
+    /// key the server assigned.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Usage`] when the bytes are not a MIME message; otherwise as
+    /// [`MapiSession::create_message_with_content`].
+    pub async fn create_message_from_mime(
+        &self,
+        folder: ObjectId,
+        mime: &[u8],
+        submit: bool,
+    ) -> Result<(ObjectId, Option<Vec<u8>>), SessionError> {
+        let (message, props) = super::mime::parse(mime)?;
+        self.create_message_with_content(
+            folder,
+            props,
+            &message.recipients,
+            &message.attachments,
+            submit,
+        )
+        .await
+    }
+
+    /// Creates a message as [`MapiSession::create_message_with_recipients`] does, and
+    /// adds `attachments` before the message is saved: each one with
+    /// RopCreateAttachment, its properties (the data through a property stream when it
+    /// is larger than 12 KiB) and RopSaveChangesAttachment. The attachments reach the
+    /// store with the message's RopSaveChangesMessage, so a failed create leaves
+    /// neither behind (MS-OXCMSG 2.2.3.15).
+    ///
+    /// # Errors
+    ///
+    /// As [`MapiSession::create_message_with_recipients`].
+    pub async fn create_message_with_content(
+        &self,
+        folder: ObjectId,
+        props: Vec<TaggedValue>,
+        recipients: &[StructuredRecipient],
+        attachments: &[StructuredAttachment],
         submit: bool,
     ) -> Result<(ObjectId, Option<Vec<u8>>), SessionError> {
         let operation = if submit {
@@ -221,6 +311,7 @@ impl MapiSession {
             streams::push_write(&mut batch, m, *tag, bytes);
         }
         recipients::push_modify(&mut batch, operation, m, recipients)?;
+        push_attachments(&mut batch, m, attachments);
         let save = batch.push(RopRequest::SaveChangesMessage {
             logon_id: 0,
             response_handle: m,
