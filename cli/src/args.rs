@@ -90,10 +90,18 @@ pub enum Command {
     },
     /// Print the capability table and, with a configuration, each operation's route and
     /// what the server offered.
+    ///
+    /// With --config, the server column comes from a probe of each backend. Endpoints
+    /// missing from [server] are looked up with autodiscover from [server] mailbox,
+    /// which also lists the protocols the server offers.
     Capabilities {
         /// The configuration file.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Send autodiscover requests for HOST to BASE instead (for an emulator on
+        /// loopback), as HOST=BASE, for example example.test=http://127.0.0.1:8080.
+        #[arg(long, value_name = "HOST=BASE", requires = "config")]
+        loopback: Vec<String>,
     },
     /// Decode a captured EWS SOAP message or MAPI/HTTP body.
     ///

@@ -76,7 +76,9 @@ async fn run(command: Command) -> Outcome {
             state,
             record,
         } => run_sync(&config, state, record, true).await,
-        Command::Capabilities { config } => run_capabilities(config.as_deref()).await,
+        Command::Capabilities { config, loopback } => {
+            run_capabilities(config.as_deref(), &loopback).await
+        }
         Command::Decode {
             kind,
             file,
@@ -381,7 +383,7 @@ fn print_live(event: &Event) {
     }
 }
 
-async fn run_capabilities(config_path: Option<&Path>) -> Outcome {
+async fn run_capabilities(config_path: Option<&Path>, loopback: &[String]) -> Outcome {
     let table = CapabilityTable::default();
     println!("{table}");
     let Some(path) = config_path else {
@@ -402,17 +404,147 @@ async fn run_capabilities(config_path: Option<&Path>) -> Outcome {
         );
     }
     println!();
+
+    let loopback = loopback_map(loopback)?;
+    let discovered = discover_for_capabilities(&config, path, loopback).await;
+    let mut probed = config.clone();
+    if let Some(settings) = &discovered {
+        fill_endpoints(&mut probed, settings);
+    }
     println!("server offers:");
     for backend in Backend::ALL {
-        match config.server.endpoint(backend) {
-            None => println!("  {:<5} no endpoint configured", backend.key()),
-            Some(url) => {
-                let probe = probe(&config, path, backend).await;
-                println!("  {:<5} {url}: {probe}", backend.key());
+        let listed = discovered
+            .as_ref()
+            .map(|settings| offers(settings, backend));
+        let source = if config.server.endpoint(backend).is_some() {
+            "configured"
+        } else {
+            "from autodiscover"
+        };
+        match (probed.server.endpoint(backend), listed) {
+            (None, Some(false)) => println!(
+                "  {:<5} not offered: autodiscover lists no {} endpoint",
+                backend.key(),
+                backend.key()
+            ),
+            (None, _) => println!(
+                "  {:<5} no endpoint configured or discovered",
+                backend.key()
+            ),
+            (Some(url), _) => {
+                let probe = probe(&probed, path, backend).await;
+                println!("  {:<5} {url} ({source}): {probe}", backend.key());
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs autodiscover from `[server] mailbox` when an endpoint key is missing, prints
+/// the source of the settings, and returns them. Returns `None` when it did not run or
+/// failed, after printing the reason.
+async fn discover_for_capabilities(
+    config: &Config,
+    config_path: &Path,
+    loopback: Option<LoopbackMap>,
+) -> Option<exmux_autodiscover::Settings> {
+    let complete = config.server.ews_url.is_some()
+        && config.server.mapi_url.is_some()
+        && config.server.user_dn.is_some();
+    if complete {
+        return None;
+    }
+    let Some(address) = config.server.mailbox.as_deref() else {
+        println!("autodiscover: not run, [server] mailbox is not set");
+        return None;
+    };
+    let credentials = match exmux::login::credentials(config, config_path) {
+        Ok(credentials) => credentials,
+        Err(error) => {
+            println!(
+                "autodiscover for {address}: not run, the credentials are not usable: {error}"
+            );
+            return None;
+        }
+    };
+    let setup = config
+        .http
+        .tls_config()
+        .and_then(|tls| Ok((tls, config.http.build_client()?)));
+    let (tls, http) = match setup {
+        Ok(setup) => setup,
+        Err(error) => {
+            println!("autodiscover for {address}: not run: {error}");
+            return None;
+        }
+    };
+    let options = AutodiscoverOptions {
+        credentials: Some(credentials),
+        loopback,
+        owned_tls: Some(tls),
+        owned_proxy: config.http.proxy.clone(),
+        ..AutodiscoverOptions::default()
+    };
+    match Autodiscover::new(http, options).discover(address).await {
+        Ok(discovery) => {
+            let mut protocols: Vec<&str> = Vec::new();
+            for protocol in &discovery.settings.protocols {
+                let name = protocol_name(*protocol);
+                if !protocols.contains(&name) {
+                    protocols.push(name);
+                }
+            }
+            println!(
+                "autodiscover for {address}: {} at {}; protocols: {}",
+                discovery.source.method,
+                discovery.source.url,
+                if protocols.is_empty() {
+                    "none listed".to_owned()
+                } else {
+                    protocols.join(", ")
+                }
+            );
+            Some(discovery.settings)
+        }
+        Err(error) => {
+            println!("autodiscover for {address} failed: {error}");
+            None
+        }
+    }
+}
+
+/// Returns the usual name of an autodiscover protocol.
+fn protocol_name(protocol: exmux_autodiscover::Protocol) -> &'static str {
+    use exmux_autodiscover::Protocol;
+    match protocol {
+        Protocol::Ews => "EWS",
+        Protocol::MapiHttp => "MAPI/HTTP",
+        Protocol::RpcOverHttp => "RPC over HTTP (not spoken by exmux)",
+        Protocol::RpcInternal => "RPC (not spoken by exmux)",
+        _ => "another protocol",
+    }
+}
+
+/// Fills the endpoint keys that `config` lacks from discovered settings.
+fn fill_endpoints(config: &mut Config, settings: &exmux_autodiscover::Settings) {
+    let server = &mut config.server;
+    if server.ews_url.is_none() {
+        server.ews_url.clone_from(&settings.ews_url);
+    }
+    if server.mapi_url.is_none() {
+        server.mapi_url.clone_from(&settings.mapi_emsmdb_url);
+    }
+    if server.user_dn.is_none() {
+        server.user_dn.clone_from(&settings.legacy_dn);
+    }
+}
+
+/// Returns whether discovered settings carry an endpoint for `backend`.
+fn offers(settings: &exmux_autodiscover::Settings, backend: Backend) -> bool {
+    match backend {
+        Backend::Mapi => settings.mapi_emsmdb_url.is_some(),
+        _ => settings.ews_url.is_some(),
+    }
 }
 
 /// Connects with every operation routed to `backend` and reports whether the server
@@ -460,6 +592,32 @@ fn run_decode(kind: decode::Kind, file: &Path, request_type: Option<&str>, json:
     Ok(ExitCode::SUCCESS)
 }
 
+/// Parses `--loopback HOST=BASE` entries. Returns `None` when there are none.
+fn loopback_map(loopback: &[String]) -> Result<Option<LoopbackMap>, (u8, String)> {
+    if loopback.is_empty() {
+        return Ok(None);
+    }
+    let mut map = LoopbackMap::new();
+    for entry in loopback {
+        let Some((host, base)) = entry.split_once('=') else {
+            return Err((
+                EXIT_USAGE,
+                format!(
+                    "--loopback {entry:?} is not HOST=BASE, for example example.test=http://127.0.0.1:8080"
+                ),
+            ));
+        };
+        let base = url::Url::parse(base).map_err(|error| {
+            (
+                EXIT_USAGE,
+                format!("--loopback {entry:?}: {base:?} is not a URL ({error})"),
+            )
+        })?;
+        map.insert(host, base);
+    }
+    Ok(Some(map))
+}
+
 async fn run_discover(
     address: &str,
     password_env: Option<String>,
@@ -493,28 +651,10 @@ async fn run_discover(
         }
         None => from_config,
     };
-    let mut map = LoopbackMap::new();
-    for entry in loopback {
-        let Some((host, base)) = entry.split_once('=') else {
-            return Err((
-                EXIT_USAGE,
-                format!(
-                    "--loopback {entry:?} is not HOST=BASE, for example example.test=http://127.0.0.1:8080"
-                ),
-            ));
-        };
-        let base = url::Url::parse(base).map_err(|error| {
-            (
-                EXIT_USAGE,
-                format!("--loopback {entry:?}: {base:?} is not a URL ({error})"),
-            )
-        })?;
-        map.insert(host, base);
-    }
     let http_options = config.map(|config| config.http).unwrap_or_default();
     let options = AutodiscoverOptions {
         credentials,
-        loopback: (!loopback.is_empty()).then_some(map),
+        loopback: loopback_map(loopback)?,
         owned_tls: Some(
             http_options
                 .tls_config()

@@ -62,8 +62,8 @@ fn capabilities_print_the_table_and_routes() {
     let config = dir.path().join("exmux.toml");
     std::fs::write(
         &config,
-        "[server]\nmailbox = \"user1@example.test\"\n\
-         [auth]\nmethod = \"basic\"\nusername = \"user1@example.test\"\npassword_env = \"EXMUX_UNSET_FOR_TEST\"\n\
+        // No mailbox, so autodiscover does not run and nothing leaves this machine.
+        "[auth]\nmethod = \"basic\"\nusername = \"user1@example.test\"\npassword_env = \"EXMUX_UNSET_FOR_TEST\"\n\
          [routing]\npreset = \"hybrid\"\n",
     )
     .unwrap();
@@ -73,6 +73,7 @@ fn capabilities_print_the_table_and_routes() {
     assert!(text.contains("sync_items"));
     assert!(text.contains("fetch            ews"), "{text}");
     assert!(text.contains("no endpoint configured"), "{text}");
+    assert!(text.contains("autodiscover: not run"), "{text}");
 }
 
 #[test]
@@ -251,4 +252,66 @@ async fn sync_record_writes_both_protocols() {
         }
     }
     handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capabilities_use_autodiscover() {
+    let handle = exmux::emulator::start("127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("exmux.toml");
+    // No endpoint keys: both come from autodiscover.
+    std::fs::write(
+        &config,
+        "[server]\nmailbox = \"user1@example.test\"\n\
+         [auth]\nmethod = \"basic\"\nusername = \"user1@example.test\"\npassword_env = \"EXMUX_TEST_PASSWORD\"\n\
+         [routing]\npreset = \"hybrid\"\n",
+    )
+    .unwrap();
+
+    let loopback = format!("example.test={}", handle.base_url());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_exmux"))
+            .args([
+                "capabilities",
+                "--config",
+                config.to_str().unwrap(),
+                "--loopback",
+                &loopback,
+            ])
+            .env("EXMUX_TEST_PASSWORD", exmux::emulator::PASSWORD)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let text = stdout(&output);
+    let discovered = text
+        .lines()
+        .find(|line| line.starts_with("autodiscover for user1@example.test:"))
+        .unwrap_or_default();
+    assert!(discovered.contains("EWS"), "{text}");
+    assert!(discovered.contains("MAPI/HTTP"), "{text}");
+
+    let ews_line = text
+        .lines()
+        .find(|line| line.trim_start().starts_with("ews "))
+        .unwrap_or_default();
+    assert!(ews_line.contains(&handle.ews_url()), "{text}");
+    assert!(
+        ews_line.contains("(from autodiscover): reachable"),
+        "{text}"
+    );
+    let mapi_line = text
+        .lines()
+        .find(|line| line.trim_start().starts_with("mapi "))
+        .unwrap_or_default();
+    assert!(
+        mapi_line.contains("(from autodiscover): reachable"),
+        "{text}"
+    );
+    assert!(!text.contains(exmux::emulator::PASSWORD), "{text}");
 }
