@@ -186,8 +186,8 @@ pub enum Command {
         /// The client: ews, mapi, hybrid (exmux routings) or naive-ews (the usual client).
         #[arg(long, default_value = "hybrid")]
         mode: exmux_sim::Mode,
-        /// How many schedules to run.
-        #[arg(long, default_value_t = 10_000)]
+        /// How many schedules to run, at least 1.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
         seeds: u64,
         /// The first seed.
         #[arg(long, default_value_t = 0)]

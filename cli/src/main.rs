@@ -99,7 +99,20 @@ async fn run(command: Command) -> Outcome {
             seeds,
             from,
             json,
-        } => Ok(sim::run(mode, seeds, from, json)),
+        } => {
+            // Seeds run from `from` to `from + seeds - 1`; a range past the largest seed
+            // would wrap around to seed 0.
+            if from.checked_add(seeds - 1).is_none() {
+                return Err((
+                    EXIT_USAGE,
+                    format!(
+                        "--from {from} --seeds {seeds} goes past the largest seed {};                          lower --from or --seeds",
+                        u64::MAX
+                    ),
+                ));
+            }
+            Ok(sim::run(mode, seeds, from, json))
+        }
         Command::Version => {
             println!("exmux {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
@@ -130,6 +143,17 @@ async fn run_demo(routing: RoutingArg, json: bool, record: Option<PathBuf>) -> O
         RoutingArg::Mapi => Preset::Mapi,
         RoutingArg::Hybrid => Preset::Hybrid,
     };
+    if let Some(dir) = &record {
+        check_writable_dir(dir).map_err(|reason| {
+            (
+                EXIT_USAGE,
+                format!(
+                    "--record {}: {reason}; name a writable folder",
+                    dir.display()
+                ),
+            )
+        })?;
+    }
     let summary = match demo::run(preset, record, move |event| {
         if !json {
             print_event(event);
@@ -198,6 +222,37 @@ fn transport_error(error: TransportError) -> (u8, String) {
     (code, error.to_string())
 }
 
+/// Checks that `dir` exists or can be created, and that a file can be created in it.
+fn check_writable_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|error| format!("cannot create it: {error}"))?;
+    let probe = dir.join(format!(".exmux-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|error| format!("cannot write in it: {error}"))?;
+    std::fs::remove_file(&probe).map_err(|error| format!("cannot clean up in it: {error}"))
+}
+
+/// Checks that `path` can be written: an existing file opened for appending, or a new
+/// file created in its folder (and removed again).
+fn check_writable_file(path: &Path) -> Result<(), String> {
+    if path.exists() {
+        return std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(|error| format!("cannot write it: {error}"));
+    }
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(format!("its folder {} does not exist", folder.display()));
+    }
+    let probe = folder.join(format!(".exmux-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .map_err(|error| format!("cannot create a file in its folder: {error}"))?;
+    std::fs::remove_file(&probe).map_err(|error| format!("cannot clean up in its folder: {error}"))
+}
+
 async fn run_sync(
     config_path: &Path,
     state: Option<PathBuf>,
@@ -210,6 +265,17 @@ async fn run_sync(
     }
     let state_path = state.unwrap_or_else(|| default_state_path(config_path));
     let saved = load_state(&state_path).map_err(|error| (EXIT_USAGE, error.to_string()))?;
+    // The state is saved after the sync; a path that cannot be written fails now, before
+    // any work is done.
+    check_writable_file(&state_path).map_err(|reason| {
+        (
+            EXIT_USAGE,
+            format!(
+                "--state {}: {reason}; name a writable file",
+                state_path.display()
+            ),
+        )
+    })?;
     let first_run = saved.is_none();
     let recorder = match &record {
         Some(dir) => Some(Arc::new(CaptureRecorder::create(dir).map_err(|error| {
@@ -710,7 +776,11 @@ async fn run_discover(
                     );
                 }
             }
-            Err((EXIT_SERVER, error.to_string()))
+            let code = match error {
+                exmux_autodiscover::DiscoverError::InvalidAddress { .. } => EXIT_USAGE,
+                _ => EXIT_SERVER,
+            };
+            Err((code, error.to_string()))
         }
     }
 }

@@ -315,3 +315,70 @@ async fn capabilities_use_autodiscover() {
     );
     assert!(!text.contains(exmux::emulator::PASSWORD), "{text}");
 }
+
+#[test]
+fn unwritable_paths_exit_2_before_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("exmux.toml");
+    // Port 1 on loopback: nothing listens, and nothing is reached, because the state
+    // path is checked first.
+    std::fs::write(
+        &config,
+        "[server]\nmailbox = \"user1@example.test\"\news_url = \"http://127.0.0.1:1/EWS/Exchange.asmx\"\n\
+         [auth]\nmethod = \"basic\"\nusername = \"user1@example.test\"\npassword_env = \"EXMUX_UNSET_FOR_TEST\"\n\
+         [routing]\npreset = \"ews\"\n",
+    )
+    .unwrap();
+    let state = dir.path().join("missing-folder").join("state.json");
+    let sync = exmux(&[
+        "sync",
+        "--config",
+        config.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(sync.status.code(), Some(2), "{}", stderr(&sync));
+    assert!(stderr(&sync).contains("--state"), "{}", stderr(&sync));
+
+    // A regular file where the recording folder should be.
+    let blocker = dir.path().join("not-a-folder");
+    std::fs::write(&blocker, "x").unwrap();
+    let demo = exmux(&["demo", "--record", blocker.to_str().unwrap()]);
+    assert_eq!(demo.status.code(), Some(2), "{}", stderr(&demo));
+    assert!(stderr(&demo).contains("--record"), "{}", stderr(&demo));
+}
+
+#[test]
+fn discover_invalid_address_exits_2() {
+    let output = exmux(&["discover", "no-at-sign"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no-at-sign"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn sim_seed_range_is_checked() {
+    let zero = exmux(&["sim", "--seeds", "0"]);
+    assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
+
+    let past_end = exmux(&["sim", "--seeds", "2", "--from", &u64::MAX.to_string()]);
+    assert_eq!(past_end.status.code(), Some(2), "{}", stderr(&past_end));
+    assert!(
+        stderr(&past_end).contains("--from"),
+        "{}",
+        stderr(&past_end)
+    );
+
+    let last = exmux(&[
+        "sim",
+        "--seeds",
+        "1",
+        "--from",
+        &u64::MAX.to_string(),
+        "--json",
+    ]);
+    assert_eq!(last.status.code(), Some(0), "{}", stderr(&last));
+}
