@@ -440,7 +440,17 @@ async fn bearer_refreshes_once_on_401() {
     // A token the server keeps rejecting fails after one refresh, not in a loop.
     *provider.current.lock().unwrap() = 5;
     let error = h.client.call(&get_inbox()).await.unwrap_err();
-    assert!(matches!(error, ClientError::Auth { .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            ClientError::Auth {
+                source: AuthError::TokenRejected,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("exmux login"), "{error}");
     assert_eq!(server.requests().len(), 4);
 }
 

@@ -104,6 +104,12 @@ pub enum AuthError {
         /// The user name that was rejected (never the password).
         username: String,
     },
+    /// The server rejected the OAuth2 bearer token, and again the one fetched after it.
+    #[error(
+        "the server rejected the OAuth2 bearer token, also after a refresh: sign in again \
+         (exmux login), or check that the token's audience and scopes fit this server"
+    )]
+    TokenRejected,
     /// The server offers none of the schemes exmux can use with these credentials.
     #[error("unsupported auth schemes (offered: {offered}): set [auth] method to one of them")]
     UnsupportedSchemes {

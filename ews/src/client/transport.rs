@@ -236,7 +236,7 @@ impl Transport {
                     .await?;
                 if reply.status == 401 {
                     self.discard_pooled_connections();
-                    return Err(self.rejected(request.operation, &reply, "the bearer token"));
+                    return Err(self.rejected_token(request.operation, &reply));
                 }
                 Ok(reply)
             }
@@ -260,6 +260,22 @@ impl Transport {
             }
         } else {
             AuthError::UnsupportedSchemes { offered }
+        };
+        ClientError::Auth { operation, source }
+    }
+
+    /// Builds the error for a bearer token rejected twice, or for a server that offers
+    /// no Bearer scheme at all.
+    fn rejected_token(&self, operation: &'static str, reply: &Reply) -> ClientError {
+        let challenges = auth::parse_challenges(reply.challenges()).unwrap_or_default();
+        let source = if challenges.is_empty()
+            || auth::choose_challenge(&challenges, &self.credentials).is_ok()
+        {
+            AuthError::TokenRejected
+        } else {
+            AuthError::UnsupportedSchemes {
+                offered: auth::challenge::offered_list(&challenges),
+            }
         };
         ClientError::Auth { operation, source }
     }

@@ -103,7 +103,10 @@ impl Transport {
                     )
                     .await?;
                 if answer.status == StatusCode::UNAUTHORIZED {
-                    return Err(rejected(operation, "the bearer token"));
+                    return Err(SessionError::Auth {
+                        operation,
+                        source: AuthError::TokenRejected,
+                    });
                 }
                 Ok(answer)
             }
