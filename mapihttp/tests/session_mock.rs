@@ -71,6 +71,9 @@ struct Mock {
     events_queued: Vec<Notification>,
     nw_hold_until: Option<u64>,
     expire_after_first_buffer: bool,
+    /// Executes to let through before the next one is refused as "session context not
+    /// found"; `None` refuses none.
+    expire_after_executes: Option<u32>,
     log: Vec<String>,
     authorizations: Vec<String>,
     cookies_seen: Vec<String>,
@@ -790,6 +793,16 @@ fn answer(
     if kind.eq_ignore_ascii_case("PING") {
         return ("200 OK", code_headers(0), preamble(&[]));
     }
+    if kind.eq_ignore_ascii_case("Execute")
+        && let Some(left) = m.expire_after_executes
+    {
+        if left == 0 {
+            m.expire_after_executes = None;
+            m.expire_next = true;
+        } else {
+            m.expire_after_executes = Some(left - 1);
+        }
+    }
     if !connect {
         let refuse = if std::mem::take(&mut m.expire_next) {
             Some(if m.own_numbering { 2 } else { 10 })
@@ -984,6 +997,60 @@ async fn context_not_found_replays_read() {
         .map(|(_, c)| c)
         .collect();
     assert!(connect_cookies.len() >= 2, "{connect_cookies:?}");
+}
+
+#[tokio::test]
+async fn split_write_reports_applied_part() {
+    use exmux_mapihttp::session::{Batch, HandleRef, Replay};
+
+    let server = start().await;
+    let session = session(&server);
+    session.connect().await.unwrap();
+    // Four 10 KiB values do not fit in one 32 KiB request buffer, so the batch goes out
+    // in two Execute requests, and the second one is refused.
+    let mut batch = Batch::new();
+    let logon = batch.input(HandleRef::Logon);
+    for _ in 0..4 {
+        batch.push(RopRequest::SetProperties {
+            logon_id: 0,
+            input_handle: logon,
+            values: vec![exmux_mapihttp::prop::TaggedValue {
+                tag: PropTag(0x6700_0102),
+                value: PropValue::Binary(vec![0x5A; 10 * 1024]),
+            }],
+        });
+    }
+    server.mock.lock().unwrap().expire_after_executes = Some(1);
+    let error = session
+        .execute("write in parts", &batch, Replay::Never)
+        .await
+        .unwrap_err();
+
+    let SessionError::WritePartlyApplied {
+        applied,
+        total,
+        code,
+        ..
+    } = error
+    else {
+        panic!("expected WritePartlyApplied, got {error}");
+    };
+    assert_eq!(total, 4);
+    assert_eq!(
+        applied, 3,
+        "the first Execute carried three of the four requests"
+    );
+    assert_eq!(code, exmux_mapihttp::http::ResponseCode::ContextNotFound);
+    assert_eq!(session.reconnect_count(), 1);
+    let log = server.mock.lock().unwrap().log.clone();
+    let processed = log
+        .iter()
+        .filter(|kind| kind.as_str() == "RopSetProperties")
+        .count();
+    assert_eq!(
+        processed, 3,
+        "nothing was sent again after the reconnect: {log:?}"
+    );
 }
 
 #[tokio::test]

@@ -318,7 +318,10 @@ impl MapiSession {
             .await
         {
             Ok(parts) => Ok((parts.results, parts.handles)),
-            Err(Fault::Refused(code)) => {
+            Err(PartsFault {
+                fault: Fault::Refused(code),
+                ..
+            }) => {
                 // The context died while it was being set up: start from scratch next time.
                 ctx.connected = false;
                 Err(SessionError::Refused {
@@ -327,7 +330,10 @@ impl MapiSession {
                     after_reconnect: true,
                 })
             }
-            Err(Fault::Other(e)) => Err(e),
+            Err(PartsFault {
+                fault: Fault::Other(e),
+                ..
+            }) => Err(e),
         }
     }
 

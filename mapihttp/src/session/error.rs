@@ -65,6 +65,23 @@ pub enum SessionError {
         /// The code that ended the old context.
         code: ResponseCode,
     },
+    /// The session context was lost while a write batch was being sent in several
+    /// Execute requests, after the server had processed the first `applied` of its
+    /// `total` requests (in batch order). The session reconnected but did not send the
+    /// rest, and the applied requests stay applied.
+    #[error(
+        "{operation}: the session context was lost (X-ResponseCode {code}) after the server applied the first {applied} of {total} requests of the batch; the session reconnected but did not send the rest: read the objects' state and write the remainder again if needed"
+    )]
+    WritePartlyApplied {
+        /// The operation.
+        operation: &'static str,
+        /// The code that ended the old context.
+        code: ResponseCode,
+        /// How many leading requests of the batch the server processed.
+        applied: usize,
+        /// The number of requests in the batch.
+        total: usize,
+    },
     /// The session context was replaced while a batch used raw server handles of the
     /// old one (a table, a download or upload context), which died with it. The session
     /// is connected again; start the operation over.
@@ -173,6 +190,7 @@ impl SessionError {
             Self::Unavailable { .. }
                 | Self::Transport { .. }
                 | Self::WriteNotReplayed { .. }
+                | Self::WritePartlyApplied { .. }
                 | Self::HandlesLost { .. }
         )
     }

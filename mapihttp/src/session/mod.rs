@@ -13,7 +13,9 @@
 //! non-zero code from a server with its own numbering) leads to a Connect with the old
 //! cookies (MS-OXCMAPIHTTP 3.2.5.6), a new RopLogon, and the lazy reopening of the
 //! folders and messages the caller holds. The failed batch is sent again only when the
-//! caller marked it [`Replay::Safe`]; a write gets [`SessionError::WriteNotReplayed`].
+//! caller marked it [`Replay::Safe`]. A write gets [`SessionError::WriteNotReplayed`], or
+//! [`SessionError::WritePartlyApplied`] when earlier Execute requests of a split batch
+//! were applied.
 
 mod batch;
 mod context;
@@ -65,6 +67,7 @@ use crate::ids::{Guid, ObjectId};
 use crate::rop::{
     self, ResponseBody, ResponseContext, RopBuffer, RopRequest, RopResponse, RopResult,
 };
+use split::PartsFault;
 use transport::{Answer, Transport};
 
 /// The X-ResponseCode numbering of a server.
@@ -85,7 +88,8 @@ pub enum CodeNumbering {
 pub enum Replay {
     /// Reads, and writes whose repetition changes nothing (marking read twice).
     Safe,
-    /// Writes: after a reconnect the caller gets [`SessionError::WriteNotReplayed`].
+    /// Writes: after a reconnect the caller gets [`SessionError::WriteNotReplayed`], or
+    /// [`SessionError::WritePartlyApplied`] when part of a split batch was applied.
     Never,
 }
 
@@ -641,7 +645,10 @@ impl MapiSession {
                         generation,
                     });
                 }
-                Err(Fault::Refused(code)) if self.is_context_fault(code) => {
+                Err(PartsFault {
+                    fault: Fault::Refused(code),
+                    applied,
+                }) if self.is_context_fault(code) => {
                     if reconnected {
                         return Err(SessionError::Refused {
                             operation,
@@ -654,18 +661,36 @@ impl MapiSession {
                     if batch.slots.iter().any(|s| matches!(s, HandleRef::Raw(_))) {
                         return Err(SessionError::HandlesLost { operation });
                     }
+                    // Earlier Execute requests of a split batch were applied, and the
+                    // caller learns how many instead of a plain WriteNotReplayed.
+                    if replay == Replay::Never && applied > 0 {
+                        return Err(SessionError::WritePartlyApplied {
+                            operation,
+                            code,
+                            applied,
+                            total: batch.rops.len(),
+                        });
+                    }
                     if replay == Replay::Never {
                         return Err(SessionError::WriteNotReplayed { operation, code });
                     }
                 }
-                Err(Fault::Refused(code)) => {
+                Err(PartsFault {
+                    fault: Fault::Refused(code),
+                    ..
+                }) => {
                     return Err(SessionError::Refused {
                         operation,
                         code,
                         after_reconnect: false,
                     });
                 }
-                Err(Fault::Other(error)) => {
+                // NOTE: when earlier parts of a split batch were applied, this error does
+                // not say so (only a context fault reports WritePartlyApplied).
+                Err(PartsFault {
+                    fault: Fault::Other(error),
+                    ..
+                }) => {
                     let retryable = matches!(error, SessionError::Unavailable { .. });
                     if retryable
                         && replay == Replay::Safe

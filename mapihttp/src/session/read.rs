@@ -402,12 +402,14 @@ impl MapiSession {
             property_size_limit: 0,
             want_unicode: 1,
         });
+
         let result = self.execute(operation, &batch, Replay::Safe).await?;
         check(&result, open, operation)?;
         let handle = result.handle(a).ok_or(SessionError::MissingResponse {
             operation,
             rop: "RopOpenAttachment",
         })?;
+
         let values = match ok(&result, get, operation) {
             Ok(RopResult {
                 body: ResponseBody::PropertyValues(values),

@@ -20,6 +20,15 @@ pub(super) struct PartsResult {
     pub(super) handles: Vec<u32>,
 }
 
+/// A fault that ended a batch sent in parts, with how far the batch got.
+pub(super) struct PartsFault {
+    pub(super) fault: Fault,
+    /// The number of leading requests that earlier parts delivered and the server
+    /// processed. A part refused with a non-zero X-ResponseCode returns no ROP
+    /// responses, so it counts as not processed.
+    pub(super) applied: usize,
+}
+
 /// Returns the length of a request buffer with these requests and `handle_count` slots:
 /// RopSize, the ROPs and 4 bytes per handle.
 fn request_buffer_len(rop_lengths: &[usize], handle_count: usize) -> usize {
@@ -71,8 +80,8 @@ pub(super) fn unprocessed_count(encoded: &[Vec<u8>], request_buffers: &[u8]) -> 
 impl MapiSession {
     /// Sends `rops` with the handle table `handles` in as many Execute requests as they
     /// need and returns the results aligned with `rops`. Requests the server processed
-    /// are never sent again. A fault ends the call, so the caller decides whether the
-    /// whole batch may be repeated.
+    /// are never sent again. A fault ends the call and reports how many requests earlier
+    /// parts applied, so the caller decides whether the whole batch may be repeated.
     pub(super) async fn execute_parts(
         &self,
         ctx: &mut Context,
@@ -80,6 +89,23 @@ impl MapiSession {
         rops: &[RopRequest],
         handles: Vec<u32>,
         columns: &HashMap<u8, Vec<crate::prop::PropTag>>,
+    ) -> Result<PartsResult, PartsFault> {
+        let mut applied = 0;
+        self.send_parts(ctx, operation, rops, handles, columns, &mut applied)
+            .await
+            .map_err(|fault| PartsFault { fault, applied })
+    }
+
+    /// Does the work of [`MapiSession::execute_parts`], keeping `applied` at the number
+    /// of leading requests the server has processed.
+    async fn send_parts(
+        &self,
+        ctx: &mut Context,
+        operation: &'static str,
+        rops: &[RopRequest],
+        handles: Vec<u32>,
+        columns: &HashMap<u8, Vec<crate::prop::PropTag>>,
+        applied: &mut usize,
     ) -> Result<PartsResult, Fault> {
         let encoded: Vec<Vec<u8>> = rops
             .iter()
@@ -175,6 +201,7 @@ impl MapiSession {
                 max_rop_out = max_rop_out.max(needed);
             }
             start += processed;
+            *applied = start;
         }
         if parts > 1 {
             tracing::debug!(operation, parts, rops = rops.len(), "batch sent in parts");
