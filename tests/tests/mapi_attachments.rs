@@ -1,8 +1,8 @@
-//! Attachments end to end against the emulator on loopback, across protocols: a message
-//! created over EWS from MIME is fetched over MAPI/HTTP with its attachments, a message
-//! created over MAPI/HTTP from MIME is served by EWS GetItem with them in its MimeContent,
-//! and a MAPI/HTTP create is fetched back over MAPI/HTTP. One attachment is small and
-//! one, of 100 KiB, goes through property streams both ways.
+//! Attachments end to end against the emulator on loopback, across protocols. A message
+//! created over EWS from MIME is fetched over MAPI/HTTP with its attachments. A message
+//! created over MAPI/HTTP from MIME is served by EWS GetItem with them in its
+//! MimeContent, and is fetched back over MAPI/HTTP. One attachment is small, and one of
+//! 100 KiB goes through property streams both ways.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::sync::Arc;
