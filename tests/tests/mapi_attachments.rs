@@ -292,3 +292,31 @@ async fn ics_imported_attachments_fetched_over_mapi() {
     assert_eq!(message.recipients[0].address, "user1@example.test");
     assert_both_attachments(&message.attachments);
 }
+
+#[tokio::test]
+async fn ics_download_carries_attachments() {
+    let clock = ManualClock::new(1_800_000_000_000);
+    let emulator = emulator(&clock).await;
+    let session = session(&emulator, &clock);
+    let info = session.connect().await.unwrap();
+    let (mid, _) = session
+        .create_message_from_mime(
+            info.inbox(),
+            &mime_with_attachments("downloaded with attachments"),
+            false,
+        )
+        .await
+        .unwrap();
+
+    let sync = session
+        .sync_contents(info.inbox(), &SyncState::default())
+        .await
+        .unwrap();
+    let change = sync
+        .changes
+        .iter()
+        .find(|change| change.message_id == Some(mid))
+        .expect("the download has the message");
+    let message = exmux_mapihttp::session::StructuredMessage::from_change(&change.raw);
+    assert_both_attachments(&message.attachments);
+}
