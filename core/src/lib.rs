@@ -8,6 +8,7 @@
 //! - [`auth`]: credentials, challenge parsing, NTLM and Negotiate tokens, OAuth2 flows
 //!   and the token provider trait.
 //! - [`http`]: HTTP and TLS options and the `reqwest::Client` they build.
+//! - [`redact`]: secret header values replaced for recordings.
 //! - [`dial`]: the connections a client owns for NTLM and Negotiate, through a proxy
 //!   tunnel when one is configured.
 //!
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod clock;
 pub mod dial;
 pub mod http;
+pub mod redact;
 pub mod secret;
 
 pub use clock::{Clock, ManualClock, SystemClock};

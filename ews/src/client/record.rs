@@ -17,12 +17,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::Stream;
 use http::HeaderMap;
-use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, SET_COOKIE, WWW_AUTHENTICATE};
 
 use super::transport::BodyStream;
 
-/// The text that replaces a secret in a recorded header.
-pub const REDACTED: &str = "[redacted]";
+pub use exmux_core::redact::REDACTED;
 
 /// One HTTP exchange as the client sent and received it, secrets replaced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,82 +57,7 @@ pub trait Recorder: Send + Sync + fmt::Debug {
     fn record(&self, exchange: Exchange) -> Option<Box<dyn BodySink>>;
 }
 
-/// Returns `headers` as name and value pairs with the secret values replaced.
-pub(crate) fn redacted_headers(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|(name, value)| {
-            let text = String::from_utf8_lossy(value.as_bytes());
-            let redacted = if name == AUTHORIZATION || name == PROXY_AUTHORIZATION {
-                redact_credentials(&text)
-            } else if name == COOKIE {
-                redact_cookies(&text)
-            } else if name == SET_COOKIE {
-                redact_set_cookie(&text)
-            } else if name == WWW_AUTHENTICATE {
-                text.split(", ")
-                    .map(redact_challenge)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            } else {
-                text.into_owned()
-            };
-            (name.as_str().to_owned(), redacted)
-        })
-        .collect()
-}
-
-/// Replaces the credentials of an `Authorization` value and keeps its scheme
-/// (`Basic [redacted]`).
-fn redact_credentials(value: &str) -> String {
-    match value.split_once(' ') {
-        Some((scheme, _)) => format!("{scheme} {REDACTED}"),
-        None => REDACTED.to_owned(),
-    }
-}
-
-/// Replaces the values of a `Cookie` header and keeps the cookie names.
-fn redact_cookies(value: &str) -> String {
-    value
-        .split(';')
-        .map(|pair| match pair.trim().split_once('=') {
-            Some((name, _)) => format!("{name}={REDACTED}"),
-            None => REDACTED.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// Replaces the value of a `Set-Cookie` and keeps its cookie name and attributes.
-fn redact_set_cookie(value: &str) -> String {
-    let (pair, attributes) = value.split_once(';').unwrap_or((value, ""));
-    let cookie = match pair.split_once('=') {
-        Some((name, _)) => format!("{}={REDACTED}", name.trim()),
-        None => REDACTED.to_owned(),
-    };
-    if attributes.is_empty() {
-        cookie
-    } else {
-        format!("{cookie};{attributes}")
-    }
-}
-
-/// Replaces the token of one challenge (`NTLM TlRM...`) and keeps auth parameters such
-/// as `realm="..."`, which are not secret.
-fn redact_challenge(part: &str) -> String {
-    let Some((scheme, rest)) = part.trim().split_once(' ') else {
-        return part.to_owned();
-    };
-    let is_token = !rest.is_empty()
-        && rest.trim_end_matches('=').bytes().all(|byte| {
-            byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        });
-    if is_token {
-        format!("{scheme} {REDACTED}")
-    } else {
-        part.to_owned()
-    }
-}
+pub(crate) use exmux_core::redact::redacted_headers;
 
 /// The request half of an exchange, held until the response head arrives.
 pub(crate) struct PendingExchange {
@@ -217,61 +140,5 @@ impl Stream for Tee {
             self.sink.write(chunk);
         }
         polled
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use http::HeaderValue;
-
-    use super::*;
-
-    #[test]
-    fn secrets_replaced_names_kept() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            AUTHORIZATION,
-            HeaderValue::from_static("Basic dXNlcjpwYXNz"),
-        );
-        headers.insert(
-            COOKIE,
-            HeaderValue::from_static("X-BackEndOverrideCookie=abc; other=1"),
-        );
-        headers.insert(
-            SET_COOKIE,
-            HeaderValue::from_static("X-BackEndOverrideCookie=s3cr3t; path=/EWS; HttpOnly"),
-        );
-        headers.insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("NTLM TlRMTVNTUAACAAAA==, Basic realm=\"x\""),
-        );
-        headers.insert("soapaction", HeaderValue::from_static("GetItem"));
-
-        let redacted = redacted_headers(&headers);
-        let value = |name: &str| {
-            redacted
-                .iter()
-                .find(|(header, _)| header == name)
-                .map(|(_, value)| value.as_str())
-        };
-        assert_eq!(value("authorization"), Some("Basic [redacted]"));
-        assert_eq!(
-            value("cookie"),
-            Some("X-BackEndOverrideCookie=[redacted]; other=[redacted]")
-        );
-        assert_eq!(
-            value("set-cookie"),
-            Some("X-BackEndOverrideCookie=[redacted]; path=/EWS; HttpOnly")
-        );
-        assert_eq!(
-            value("www-authenticate"),
-            Some("NTLM [redacted], Basic realm=\"x\"")
-        );
-        assert_eq!(value("soapaction"), Some("GetItem"));
-    }
-
-    #[test]
-    fn authorization_without_scheme_fully_replaced() {
-        assert_eq!(redact_credentials("opaque"), REDACTED);
     }
 }

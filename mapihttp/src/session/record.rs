@@ -14,12 +14,10 @@
 use std::fmt;
 
 use http::HeaderMap;
-use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, SET_COOKIE, WWW_AUTHENTICATE};
 
 use crate::body::{ExecuteRequest, WireBody as _};
 
-/// The text that replaces a secret in a recorded header.
-pub const REDACTED: &str = "[redacted]";
+pub use exmux_core::redact::REDACTED;
 
 /// One HTTP exchange as the session sent and received it, secrets replaced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,70 +50,7 @@ pub trait Recorder: Send + Sync + fmt::Debug {
     fn record(&self, exchange: &Exchange<'_>);
 }
 
-/// Returns `headers` as name and value pairs with the secret values replaced.
-pub(crate) fn redacted_headers(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|(name, value)| {
-            let text = String::from_utf8_lossy(value.as_bytes());
-            let redacted = if name == AUTHORIZATION || name == PROXY_AUTHORIZATION {
-                match text.split_once(' ') {
-                    Some((scheme, _)) => format!("{scheme} {REDACTED}"),
-                    None => REDACTED.to_owned(),
-                }
-            } else if name == COOKIE {
-                text.split(';')
-                    .map(|pair| match pair.trim().split_once('=') {
-                        Some((cookie, _)) => format!("{cookie}={REDACTED}"),
-                        None => REDACTED.to_owned(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            } else if name == SET_COOKIE {
-                redact_set_cookie(&text)
-            } else if name == WWW_AUTHENTICATE {
-                text.split(", ")
-                    .map(redact_challenge)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            } else {
-                text.into_owned()
-            };
-            (name.as_str().to_owned(), redacted)
-        })
-        .collect()
-}
-
-/// Replaces the value of a `Set-Cookie` and keeps its cookie name and attributes.
-fn redact_set_cookie(value: &str) -> String {
-    let (pair, attributes) = value.split_once(';').unwrap_or((value, ""));
-    let cookie = match pair.split_once('=') {
-        Some((name, _)) => format!("{}={REDACTED}", name.trim()),
-        None => REDACTED.to_owned(),
-    };
-    if attributes.is_empty() {
-        cookie
-    } else {
-        format!("{cookie};{attributes}")
-    }
-}
-
-/// Replaces the token of one challenge (`NTLM TlRM...`) and keeps auth parameters such
-/// as `realm="..."`, which are not secret.
-fn redact_challenge(part: &str) -> String {
-    let Some((scheme, rest)) = part.trim().split_once(' ') else {
-        return part.to_owned();
-    };
-    let is_token = !rest.is_empty()
-        && rest.trim_end_matches('=').bytes().all(|byte| {
-            byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        });
-    if is_token {
-        format!("{scheme} {REDACTED}")
-    } else {
-        part.to_owned()
-    }
-}
+pub(crate) use exmux_core::redact::redacted_headers;
 
 /// Names an exchange by its `X-RequestType` and, for Execute, the first ROP of the
 /// request's ROP buffer (`Execute-RopLogon`). A body that does not decode keeps the
@@ -182,51 +117,6 @@ mod tests {
     use http::HeaderValue;
 
     use super::*;
-
-    #[test]
-    fn secrets_replaced_names_kept() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            AUTHORIZATION,
-            HeaderValue::from_static("Basic dXNlcjpwYXNz"),
-        );
-        headers.insert(
-            COOKIE,
-            HeaderValue::from_static("MapiContext=abc; MapiSequence=1"),
-        );
-        headers.insert(
-            SET_COOKIE,
-            HeaderValue::from_static("MapiContext=s3cr3t; path=/mapi/; HttpOnly"),
-        );
-        headers.insert("x-requesttype", HeaderValue::from_static("Connect"));
-
-        let redacted = redacted_headers(&headers);
-        let value = |name: &str| {
-            redacted
-                .iter()
-                .find(|(header, _)| header == name)
-                .map(|(_, value)| value.as_str())
-        };
-        assert_eq!(value("authorization"), Some("Basic [redacted]"));
-        assert_eq!(
-            value("cookie"),
-            Some("MapiContext=[redacted]; MapiSequence=[redacted]")
-        );
-        assert_eq!(
-            value("set-cookie"),
-            Some("MapiContext=[redacted]; path=/mapi/; HttpOnly")
-        );
-        assert_eq!(value("x-requesttype"), Some("Connect"));
-    }
-
-    #[test]
-    fn challenge_token_replaced_realm_kept() {
-        assert_eq!(
-            redact_challenge("NTLM TlRMTVNTUAACAAAA=="),
-            "NTLM [redacted]"
-        );
-        assert_eq!(redact_challenge("Basic realm=\"x\""), "Basic realm=\"x\"");
-    }
 
     #[test]
     fn undecodable_execute_keeps_request_type() {
