@@ -440,11 +440,47 @@ impl PropertyPath {
 /// Parses an xs:dateTime. Values without an offset are taken as UTC, as Exchange means.
 pub fn parse_datetime(text: &str) -> Option<OffsetDateTime> {
     let t = text.trim();
+    if let Some(v) = parse_utc_seconds(t) {
+        return Some(v);
+    }
     if let Ok(v) = OffsetDateTime::parse(t, &Rfc3339) {
         return Some(v);
     }
     let with_z = format!("{t}Z");
     OffsetDateTime::parse(&with_z, &Rfc3339).ok()
+}
+
+/// Parses the one shape Exchange writes, `YYYY-MM-DDTHH:MM:SSZ`, without the general
+/// RFC 3339 parser (a quarter of its cost). `None` for any other shape, including a
+/// leap second, which the caller then parses with `time`.
+fn parse_utc_seconds(t: &str) -> Option<OffsetDateTime> {
+    let b = t.as_bytes();
+    if b.len() != 20
+        || b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
+        || b.get(10) != Some(&b'T')
+        || b.get(13) != Some(&b':')
+        || b.get(16) != Some(&b':')
+        || b.get(19) != Some(&b'Z')
+    {
+        return None;
+    }
+    let number = |from: usize, len: usize| -> Option<u32> {
+        b.get(from..from + len)?.iter().try_fold(0u32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let year = i32::try_from(number(0, 4)?).ok()?;
+    let month = time::Month::try_from(u8::try_from(number(5, 2)?).ok()?).ok()?;
+    let date =
+        time::Date::from_calendar_date(year, month, u8::try_from(number(8, 2)?).ok()?).ok()?;
+    let time = time::Time::from_hms(
+        u8::try_from(number(11, 2)?).ok()?,
+        u8::try_from(number(14, 2)?).ok()?,
+        u8::try_from(number(17, 2)?).ok()?,
+    )
+    .ok()?;
+    Some(time::PrimitiveDateTime::new(date, time).assume_utc())
 }
 
 /// Formats an xs:dateTime in UTC.
@@ -877,5 +913,48 @@ impl Folder {
             w.text("t:UnreadCount", &n.to_string());
         }
         w.end();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_seconds_shape_matches_rfc3339() {
+        for text in [
+            "2023-11-14T22:13:20Z",
+            "2024-02-29T00:00:00Z",
+            "1999-12-31T23:59:59Z",
+            "0001-01-01T00:00:00Z",
+        ] {
+            let general = OffsetDateTime::parse(text, &Rfc3339).unwrap();
+            assert_eq!(parse_utc_seconds(text), Some(general), "{text}");
+            assert_eq!(parse_utc_seconds(text).unwrap().offset(), general.offset());
+        }
+    }
+
+    #[test]
+    fn utc_seconds_shape_falls_back() {
+        for text in [
+            "2023-11-14T22:13:20.5Z",
+            "2023-11-14T22:13:20+01:00",
+            "2023-11-14T22:13:20",
+            "2023-02-30T00:00:00Z",
+            "2016-12-31T23:59:60Z",
+            "2023-11-14T24:00:00Z",
+            "2023-1a-14T22:13:20Z",
+        ] {
+            assert_eq!(parse_utc_seconds(text), None, "{text}");
+        }
+        assert_eq!(
+            parse_datetime("2023-11-14T22:13:20.5Z"),
+            OffsetDateTime::parse("2023-11-14T22:13:20.5Z", &Rfc3339).ok()
+        );
+        assert_eq!(
+            parse_datetime(" 2023-11-14T22:13:20 "),
+            OffsetDateTime::parse("2023-11-14T22:13:20Z", &Rfc3339).ok()
+        );
     }
 }

@@ -21,7 +21,7 @@ use std::borrow::Cow;
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::PrefixDeclaration;
+use quick_xml::name::{PrefixDeclaration, QName};
 
 use crate::error::EwsError;
 
@@ -138,6 +138,9 @@ impl Element {
 /// steps and subtrees as [`Element`]s.
 pub struct XmlReader<'a> {
     inner: Reader<&'a [u8]>,
+    /// The whole input as text when it is valid UTF-8, checked once so that names, values
+    /// and text need no check of their own; `None` makes every piece be checked alone.
+    doc: Option<&'a str>,
     pending: Option<RawStep<'a>>,
     depth: usize,
     /// Namespace declarations in scope, innermost last.
@@ -196,12 +199,147 @@ pub(crate) struct RawStart<'a> {
     pub(crate) empty: bool,
     /// Byte offset of the tag, for errors.
     pub(crate) offset: u64,
+    /// The input as text, as in [`XmlReader`].
+    doc: Option<&'a str>,
+    /// Where the local name starts in the qualified name: after the first `:`, as
+    /// quick-xml's `QName::local_name` splits it, or 0 without a prefix.
+    local_start: usize,
+    /// The attributes, when [`scan_attributes`] could read them.
+    attrs: Option<AttrSpans>,
+}
+
+/// Most attributes per tag kept by [`scan_attributes`]; tags with more are read again
+/// with quick-xml's attribute iterator. EWS tags carry at most three.
+const MAX_SCANNED_ATTRS: usize = 4;
+
+/// Byte ranges of a start tag's attributes in [`BytesStart::attributes_raw`].
+#[derive(Debug, Clone, Copy, Default)]
+struct AttrSpans {
+    len: usize,
+    /// Bit `i` set when the value of attribute `i` contains `&` and so needs unescaping.
+    references: u8,
+    spans: [AttrSpan; MAX_SCANNED_ATTRS],
+}
+
+/// The qualified name and the value (without quotes, still escaped) of one attribute.
+#[derive(Debug, Clone, Copy, Default)]
+struct AttrSpan {
+    key: (u16, u16),
+    value: (u16, u16),
+}
+
+impl AttrSpans {
+    fn iter<'s>(&self, raw: &'s [u8]) -> impl Iterator<Item = (&'s [u8], &'s [u8])> + use<'s> {
+        self.iter_indexed(raw).map(|(_, key, value)| (key, value))
+    }
+
+    /// As [`AttrSpans::iter`], with the position of each attribute.
+    fn iter_indexed<'s>(
+        &self,
+        raw: &'s [u8],
+    ) -> impl Iterator<Item = (usize, &'s [u8], &'s [u8])> + use<'s> {
+        let spans = self.spans;
+        (0..self.len.min(MAX_SCANNED_ATTRS)).filter_map(move |i| {
+            let span = spans.get(i)?;
+            Some((
+                i,
+                raw.get(usize::from(span.key.0)..usize::from(span.key.1))?,
+                raw.get(usize::from(span.value.0)..usize::from(span.value.1))?,
+            ))
+        })
+    }
+
+    fn has_reference(&self, i: usize) -> bool {
+        self.references & (1 << i) != 0
+    }
+}
+
+/// Reads the attributes of a start tag (the bytes after its name) in one pass with
+/// `str::find`-speed quote search, for the plain shape `S name S? = S? "value"` repeated,
+/// with names of ASCII letters, digits and `_:.-`, no duplicate name and at most
+/// [`MAX_SCANNED_ATTRS`] attributes. Returns `None` for anything else, and the caller
+/// then uses quick-xml's checked iterator, so the accepted documents and the error
+/// messages are quick-xml's. Everything accepted here is split exactly as quick-xml
+/// splits it.
+fn scan_attributes(raw: &[u8], doc: Option<&str>) -> Option<AttrSpans> {
+    // `str::find` of a char searches a word at a time; a byte loop is the fallback.
+    let text = doc_str(doc, raw);
+    let find = |from: usize, byte: u8| match text {
+        Some(text) => text.get(from..)?.find(char::from(byte)),
+        None => raw.get(from..)?.iter().position(|b| *b == byte),
+    };
+    let is_space = |b: &u8| matches!(b, b' ' | b'\r' | b'\n' | b'\t');
+    let is_name = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'.' | b'-');
+    let mut out = AttrSpans::default();
+    let mut at = 0;
+    loop {
+        let spaces = raw.get(at..)?.iter().take_while(|b| is_space(b)).count();
+        if at + spaces == raw.len() {
+            return Some(out);
+        }
+        // An attribute needs white space before it (XML 1.0 section 3.1, production 40).
+        if spaces == 0 {
+            return None;
+        }
+        at += spaces;
+        let key_start = at;
+        let first = *raw.get(at)?;
+        if !(first.is_ascii_alphabetic() || first == b'_' || first == b':') {
+            return None;
+        }
+        at += raw.get(at..)?.iter().take_while(|b| is_name(b)).count();
+        let key = (key_start, at);
+        at += raw.get(at..)?.iter().take_while(|b| is_space(b)).count();
+        if raw.get(at) != Some(&b'=') {
+            return None;
+        }
+        at += 1;
+        at += raw.get(at..)?.iter().take_while(|b| is_space(b)).count();
+        let quote = *raw.get(at)?;
+        if quote != b'"' && quote != b'\'' {
+            return None;
+        }
+        at += 1;
+        let value_len = find(at, quote)?;
+        let value = (at, at + value_len);
+        at += value_len + 1;
+
+        let name = raw.get(key.0..key.1)?;
+        if out.iter(raw).any(|(seen, _)| seen == name) {
+            return None;
+        }
+        let slot = out.spans.get_mut(out.len)?;
+        // Offsets are kept in 16 bits to keep each step small; a longer tag is not scanned.
+        let narrow = |n: usize| u16::try_from(n).ok();
+        *slot = AttrSpan {
+            key: (narrow(key.0)?, narrow(key.1)?),
+            value: (narrow(value.0)?, narrow(value.1)?),
+        };
+        out.len += 1;
+    }
+}
+
+/// The slice `bytes` as text, taken from `doc` (already checked UTF-8) when `bytes` lies
+/// inside it, so that the check is not repeated; `None` otherwise.
+fn doc_str<'a>(doc: Option<&'a str>, bytes: &[u8]) -> Option<&'a str> {
+    let doc = doc?;
+    let start = bytes.as_ptr().addr().checked_sub(doc.as_ptr().addr())?;
+    doc.get(start..start.checked_add(bytes.len())?)
+}
+
+/// The slice as text: from `doc` when it lies inside it, otherwise checked here.
+fn as_text<'s>(doc: Option<&'s str>, bytes: &'s [u8]) -> Result<&'s str, std::str::Utf8Error> {
+    match doc_str(doc, bytes) {
+        Some(text) => Ok(text),
+        None => std::str::from_utf8(bytes),
+    }
 }
 
 impl<'a> RawStart<'a> {
     /// The local name as bytes.
     pub(crate) fn local_name(&self) -> &[u8] {
-        self.tag.local_name().into_inner()
+        let name = self.tag.name().into_inner();
+        name.get(self.local_start..).unwrap_or(name)
     }
 
     /// Whether this is an EWS-namespace element with this local name.
@@ -222,26 +360,44 @@ impl<'a> RawStart<'a> {
         &self,
         mut f: impl FnMut(&str, Cow<'_, str>),
     ) -> Result<(), EwsError> {
-        std::str::from_utf8(self.local_name())
+        as_text(self.doc, self.local_name())
             .map_err(|_| self.bad("element name is not UTF-8".into()))?;
-        // The reader checked for duplicates when it read the tag.
-        for attr in self.tag.attributes().with_checks(false) {
-            let attr = attr.map_err(|e| self.bad(e.to_string()))?;
-            let key = attr.key;
-            if key.as_namespace_binding().is_some() {
-                continue;
+        let Some(spans) = self.attrs else {
+            // The reader checked for duplicates when it read the tag.
+            for attr in self.tag.attributes().with_checks(false) {
+                let attr = attr.map_err(|e| self.bad(e.to_string()))?;
+                self.visit_attr(attr.key, &attr.value, true, &mut f)?;
             }
-            let key = std::str::from_utf8(key.local_name().into_inner())
-                .map_err(|_| self.bad("attribute name is not UTF-8".into()))?;
-            let raw = std::str::from_utf8(&attr.value)
-                .map_err(|_| self.bad("attribute value is not UTF-8".into()))?;
-            let value = if raw.contains('&') {
-                Cow::Owned(unescape(raw).map_err(|r| self.bad(r))?)
-            } else {
-                Cow::Borrowed(raw)
-            };
-            f(key, value);
+            return Ok(());
+        };
+        for (i, key, value) in spans.iter_indexed(self.tag.attributes_raw()) {
+            self.visit_attr(QName(key), value, spans.has_reference(i), &mut f)?;
         }
+        Ok(())
+    }
+
+    /// Passes one attribute to `f` unless it is a namespace declaration. `may_have_reference`
+    /// false says that the value has no `&`.
+    fn visit_attr(
+        &self,
+        key: QName<'_>,
+        value: &[u8],
+        may_have_reference: bool,
+        f: &mut impl FnMut(&str, Cow<'_, str>),
+    ) -> Result<(), EwsError> {
+        if key.as_namespace_binding().is_some() {
+            return Ok(());
+        }
+        let key = as_text(self.doc, key.local_name().into_inner())
+            .map_err(|_| self.bad("attribute name is not UTF-8".into()))?;
+        let raw = as_text(self.doc, value)
+            .map_err(|_| self.bad("attribute value is not UTF-8".into()))?;
+        let value = if may_have_reference && raw.contains('&') {
+            Cow::Owned(unescape(raw).map_err(|r| self.bad(r))?)
+        } else {
+            Cow::Borrowed(raw)
+        };
+        f(key, value);
         Ok(())
     }
 
@@ -249,7 +405,7 @@ impl<'a> RawStart<'a> {
     pub(crate) fn element(&self) -> Result<Element, EwsError> {
         let mut attrs = Vec::new();
         self.for_each_attr(|key, value| attrs.push((intern(key), value.into_owned())))?;
-        let name = std::str::from_utf8(self.local_name())
+        let name = as_text(self.doc, self.local_name())
             .map_err(|_| self.bad("element name is not UTF-8".into()))?;
         Ok(Element {
             ns: self.ns,
@@ -270,6 +426,7 @@ impl<'a> XmlReader<'a> {
         config.expand_empty_elements = false;
         Self {
             inner,
+            doc: std::str::from_utf8(input).ok(),
             pending: None,
             depth: 0,
             bindings: Vec::new(),
@@ -332,7 +489,7 @@ impl<'a> XmlReader<'a> {
             let piece: Cow<'a, str> = match event {
                 Event::Text(t) => match t.into_inner() {
                     Cow::Borrowed(b) => Cow::Borrowed(
-                        std::str::from_utf8(b).map_err(|_| bad("text is not UTF-8".into()))?,
+                        as_text(self.doc, b).map_err(|_| bad("text is not UTF-8".into()))?,
                     ),
                     Cow::Owned(b) => Cow::Owned(
                         String::from_utf8(b).map_err(|_| bad("text is not UTF-8".into()))?,
@@ -343,7 +500,16 @@ impl<'a> XmlReader<'a> {
                         .map_err(|_| bad("CDATA is not UTF-8".into()))?
                         .to_owned(),
                 ),
-                Event::GeneralRef(r) => Cow::Owned(resolve_reference(&r).map_err(bad)?.to_string()),
+                Event::GeneralRef(r) => {
+                    // Appended in place: a reference between two texts is common (`&amp;`
+                    // in a subject), and a string per reference would cost an allocation.
+                    let c = resolve_reference(&r).map_err(bad)?;
+                    match &mut text {
+                        Some(acc) => acc.to_mut().push(c),
+                        None => text = Some(Cow::Owned(c.to_string())),
+                    }
+                    continue;
+                }
                 Event::DocType(_) => {
                     return Err(bad(
                         "a DTD is not accepted (no DTD processing or entity expansion)".into(),
@@ -355,25 +521,32 @@ impl<'a> XmlReader<'a> {
                     if self.depth > MAX_DEPTH {
                         return Err(bad(format!("elements nested deeper than {MAX_DEPTH}")));
                     }
-                    let ns = self.open_scope(&s, before)?;
+                    let (ns, attrs, local_start) = self.open_scope(&s, before)?;
                     let start = RawStart {
+                        local_start,
                         ns,
                         tag: s,
                         empty: false,
                         offset: before,
+                        doc: self.doc,
+                        attrs,
                     };
                     return Ok(self.after_text(text, RawStep::Start(start)));
                 }
                 Event::Empty(s) => {
                     // The element's own declarations apply to it and end with it.
                     self.depth += 1;
-                    let ns = self.open_scope(&s, before);
+                    let scope = self.open_scope(&s, before);
                     self.close_scope();
+                    let (ns, attrs, local_start) = scope?;
                     let start = RawStart {
-                        ns: ns?,
+                        local_start,
+                        ns,
                         tag: s,
                         empty: true,
                         offset: before,
+                        doc: self.doc,
+                        attrs,
                     };
                     return Ok(self.after_text(text, RawStep::Start(start)));
                 }
@@ -397,50 +570,94 @@ impl<'a> XmlReader<'a> {
     /// them), records its namespace declarations at the current depth, and returns the
     /// namespace of the element. Done here, in one pass over the attributes, so that
     /// readers which keep nothing of a tag need not look at it again.
-    fn open_scope(&mut self, tag: &BytesStart<'_>, offset: u64) -> Result<Ns, EwsError> {
+    fn open_scope(
+        &mut self,
+        tag: &BytesStart<'_>,
+        offset: u64,
+    ) -> Result<(Ns, Option<AttrSpans>, usize), EwsError> {
         let bad = |reason: String| EwsError::MalformedXml { offset, reason };
-        std::str::from_utf8(tag.local_name().into_inner())
-            .map_err(|_| bad("element name is not UTF-8".into()))?;
+        let name = tag.name().into_inner();
+        // Names are short, so a byte loop beats a memchr call here.
+        let colon = name.iter().position(|b| *b == b':');
+        let (prefix, local_start) = match colon {
+            Some(at) => (name.get(..at), at + 1),
+            None => (None, 0),
+        };
+        // A name in a document checked as a whole needs no check: quick-xml ends it at an
+        // ASCII byte, so it cannot end inside a character.
+        if self.doc.is_none() {
+            std::str::from_utf8(name).map_err(|_| bad("element name is not UTF-8".into()))?;
+        }
+        let raw = tag.attributes_raw();
         // Most EWS elements have no attributes: skip setting up the iterator for them.
-        if tag.attributes_raw().iter().all(u8::is_ascii_whitespace) {
-            return Ok(self.resolve(tag.name().prefix().map(|p| p.into_inner())));
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            let ns = self.resolve(prefix);
+            return Ok((ns, Some(AttrSpans::default()), local_start));
         }
-        for attr in tag.attributes() {
-            let attr = attr.map_err(|e| bad(e.to_string()))?;
-            std::str::from_utf8(attr.key.local_name().into_inner())
-                .map_err(|_| bad("attribute name is not UTF-8".into()))?;
-            let raw = std::str::from_utf8(&attr.value)
-                .map_err(|_| bad("attribute value is not UTF-8".into()))?;
-            let value = if raw.contains('&') {
-                Cow::Owned(unescape(raw).map_err(bad)?)
-            } else {
-                Cow::Borrowed(raw)
-            };
-            let prefix = match attr.key.as_namespace_binding() {
-                None => continue,
-                Some(PrefixDeclaration::Default) => Vec::new(),
-                Some(PrefixDeclaration::Named(prefix)) => prefix.to_vec(),
-            };
-            // `xmlns=""` undeclares the default namespace (Namespaces in XML 1.0, 6.2).
-            let ns = if value.is_empty() {
-                Ns::None
-            } else {
-                Ns::from_uri(value.as_bytes())
-            };
-            self.bindings.push(Binding {
-                prefix,
-                ns,
-                depth: self.depth,
-            });
+        let mut spans = scan_attributes(raw, self.doc);
+        match &mut spans {
+            Some(spans) => {
+                for (i, key, value) in spans.iter_indexed(raw) {
+                    if self.check_attr(QName(key), value, offset)? {
+                        spans.references |= 1 << i;
+                    }
+                }
+            }
+            None => {
+                for attr in tag.attributes() {
+                    let attr = attr.map_err(|e| bad(e.to_string()))?;
+                    self.check_attr(attr.key, &attr.value, offset)?;
+                }
+            }
         }
-        Ok(self.resolve(tag.name().prefix().map(|p| p.into_inner())))
+        let ns = self.resolve(prefix);
+        Ok((ns, spans, local_start))
+    }
+
+    /// Checks one attribute of the start tag at `offset` as [`RawStart::for_each_attr`]
+    /// reads it, and records it when it is a namespace declaration. Returns whether the
+    /// value contains a reference.
+    fn check_attr(&mut self, key: QName<'_>, value: &[u8], offset: u64) -> Result<bool, EwsError> {
+        let bad = |reason: String| EwsError::MalformedXml { offset, reason };
+        as_text(self.doc, key.local_name().into_inner())
+            .map_err(|_| bad("attribute name is not UTF-8".into()))?;
+        let raw =
+            as_text(self.doc, value).map_err(|_| bad("attribute value is not UTF-8".into()))?;
+        let has_reference = raw.contains('&');
+        let value = if has_reference {
+            Cow::Owned(unescape(raw).map_err(bad)?)
+        } else {
+            Cow::Borrowed(raw)
+        };
+        let prefix = match key.as_namespace_binding() {
+            None => return Ok(has_reference),
+            Some(PrefixDeclaration::Default) => Vec::new(),
+            Some(PrefixDeclaration::Named(prefix)) => prefix.to_vec(),
+        };
+        // `xmlns=""` undeclares the default namespace (Namespaces in XML 1.0, 6.2).
+        let ns = if value.is_empty() {
+            Ns::None
+        } else {
+            Ns::from_uri(value.as_bytes())
+        };
+        self.bindings.push(Binding {
+            prefix,
+            ns,
+            depth: self.depth,
+        });
+        Ok(has_reference)
     }
 
     /// The namespace bound to an element prefix; an undeclared prefix (and `xml`) gives
     /// [`Ns::Other`], no prefix without a default declaration gives [`Ns::None`].
     fn resolve(&self, prefix: Option<&[u8]>) -> Ns {
         let key = prefix.unwrap_or_default();
-        match self.bindings.iter().rev().find(|b| b.prefix == key) {
+        // Prefixes are one or two bytes in practice; comparing them inline is cheaper
+        // than a memcmp call per tag.
+        let same = |b: &Binding| {
+            b.prefix.len() == key.len() && b.prefix.iter().zip(key).all(|(x, y)| x == y)
+        };
+        match self.bindings.iter().rev().find(|b| same(b)) {
             Some(binding) => binding.ns,
             None if prefix.is_some() => Ns::Other,
             None => Ns::None,
@@ -545,7 +762,7 @@ impl<'a> XmlReader<'a> {
     /// The error for input that ends inside the element `start`, worded as
     /// [`XmlReader::read_into`] words it.
     pub(crate) fn cut_short(&self, start: &RawStart<'_>) -> EwsError {
-        let name = String::from_utf8_lossy(start.tag.local_name().into_inner()).into_owned();
+        let name = String::from_utf8_lossy(start.local_name()).into_owned();
         EwsError::MalformedXml {
             offset: self.position(),
             reason: format!("input ends inside <{name}>"),
@@ -869,6 +1086,72 @@ pub fn escape_into(out: &mut Vec<u8>, text: &str) {
             // reader of this crate would turn their references into.
             0..=0x08 | 0x0B | 0x0C | 0x0E..=0x1F => out.extend_from_slice("\u{FFFD}".as_bytes()),
             _ => out.push(b),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    /// The attributes of `<x{raw}>` as quick-xml's checked iterator reads them, or `None`
+    /// when it reports an error.
+    fn quick_xml_attrs(raw: &str) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        let tag = format!("x{raw}");
+        let start = BytesStart::from_content(tag.as_str(), 1);
+        start
+            .attributes()
+            .map(|a| {
+                a.ok()
+                    .map(|a| (a.key.into_inner().to_vec(), a.value.to_vec()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn attribute_scan_matches_quick_xml() {
+        let cases = [
+            "",
+            "   ",
+            r#" Id="AAMk+/=" ChangeKey="CQAA""#,
+            r#" a = 'x"y'  b="1" "#,
+            " xmlns:t=\"urn:t\"\n\tt:Kind=\"a&amp;b\"",
+            r#" a="1" b="2" c="3" d="4""#,
+            r#" a="""#,
+        ];
+        for raw in cases {
+            let doc = format!("<x{raw}>");
+            let bytes = doc.as_bytes().get(2..doc.len() - 1).unwrap();
+            for text in [Some(doc.as_str()), None] {
+                let spans =
+                    scan_attributes(bytes, text).unwrap_or_else(|| panic!("{raw:?} not scanned"));
+                let scanned: Vec<_> = spans
+                    .iter(bytes)
+                    .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .collect();
+                assert_eq!(Some(scanned), quick_xml_attrs(raw), "{raw:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn attribute_scan_leaves_hard_cases_to_quick_xml() {
+        let cases = [
+            r#" a="1" a="2""#,
+            r#" a=1"#,
+            r#" a="1"b="2""#,
+            r#" a"#,
+            r#" a="unterminated"#,
+            r#" 1a="x""#,
+            r#" é="x""#,
+            r#" a="1" b="2" c="3" d="4" e="5""#,
+        ];
+        for raw in cases {
+            assert!(
+                scan_attributes(raw.as_bytes(), Some(raw)).is_none(),
+                "{raw:?} was scanned"
+            );
         }
     }
 }

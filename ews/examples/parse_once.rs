@@ -1,0 +1,70 @@
+//! Parses one generated response once with one reader, for instruction counts under
+//! `valgrind --tool=callgrind`, where criterion's repeated runs would only add noise.
+//!
+//! Usage: `parse_once READER INPUT`, with READER one of `exmux`, `ews-crate`, `raw` or
+//! `none` (generate only, the baseline to subtract) and INPUT one of `sync512`,
+//! `sync5000` or `find1000`. See docs/BENCHMARKS.md, "EWS parsing".
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use exmux_ews::ops::sync::{FindItemReader, SyncItemsReader};
+use exmux_ews::sample;
+use std::hint::black_box;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(reader), Some(input)) = (args.get(1), args.get(2)) else {
+        eprintln!("usage: parse_once exmux|ews-crate|raw|none sync512|sync5000|find1000");
+        std::process::exit(2);
+    };
+    let (bytes, is_sync) = match input.as_str() {
+        "sync512" => (sample::sync_folder_items_response(512).unwrap(), true),
+        "sync5000" => (sample::sync_folder_items_response(5000).unwrap(), true),
+        "find1000" => (sample::find_item_response(1000).unwrap(), false),
+        other => {
+            eprintln!("unknown input {other}");
+            std::process::exit(2);
+        }
+    };
+    let count = match reader.as_str() {
+        "none" => 0,
+        "exmux" if is_sync => {
+            let mut n = 0;
+            for change in SyncItemsReader::new(&bytes).unwrap() {
+                black_box(change.unwrap());
+                n += 1;
+            }
+            n
+        }
+        "exmux" => {
+            let mut n = 0;
+            for item in FindItemReader::new(&bytes).unwrap() {
+                black_box(item.unwrap());
+                n += 1;
+            }
+            n
+        }
+        "ews-crate" if is_sync => {
+            let env = ews::soap::Envelope::<ews::sync_folder_items::SyncFolderItemsResponse>::from_xml_document(&bytes).unwrap();
+            black_box(env.body.response_messages.response_messages.len())
+        }
+        "ews-crate" => {
+            let env =
+                ews::soap::Envelope::<ews::find_item::FindItemResponse>::from_xml_document(&bytes)
+                    .unwrap();
+            black_box(env.body.response_messages.response_messages.len())
+        }
+        "raw" => {
+            let mut reader = quick_xml::Reader::from_reader(bytes.as_slice());
+            let mut n = 0;
+            while !matches!(reader.read_event().unwrap(), quick_xml::events::Event::Eof) {
+                n += 1;
+            }
+            n
+        }
+        other => {
+            eprintln!("unknown reader {other}");
+            std::process::exit(2);
+        }
+    };
+    println!("{reader} {input}: {} bytes, {count}", bytes.len());
+}
