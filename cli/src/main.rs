@@ -350,11 +350,23 @@ async fn run_sync(
     }
 
     println!("watching; Ctrl-C stops");
+    let mut failures = FailureLog::default();
     loop {
         tokio::select! {
             event = events.recv() => {
                 let Some(event) = event else { break };
-                print_live(&event);
+                let show = match &event {
+                    Event::SyncFailed { message, .. } => {
+                        failures.first_in_window(message, std::time::Instant::now())
+                    }
+                    _ => {
+                        failures.end();
+                        true
+                    }
+                };
+                if show {
+                    print_live(&event);
+                }
                 if let Err(error) = save_state(&transport.state(), &state_path) {
                     eprintln!("warning: {error}");
                 }
@@ -405,6 +417,46 @@ impl Tally {
                 print_live(&event);
             }
         }
+    }
+}
+
+/// Collapses one sync failure repeated for many folders, as a server outage produces,
+/// into one line per minute and a count of the repeats.
+#[derive(Debug, Default)]
+struct FailureLog {
+    last: Option<(String, std::time::Instant)>,
+    repeats: u64,
+}
+
+impl FailureLog {
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// Returns whether a failure with `message` at `now` is printed: the first of its
+    /// kind within [`FailureLog::WINDOW`]. The others are counted.
+    fn first_in_window(&mut self, message: &str, now: std::time::Instant) -> bool {
+        if let Some((last, at)) = &self.last
+            && last == message
+            && now.duration_since(*at) < Self::WINDOW
+        {
+            self.repeats += 1;
+            return false;
+        }
+        self.end();
+        self.last = Some((message.to_owned(), now));
+        true
+    }
+
+    /// Prints how many failures were collapsed, if any, and starts over.
+    fn end(&mut self) {
+        if let Some(line) = self.take_summary() {
+            println!("{line}");
+        }
+        self.last = None;
+    }
+
+    fn take_summary(&mut self) -> Option<String> {
+        let repeats = std::mem::take(&mut self.repeats);
+        (repeats > 0).then(|| format!("(the same failure in {repeats} more folder syncs)"))
     }
 }
 
@@ -865,4 +917,28 @@ fn init_tracing(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_log_collapses_repeats() {
+        let mut log = FailureLog::default();
+        let start = std::time::Instant::now();
+        assert!(log.first_in_window("server busy", start));
+        assert!(!log.first_in_window("server busy", start));
+        assert!(!log.first_in_window("server busy", start));
+        // Another failure prints, and so does the first one after the window.
+        assert!(log.first_in_window("connection refused", start));
+        let later = start + FailureLog::WINDOW;
+        assert!(log.first_in_window("connection refused", later));
+        assert!(!log.first_in_window("connection refused", later));
+        assert_eq!(
+            log.take_summary().as_deref(),
+            Some("(the same failure in 1 more folder syncs)")
+        );
+        assert_eq!(log.take_summary(), None);
+    }
 }
