@@ -15,6 +15,7 @@ use exmux_mapihttp::prop::{PropTag, PropValue, TaggedValue};
 use crate::store::Attachment;
 
 use super::props;
+use super::streams;
 
 /// PidTagAttachFilename (the short file name).
 const PID_TAG_ATTACH_FILENAME: PropTag = PropTag(0x3704_001F);
@@ -126,14 +127,12 @@ pub(crate) fn values_of(attachment: &Attachment) -> Vec<TaggedValue> {
 /// Returns the properties of an attachment table row: every property except
 /// PidTagAttachDataBinary, which a client reads from the attachment object.
 pub(crate) fn row_values(attachment: &Attachment) -> Vec<TaggedValue> {
-    let size = i32::try_from(attachment.data.len()).unwrap_or(i32::MAX);
     let mut values = vec![
         tagged(
             PID_TAG_ATTACH_NUMBER,
             PropValue::I32(i32::from_le_bytes(attachment.number.to_le_bytes())),
         ),
         tagged(PID_TAG_ATTACH_METHOD, PropValue::I32(AF_BY_VALUE)),
-        tagged(PID_TAG_ATTACH_SIZE, PropValue::I32(size)),
         tagged(PID_TAG_RENDERING_POSITION, PropValue::I32(NOT_RENDERED)),
     ];
     if let Some(name) = &attachment.file_name {
@@ -150,6 +149,19 @@ pub(crate) fn row_values(attachment: &Attachment) -> Vec<TaggedValue> {
     if let Some(content_id) = &attachment.content_id {
         values.push(unicode(PID_TAG_ATTACH_CONTENT_ID, content_id));
     }
+    // PidTagAttachSize is the size of the whole attachment object (MS-OXCMSG 2.2.2.5),
+    // so it is at least the data length.
+    // NOTE: the size is the data plus the stream bytes of the other properties, an
+    // estimate: Exchange's own accounting of an attachment object is not known.
+    let properties: usize = values
+        .iter()
+        .map(|value| streams::bytes_of(&value.value).map_or(4, |bytes| bytes.len()))
+        .sum();
+    let size = attachment.data.len().saturating_add(properties);
+    values.push(tagged(
+        PID_TAG_ATTACH_SIZE,
+        PropValue::I32(i32::try_from(size).unwrap_or(i32::MAX)),
+    ));
     values
 }
 
@@ -220,11 +232,23 @@ mod tests {
     fn row_values_leave_out_data() {
         let values = row_values(&report());
         assert!(values.iter().all(|v| v.tag != PID_TAG_ATTACH_DATA_BINARY));
+    }
+
+    #[test]
+    fn attach_size_counts_every_property() {
+        let values = row_values(&report());
         let size = values
             .iter()
             .find(|v| v.tag == PID_TAG_ATTACH_SIZE)
             .unwrap();
-        assert_eq!(size.value, PropValue::I32(5));
+        let PropValue::I32(size) = size.value else {
+            panic!("PidTagAttachSize is not PtypInteger32");
+        };
+        // The data, three 4-byte integers, the file name three times in UTF-16, the
+        // extension and the MIME type.
+        let names = 3 * 2 * "report.pdf".len() + 2 * ".pdf".len();
+        let expected = 5 + 3 * 4 + names + 2 * "application/pdf".len();
+        assert_eq!(usize::try_from(size).unwrap(), expected);
     }
 
     #[test]

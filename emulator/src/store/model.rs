@@ -203,8 +203,7 @@ impl Mailbox {
 /// afByValue).
 #[derive(Clone, Debug, PartialEq, Eq, Default, Hash)]
 pub struct Attachment {
-    /// The attachment number (PidTagAttachNumber), unique within the item. A deleted
-    /// attachment's number is not given to a later one of the same item version.
+    /// The attachment number (PidTagAttachNumber), unique within the item.
     pub number: u32,
     /// The file name (PidTagAttachLongFilename).
     pub file_name: Option<String>,
