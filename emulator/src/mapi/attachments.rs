@@ -31,8 +31,8 @@ const PID_TAG_RENDERING_POSITION: PropTag = PropTag(0x370B_0003);
 const AF_BY_VALUE: i32 = 1;
 /// PidTagRenderingPosition of an attachment not rendered in the body.
 const NOT_RENDERED: i32 = -1;
-/// OpenAttachmentFlags: read-write (0x01) or best access (0x02); 0x00 is read-only
-/// (MS-OXCMSG 2.2.3.12).
+/// OpenAttachmentFlags: read-write (0x01) or best access (0x02). 0x00 opens read-only,
+/// the default of MAPI's IMessage::OpenAttach.
 const WRITE_FLAGS: u8 = 0x03;
 
 /// An attachment opened or created on the message behind `message`.

@@ -199,8 +199,8 @@ impl Mailbox {
     }
 }
 
-/// A file attachment stored by value (MS-OXCMSG 2.2.2.9, PidTagAttachMethod
-/// afByValue).
+/// A file attachment stored by value (PidTagAttachMethod afByValue, 1): its data is
+/// in PidTagAttachDataBinary.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Hash)]
 pub struct Attachment {
     /// The attachment number (PidTagAttachNumber), unique within the item.

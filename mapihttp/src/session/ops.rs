@@ -289,8 +289,8 @@ impl StructuredAttachment {
         }
     }
 
-    /// Returns the properties a create writes on the attachment object: afByValue
-    /// (MS-OXCMSG 2.2.2.9), the name, type, content id and data.
+    /// Returns the properties a create writes on the attachment object: the method
+    /// afByValue, the name, type, content id and data.
     pub(super) fn to_props(&self) -> Vec<TaggedValue> {
         /// PidTagAttachMethod afByValue: the data is in PidTagAttachDataBinary.
         const AF_BY_VALUE: i32 = 1;
