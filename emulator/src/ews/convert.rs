@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::ids::IdCodec;
 use crate::store::{
-    Body, BodyType, FlagStatus, Folder, Importance, Item, ItemProps, Mailbox, Store,
+    Body, BodyType, FlagStatus, Folder, Importance, Item, ItemProps, Mailbox, Store, compose_mime,
 };
 
 /// Returns the EWS folder element of a store folder.
@@ -118,7 +118,7 @@ pub(crate) fn item(ids: &IdCodec, item: &Item, shape: &Shape) -> ews::Item {
         out.is_read = Some(props.read);
     }
     if shape.include_mime_content || wanted("item:MimeContent") {
-        let mime = item.mime.clone().unwrap_or_else(|| mime_of(props));
+        let mime = item.mime.clone().unwrap_or_else(|| compose_mime(props));
         out.mime_content = Some(STANDARD.encode(mime));
     }
     out
@@ -220,29 +220,4 @@ pub(crate) fn props_of(item: &ews::Item) -> ItemProps {
     props.read = item.is_read.unwrap_or(false);
     props.received = item.date_time_received.map(Into::into);
     props
-}
-
-/// Builds RFC 5322 MIME for an item that has none (created from properties).
-fn mime_of(props: &ItemProps) -> Vec<u8> {
-    let mut builder = mail_builder::MessageBuilder::new().subject(props.subject.as_str());
-    if let Some(sender) = &props.sender {
-        builder = builder.from((sender.name.as_str(), sender.address.as_str()));
-    }
-    if !props.to.is_empty() {
-        let to: Vec<(&str, &str)> = props
-            .to
-            .iter()
-            .map(|mailbox| (mailbox.name.as_str(), mailbox.address.as_str()))
-            .collect();
-        builder = builder.to(to);
-    }
-    builder = match &props.body {
-        Some(Body {
-            body_type: BodyType::Html,
-            content,
-        }) => builder.html_body(content.as_str()),
-        Some(body) => builder.text_body(body.content.as_str()),
-        None => builder.text_body(""),
-    };
-    builder.write_to_vec().unwrap_or_default()
 }

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod idset;
 mod items;
 mod mime;
+pub(crate) use mime::compose_mime;
 pub mod model;
 pub mod notify;
 pub mod session;
