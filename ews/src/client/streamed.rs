@@ -6,17 +6,24 @@
 //! [`EwsClient::call`], because the body without its list elements is decoded by the
 //! same code. A throttled response carries no list elements, so a retry never hands out
 //! an item twice within one call.
+//!
+//! The callback runs before the rest of the body has arrived, so what it receives is
+//! provisional: a body that breaks off or fails to parse later makes the call return an
+//! error, and an error message makes the call return no page. A caller commits the
+//! returned SyncState (or paging offset) only from an `Ok` response with a successful
+//! message, so each change it received is either covered by that state or delivered
+//! again by the next call from the previous state.
 
 use futures_util::StreamExt as _;
 
 use super::transport::Reply;
-use super::{ClientError, EwsClient, MessageOutcomes, Outcome};
-use crate::error::EwsError;
+use super::{ClientError, EwsClient, MessageOutcomes, Outcome, strongest_signal};
+use crate::error::{EwsError, MessageError};
 use crate::operation::{EwsOperation, Response};
 use crate::ops::framer::{Fragment, Framer, ListKind};
 use crate::ops::items::GetItem;
 use crate::ops::sync::{FindItem, FindItemPage, ItemSync, SyncChange, SyncFolderItems};
-use crate::throttle::RetryBudget;
+use crate::throttle::{RetryBudget, ThrottleSignal};
 use crate::types::Item;
 
 /// The list to cut out of a response body and the callback that takes each element.
@@ -64,8 +71,11 @@ impl EwsClient {
     /// soon as its bytes have arrived (MS-OXWSSYNC 3.1.4.2). Returns the response with
     /// the page's SyncState and IncludesLastItemInRange and an empty `changes` list.
     ///
-    /// The changes of a call that fails belong to no SyncState the caller has: sync
-    /// again from the previous state, which delivers them again.
+    /// The new SyncState is returned only after the whole body has arrived and parsed,
+    /// and only in a message whose ResponseClass is not Error. The changes handed out by
+    /// a call that returns `Err`, or an error message, belong to no SyncState the caller
+    /// has: store the state only from an `Ok` page, and after anything else sync again
+    /// from the previous state, which delivers those changes again.
     ///
     /// # Errors
     ///
@@ -85,7 +95,7 @@ impl EwsClient {
             }
             Ok(())
         };
-        self.call_streamed(op, ListKind::SyncChanges, &mut on_fragment)
+        self.call_streamed(op, ListKind::SyncChanges, &mut on_fragment, true)
             .await
     }
 
@@ -110,21 +120,26 @@ impl EwsClient {
             }
             Ok(())
         };
-        self.call_streamed(op, ListKind::FindItems, &mut on_fragment)
+        self.call_streamed(op, ListKind::FindItems, &mut on_fragment, true)
             .await
     }
 
     /// Sends GetItem and hands each item to `on_item`, with the index of its response
-    /// message (the position of its id in the request), as soon as its bytes have
-    /// arrived (MS-OXWSCORE 3.1.4.4). Returns the per-id results with empty item lists
-    /// for the ids that succeeded.
+    /// message (the position of its id in `op.item_ids`), as soon as its bytes have
+    /// arrived (MS-OXWSCORE 3.1.4.4). Returns the per-id results in the order of
+    /// `op.item_ids`, with empty item lists for the ids that succeeded.
     ///
-    /// Unlike [`EwsClient::call_batch`], a partly throttled batch is not re-sent: the
-    /// throttled ids keep their error and the mailbox pauses for later requests.
+    /// As [`EwsClient::call_batch`] does, ids whose message was throttling (such as
+    /// ErrorServerBusy inside an HTTP 200 response) are sent again after the back-off,
+    /// without the ids that already have a result; ids the server sent no message for
+    /// are sent again too. A throttled message carries no item, so no item is handed out
+    /// twice.
     ///
     /// # Errors
     ///
-    /// As [`EwsClient::sync_folder_items_streamed`].
+    /// As [`EwsClient::sync_folder_items_streamed`], and
+    /// [`ClientError::Throttled`] once the throttling waits exceed
+    /// the back-off policy's cap.
     pub async fn get_item_streamed<F>(
         &self,
         op: &GetItem,
@@ -133,39 +148,133 @@ impl EwsClient {
     where
         F: FnMut(usize, Item) + Send,
     {
-        let mut on_fragment = |fragment: &Fragment| {
-            if let Some(item) = fragment.parse_item()? {
-                on_item(fragment.message_index, item);
+        if op.item_ids.is_empty() {
+            // Nothing to re-send: the request writer reports the empty list.
+            let mut on_fragment = |_: &Fragment| Ok(());
+            return self
+                .call_streamed(op, ListKind::GetItems, &mut on_fragment, false)
+                .await;
+        }
+        let mut results: Vec<Option<Result<Vec<Item>, MessageError>>> =
+            op.item_ids.iter().map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..op.item_ids.len()).collect();
+        let mut budget = RetryBudget::default();
+        let mut server_version = None;
+
+        while !pending.is_empty() {
+            let round = GetItem {
+                shape: op.shape.clone(),
+                item_ids: pending
+                    .iter()
+                    .filter_map(|index| op.item_ids.get(*index).cloned())
+                    .collect(),
+            };
+            // Message `i` of this round answers the id at `pending[i]`.
+            let mut on_fragment = |fragment: &Fragment| {
+                if let Some(item) = fragment.parse_item()? {
+                    let index = pending.get(fragment.message_index).copied();
+                    on_item(index.unwrap_or(fragment.message_index), item);
+                }
+                Ok(())
+            };
+            let response = self
+                .call_streamed_with(
+                    &round,
+                    ListKind::GetItems,
+                    &mut on_fragment,
+                    false,
+                    &mut budget,
+                )
+                .await?;
+            server_version = response.server_version.or(server_version);
+
+            let mut requeue = Vec::new();
+            let mut throttled = Vec::new();
+            let mut messages = response.messages.into_iter();
+            for index in pending {
+                match messages.next() {
+                    Some(Err(error)) if error.throttle_hint().is_some() => {
+                        throttled.push(error);
+                        requeue.push(index);
+                    }
+                    Some(result) => {
+                        if let Some(slot) = results.get_mut(index) {
+                            *slot = Some(result);
+                        }
+                    }
+                    None => requeue.push(index),
+                }
             }
-            Ok(())
-        };
-        self.call_streamed(op, ListKind::GetItems, &mut on_fragment)
-            .await
+            pending = requeue;
+            if pending.is_empty() {
+                break;
+            }
+
+            let throttled: Vec<&MessageError> = throttled.iter().collect();
+            let signal = strongest_signal(&throttled).unwrap_or(ThrottleSignal::ServerBusy {
+                back_off: None,
+                concurrency_limit: None,
+            });
+            tracing::debug!(
+                operation = GetItem::NAME,
+                requeued = pending.len(),
+                "re-sending the throttled ids of a streamed GetItem"
+            );
+            self.back_off(GetItem::NAME, signal, &mut budget).await?;
+        }
+
+        Ok(Response {
+            server_version,
+            messages: results.into_iter().flatten().collect(),
+        })
     }
 
     /// Runs `op` as [`EwsClient::call`] does, with the body's list elements of `kind`
     /// going to `on_fragment` as they arrive.
+    /// `pause_partial` as in `exchange`: whether a partly throttled response pauses the
+    /// mailbox for later requests.
     async fn call_streamed<O>(
         &self,
         op: &O,
         kind: ListKind,
         on_fragment: &mut (dyn FnMut(&Fragment) -> Result<(), EwsError> + Send),
+        pause_partial: bool,
+    ) -> Result<O::Response, ClientError>
+    where
+        O: EwsOperation,
+        O::Response: MessageOutcomes,
+    {
+        let mut budget = RetryBudget::default();
+        self.call_streamed_with(op, kind, on_fragment, pause_partial, &mut budget)
+            .await
+    }
+
+    /// As [`EwsClient::call_streamed`], charging the throttling waits to `budget`.
+    async fn call_streamed_with<O>(
+        &self,
+        op: &O,
+        kind: ListKind,
+        on_fragment: &mut (dyn FnMut(&Fragment) -> Result<(), EwsError> + Send),
+        pause_partial: bool,
+        budget: &mut RetryBudget,
     ) -> Result<O::Response, ClientError>
     where
         O: EwsOperation,
         O::Response: MessageOutcomes,
     {
         let body = self.encode(op)?;
-        let mut budget = RetryBudget::default();
         loop {
             let mut framing = Framing {
                 kind,
                 on_fragment: &mut *on_fragment,
             };
-            match self.exchange::<O>(&body, true, Some(&mut framing)).await? {
+            match self
+                .exchange::<O>(&body, pause_partial, Some(&mut framing))
+                .await?
+            {
                 Outcome::Done(response) => return Ok(response),
                 Outcome::Throttled(signal) => {
-                    self.back_off(O::NAME, signal, &mut budget).await?;
+                    self.back_off(O::NAME, signal, budget).await?;
                 }
             }
         }
