@@ -202,6 +202,21 @@ impl IdMap {
             .collect()
     }
 
+    /// Returns the keys of every item the router places in `folder`, deleted or not.
+    pub fn items_in(&self, folder: FolderKey) -> Vec<ItemKey> {
+        self.records
+            .iter()
+            .filter(|(_, record)| record.folder == folder)
+            .map(|(key, _)| *key)
+            .collect()
+    }
+
+    /// Forgets the ids that moves of ours out of `folder`'s items replaced, when
+    /// `is_gone` says the item they named is gone.
+    pub(crate) fn forget_moved_away_of(&mut self, is_gone: impl Fn(ItemKey) -> bool) {
+        self.moved_away.retain(|_, key| !is_gone(*key));
+    }
+
     /// Returns the keys of the items in `folder` that arrived through a write of ours
     /// and that no sync of the folder reported since, with the round count of
     /// [`ItemRecord::unreported_since_round`].

@@ -317,6 +317,23 @@ impl Journal {
             .collect()
     }
 
+    /// Removes every entry that `forget` selects, settled or not, and returns them.
+    pub(crate) fn remove_where(
+        &mut self,
+        forget: impl Fn(&JournalEntry) -> bool,
+    ) -> Vec<JournalEntry> {
+        let removed: Vec<WriteId> = self
+            .entries
+            .values()
+            .filter(|entry| forget(entry))
+            .map(|entry| entry.id)
+            .collect();
+        removed
+            .into_iter()
+            .filter_map(|id| self.remove(id))
+            .collect()
+    }
+
     /// Removes settled entries issued before `cutoff_millis`, whatever their folder,
     /// and returns them. This bounds the journal when a folder is never synced again.
     pub(crate) fn retire_older_than(&mut self, cutoff_millis: u64) -> Vec<JournalEntry> {

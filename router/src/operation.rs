@@ -83,6 +83,15 @@ impl Operation {
         }
     }
 
+    /// Returns true for the writes that add an item to a folder: a create, copy or move
+    /// adds it to the folder written to, and a send files a copy in Sent Items.
+    pub fn adds_item(self) -> bool {
+        matches!(
+            self,
+            Operation::Create | Operation::Copy | Operation::Move | Operation::Send
+        )
+    }
+
     /// Returns true for operations that change server state.
     pub fn is_write(self) -> bool {
         !matches!(

@@ -177,8 +177,20 @@ enum Pending {
         outcome: WriteOutcome,
         effect: Effect,
         ids: Vec<BackendItemId>,
+        checkpoint: Option<Checkpoint>,
     },
     Resubscribe,
+}
+
+/// The checkpoint state that an ICS upload of the MAPI backend returns with its
+/// response (RopSynchronizationGetTransferState on the upload context).
+#[derive(Clone, Debug)]
+struct Checkpoint {
+    folder: usize,
+    /// The folder's sync state that the upload context started from.
+    base: Vec<u8>,
+    /// That state with the upload's own change added.
+    state: Vec<u8>,
 }
 
 /// The naive EWS client's state of one folder.
@@ -772,7 +784,8 @@ impl World {
                 outcome,
                 effect,
                 ids,
-            } => self.on_write_reply(token, outcome, effect, &ids),
+                checkpoint,
+            } => self.on_write_reply(token, outcome, effect, &ids, checkpoint),
         }
     }
 
@@ -1094,6 +1107,32 @@ impl World {
         if let (Client::Naive(naive), Some(mid)) = (&mut self.client, mid) {
             naive.recent.insert(ews_id(mid), self.now);
         }
+        // The MAPI backend sends creates, read-state updates and deletes through ICS
+        // import, whose upload context starts from the folder's stored sync state when
+        // the folder syncs over MAPI/HTTP.
+        let upload_base: Option<Vec<u8>> = match &self.client {
+            Client::Exmux(core)
+                if backend == Backend::Mapi
+                    && matches!(
+                        kind,
+                        WriteKind::Create | WriteKind::MarkRead | WriteKind::Delete
+                    ) =>
+            {
+                core.state()
+                    .folders
+                    .get(&self.keys[folder])
+                    .filter(|state| state.sync_backend == Backend::Mapi)
+                    .map(|state| state.sync_state.0.clone())
+            }
+            _ => None,
+        };
+        let mut upload_state = upload_base.as_ref().and_then(|base| {
+            if base.is_empty() {
+                Some(StoreSyncState::empty(SyncKind::Contents, self.fids[folder]))
+            } else {
+                StoreSyncState::from_bytes(base).ok()
+            }
+        });
 
         let session = match backend {
             Backend::Ews => self.ews_session,
@@ -1133,7 +1172,10 @@ impl World {
         let result: Result<(WriteOutcome, Effect, Vec<BackendItemId>), StoreError> =
             match (kind, mid) {
                 (WriteKind::MarkRead, Some(mid)) => {
-                    self.store.set_read(session, mid, read).map(|_| {
+                    self.store.set_read(session, mid, read).map(|result| {
+                        if let Some(state) = &mut upload_state {
+                            state.checkpoint_read(&result);
+                        }
                         self.read_writer.insert(mid.to_u64(), (Author::Own, read));
                         // EWS UpdateItem returns the item's ChangeKey; ICS read-state uploads
                         // return nothing.
@@ -1192,6 +1234,9 @@ impl World {
                         })
                 }
                 (WriteKind::Delete, Some(mid)) => self.store.delete_item(session, mid).map(|_| {
+                    if let Some(state) = &mut upload_state {
+                        state.checkpoint_removal(mid);
+                    }
                     (
                         WriteOutcome::Succeeded {
                             change_key: None,
@@ -1277,6 +1322,9 @@ impl World {
                     self.store
                         .create_item(session, fids[folder], new)
                         .map(|result| {
+                            if let Some(state) = &mut upload_state {
+                                state.checkpoint(&result, false);
+                            }
                             let change_key = key_bytes(&result.change_key);
                             let new_id = id_of(fids[folder], result.id);
                             (
@@ -1311,7 +1359,21 @@ impl World {
                     );
                     self.push_reply(token, WriteOutcome::Lost, Effect::None, ids);
                 } else {
-                    self.push_reply(token, outcome, effect, ids);
+                    let checkpoint =
+                        upload_base
+                            .zip(upload_state)
+                            .map(|(base, state)| Checkpoint {
+                                folder,
+                                base,
+                                state: state.to_bytes(),
+                            });
+                    self.pending.push(Pending::WriteReply {
+                        token,
+                        outcome,
+                        effect,
+                        ids,
+                        checkpoint,
+                    });
                 }
             }
             Err(StoreError::SessionExpired { .. }) => {
@@ -1337,6 +1399,7 @@ impl World {
             outcome,
             effect,
             ids,
+            checkpoint: None,
         });
     }
 
@@ -1346,6 +1409,7 @@ impl World {
         outcome: WriteOutcome,
         effect: Effect,
         ids: &[BackendItemId],
+        checkpoint: Option<Checkpoint>,
     ) {
         trace!(self, "write {token} reply: {outcome:?}");
         if outcome == WriteOutcome::Lost {
@@ -1363,6 +1427,19 @@ impl World {
                     outcome,
                 },
             );
+            // The transport hands the upload's checkpoint to the core after the result,
+            // from the same response.
+            if let Some(checkpoint) = checkpoint {
+                let _ = core.handle(
+                    self.now,
+                    Input::UploadCheckpoint {
+                        folder: self.keys[checkpoint.folder],
+                        base: SyncState(checkpoint.base),
+                        checkpoint: SyncState(checkpoint.state),
+                        writes: vec![WriteId(token)],
+                    },
+                );
+            }
             // Responses arrive in any order. The embedder takes the item's change key
             // and read state after its write from the router, which keeps the newest
             // ones, instead of the response's.

@@ -540,6 +540,106 @@ Cc: Dan <dan@example.test>\r\nSubject: recipients\r\nMessage-ID: <recipients@exa
     assert_eq!(results[1], expected, "over EWS");
 }
 
+/// A send is journaled as the creation of its copy in Sent Items, and the transport reads
+/// the copy's id and change key back, so the next sync of Sent Items drops the copy as the
+/// transport's own instead of delivering it as another client's message. A message
+/// without a Message-ID gets one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sent_copy_is_own_change_over_both_backends() {
+    let mime = b"From: Alice <alice@example.test>\r\nTo: bob@example.test\r\nSubject: no id\r\n\r\nHello.\r\n";
+    for routing in ["mapi", "ews", "hybrid"] {
+        let handle = emulator().await;
+        let (transport, mut events) = connect(&handle, &preset(routing)).await;
+        let sent = transport.add_folder("sentitems").await.unwrap();
+        transport.sync(sent).unwrap();
+        transport.wait_idle().await;
+        drain(&mut events);
+        let before = transport.counters();
+
+        transport.send(mime).await.unwrap();
+        transport.sync(sent).unwrap();
+        transport.wait_idle().await;
+
+        let delivered: Vec<Event> = drain(&mut events)
+            .into_iter()
+            .filter(|event| {
+                matches!(
+                    event,
+                    Event::ItemChanged { .. } | Event::ReadStateChanged { .. }
+                )
+            })
+            .collect();
+        assert!(delivered.is_empty(), "{routing}: {delivered:?}");
+        let after = transport.counters();
+        assert_eq!(after.own_dropped, before.own_dropped + 1, "{routing}");
+        assert_eq!(after.remote_delivered, before.remote_delivered, "{routing}");
+        assert_eq!(
+            after.unknown_delivered, before.unknown_delivered,
+            "{routing}"
+        );
+
+        let store = handle.store().lock().unwrap();
+        let sent_fid = store
+            .well_known_folder(exmux_emulator::store::WellKnownFolder::SentItems)
+            .unwrap();
+        let page = store
+            .list_items(sent_fid, exmux_emulator::store::ListOptions::default())
+            .unwrap();
+        assert_eq!(page.items.len(), 1, "{routing}: one sent copy");
+        if let Some(stored) = &page.items[0].mime {
+            let text = String::from_utf8_lossy(stored);
+            assert!(
+                text.starts_with("Message-ID: <"),
+                "{routing}: the send added a Message-ID: {text}"
+            );
+        }
+    }
+}
+
+/// A deleted folder is forgotten with its items and journal entries, so no later sync
+/// asks the server for it, and a moved folder keeps syncing under its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_folder_forgotten_moved_folder_syncs() {
+    for routing in ["mapi", "ews", "hybrid"] {
+        let handle = emulator().await;
+        let (transport, mut events) = connect(&handle, &preset(routing)).await;
+        let root = transport.add_folder("msgfolderroot").await.unwrap();
+        let scratch = transport.create_folder(root, "Scratch").await.unwrap();
+        let projects = transport.create_folder(root, "Projects").await.unwrap();
+        let archive = transport.create_folder(root, "Archive").await.unwrap();
+        let item = transport.create(scratch, &message("doomed")).await.unwrap();
+        transport.create(projects, &message("kept")).await.unwrap();
+        for folder in [scratch, projects] {
+            transport.sync(folder).unwrap();
+        }
+        transport.wait_idle().await;
+        drain(&mut events);
+
+        transport.delete_folder(scratch).await.unwrap();
+        transport.move_folder(projects, archive).await.unwrap();
+        transport
+            .create(projects, &message("after move"))
+            .await
+            .unwrap();
+        assert!(transport.sync(scratch).is_err(), "{routing}");
+        transport.sync(projects).unwrap();
+        transport.wait_idle().await;
+
+        let state = transport.state();
+        assert!(!state.folders.contains_key(&scratch), "{routing}");
+        assert!(state.ids.get(item).is_none(), "{routing}");
+        assert!(
+            state.journal.iter().all(|entry| entry.folder != scratch),
+            "{routing}"
+        );
+        let failed: Vec<Event> = drain(&mut events)
+            .into_iter()
+            .filter(|event| matches!(event, Event::SyncFailed { .. }))
+            .collect();
+        assert!(failed.is_empty(), "{routing}: {failed:?}");
+    }
+}
+
 /// A creation over MAPI/HTTP goes through ICS import, whose checkpoint state becomes
 /// the folder's sync state, so the next download does not report the creations at all:
 /// nothing is delivered and nothing is dropped as the transport's own.
@@ -580,6 +680,72 @@ async fn upload_checkpoint_keeps_creation_out() {
         ["first", "second"]
     );
     assert_ne!(first, second);
+}
+
+/// A read-state update and a delete over MAPI/HTTP go through ICS import too, so the
+/// next download from the checkpoint state reports neither of them: nothing is
+/// delivered and nothing is dropped as the transport's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_checkpoint_keeps_read_and_delete_out() {
+    let handle = emulator().await;
+    let other = other_client(&handle);
+    let logon = other.connect().await.unwrap();
+    for text in ["read me", "delete me"] {
+        other
+            .create_message(logon.inbox(), subject(text), false)
+            .await
+            .unwrap();
+    }
+    let (transport, mut events) = connect(&handle, &preset("mapi")).await;
+    let inbox = transport.add_folder("inbox").await.unwrap();
+    transport.sync(inbox).unwrap();
+    transport.wait_idle().await;
+    let items: Vec<ItemKey> = drain(&mut events)
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::ItemChanged { item, .. } => Some(item),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(items.len(), 2, "{items:?}");
+    let before = transport.counters();
+
+    transport.set_read(items[0], true).await.unwrap();
+    transport.delete(items[1]).await.unwrap();
+    transport.sync(inbox).unwrap();
+    transport.wait_idle().await;
+
+    let after = transport.counters();
+    assert_eq!(after.own_dropped, before.own_dropped, "{after:?}");
+    assert_eq!(after.remote_delivered, before.remote_delivered, "{after:?}");
+    assert_eq!(after.full_resyncs, 0, "{after:?}");
+    let item_events: Vec<_> = drain(&mut events)
+        .into_iter()
+        .filter(|event| {
+            matches!(
+                event,
+                Event::ItemChanged { .. }
+                    | Event::ReadStateChanged { .. }
+                    | Event::ItemDeleted { .. }
+                    | Event::ChangeKeyLearned { .. }
+            )
+        })
+        .collect();
+    assert!(item_events.is_empty(), "{item_events:?}");
+
+    let store = handle.store().lock().unwrap();
+    let inbox_fid = store
+        .well_known_folder(exmux_emulator::store::WellKnownFolder::Inbox)
+        .unwrap();
+    let page = store
+        .list_items(inbox_fid, exmux_emulator::store::ListOptions::default())
+        .unwrap();
+    let left: Vec<(&str, bool)> = page
+        .items
+        .iter()
+        .map(|item| (item.props.subject.as_str(), item.props.read))
+        .collect();
+    assert_eq!(left, [("read me", true)]);
 }
 
 /// Syncs the inbox with a named routing of its own and returns the id of each message

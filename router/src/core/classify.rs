@@ -396,11 +396,21 @@ impl RouterCore {
 
         // The change key matches our write, but the read state it carries may come
         // from another client since read-state changes leave the change key alone
-        // (MS-OXCFXICS), so it is judged by value on its own.
+        // (MS-OXCFXICS), so it is judged by value on its own. The copy that a send of
+        // ours filed has no read state to compare with, because the server chose it, so
+        // the first one reported counts as part of the send.
+        // NOTE: another client's read-state change to the sent copy made before that
+        // first report is taken as ours too, and not delivered.
         if origin == Origin::Local
             && let Some(read) = change.read
         {
-            self.apply_read_state(folder, item, read);
+            if held_read.is_none() && self.sent_by_us(item, folder) {
+                if let Some(record) = self.state.ids.get_mut(item) {
+                    record.read = Some(read);
+                }
+            } else {
+                self.apply_read_state(folder, item, read);
+            }
         }
     }
 
@@ -594,15 +604,13 @@ impl RouterCore {
             .any(|entry| entry.status == WriteStatus::Pending)
     }
 
-    // A create, copy or move into `folder` whose response has not arrived.
+    // A create, copy, move or send (whose copy goes to Sent Items) into `folder` whose
+    // response has not arrived.
     pub(super) fn arrival_pending(&self, folder: FolderKey) -> bool {
         self.state.journal.iter().any(|entry| {
             entry.folder == folder
                 && entry.status == WriteStatus::Pending
-                && matches!(
-                    entry.operation,
-                    Operation::Create | Operation::Copy | Operation::Move
-                )
+                && entry.operation.adds_item()
         })
     }
 
@@ -611,23 +619,25 @@ impl RouterCore {
         self.state.journal.iter().any(|entry| {
             entry.folder == folder
                 && entry.status == WriteStatus::Lost
-                && matches!(
-                    entry.operation,
-                    Operation::Create | Operation::Copy | Operation::Move
-                )
+                && entry.operation.adds_item()
         })
     }
 
     // The item came into `folder` through a create, copy or move of ours, so a sync
     // reporting it as new is expected, not a sign of a discarded sync state.
     fn arrived_by_own_write(&self, item: ItemKey, folder: FolderKey) -> bool {
-        self.state.journal.entries_for(item).any(|entry| {
-            entry.folder == folder
-                && matches!(
-                    entry.operation,
-                    Operation::Create | Operation::Copy | Operation::Move
-                )
-        })
+        self.state
+            .journal
+            .entries_for(item)
+            .any(|entry| entry.folder == folder && entry.operation.adds_item())
+    }
+
+    // The item is the copy that a send of ours filed in `folder`.
+    fn sent_by_us(&self, item: ItemKey, folder: FolderKey) -> bool {
+        self.state
+            .journal
+            .entries_for(item)
+            .any(|entry| entry.folder == folder && entry.operation == Operation::Send)
     }
 
     fn has_lost_write(&self, item: ItemKey) -> bool {

@@ -367,6 +367,51 @@ impl RouterCore {
         key
     }
 
+    /// Replaces the id that folder `key` has on `id`'s backend with `id`, for a folder
+    /// whose id changed (an EWS MoveFolder may return a new FolderId). The sync state
+    /// stays, since it names no folder id.
+    ///
+    /// # Errors
+    /// [`CoreError::UnknownFolder`] when `key` is not registered.
+    pub fn set_folder_id(&mut self, key: FolderKey, id: BackendFolderId) -> Result<(), CoreError> {
+        let folder = self
+            .state
+            .folders
+            .get_mut(&key)
+            .ok_or(CoreError::UnknownFolder { folder: key })?;
+        folder.ids.retain(|known| known.backend() != id.backend());
+        folder.ids.push(id);
+        Ok(())
+    }
+
+    /// Forgets a folder that this transport deleted: its ids, sync state and phase,
+    /// the items the router places in it, their held changes and their journal
+    /// entries, pending or not. No event is queued for the forgotten items, because
+    /// the embedder deleted the folder itself, and the server reports no folder
+    /// deletion in an item sync. A sync result or write result that arrives later for
+    /// the folder or its items returns [`CoreError::UnknownFolder`] or
+    /// [`CoreError::UnknownWrite`] and changes nothing.
+    ///
+    /// # Errors
+    /// [`CoreError::UnknownFolder`] when `key` is not registered; nothing changes then.
+    pub fn forget_folder(&mut self, key: FolderKey) -> Result<(), CoreError> {
+        if self.state.folders.remove(&key).is_none() {
+            return Err(CoreError::UnknownFolder { folder: key });
+        }
+        let items: BTreeSet<ItemKey> = self.state.ids.items_in(key).into_iter().collect();
+        self.state.journal.remove_where(|entry| {
+            entry.folder == key || entry.target_folder == Some(key) || items.contains(&entry.item)
+        });
+        self.state.held.retain(|_, held| held.folder != key);
+        self.state
+            .ids
+            .forget_moved_away_of(|item| items.contains(&item));
+        for item in items {
+            self.state.ids.remove(item);
+        }
+        Ok(())
+    }
+
     /// Records a write about to be issued and returns its journal id, the item key it
     /// concerns and, when asked, the change key to stamp on it.
     ///
@@ -395,12 +440,13 @@ impl RouterCore {
                 expected: "a write operation",
             });
         }
-        let creates = intent.operation == Operation::Create;
+        // A send is journaled like a create in Sent Items, where its copy arrives.
+        let creates = matches!(intent.operation, Operation::Create | Operation::Send);
         match (creates, intent.item) {
             (true, Some(_)) => {
                 return Err(CoreError::InvalidWrite {
                     operation: intent.operation,
-                    expected: "no item key (create assigns one)",
+                    expected: "no item key (create and send assign one)",
                 });
             }
             (false, None) => {
@@ -517,10 +563,18 @@ impl RouterCore {
         self.outputs
             .push_back(Output::Event(Event::SyncStateAdvanced { folder: key }));
 
-        // The checkpoint contains the uploaded items, so a later download reports
-        // their deletion, and no download reports their arrival.
+        // The checkpoint contains the items the upload added, so a later download
+        // reports their deletion, and no download reports their arrival. A read-state
+        // or delete upload adds no id to the state, so an item that arrived through a
+        // copy or move of ours stays unreported until a download reports it.
         for write in writes {
-            let Some(item) = self.state.journal.get(*write).map(|entry| entry.item) else {
+            let Some(item) = self
+                .state
+                .journal
+                .get(*write)
+                .filter(|entry| entry.operation.adds_item())
+                .map(|entry| entry.item)
+            else {
                 continue;
             };
             if let Some(record) = self.state.ids.get_mut(item) {
@@ -836,10 +890,7 @@ impl RouterCore {
                 {
                     self.state.ids.relocate(item, target);
                 }
-                let arrives = matches!(
-                    entry.operation,
-                    Operation::Create | Operation::Copy | Operation::Move
-                );
+                let arrives = entry.operation.adds_item();
                 if let Some(id) = new_id {
                     self.state.ids.bind(item, id);
                     if arrives && let Some(record) = self.state.ids.get_mut(item) {
@@ -877,7 +928,11 @@ impl RouterCore {
                 let unbound = self.state.ids.get(item).is_some_and(|record| {
                     record.ews.is_none() && record.mapi.is_none() && !record.deleted_locally
                 });
-                if matches!(entry.operation, Operation::Create | Operation::Copy) && unbound {
+                let creates = matches!(
+                    entry.operation,
+                    Operation::Create | Operation::Copy | Operation::Send
+                );
+                if creates && unbound {
                     self.state.ids.remove(item);
                 }
             }

@@ -2068,3 +2068,260 @@ fn fetch_not_found_during_own_delete_local() {
         .collect();
     assert!(remote.is_empty(), "{events:?}");
 }
+
+fn send_intent(folder: FolderKey) -> WriteIntent {
+    WriteIntent {
+        operation: Operation::Send,
+        item: None,
+        folder,
+        backend: Backend::Ews,
+        session: String::new(),
+        assign_change_key: false,
+        read_state: None,
+        target_folder: None,
+    }
+}
+
+// The transport learns the id and change key of the sent copy from Sent Items, so the
+// copy's arrival is recognised as this transport's own.
+#[test]
+fn sent_copy_with_learned_id_is_local() {
+    let mut harness = harness();
+    let issued = harness
+        .core
+        .begin_write(NOW, send_intent(harness.folder))
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: Some(key(7)),
+                    new_id: Some(id("sent")),
+                },
+            },
+        )
+        .unwrap();
+
+    let events = harness.sync(vec![item("sent", ChangeKind::Created, 7)], "s1");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.item_key("sent"), issued.item);
+    assert_eq!(harness.core.counters().own_dropped, 1);
+    assert_eq!(harness.core.counters().remote_delivered, 0);
+}
+
+// Exchange files the sent copy asynchronously, so the transport may not find it: the
+// copy then arrives with its origin open, never as another client's item.
+#[test]
+fn sent_copy_not_found_is_unknown() {
+    let mut harness = harness();
+    let issued = harness
+        .core
+        .begin_write(NOW, send_intent(harness.folder))
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Lost,
+            },
+        )
+        .unwrap();
+
+    let events = harness.sync(vec![item("sent", ChangeKind::Created, 7)], "s1");
+    assert!(
+        matches!(
+            events.as_slice(),
+            [Event::ItemChanged {
+                origin: Origin::Unknown,
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+    assert_eq!(harness.core.counters().unknown_delivered, 1);
+}
+
+// A copy reported before the send's result waits for it instead of getting a second key.
+#[test]
+fn sent_copy_before_result_waits() {
+    let mut harness = harness();
+    let issued = harness
+        .core
+        .begin_write(NOW, send_intent(harness.folder))
+        .unwrap();
+    let events = harness.sync(vec![item("sent", ChangeKind::Created, 7)], "s1");
+    assert!(events.is_empty(), "{events:?}");
+
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: Some(key(7)),
+                    new_id: Some(id("sent")),
+                },
+            },
+        )
+        .unwrap();
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.item_key("sent"), issued.item);
+}
+
+#[test]
+fn send_with_item_key_rejected() {
+    let mut harness = Harness::seeded();
+    let mut intent = send_intent(harness.folder);
+    intent.item = Some(harness.item_key("a"));
+    let error = harness.core.begin_write(NOW, intent).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CoreError::InvalidWrite {
+                operation: Operation::Send,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(harness.core.state().journal.len(), 0);
+}
+
+#[test]
+fn forget_folder_drops_state_items_and_journal() {
+    let mut harness = Harness::seeded();
+    let other = harness
+        .core
+        .register_folder(vec![BackendFolderId::Ews("other".into())]);
+    harness
+        .core
+        .handle(NOW, Input::Notice { folder: other })
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::SyncPage(SyncPage {
+                folder: other,
+                changes: vec![item("x", ChangeKind::Created, 1)],
+                new_state: SyncState(b"o1".to_vec()),
+                more_available: false,
+            }),
+        )
+        .unwrap();
+    let kept = harness.item_key("x");
+    let write = harness.write(Operation::Update, "a", Some(true));
+    let items_before = harness.core.ids().len();
+
+    harness.core.forget_folder(harness.folder).unwrap();
+
+    assert!(!harness.core.state().folders.contains_key(&harness.folder));
+    assert!(harness.core.ids().key_of(&id("a")).is_none());
+    assert!(harness.core.ids().key_of(&id("b")).is_none());
+    assert_eq!(harness.core.ids().len(), items_before - 2);
+    assert!(
+        harness.core.ids().get(kept).is_some(),
+        "other folders keep items"
+    );
+    assert!(harness.core.state().journal.get(write).is_none());
+    assert!(harness.core.state().journal.is_empty());
+}
+
+// A sync of a forgotten folder is never requested, and a late result for it changes
+// nothing.
+#[test]
+fn forgotten_folder_rejects_late_results() {
+    let mut harness = Harness::seeded();
+    let write = harness.write(Operation::Delete, "a", None);
+    let requests = harness.notice();
+    assert_eq!(requests.len(), 1);
+
+    harness.core.forget_folder(harness.folder).unwrap();
+
+    let page = harness.core.handle(
+        NOW,
+        Input::SyncPage(SyncPage {
+            folder: harness.folder,
+            changes: vec![SyncChange::Deleted { id: id("a") }],
+            new_state: SyncState(b"s2".to_vec()),
+            more_available: false,
+        }),
+    );
+    assert_eq!(
+        page,
+        Err(CoreError::UnknownFolder {
+            folder: harness.folder
+        })
+    );
+    let result = harness.core.handle(
+        NOW,
+        Input::WriteResult {
+            write,
+            outcome: WriteOutcome::Failed,
+        },
+    );
+    assert_eq!(result, Err(CoreError::UnknownWrite { write }));
+    let notice = harness.core.handle(
+        NOW,
+        Input::Notice {
+            folder: harness.folder,
+        },
+    );
+    assert_eq!(
+        notice,
+        Err(CoreError::UnknownFolder {
+            folder: harness.folder
+        })
+    );
+    harness.core.handle(NOW, Input::Tick).unwrap();
+    let (events, requests) = split(harness.core.drain_outputs());
+    assert!(events.is_empty(), "{events:?}");
+    assert!(requests.is_empty(), "{requests:?}");
+}
+
+#[test]
+fn forget_unknown_folder_rejected() {
+    let mut harness = harness();
+    let missing = FolderKey(99);
+    assert_eq!(
+        harness.core.forget_folder(missing),
+        Err(CoreError::UnknownFolder { folder: missing })
+    );
+    assert_eq!(harness.core.state().folders.len(), 1);
+}
+
+#[test]
+fn set_folder_id_replaces_same_backend() {
+    let mut harness = harness();
+    harness
+        .core
+        .set_folder_id(harness.folder, BackendFolderId::Ews("moved".into()))
+        .unwrap();
+    harness
+        .core
+        .set_folder_id(harness.folder, BackendFolderId::Mapi(7))
+        .unwrap();
+    let ids = &harness.core.state().folders[&harness.folder].ids;
+    assert_eq!(
+        ids,
+        &vec![
+            BackendFolderId::Ews("moved".into()),
+            BackendFolderId::Mapi(7)
+        ]
+    );
+    let requests = harness.notice();
+    assert!(
+        matches!(
+            requests.as_slice(),
+            [Request::Sync { folder_id: Some(BackendFolderId::Ews(text)), .. }] if text == "moved"
+        ),
+        "{requests:?}"
+    );
+}

@@ -141,9 +141,11 @@ pub enum SyncFailure {
 pub struct WriteIntent {
     /// The operation; must be a write.
     pub operation: Operation,
-    /// The item written; `None` for `create`, which gets a new key.
+    /// The item written; `None` for `create` and `send`, which get a new key (for a
+    /// send, the key of its copy in Sent Items).
     pub item: Option<ItemKey>,
-    /// The folder the write affects: the item's folder, or the folder created in.
+    /// The folder the write affects: the item's folder, the folder created in, or Sent
+    /// Items for a send.
     pub folder: FolderKey,
     /// The backend the write goes over.
     pub backend: Backend,
@@ -163,8 +165,8 @@ pub struct WriteIntent {
 pub struct IssuedWrite {
     /// The journal id to report the result under.
     pub id: WriteId,
-    /// The item written: the created item's new key for `create`, the copy's key for
-    /// `copy`, otherwise the intent's item.
+    /// The item written: the created item's new key for `create`, the sent copy's key
+    /// for `send`, the copy's key for `copy`, otherwise the intent's item.
     pub item: ItemKey,
     /// The change key to stamp on the change, when the intent asked for one.
     pub change_key: Option<ChangeKey>,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use exmux_core::Clock;
 use exmux_core::auth::Credentials;
 use exmux_ews::types::DistinguishedFolder;
-use exmux_mapihttp::ids::ObjectId;
+use exmux_mapihttp::ids::{Guid, ObjectId, Xid};
 use exmux_mapihttp::prop::{PropValue, RowCell, tags};
 use exmux_mapihttp::session::record::Recorder;
 use exmux_mapihttp::session::{
@@ -52,6 +52,7 @@ impl MapiBackend {
         // The connections the session opens itself for NTLM and Negotiate trust what the
         // pooled client trusts.
         config.owned_tls = Some(http.tls_config().map_err(usage)?);
+        config.owned_proxy = http.proxy.clone();
         config.clock = clock;
         config.recorder = recorder;
         let session = MapiSession::new(config);
@@ -78,6 +79,15 @@ impl MapiBackend {
             return Some(self.logon.logon_replica.1.0);
         }
         self.logon.replicas.get(&replid).map(|guid| guid.0)
+    }
+
+    /// Returns the source key (PidTagSourceKey, MS-OXCFXICS 2.2.1.2.5) of message `mid`:
+    /// the replica GUID of its REPLID followed by its GLOBCNT. ICS import names
+    /// messages by source key. `None` when the logon's replica map lacks the REPLID.
+    pub(crate) fn source_key(&self, mid: u64) -> Option<Vec<u8>> {
+        let id = ObjectId(mid);
+        let guid = self.guid_of(id.replid())?;
+        Some(Xid::from_globcnt(Guid(guid), id.globcnt()).to_vec())
     }
 
     /// Returns the EWS ItemId of message `mid` in folder `fid`, built from the ids.
@@ -247,17 +257,18 @@ impl MapiBackend {
     }
 }
 
-/// Picks the message that a move or copy added to a folder, from the folder's message
-/// ids and change keys before and after it. With `expected`, the change key a moved
-/// message keeps, a message carrying that key wins. Otherwise exactly one new message
-/// must have appeared. Returns `None` when the choice is ambiguous, for example when
-/// another client added a message to the folder at the same time.
-pub(crate) fn appeared_message(
-    before: &BTreeMap<u64, Option<Vec<u8>>>,
-    after: BTreeMap<u64, Option<Vec<u8>>>,
+/// Picks the message that a move, copy or send added to a folder, from the folder's
+/// message ids (MAPI message ids or EWS ItemIds) and change keys before and after it.
+/// With `expected`, the change key a moved message keeps, a message carrying that key
+/// wins. Otherwise exactly one new message must have appeared. Returns `None` when the
+/// choice is ambiguous, for example when another client added a message to the folder
+/// at the same time.
+pub(crate) fn appeared_message<Id: Ord + Clone>(
+    before: &BTreeMap<Id, Option<Vec<u8>>>,
+    after: BTreeMap<Id, Option<Vec<u8>>>,
     expected: Option<&ChangeKey>,
-) -> Option<(u64, Option<Vec<u8>>)> {
-    let appeared: Vec<(u64, Option<Vec<u8>>)> = after
+) -> Option<(Id, Option<Vec<u8>>)> {
+    let appeared: Vec<(Id, Option<Vec<u8>>)> = after
         .into_iter()
         .filter(|(mid, _)| !before.contains_key(mid))
         .collect();

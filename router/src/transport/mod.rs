@@ -73,6 +73,7 @@ use uuid::Uuid;
 
 mod mapi;
 mod record;
+mod send;
 
 pub use record::CaptureRecorder;
 
@@ -286,6 +287,8 @@ struct Shared {
     // Kept alive while the transport runs: dropping it stops the NotificationWait loop.
     waiter: Mutex<Option<NotificationWaiter>>,
     clock: Arc<dyn Clock>,
+    // The mailbox address, whose domain names the Message-ID a send adds.
+    mailbox: String,
     events: mpsc::UnboundedSender<Event>,
     // EWS folder ids (and distinguished names) to folder keys, for notices.
     folders: Mutex<BTreeMap<String, FolderKey>>,
@@ -371,6 +374,12 @@ async fn discover_endpoints(
     }
     if options.owned_tls.is_none() {
         options.owned_tls = Some(config.http.tls_config().map_err(ConfigError::from)?);
+    }
+    if matches!(
+        options.owned_proxy,
+        exmux_core::http::ProxySetting::FromEnvironment
+    ) {
+        options.owned_proxy = config.http.proxy.clone();
     }
 
     let http = config.http.build_client().map_err(ConfigError::from)?;
@@ -503,9 +512,10 @@ impl Transport {
         };
         let ews = match &config.server.ews_url {
             Some(url) => Some({
-                let mut builder = EwsClient::builder(url.clone(), mailbox, credentials.clone())
-                    .clock(Arc::clone(&options.clock))
-                    .http_options(config.http.clone());
+                let mut builder =
+                    EwsClient::builder(url.clone(), mailbox.clone(), credentials.clone())
+                        .clock(Arc::clone(&options.clock))
+                        .http_options(config.http.clone());
                 if let Some(recorder) = &options.recorder {
                     builder = builder.recorder(Arc::clone(recorder) as Arc<dyn EwsRecorder>);
                 }
@@ -552,6 +562,7 @@ impl Transport {
             mapi,
             waiter: Mutex::new(None),
             clock: options.clock,
+            mailbox,
             events: sender,
             folders: Mutex::new(BTreeMap::new()),
             mapi_folders: Mutex::new(BTreeMap::new()),
@@ -1174,47 +1185,6 @@ impl Transport {
         Ok(issued.item)
     }
 
-    /// Sends a message given as MIME bytes (the `send` operation) and keeps a copy in
-    /// Sent Items: CreateItem with SendAndSaveCopy over EWS; over MAPI/HTTP a message
-    /// created in the Outbox and submitted (RopSubmitMessage).
-    ///
-    /// # Errors
-    /// [`TransportError::Ews`], [`TransportError::Mapi`], or
-    /// [`TransportError::Rejected`] when the server rejects the message.
-    // NOTE: a sent message is not journaled, so its copy in Sent Items arrives at the
-    // next sync of that folder as a remote item. The core's `begin_write` accepts no
-    // write without an item key except `create`, so a send has no journal entry to go in.
-    pub async fn send(&self, mime: &[u8]) -> Result<(), TransportError> {
-        let operation = Operation::Send;
-        if self.routed_to_mapi(operation) {
-            let mapi = self.mapi_backend(operation)?;
-            let fail = |source| TransportError::Mapi { operation, source };
-            let (message, props) = exmux_mapihttp::session::mime::parse(mime).map_err(fail)?;
-            mapi.session
-                .create_message_with_recipients(
-                    mapi.logon.outbox(),
-                    props,
-                    &message.recipients,
-                    true,
-                )
-                .await
-                .map_err(fail)?;
-            return Ok(());
-        }
-        let mut message = Item::new(ItemKind::Message);
-        message.mime_content = Some(STANDARD.encode(mime));
-        self.call_ews(
-            operation,
-            &CreateItem {
-                disposition: Some(MessageDisposition::SendAndSaveCopy),
-                saved_folder: Some(FolderRef::distinguished(DistinguishedFolder::SentItems)),
-                items: vec![message],
-            },
-        )
-        .await?;
-        Ok(())
-    }
-
     /// Creates a folder named `name` under `parent` (the `folder` operation) and
     /// returns its key: CreateFolder over EWS, RopCreateFolder over MAPI/HTTP.
     ///
@@ -1316,7 +1286,9 @@ impl Transport {
     }
 
     /// Moves `folder` under `to` (the `folder` operation): MoveFolder over EWS,
-    /// RopMoveFolder over MAPI/HTTP.
+    /// RopMoveFolder over MAPI/HTTP. The folder keeps its key and sync state. A MAPI
+    /// folder id does not change on a move; an EWS FolderId that MoveFolder returns
+    /// changed replaces the stored one.
     ///
     /// # Errors
     /// As [`Transport::create_folder`]; over MAPI/HTTP also
@@ -1340,25 +1312,38 @@ impl Transport {
         }
         let id = self.folder_ews_id(folder)?;
         let to_id = self.folder_ews_id(to)?;
-        self.call_ews(
-            operation,
-            &MoveFolder {
-                to: ews_folder_ref(&to_id),
-                folder_ids: vec![ews_folder_ref(&id)],
-            },
-        )
-        .await?;
+        let moved = self
+            .call_ews(
+                operation,
+                &MoveFolder {
+                    to: ews_folder_ref(&to_id),
+                    folder_ids: vec![ews_folder_ref(&id)],
+                },
+            )
+            .await?;
+        let new_id = moved
+            .into_iter()
+            .next()
+            .and_then(|moved| moved.folder_id)
+            .map(|moved| moved.id)
+            .filter(|new_id| *new_id != id);
+        if let Some(new_id) = new_id {
+            lock(&self.shared.core).set_folder_id(folder, BackendFolderId::Ews(new_id.clone()))?;
+            let mut folders = lock(&self.shared.folders);
+            folders.remove(&id);
+            folders.insert(new_id, folder);
+        }
         Ok(())
     }
 
     /// Deletes `folder` and its contents permanently (the `folder` operation):
-    /// DeleteFolder with HardDelete over EWS, RopDeleteFolder over MAPI/HTTP.
+    /// DeleteFolder with HardDelete over EWS, RopDeleteFolder over MAPI/HTTP. Then the
+    /// router forgets the folder, its items and their journal entries
+    /// ([`RouterCore::forget_folder`]), so no later sync asks the server for it; the
+    /// folder key is invalid from then on. No event is sent for the items.
     ///
     /// # Errors
     /// As [`Transport::move_folder`].
-    // NOTE: folder operations are not journaled, because journal entries name an item,
-    // and the router core keeps a deleted folder's key and sync state, so a later sync
-    // of it fails with the server's not-found error.
     pub async fn delete_folder(&self, folder: FolderKey) -> Result<(), TransportError> {
         let operation = Operation::Folder;
         if self.routed_to_mapi(operation) {
@@ -1369,17 +1354,20 @@ impl Transport {
                 .delete_folder(ObjectId(parent), ObjectId(fid))
                 .await
                 .map_err(|source| TransportError::Mapi { operation, source })?;
-            return Ok(());
+        } else {
+            let id = self.folder_ews_id(folder)?;
+            self.call_ews(
+                operation,
+                &DeleteFolder {
+                    delete_type: DeleteType::HardDelete,
+                    folder_ids: vec![ews_folder_ref(&id)],
+                },
+            )
+            .await?;
         }
-        let id = self.folder_ews_id(folder)?;
-        self.call_ews(
-            operation,
-            &DeleteFolder {
-                delete_type: DeleteType::HardDelete,
-                folder_ids: vec![ews_folder_ref(&id)],
-            },
-        )
-        .await?;
+        lock(&self.shared.core).forget_folder(folder)?;
+        lock(&self.shared.folders).retain(|_, key| *key != folder);
+        lock(&self.shared.mapi_folders).retain(|_, key| *key != folder);
         Ok(())
     }
 
@@ -1817,23 +1805,19 @@ impl Transport {
             .collect()
     }
 
-    // Journals and issues a read-state update or a delete over MAPI/HTTP.
-    // NOTE: these go through RopSetReadFlags and RopDeleteMessages, not ICS import, so
-    // the next download reports them and the journal recognises them as this
-    // transport's own; an ICS import would keep them out of the download instead.
+    // Journals and issues a read-state update or a delete over MAPI/HTTP through ICS
+    // import (RopSynchronizationImportReadStateChanges, RopSynchronizationImportDeletes;
+    // MS-OXCFXICS 2.2.3.2.4), as `create_mapi` does for a creation. The checkpoint
+    // state the import returns goes to the core as an upload checkpoint, so the next
+    // download leaves the change out. When the core cannot take it, the download
+    // reports the change, and the journal recognises it by value or as our delete.
     async fn write_mapi(
         &self,
         operation: Operation,
         item: ItemKey,
         read_state: Option<bool>,
     ) -> Result<(), TransportError> {
-        let Some(mapi) = &self.shared.mapi else {
-            return Err(TransportError::BackendNotOffered {
-                backend: Backend::Mapi,
-                operations: vec![operation],
-                reason: "no MAPI/HTTP session is connected".to_owned(),
-            });
-        };
+        let mapi = self.mapi_backend(operation)?;
         let (fid, mid) = self.mapi_item_id(operation, item).await?;
         let folder = {
             let core = lock(&self.shared.core);
@@ -1843,6 +1827,17 @@ impl Transport {
                 .ok_or(CoreError::UnknownItem { operation, item })?;
             record.folder
         };
+        let source_key = mapi.source_key(mid).ok_or(TransportError::NoBackendId {
+            item,
+            backend: Backend::Mapi,
+        })?;
+        // The upload starts from the folder's stored state only when that state names
+        // the same folder; otherwise it starts empty and its checkpoint is not kept.
+        let (state, base) = match self.folder_mapi(operation, folder) {
+            Ok((folder_fid, state)) if folder_fid == fid => (state, self.mapi_sync_base(folder)),
+            _ => (MapiSyncState::default(), None),
+        };
+
         let issued = Shared::begin_write(
             &self.shared,
             WriteIntent {
@@ -1856,23 +1851,47 @@ impl Transport {
                 target_folder: None,
             },
         )?;
-        let messages = [ObjectId(mid)];
         let result = match read_state {
             Some(read) => {
                 mapi.session
-                    .set_read_flags(ObjectId(fid), &messages, read)
+                    .import_read_states(ObjectId(fid), &state, &[(source_key, read)])
                     .await
             }
-            None => mapi.session.delete_messages(ObjectId(fid), &messages).await,
+            // A soft delete, like RopDeleteMessages (RopHardDeleteMessages is the hard one).
+            None => {
+                mapi.session
+                    .import_deletes(ObjectId(fid), &state, &[source_key], false)
+                    .await
+            }
+        };
+        let outcome = match &result {
+            Ok(_) => WriteOutcome::Succeeded {
+                change_key: None,
+                new_id: None,
+            },
+            Err(SessionError::Rop { .. } | SessionError::Usage { .. }) => WriteOutcome::Failed,
+            Err(_) => WriteOutcome::Lost,
         };
         Shared::handle(
             &self.shared,
             Input::WriteResult {
                 write: issued.id,
-                outcome: mapi::write_outcome(&result),
+                outcome,
             },
         )?;
-        result.map_err(|source| TransportError::Mapi { operation, source })
+        let checkpoint = result.map_err(|source| TransportError::Mapi { operation, source })?;
+        if let Some(base) = base {
+            Shared::handle(
+                &self.shared,
+                Input::UploadCheckpoint {
+                    folder,
+                    base,
+                    checkpoint: SyncState(checkpoint.to_bytes()),
+                    writes: vec![issued.id],
+                },
+            )?;
+        }
+        Ok(())
     }
 
     // Journals a write of an existing item and returns its EWS id.
@@ -1918,33 +1937,15 @@ impl Transport {
         result: Result<Result<T, exmux_ews::EwsError>, ClientError>,
         success: impl FnOnce(T) -> (Option<crate::journal::ChangeKey>, Option<BackendItemId>),
     ) -> Result<(), TransportError> {
-        let (outcome, error) = match result {
-            Ok(Ok(value)) => {
+        let (outcome, error) = match ews_write_result(operation, &item.to_string(), result) {
+            Ok(value) => {
                 let (change_key, new_id) = success(value);
                 (WriteOutcome::Succeeded { change_key, new_id }, None)
             }
-            Ok(Err(error)) => (
-                WriteOutcome::Failed,
-                Some(TransportError::Rejected {
-                    operation,
-                    item: item.to_string(),
-                    message: error.to_string(),
-                }),
-            ),
-            // A response that was read and decoded proves the server's answer; any
-            // other failure leaves the outcome unknown.
-            Err(ClientError::Ews { source: error, .. }) => (
-                WriteOutcome::Failed,
-                Some(TransportError::Rejected {
-                    operation,
-                    item: item.to_string(),
-                    message: error.to_string(),
-                }),
-            ),
-            Err(source) => (
-                WriteOutcome::Lost,
-                Some(TransportError::Ews { operation, source }),
-            ),
+            Err(failure) => {
+                let (outcome, error) = *failure;
+                (outcome, Some(error))
+            }
         };
         Shared::handle(
             &self.shared,
@@ -1957,6 +1958,36 @@ impl Transport {
             Some(error) => Err(error),
             None => Ok(()),
         }
+    }
+}
+
+// Splits the result of an EWS write into its value, or the write's outcome and the
+// error to return. `item` names what was written, for the error.
+fn ews_write_result<T>(
+    operation: Operation,
+    item: &str,
+    result: Result<Result<T, exmux_ews::EwsError>, ClientError>,
+) -> Result<T, Box<(WriteOutcome, TransportError)>> {
+    let rejected = |message: String| {
+        Box::new((
+            WriteOutcome::Failed,
+            TransportError::Rejected {
+                operation,
+                item: item.to_owned(),
+                message,
+            },
+        ))
+    };
+    match result {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(rejected(error.to_string())),
+        // A response that was read and decoded proves the server's answer; any other
+        // failure leaves the outcome unknown.
+        Err(ClientError::Ews { source: error, .. }) => Err(rejected(error.to_string())),
+        Err(source) => Err(Box::new((
+            WriteOutcome::Lost,
+            TransportError::Ews { operation, source },
+        ))),
     }
 }
 
