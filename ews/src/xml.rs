@@ -138,8 +138,9 @@ impl Element {
 /// steps and subtrees as [`Element`]s.
 pub struct XmlReader<'a> {
     inner: Reader<&'a [u8]>,
-    /// The whole input as text when it is valid UTF-8, checked once so that names, values
-    /// and text need no check of their own; `None` makes every piece be checked alone.
+    /// The whole input as text when it is valid UTF-8. It is checked once, so names,
+    /// values and text taken from it need no check of their own. With `None` each piece
+    /// is checked alone.
     doc: Option<&'a str>,
     pending: Option<RawStep<'a>>,
     depth: usize,
@@ -201,15 +202,15 @@ pub(crate) struct RawStart<'a> {
     pub(crate) offset: u64,
     /// The input as text, as in [`XmlReader`].
     doc: Option<&'a str>,
-    /// Where the local name starts in the qualified name: after the first `:`, as
+    /// Start of the local name in the qualified name: after the first `:`, as
     /// quick-xml's `QName::local_name` splits it, or 0 without a prefix.
     local_start: usize,
     /// The attributes, when [`scan_attributes`] could read them.
     attrs: Option<AttrSpans>,
 }
 
-/// Most attributes per tag kept by [`scan_attributes`]; tags with more are read again
-/// with quick-xml's attribute iterator. EWS tags carry at most three.
+/// Maximum number of attributes per tag that [`scan_attributes`] keeps. Tags with more
+/// are read with quick-xml's attribute iterator. An EWS ItemId carries two.
 const MAX_SCANNED_ATTRS: usize = 4;
 
 /// Byte ranges of a start tag's attributes in [`BytesStart::attributes_raw`].
@@ -254,13 +255,12 @@ impl AttrSpans {
     }
 }
 
-/// Reads the attributes of a start tag (the bytes after its name) in one pass with
-/// `str::find`-speed quote search, for the plain shape `S name S? = S? "value"` repeated,
-/// with names of ASCII letters, digits and `_:.-`, no duplicate name and at most
-/// [`MAX_SCANNED_ATTRS`] attributes. Returns `None` for anything else, and the caller
-/// then uses quick-xml's checked iterator, so the accepted documents and the error
-/// messages are quick-xml's. Everything accepted here is split exactly as quick-xml
-/// splits it.
+/// Reads the attributes of a start tag (the bytes after its name) in one pass. Only the
+/// plain shape `S name S? = S? "value"` repeated is read, with names of ASCII letters,
+/// digits and `_:.-`, no duplicate name and at most [`MAX_SCANNED_ATTRS`] attributes.
+/// Returns `None` for anything else, and the caller then uses quick-xml's checked
+/// iterator, so the accepted documents and the error messages stay quick-xml's. What is
+/// accepted here is split exactly as quick-xml splits it (a unit test compares them).
 fn scan_attributes(raw: &[u8], doc: Option<&str>) -> Option<AttrSpans> {
     // `str::find` of a char searches a word at a time; a byte loop is the fallback.
     let text = doc_str(doc, raw);

@@ -52,8 +52,8 @@ fn sync_inbox() -> SyncFolderItems {
     }
 }
 
-/// Runs a streamed SyncFolderItems against a server that answers `body` with HTTP 200
-/// in 1 KiB chunks, and returns the call's result and the changes handed out.
+/// Runs a streamed SyncFolderItems against a server that sends `body` with HTTP 200 in
+/// 1 KiB chunks, and returns the call's result and the changes handed out.
 async fn sync_streamed(
     body: Vec<u8>,
 ) -> (

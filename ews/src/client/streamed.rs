@@ -130,9 +130,9 @@ impl EwsClient {
     /// `op.item_ids`, with empty item lists for the ids that succeeded.
     ///
     /// As [`EwsClient::call_batch`] does, ids whose message was throttling (such as
-    /// ErrorServerBusy inside an HTTP 200 response) are sent again after the back-off,
-    /// without the ids that already have a result; ids the server sent no message for
-    /// are sent again too. A throttled message carries no item, so no item is handed out
+    /// ErrorServerBusy inside an HTTP 200 response) are sent again after the back-off.
+    /// The ids that already have a result are not sent again, but ids the server sent
+    /// no message for are. A throttled message carries no item, so no item is handed out
     /// twice.
     ///
     /// # Errors
@@ -169,7 +169,7 @@ impl EwsClient {
                     .filter_map(|index| op.item_ids.get(*index).cloned())
                     .collect(),
             };
-            // Message `i` of this round answers the id at `pending[i]`.
+            // Message `i` of this round is the response for the id at `pending[i]`.
             let mut on_fragment = |fragment: &Fragment| {
                 if let Some(item) = fragment.parse_item()? {
                     let index = pending.get(fragment.message_index).copied();
