@@ -211,8 +211,8 @@ impl IdMap {
             .collect()
     }
 
-    /// Forgets the ids that moves of ours out of `folder`'s items replaced, when
-    /// `is_gone` says the item they named is gone.
+    /// Forgets the ids that moves of ours replaced, for the items for which `is_gone`
+    /// returns true.
     pub(crate) fn forget_moved_away_of(&mut self, is_gone: impl Fn(ItemKey) -> bool) {
         self.moved_away.retain(|_, key| !is_gone(*key));
     }

@@ -540,8 +540,8 @@ Cc: Dan <dan@example.test>\r\nSubject: recipients\r\nMessage-ID: <recipients@exa
     assert_eq!(results[1], expected, "over EWS");
 }
 
-/// A send is journaled as the creation of its copy in Sent Items, and the transport reads
-/// the copy's id and change key back, so the next sync of Sent Items drops the copy as the
+/// A send is journaled as the creation of its copy in Sent Items. The transport reads the
+/// copy's id and change key back, so the next sync of Sent Items drops the copy as the
 /// transport's own instead of delivering it as another client's message. A message
 /// without a Message-ID gets one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -597,7 +597,7 @@ async fn sent_copy_is_own_change_over_both_backends() {
 }
 
 /// A deleted folder is forgotten with its items and journal entries, so no later sync
-/// asks the server for it, and a moved folder keeps syncing under its key.
+/// requests it from the server. A moved folder keeps syncing under its key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_folder_forgotten_moved_folder_syncs() {
     for routing in ["mapi", "ews", "hybrid"] {

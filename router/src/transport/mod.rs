@@ -1339,8 +1339,8 @@ impl Transport {
     /// Deletes `folder` and its contents permanently (the `folder` operation):
     /// DeleteFolder with HardDelete over EWS, RopDeleteFolder over MAPI/HTTP. Then the
     /// router forgets the folder, its items and their journal entries
-    /// ([`RouterCore::forget_folder`]), so no later sync asks the server for it; the
-    /// folder key is invalid from then on. No event is sent for the items.
+    /// ([`RouterCore::forget_folder`]), so no later sync requests it from the server.
+    /// The folder key is invalid from then on. No event is sent for the items.
     ///
     /// # Errors
     /// As [`Transport::move_folder`].
@@ -1832,7 +1832,7 @@ impl Transport {
             backend: Backend::Mapi,
         })?;
         // The upload starts from the folder's stored state only when that state names
-        // the same folder; otherwise it starts empty and its checkpoint is not kept.
+        // the same folder. Otherwise it starts empty and its checkpoint is not kept.
         let (state, base) = match self.folder_mapi(operation, folder) {
             Ok((folder_fid, state)) if folder_fid == fid => (state, self.mapi_sync_base(folder)),
             _ => (MapiSyncState::default(), None),

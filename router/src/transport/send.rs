@@ -1,10 +1,10 @@
 //! The `send` operation, journaled as the creation of its copy in Sent Items.
 //!
 //! A send files a copy of the message in Sent Items, which the next sync of that folder
-//! reports. So that the core recognises the copy as this transport's own, a send to a
-//! registered Sent Items folder is journaled like a create there, and the transport
-//! learns the copy's id and change key by reading the folder's message list before and
-//! after the send. When the copy cannot be picked out (the server files it later, as
+//! reports. A send to a registered Sent Items folder is therefore journaled like a
+//! create there. The transport learns the copy's id and change key by reading the
+//! folder's message list before and after the send, so the core recognises the copy as
+//! this transport's own. When the copy cannot be picked out (the server files it later, as
 //! Exchange's transport service does, or another client added a message at the same
 //! time), the write is reported as lost, so the copy arrives with origin `Unknown`.
 
@@ -42,9 +42,9 @@ impl Transport {
     /// Message-ID header gets one first.
     ///
     /// When Sent Items is a folder of this transport, the send is journaled as the
-    /// creation of its copy there, and the copy's id and change key are read back,
-    /// so the next sync of Sent Items drops the copy as this transport's own. A copy
-    /// that cannot be found at once arrives with origin `Unknown`.
+    /// creation of its copy there. The copy's id and change key are read back, so the
+    /// next sync of Sent Items drops the copy as this transport's own. A copy that
+    /// cannot be found at once arrives with origin `Unknown`.
     ///
     /// # Errors
     /// [`TransportError::Ews`], [`TransportError::Mapi`], or
@@ -203,7 +203,7 @@ impl Transport {
 
     // Returns the key of Sent Items when it is a folder of this transport: added by its
     // distinguished name, by its MAPI folder id, or by the EWS id that GetFolder returns
-    // for it. `None` when it is not, or when the lookup fails; the send then goes
+    // for it. `None` when it is not, or when the lookup fails. The send then goes
     // unjournaled, since no sync of Sent Items reports its copy.
     async fn sent_items_key_ews(&self) -> Option<FolderKey> {
         let name = DistinguishedFolder::SentItems.as_str();
@@ -308,7 +308,7 @@ pub(crate) fn with_message_id<'a>(mime: &'a [u8], domain: &str) -> Cow<'a, [u8]>
 }
 
 // Returns whether the header section (up to the first empty line) has a Message-ID
-// field. Field names compare case-insensitively (RFC 5322 section 1.2.2).
+// field. Header field names are case-insensitive.
 fn has_message_id(mime: &[u8]) -> bool {
     const NAME: &[u8] = b"message-id:";
     for line in mime.split(|&byte| byte == b'\n') {
