@@ -312,7 +312,7 @@ pub trait WireBody: Sized {
 }
 
 /// A response body: the success layout, or the failure layout when StatusCode is not 0.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum Response<T> {
     /// StatusCode 0: the request type's success layout.
     Success(T),
@@ -321,11 +321,12 @@ pub enum Response<T> {
 }
 
 /// The failure layout shared by every response type (e.g. MS-OXCMAPIHTTP 2.2.4.1.3).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FailureResponse {
     /// Non-zero status of the request.
     pub status_code: u32,
     /// Auxiliary extended buffer from the server.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub aux: Vec<u8>,
 }
 
@@ -390,7 +391,7 @@ impl<T: SuccessBody> WireBody for Response<T> {
 }
 
 /// Connect request (MS-OXCMAPIHTTP 2.2.4.1.1).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ConnectRequest {
     /// The user's legacy DN (`/o=.../cn=Recipients/cn=...`).
     pub user_dn: String,
@@ -403,6 +404,7 @@ pub struct ConnectRequest {
     /// Locale for everything else, e.g. 0x409.
     pub lcid_string: u32,
     /// Auxiliary extended buffer (empty for none).
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub aux: Vec<u8>,
 }
 
@@ -439,7 +441,7 @@ impl WireBody for ConnectRequest {
 
 /// Connect success response (MS-OXCMAPIHTTP 2.2.4.1.2). A server may report a failed
 /// connect here with StatusCode 0 and a non-zero `error_code`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ConnectSuccess {
     /// EcDoConnectEx result; 0 is success.
     pub error_code: u32,
@@ -454,6 +456,7 @@ pub struct ConnectSuccess {
     /// The user's display name.
     pub display_name: String,
     /// Auxiliary extended buffer.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub aux: Vec<u8>,
 }
 
@@ -499,15 +502,17 @@ pub mod execute_flags {
 }
 
 /// Execute request (MS-OXCMAPIHTTP 2.2.4.2.1).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ExecuteRequest {
     /// See [`execute_flags`].
     pub flags: u32,
     /// The ROP request extended buffer (RPC_HEADER_EXT and payload).
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub rop_buffer: Vec<u8>,
     /// Largest response ROP buffer the client accepts.
     pub max_rop_out: u32,
     /// Auxiliary extended buffer.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub aux: Vec<u8>,
 }
 
@@ -539,15 +544,17 @@ impl WireBody for ExecuteRequest {
 }
 
 /// Execute success response (MS-OXCMAPIHTTP 2.2.4.2.2).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ExecuteSuccess {
     /// EcDoRpcExt2 result; non-zero means the whole batch failed.
     pub error_code: u32,
     /// Reserved; 0 from the servers seen so far.
     pub flags: u32,
     /// The ROP response extended buffer (one or more segments).
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub rop_buffer: Vec<u8>,
     /// Auxiliary extended buffer.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub aux: Vec<u8>,
 }
 
@@ -577,9 +584,10 @@ impl SuccessBody for ExecuteSuccess {
 pub type ExecuteResponse = Response<ExecuteSuccess>;
 
 /// Disconnect request (MS-OXCMAPIHTTP 2.2.4.3.1).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct DisconnectRequest {
     /// Auxiliary extended buffer.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub aux: Vec<u8>,
 }
 
@@ -606,11 +614,12 @@ impl WireBody for DisconnectRequest {
 
 /// Success layout with only ErrorCode and the auxiliary buffer: Disconnect (2.2.4.3.2)
 /// and Unbind (2.2.5.2.2).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct ErrorCodeSuccess {
     /// Result of the operation.
     pub error_code: u32,
     /// Auxiliary extended buffer.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub aux: Vec<u8>,
 }
 
@@ -636,11 +645,12 @@ impl SuccessBody for ErrorCodeSuccess {
 pub type DisconnectResponse = Response<ErrorCodeSuccess>;
 
 /// NotificationWait request (MS-OXCMAPIHTTP 2.2.4.4.1).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct NotificationWaitRequest {
     /// Reserved, 0.
     pub flags: u32,
     /// Auxiliary extended buffer.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub aux: Vec<u8>,
 }
 
@@ -668,13 +678,14 @@ impl WireBody for NotificationWaitRequest {
 }
 
 /// NotificationWait success response (MS-OXCMAPIHTTP 2.2.4.4.2).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct NotificationWaitSuccess {
     /// Result of the wait.
     pub error_code: u32,
     /// Bit 0x1 set when notifications are queued: send an Execute to collect them.
     pub event_pending: u32,
     /// Auxiliary extended buffer.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub aux: Vec<u8>,
 }
 
@@ -710,7 +721,7 @@ pub type NotificationWaitResponse = Response<NotificationWaitSuccess>;
 
 /// PING request and response (MS-OXCMAPIHTTP 2.2.6): no binary body in either
 /// direction, only the HTTP headers and the response's meta-tags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Ping;
 
 impl WireBody for Ping {
@@ -732,7 +743,7 @@ impl WireBody for Ping {
 }
 
 /// The STAT structure of the address book (MS-OXNSPI 2.2.8), 36 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Stat {
     /// Sort order of the table.
     pub sort_type: u32,
@@ -755,13 +766,14 @@ pub struct Stat {
 }
 
 /// Bind request of the address book endpoint (MS-OXCMAPIHTTP 2.2.5.1.1).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct BindRequest {
     /// Bind flags (MS-OXNSPI NspiBind).
     pub flags: u32,
     /// The address book state, when HasState is non-zero (written back as HasState 1).
     pub state: Option<Stat>,
     /// Auxiliary extended buffer.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub aux: Vec<u8>,
 }
 
@@ -817,13 +829,14 @@ impl WireBody for BindRequest {
 }
 
 /// Bind success response (MS-OXCMAPIHTTP 2.2.5.1.2).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BindSuccess {
     /// NspiBind result.
     pub error_code: u32,
     /// The server's GUID (Microsoft byte order on the wire).
     pub server_guid: Uuid,
     /// Auxiliary extended buffer.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub aux: Vec<u8>,
 }
 
@@ -851,11 +864,12 @@ impl SuccessBody for BindSuccess {
 pub type BindResponse = Response<BindSuccess>;
 
 /// Unbind request (MS-OXCMAPIHTTP 2.2.5.2.1).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct UnbindRequest {
     /// Reserved, 0.
     pub reserved: u32,
     /// Auxiliary extended buffer.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub aux: Vec<u8>,
 }
 

@@ -25,7 +25,7 @@ pub const MAX_REQUEST_PAYLOAD: usize = 0x8000;
 pub const XOR_MAGIC: u8 = 0xA5;
 
 /// The Flags field of RPC_HEADER_EXT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 pub struct ExtFlags(pub u16);
 
 impl ExtFlags {
@@ -53,7 +53,7 @@ impl ExtFlags {
 }
 
 /// One RPC_HEADER_EXT as read from the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct RpcHeaderExt {
     /// Version; 0 is the only defined value.
     pub version: u16,
@@ -101,11 +101,12 @@ impl RpcHeaderExt {
 }
 
 /// One decoded segment: its header as sent and its plain payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Segment {
     /// The header as it was on the wire.
     pub header: RpcHeaderExt,
     /// The payload after XOR removal and decompression (`header.size_actual` bytes).
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub payload: Vec<u8>,
 }
 
@@ -384,13 +385,14 @@ pub fn encode_chain(payloads: &[&[u8]], options: EncodeOptions) -> Result<Vec<u8
 /// One AUX_HEADER block of an auxiliary buffer payload (MS-OXCRPC 2.2.2.2), with its
 /// body kept as bytes: a client may ignore every block, and unknown types are skipped
 /// by size.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AuxBlock {
     /// AUX_VERSION_1 (1) or AUX_VERSION_2 (2).
     pub version: u8,
     /// Block type, e.g. 0x01 AUX_TYPE_PERF_REQUESTID.
     pub block_type: u8,
     /// The bytes after the 4-byte header.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub body: Vec<u8>,
 }
 

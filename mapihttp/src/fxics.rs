@@ -166,7 +166,7 @@ pub mod marker {
 const IDSET_GIVEN_INT32: u32 = 0x4017_0003;
 
 /// A property element.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FxProp {
     /// The tag.
     pub tag: PropTag,
@@ -177,7 +177,7 @@ pub struct FxProp {
 }
 
 /// One lexical element of a FastTransfer stream.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub enum FxElement {
     /// A marker.
@@ -412,7 +412,7 @@ pub fn encode_elements(elements: &[FxElement]) -> Vec<u8> {
 
 /// The contents of a message in a stream: properties, recipients and attachments
 /// (messageContent, MS-OXCFXICS 2.2.4.3.1).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct MessageContent {
     /// The message's properties, including MetaTagFXDelProp entries in stream order.
     pub props: Vec<FxProp>,
@@ -423,7 +423,7 @@ pub struct MessageContent {
 }
 
 /// An attachment in a stream.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct Attachment {
     /// The attachment's properties.
     pub props: Vec<FxProp>,
@@ -432,7 +432,7 @@ pub struct Attachment {
 }
 
 /// A message change of a contents sync (messageChange).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct MessageChange {
     /// The header (PidTagSourceKey, PidTagLastModificationTime, PidTagChangeKey,
     /// PidTagPredecessorChangeList, PidTagAssociated, and with the matching flags PidTagMid,
@@ -454,10 +454,11 @@ impl MessageChange {
 }
 
 /// One unit of a synchronization download.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub enum SyncEvent {
     /// progressTotal: the 32-byte progress information.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     ProgressTotal(Vec<u8>),
     /// A message change (contents sync).
     MessageChange(Box<MessageChange>),

@@ -39,7 +39,7 @@ pub mod names {
 }
 
 /// The request type of an HTTP request (X-RequestType, MS-OXCMAPIHTTP 2.2.3.1.1).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 #[non_exhaustive]
 pub enum RequestType {
     /// Mailbox: create a session context.
@@ -101,7 +101,7 @@ impl fmt::Display for RequestType {
 
 /// A `{GUID}:counter` value, the form of X-RequestId and X-ClientInfo
 /// (MS-OXCMAPIHTTP 2.2.3.1.2 and 2.2.3.1.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct GuidCounter {
     /// Fixed per session context (X-RequestId) or per client instance (X-ClientInfo).
     pub guid: Uuid,
@@ -320,7 +320,7 @@ pub enum RequestHeaderError {
 
 /// X-ResponseCode (MS-OXCMAPIHTTP 2.2.3.3.3). Codes 14 to 18 follow two public
 /// implementations of the table; the specification text reached stops at 13.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[non_exhaustive]
 pub enum ResponseCode {
     /// 0: success; a binary body follows the preamble.
@@ -438,7 +438,7 @@ impl fmt::Display for ResponseCode {
 }
 
 /// Facts from the status line and headers of a MAPI/HTTP response, before the body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ResponseHead {
     /// X-RequestType echoed by the server, when present.
     pub request_type: Option<RequestType>,
@@ -573,7 +573,7 @@ impl ResponseHead {
 }
 
 /// A keep-alive or completion token of the response preamble (MS-OXCMAPIHTTP 2.2.7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum MetaTag {
     /// The server accepted the request.
     Processing,
@@ -584,7 +584,7 @@ pub enum MetaTag {
 }
 
 /// The additional headers that follow DONE in the body (MS-OXCMAPIHTTP 2.2.3.3).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct AdditionalHeaders {
     /// X-ElapsedTime as sent: milliseconds per the specification, seconds on gromox.
     pub elapsed_time: Option<u64>,

@@ -57,6 +57,13 @@ impl Guid {
     }
 }
 
+/// A GUID serializes in its registry form.
+impl serde::Serialize for Guid {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl fmt::Display for Guid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", uuid::Uuid::from_bytes_le(self.0))
@@ -98,6 +105,13 @@ impl GlobCnt {
     pub fn to_bytes(self) -> [u8; 6] {
         let [_, _, a, b, c, d, e, f] = self.0.to_be_bytes();
         [a, b, c, d, e, f]
+    }
+}
+
+/// A GLOBCNT serializes as its number.
+impl serde::Serialize for GlobCnt {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
     }
 }
 
@@ -146,6 +160,18 @@ impl ObjectId {
     }
 }
 
+/// An id serializes as its hexadecimal value with the replica id and GLOBCNT it holds.
+impl serde::Serialize for ObjectId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut id = serializer.serialize_struct("ObjectId", 3)?;
+        id.serialize_field("id", &format!("0x{:016X}", self.0))?;
+        id.serialize_field("replid", &self.replid())?;
+        id.serialize_field("globcnt", &self.globcnt().get())?;
+        id.end()
+    }
+}
+
 impl fmt::Debug for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -160,7 +186,7 @@ impl fmt::Debug for ObjectId {
 
 /// A LongTermId (MS-OXCDATA 2.2.1.3.1): a FID/MID with the replica id replaced by the
 /// replica GUID, 24 bytes on the wire.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, serde::Serialize)]
 pub struct LongTermId {
     /// Database (replica) GUID.
     pub database_guid: Guid,
@@ -304,6 +330,18 @@ impl Xid {
     }
 }
 
+/// An XID serializes as `{namespace GUID}:local id in hex`.
+impl serde::Serialize for Xid {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let local: String = self
+            .local_id()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        serializer.collect_str(&format_args!("{{{}}}:{local}", self.namespace))
+    }
+}
+
 impl fmt::Debug for Xid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Xid({{{}}}:", self.namespace)?;
@@ -315,7 +353,7 @@ impl fmt::Debug for Xid {
 }
 
 /// The order of two versions by their predecessor change lists (MS-OXCFXICS 3.1.5.6.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub enum PclOrder {
     /// Both lists name the same versions.
@@ -330,7 +368,7 @@ pub enum PclOrder {
 
 /// A predecessor change list (PidTagPredecessorChangeList, MS-OXCFXICS 2.2.2.4): SizedXids
 /// (`XidSize u8 | XID`), at most one per namespace GUID, kept sorted by GUID bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct PredecessorChangeList {
     xids: Vec<Xid>,
 }

@@ -46,7 +46,7 @@ pub enum IdsetError {
 }
 
 /// A set of 48-bit global counters as sorted, disjoint, non-adjacent inclusive ranges.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Hash, serde::Serialize)]
 pub struct GlobSet {
     ranges: Vec<(u64, u64)>,
 }
@@ -270,7 +270,7 @@ fn common_prefix(a: &[u8; 6], b: &[u8; 6]) -> usize {
 }
 
 /// The replica key of one IDSET entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[non_exhaustive]
 pub enum Replica {
     /// REPLID form: a 16-bit replica id (stream IDSETs such as MetaTagIdsetDeleted).
@@ -280,7 +280,7 @@ pub enum Replica {
 }
 
 /// The replica key form of an IDSET.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub enum IdsetForm {
     /// 2-byte REPLIDs.
@@ -291,7 +291,7 @@ pub enum IdsetForm {
 
 /// An IDSET: per replica, a set of global counters. Entries with one key are merged and
 /// kept sorted by key, so equal sets compare equal whatever their encoding.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Hash, serde::Serialize)]
 pub struct IdSet {
     entries: Vec<(Replica, GlobSet)>,
 }
@@ -409,7 +409,7 @@ impl IdSet {
 
 /// The ICS state of a synchronization context (MS-OXCFXICS 2.2.1.1): four REPLGUID-form
 /// IDSETs.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct IcsState {
     /// MetaTagIdsetGiven: ids of the objects the client holds.
     pub idset_given: IdSet,
@@ -422,7 +422,7 @@ pub struct IcsState {
 }
 
 /// One of the ICS state properties.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub enum StateProperty {
     /// MetaTagIdsetGiven, 0x40170003 (also accepted as 0x40170102).

@@ -62,7 +62,7 @@ pub mod table_event {
 }
 
 /// The table fields of a TableModified notification.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct TableEvent {
     /// TableEventType.
     pub event_type: u16,
@@ -93,7 +93,7 @@ impl TableEvent {
 
 /// NotificationData (MS-OXCNOTIF 2.2.1.4.1.2). Each field is present only under the
 /// condition its documentation names; the encoder writes the fields that are `Some`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Notification {
     /// NotificationFlags: the type in the low 12 bits plus the T, U, S and M bits.
     pub flags: u16,

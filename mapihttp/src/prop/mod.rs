@@ -154,6 +154,13 @@ impl PropType {
     }
 }
 
+/// A property type serializes as its hexadecimal value, `0x001F`.
+impl serde::Serialize for PropType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("0x{:04X}", self.0))
+    }
+}
+
 impl fmt::Debug for PropType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PropType(0x{:04X})", self.0)
@@ -192,6 +199,14 @@ impl PropTag {
     }
 }
 
+/// A property tag serializes as its canonical name and value, `PidTagSubject(0x0037001F)`,
+/// or `PropTag(0x...)` for a tag without a name here.
+impl serde::Serialize for PropTag {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{self:?}"))
+    }
+}
+
 impl fmt::Debug for PropTag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match tags::name(*self) {
@@ -203,7 +218,7 @@ impl fmt::Debug for PropTag {
 
 /// Where a value is encoded; the count widths differ (MS-OXCDATA 2.11.1 and
 /// MS-OXCFXICS 2.2.4.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub enum ValueEncoding {
     /// ROP buffers: binary counts u16, multi-value counts u32, booleans 1 byte, strings
@@ -216,7 +231,7 @@ pub enum ValueEncoding {
 
 /// A property value (MS-OXCDATA 2.11.1). The tag or type that goes with it decides how it
 /// is encoded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub enum PropValue {
     /// PtypNull.
@@ -240,6 +255,7 @@ pub enum PropValue {
     /// PtypInteger64.
     I64(i64),
     /// PtypString8, without its terminator, in the connection's code page.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     String8(Vec<u8>),
     /// PtypString. Unpaired surrogates are replaced by U+FFFD when decoding.
     Unicode(String),
@@ -248,16 +264,20 @@ pub enum PropValue {
     /// PtypGuid.
     Guid(Guid),
     /// PtypServerId, raw.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     ServerId(Vec<u8>),
     /// PtypRestriction.
     Restriction(Box<Restriction>),
     /// PtypBinary.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     Binary(Vec<u8>),
     /// PtypObject, raw (in ROP buffers a u16-counted byte string, in FastTransfer streams a
     /// u32-counted one).
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     Object(Vec<u8>),
     /// A FastTransfer code-page string (type 0x8000 | code page), raw bytes without the
     /// terminator.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     CodePageString(Vec<u8>),
     /// PtypMultipleInteger16.
     MvI16(Vec<i16>),
@@ -738,7 +758,7 @@ pub fn filetime_to_datetime(filetime: u64) -> Option<time::OffsetDateTime> {
 }
 
 /// A value with its tag (TaggedPropertyValue, MS-OXCDATA 2.11.4).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TaggedValue {
     /// The property tag.
     pub tag: PropTag,
@@ -858,7 +878,7 @@ pub fn encode_tag_array(out: &mut Vec<u8>, tags: &[PropTag]) {
 }
 
 /// The name half of a named property (MS-OXCDATA 2.6.1).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 #[non_exhaustive]
 pub enum NameKind {
     /// A numeric long id (Kind 0x00).
@@ -869,7 +889,7 @@ pub enum NameKind {
 
 /// A named property: a property set GUID and a long id or a string name (PropertyName,
 /// MS-OXCDATA 2.6.1).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct PropertyName {
     /// The property set.
     pub guid: Guid,

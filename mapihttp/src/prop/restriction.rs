@@ -7,11 +7,11 @@ const MAX_DEPTH: usize = 64;
 
 /// A relational operator (MS-OXCDATA 2.12.4): 0 `<`, 1 `<=`, 2 `>`, 3 `>=`, 4 `=`, 5 `!=`,
 /// 6 regular expression, 0x64 member of a distribution list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct RelOp(pub u8);
 
 /// A restriction (MS-OXCDATA 2.12).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub enum Restriction {
     /// 0x00: all subrestrictions hold.

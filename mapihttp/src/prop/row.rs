@@ -4,7 +4,7 @@
 use super::{PropError, PropTag, PropType, PropValue, Reader, ValueEncoding};
 
 /// One column entry of a row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub enum RowCell {
     /// A value (for PtypUnspecified columns, the value's own type is written before it).
@@ -35,7 +35,7 @@ impl RowCell {
 }
 
 /// A PropertyRow: StandardPropertyRow (flag 0x00) or FlaggedPropertyRow (flag 0x01).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PropertyRow {
     /// Whether the row is flagged (each entry carries its own flag).
     pub flagged: bool,

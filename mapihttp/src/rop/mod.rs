@@ -257,6 +257,13 @@ pub mod error_code {
 }
 
 /// Errors from decoding ROP buffers.
+/// A ROP error serializes as its message.
+impl serde::Serialize for RopError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RopError {
@@ -362,7 +369,7 @@ pub enum RopError {
 }
 
 /// A string whose width a flag of the ROP selects (UseUnicode fields).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub enum RopString {
     /// NUL-terminated UTF-16LE.
@@ -396,7 +403,7 @@ impl RopString {
 }
 
 /// A ROP input or output buffer: the ROP list and the server object handle table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RopBuffer<T> {
     /// The ROPs in order.
     pub rops: Vec<T>,
@@ -664,7 +671,7 @@ fn is_server_only(id: u8) -> bool {
 }
 
 /// Why a context-free decode stopped.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PartialStop {
     /// Byte offset of the ROP that could not be decoded.
     pub offset: usize,
@@ -675,7 +682,7 @@ pub struct PartialStop {
 }
 
 /// The result of decoding a ROP output buffer without its requests.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PartialResponses {
     /// The responses decoded before the first one that needed context or was malformed.
     pub rops: Vec<RopResponse>,

@@ -18,7 +18,7 @@ use crate::prop::{PropTag, PropertyRow, Reader};
 
 /// RecipientFlags (MS-OXCDATA 2.8.3.1), a little-endian 16-bit field. The low 3 bits are
 /// the address type, and the other bits select the optional fields that follow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 pub struct RecipientFlags(pub u16);
 
 impl RecipientFlags {
@@ -71,7 +71,7 @@ impl RecipientFlags {
 }
 
 /// The fields of an Exchange (X500DN type) recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct X500Recipient {
     /// AddressPrefixUsed: how many leading bytes of the X500 DN were left out because
     /// they equal the logon's own DN prefix.
@@ -80,15 +80,18 @@ pub struct X500Recipient {
     /// 2.8.3.2).
     pub display_type: u8,
     /// X500DN: the rest of the DN, 8-bit, without its NUL.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub x500_dn: Vec<u8>,
 }
 
 /// The fields of a personal distribution list recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DistributionListRecipient {
     /// EntryID of the distribution list.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub entry_id: Vec<u8>,
     /// SearchKey of the distribution list.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub search_key: Vec<u8>,
 }
 
@@ -96,7 +99,7 @@ pub struct DistributionListRecipient {
 ///
 /// `flags` decides which optional fields are on the wire. The encoder rejects a row whose
 /// fields disagree with its flags, because the bytes would decode to another row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RecipientRow {
     /// RecipientFlags as sent, presence bits included.
     pub flags: RecipientFlags,

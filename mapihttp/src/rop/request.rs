@@ -10,7 +10,7 @@ use crate::prop::{
 };
 
 /// One sort key of RopSortTable (SortOrder, MS-OXCDATA 2.13.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct SortOrder {
     /// The column (PropertyType u16, PropertyId u16 on the wire, as a tag).
     pub tag: PropTag,
@@ -19,7 +19,7 @@ pub struct SortOrder {
 }
 
 /// A recipient row of RopModifyRecipients (ModifyRecipientRow, MS-OXCROPS 2.2.6.5.1.1).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ModifyRecipientRow {
     /// RowId of the recipient.
     pub row_id: u32,
@@ -27,6 +27,7 @@ pub struct ModifyRecipientRow {
     pub recipient_type: u8,
     /// The RecipientRow (MS-OXCDATA 2.8.3) as bytes; empty removes the recipient. Decode
     /// it with [`ModifyRecipientRow::recipient`].
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub recipient_row: Vec<u8>,
 }
 
@@ -65,16 +66,17 @@ impl ModifyRecipientRow {
 
 /// A read-state change of RopSynchronizationImportReadStateChanges (MessageReadState,
 /// MS-OXCROPS 2.2.13.3.1).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MessageReadState {
     /// The message's source key (an XID).
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub message_id: Vec<u8>,
     /// Whether the message is now read.
     pub mark_as_read: bool,
 }
 
 /// A ROP request.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 #[allow(missing_docs)] // Field names follow MS-OXCROPS; each variant documents its ROP.
 pub enum RopRequest {
@@ -321,6 +323,7 @@ pub enum RopRequest {
     WriteStream {
         logon_id: u8,
         input_handle: u8,
+        #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
         data: Vec<u8>,
     },
     /// RopSetStreamSize 0x2F (2.2.9.6).
@@ -449,6 +452,7 @@ pub enum RopRequest {
         find_row_flags: u8,
         restriction: Option<Restriction>,
         origin: u8,
+        #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
         bookmark: Vec<u8>,
     },
     /// RopGetNamesFromPropertyIds 0x55 (2.2.8.1).
@@ -485,6 +489,7 @@ pub enum RopRequest {
         synchronization_type: u8,
         send_options: u8,
         synchronization_flags: u16,
+        #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
         restriction_data: Vec<u8>,
         synchronization_extra_flags: u32,
         tags: Vec<PropTag>,
@@ -522,6 +527,7 @@ pub enum RopRequest {
     SynchronizationUploadStateStreamContinue {
         logon_id: u8,
         input_handle: u8,
+        #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
         stream_data: Vec<u8>,
     },
     /// RopSynchronizationUploadStateStreamEnd 0x77 (2.2.13.11).
@@ -530,10 +536,15 @@ pub enum RopRequest {
     SynchronizationImportMessageMove {
         logon_id: u8,
         input_handle: u8,
+        #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
         source_folder_id: Vec<u8>,
+        #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
         source_message_id: Vec<u8>,
+        #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
         predecessor_change_list: Vec<u8>,
+        #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
         destination_message_id: Vec<u8>,
+        #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
         change_number: Vec<u8>,
     },
     /// RopSynchronizationOpenCollector 0x7E (2.2.13.7).
@@ -586,6 +597,7 @@ pub enum RopRequest {
         logon_flags: u8,
         open_flags: u32,
         store_state: u32,
+        #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
         essdn: Vec<u8>,
     },
 }

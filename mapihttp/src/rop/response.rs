@@ -12,7 +12,7 @@ use crate::prop::{
 };
 
 /// A string of RopOpenMessage with its own type byte (TypedString, MS-OXCDATA 2.11.7).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub enum TypedString {
     /// 0x00: no string.
@@ -20,8 +20,10 @@ pub enum TypedString {
     /// 0x01: an empty string.
     Empty,
     /// 0x02: NUL-terminated 8-bit string (without the NUL).
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     String8(Vec<u8>),
     /// 0x03: "reduced Unicode", 8-bit characters that are the low bytes of UTF-16 units.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     Reduced(Vec<u8>),
     /// 0x04: NUL-terminated UTF-16LE string.
     Unicode(String),
@@ -69,7 +71,7 @@ impl TypedString {
 }
 
 /// The success response of a private-mailbox RopLogon (MS-OXCROPS 2.2.3.1.3).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LogonResponse {
     /// LogonFlags (0x01 Private).
     pub logon_flags: u8,
@@ -97,7 +99,7 @@ pub struct LogonResponse {
 }
 
 /// Ghost information of RopOpenFolder and RopCreateFolder (public folders).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct GhostInfo {
     /// CheapServerCount.
     pub cheap_server_count: u16,
@@ -106,7 +108,7 @@ pub struct GhostInfo {
 }
 
 /// A recipient row of RopOpenMessage (OpenRecipientRow, MS-OXCROPS 2.2.6.1.2.1).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct OpenRecipientRow {
     /// RecipientType.
     pub recipient_type: u8,
@@ -116,6 +118,7 @@ pub struct OpenRecipientRow {
     pub reserved: u16,
     /// The RecipientRow (MS-OXCDATA 2.8.3) as bytes. Decode it with
     /// [`OpenRecipientRow::recipient`].
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub recipient_row: Vec<u8>,
 }
 
@@ -131,7 +134,7 @@ impl OpenRecipientRow {
 }
 
 /// A recipient row of RopReadRecipients (ReadRecipientRow, MS-OXCROPS 2.2.6.6.2.1).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ReadRecipientRow {
     /// RowId.
     pub row_id: u32,
@@ -143,6 +146,7 @@ pub struct ReadRecipientRow {
     pub reserved: u16,
     /// The RecipientRow (MS-OXCDATA 2.8.3) as bytes. Decode it with
     /// [`ReadRecipientRow::recipient`].
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub recipient_row: Vec<u8>,
 }
 
@@ -159,7 +163,7 @@ impl ReadRecipientRow {
 }
 
 /// The success response of RopOpenMessage (MS-OXCROPS 2.2.6.1.2).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct OpenMessageResponse {
     /// HasNamedProperties.
     pub has_named_properties: bool,
@@ -177,7 +181,7 @@ pub struct OpenMessageResponse {
 
 /// A problem reported by RopSetProperties or RopDeleteProperties (PropertyProblem,
 /// MS-OXCDATA 2.7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct PropertyProblem {
     /// Index of the property in the request.
     pub index: u16,
@@ -189,7 +193,7 @@ pub struct PropertyProblem {
 
 /// One entry of RopBackoff's BackoffRopData (BackoffRop, MS-OXCROPS 2.2.15.2.1.1):
 /// `RopIdBackoff u8 | Duration u32`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct BackoffRop {
     /// RopIdBackoff: the ROP whose requests the client delays.
     pub rop_id: u8,
@@ -208,7 +212,7 @@ pub struct BackoffRop {
 // The search tool's copy of MS-OXCROPS lacks the field table of 2.2.15.2.1, so the
 // layout was checked against Microsoft's MAPI Inspector parser (RopBackoffResponse and
 // BackoffRop), which reads these fields in this order and width.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Backoff {
     /// LogonId: the logon whose requests the client delays.
     pub logon_id: u8,
@@ -217,12 +221,13 @@ pub struct Backoff {
     /// BackoffRopData: per-ROP delays; empty means every ROP of the logon.
     pub rops: Vec<BackoffRop>,
     /// AdditionalData, opaque.
+    #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
     pub additional_data: Vec<u8>,
 }
 
 /// The public-folder part of a RopSetMessageReadFlag response (MS-OXCROPS 2.2.6.11.2),
 /// present when ReadStatusChanged is nonzero.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ReadStatusChange {
     /// LogonId of the public-folder logon.
     pub logon_id: u8,
@@ -231,7 +236,7 @@ pub struct ReadStatusChange {
 }
 
 /// The fields of a response after ReturnValue.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 #[allow(missing_docs)] // Field names follow MS-OXCROPS; each variant documents its ROPs.
 pub enum ResponseBody {
@@ -250,6 +255,7 @@ pub enum ResponseBody {
     /// RopLogon failed with 0x478 (wrong server): the server to use.
     LogonRedirect {
         logon_flags: u8,
+        #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
         server_name: Vec<u8>,
     },
     /// RopOpenFolder.
@@ -330,6 +336,7 @@ pub enum ResponseBody {
         in_progress_count: u16,
         total_step_count: u16,
         reserved: u8,
+        #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
         transfer_buffer: Vec<u8>,
     },
     /// RopFastTransferSourceGetBuffer failed with 0x480 (server busy): wait this many
@@ -352,7 +359,7 @@ pub enum ResponseBody {
 }
 
 /// An ordinary ROP response.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RopResult {
     /// The RopId.
     pub rop_id: u8,
@@ -365,7 +372,7 @@ pub struct RopResult {
 }
 
 /// One entry of a ROP output buffer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub enum RopResponse {
     /// The response to a request.
@@ -394,6 +401,7 @@ pub enum RopResponse {
         /// SizeNeeded.
         size_needed: u16,
         /// The request ROPs to send again, raw.
+        #[serde(serialize_with = "crate::bytes_serde::text_or_hex")]
         request_buffers: Vec<u8>,
     },
 }
