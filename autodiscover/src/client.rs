@@ -748,6 +748,18 @@ impl Autodiscover {
     async fn dns_srv(&self, run: &mut Run, domain: &str) -> Option<Outcome> {
         let method = Method::DnsSrv;
         let name = format!("_autodiscover._tcp.{domain}");
+        // A loopback map keeps every request on this machine, and a query to the system's
+        // DNS servers would not be.
+        if self.options.loopback.is_some() && self.options.resolver.uses_system_dns() {
+            return Some(self.fail(
+                run,
+                method,
+                &format!("dns:{name}"),
+                "skipped: the loopback map is set, and this lookup would use the system's \
+                 DNS servers"
+                    .to_owned(),
+            ));
+        }
         let records = match self.options.resolver.lookup_srv(&name).await {
             Ok(records) => srv::sort_records(records),
             Err(reason) => return Some(self.fail(run, method, &format!("dns:{name}"), reason)),

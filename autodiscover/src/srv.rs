@@ -27,6 +27,12 @@ pub trait SrvResolver: Send + Sync + std::fmt::Debug {
     /// Looks up the SRV records of `name`, such as `_autodiscover._tcp.example.com`.
     /// An empty list means the name has none.
     fn lookup_srv<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<SrvRecord>, String>>;
+
+    /// Returns whether lookups go to the system's DNS servers, and so leave this
+    /// machine. A loopback map turns such lookups off.
+    fn uses_system_dns(&self) -> bool {
+        false
+    }
 }
 
 /// Orders records by priority, then by descending weight, and drops the "service not
@@ -46,6 +52,10 @@ pub fn sort_records(mut records: Vec<SrvRecord>) -> Vec<SrvRecord> {
 pub struct SystemResolver;
 
 impl SrvResolver for SystemResolver {
+    fn uses_system_dns(&self) -> bool {
+        true
+    }
+
     fn lookup_srv<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<SrvRecord>, String>> {
         Box::pin(async move {
             use hickory_resolver::proto::rr::RData;

@@ -715,3 +715,19 @@ async fn invalid_address_is_rejected() {
         );
     }
 }
+
+#[tokio::test]
+async fn loopback_map_skips_system_dns() {
+    // Nothing listens on this address; the SRV step must stop before any request.
+    let address: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let mut options = options(address, &ALL_HOSTS);
+    options.resolver = Arc::new(exmux_autodiscover::srv::SystemResolver);
+    options.methods = vec![Method::DnsSrv];
+    let error = client(options)
+        .discover("user1@example.test")
+        .await
+        .unwrap_err();
+    let failures = failures(&error);
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].starts_with("skipped"), "{failures:?}");
+}

@@ -187,7 +187,7 @@ pub enum Command {
         #[arg(long, default_value = "hybrid")]
         mode: exmux_sim::Mode,
         /// How many schedules to run, at least 1.
-        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, default_value_t = 10_000, value_parser = at_least_one)]
         seeds: u64,
         /// The first seed.
         #[arg(long, default_value_t = 0)]
@@ -198,4 +198,13 @@ pub enum Command {
     },
     /// Print the version and exit.
     Version,
+}
+
+/// Parses a count that must be at least 1.
+fn at_least_one(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(0) => Err("it must be at least 1".to_owned()),
+        Ok(count) => Ok(count),
+        Err(error) => Err(format!("not a whole number ({error})")),
+    }
 }

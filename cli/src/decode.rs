@@ -120,35 +120,65 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|window| window == needle)
 }
 
-/// Formats a decoded value with `{:#?}`, keeping byte arrays on one line each.
-fn debug_lines<T: std::fmt::Debug>(value: &T) -> Value {
-    let pretty = format!("{value:#?}");
-    let mut out = String::with_capacity(pretty.len());
-    let mut in_numbers = false;
-    for line in pretty.lines() {
-        let trimmed = line.trim();
-        let is_number = trimmed
-            .strip_suffix(',')
-            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
-        if is_number {
-            if in_numbers {
-                out.push(' ');
-            } else {
-                out.push_str(line.trim_end());
-                in_numbers = true;
-                continue;
-            }
-            out.push_str(trimmed);
-            continue;
-        }
-        if in_numbers {
-            out.push('\n');
-            in_numbers = false;
-        }
-        out.push_str(line);
-        out.push('\n');
+/// The largest file `exmux decode` reads. Captured bodies are far smaller: the session's
+/// own response limit is 64 MiB.
+pub const MAX_INPUT: u64 = 64 << 20;
+
+/// Reads the file to decode, refusing one larger than [`MAX_INPUT`] before reading it.
+///
+/// # Errors
+/// The reason, with the fix.
+pub fn read_input(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|error| format!("{error}; check the path"))?;
+    let mut bytes = Vec::new();
+    // `take` bounds special files such as /dev/zero, whose metadata length is 0.
+    file.take(MAX_INPUT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| format!("{error}; check the path"))?;
+    if bytes.len() as u64 > MAX_INPUT {
+        return Err(format!(
+            "it is larger than {} MiB; decode one captured body at a time",
+            MAX_INPUT >> 20
+        ));
     }
-    Value::String(out)
+    Ok(bytes)
+}
+
+/// Returns the `X-RequestType` of the `.headers` file that `--record` writes beside a
+/// `.body` file, if there is one.
+pub fn sibling_request_type(body: &std::path::Path) -> Option<String> {
+    let name = body.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".body")?;
+    let headers = std::fs::read(body.with_file_name(format!("{stem}.headers"))).ok()?;
+    if headers.len() > 1 << 20 {
+        return None;
+    }
+    String::from_utf8_lossy(&headers).lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("x-requesttype")
+            .then(|| value.trim().to_owned())
+    })
+}
+
+/// Converts a decoded structure to JSON through its `Serialize` form.
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or_else(|error| json!(format!("not shown: {error}")))
+}
+
+/// Converts an Execute body to JSON with its ROP and auxiliary buffers given by length,
+/// because the ROPs they carry are decoded on their own.
+fn execute_json<T: serde::Serialize>(value: &T) -> Value {
+    let mut json = to_json(value);
+    if let Value::Object(map) = &mut json {
+        for field in ["rop_buffer", "aux"] {
+            if let Some(Value::Array(bytes)) = map.remove(field) {
+                map.insert(format!("{field}_len"), json!(bytes.len()));
+            }
+        }
+    }
+    json
 }
 
 /// Decodes `bytes` as `kind`. `request_type` overrides the `X-RequestType` header of a
@@ -209,7 +239,7 @@ pub fn decode(
         match parse_body(body) {
             Ok(framed) => {
                 out.insert("keep_alives".into(), json!(framed.keep_alives));
-                out.insert("additional_headers".into(), debug_lines(&framed.headers));
+                out.insert("additional_headers".into(), to_json(&framed.headers));
                 framed.body
             }
             Err(_) => body.to_vec(),
@@ -221,14 +251,14 @@ pub fn decode(
     match (kind, request_type) {
         (Kind::MapiRequest, RequestType::Execute) => {
             let request = ExecuteRequest::decode(&binary).map_err(|e| fail(e.to_string()))?;
-            out.insert("body".into(), debug_lines(&request));
+            out.insert("body".into(), execute_json(&request));
             let payload = exmux_mapihttp::ext::decode_payload(&request.rop_buffer)
                 .map_err(|e| fail(format!("rgbIn: {e}")))?;
             let rops = exmux_mapihttp::rop::decode_request_buffer(&payload)
                 .map_err(|e| fail(format!("ROP buffer: {e}")))?;
             out.insert(
                 "rops".into(),
-                Value::Array(rops.rops.iter().map(debug_lines).collect()),
+                Value::Array(rops.rops.iter().map(to_json).collect()),
             );
             out.insert("handles".into(), json!(rops.handles));
         }
@@ -241,43 +271,47 @@ pub fn decode(
                     .map_err(|e| fail(format!("ROP buffer: {e}")))?;
                 out.insert(
                     "rops".into(),
-                    Value::Array(partial.rops.iter().map(debug_lines).collect()),
+                    Value::Array(partial.rops.iter().map(to_json).collect()),
                 );
                 out.insert("handles".into(), json!(partial.handles));
                 if let Some(stopped) = &partial.stopped {
-                    out.insert("rops_stopped".into(), debug_lines(stopped));
+                    out.insert("rops_stopped".into(), to_json(stopped));
                 }
             }
-            out.insert("body".into(), debug_lines(&response));
+            let body = match &response {
+                MapiResponse::Success(success) => execute_json(success),
+                other => to_json(other),
+            };
+            out.insert("body".into(), body);
         }
         (Kind::MapiRequest, RequestType::Connect) => {
             let body = ConnectRequest::decode(&binary).map_err(|e| fail(e.to_string()))?;
-            out.insert("body".into(), debug_lines(&body));
+            out.insert("body".into(), to_json(&body));
         }
         (Kind::MapiResponse, RequestType::Connect) => {
             let body = ConnectResponse::decode(&binary).map_err(|e| fail(e.to_string()))?;
-            out.insert("body".into(), debug_lines(&body));
+            out.insert("body".into(), to_json(&body));
         }
         (Kind::MapiRequest, RequestType::Disconnect) => {
             let body = DisconnectRequest::decode(&binary).map_err(|e| fail(e.to_string()))?;
-            out.insert("body".into(), debug_lines(&body));
+            out.insert("body".into(), to_json(&body));
         }
         (Kind::MapiResponse, RequestType::Disconnect) => {
             let body = DisconnectResponse::decode(&binary).map_err(|e| fail(e.to_string()))?;
-            out.insert("body".into(), debug_lines(&body));
+            out.insert("body".into(), to_json(&body));
         }
         (Kind::MapiRequest, RequestType::NotificationWait) => {
             let body = NotificationWaitRequest::decode(&binary).map_err(|e| fail(e.to_string()))?;
-            out.insert("body".into(), debug_lines(&body));
+            out.insert("body".into(), to_json(&body));
         }
         (Kind::MapiResponse, RequestType::NotificationWait) => {
             let body =
                 NotificationWaitResponse::decode(&binary).map_err(|e| fail(e.to_string()))?;
-            out.insert("body".into(), debug_lines(&body));
+            out.insert("body".into(), to_json(&body));
         }
         (Kind::MapiRequest, RequestType::Bind) => {
             let body = BindRequest::decode(&binary).map_err(|e| fail(e.to_string()))?;
-            out.insert("body".into(), debug_lines(&body));
+            out.insert("body".into(), to_json(&body));
         }
         _ => {
             out.insert("body_len".into(), json!(binary.len()));
@@ -336,6 +370,9 @@ fn write_text(value: &Value, depth: usize, out: &mut String) {
             for (key, value) in map {
                 match value {
                     Value::Object(inner) if inner.is_empty() => {}
+                    Value::Array(items) if items.iter().all(Value::is_number) => {
+                        out.push_str(&format!("{indent}{key}: {value}\n"));
+                    }
                     Value::Object(_) | Value::Array(_) => {
                         out.push_str(&format!("{indent}{key}:\n"));
                         write_text(value, depth + 1, out);

@@ -4,6 +4,24 @@
 //! replica that does not match the server, a routing that cannot run); 2 invalid usage
 //! or configuration; 3 the server or network failed.
 
+/// Prints a line to standard output, as `println!` does, except that a closed pipe
+/// (`exmux demo | head -1`) ends the process quietly instead of panicking.
+macro_rules! outln {
+    () => {
+        $crate::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Prints to standard output, as `print!` does, with the closed-pipe rule of `outln!`.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod args;
 mod sim;
 
@@ -59,6 +77,21 @@ fn main() -> ExitCode {
 
 type Outcome = Result<ExitCode, (u8, String)>;
 
+/// Writes to standard output. A closed pipe ends the process with success, because
+/// the reader no longer wants the output. Any other write failure ends it with exit
+/// code 1.
+fn write_stdout(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(text) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {error}");
+        std::process::exit(i32::from(EXIT_PROBLEM));
+    }
+}
+
 async fn run(command: Command) -> Outcome {
     match command {
         Command::Demo {
@@ -106,7 +139,7 @@ async fn run(command: Command) -> Outcome {
                 return Err((
                     EXIT_USAGE,
                     format!(
-                        "--from {from} --seeds {seeds} goes past the largest seed {};                          lower --from or --seeds",
+                        "--from {from} --seeds {seeds} goes past the largest seed {}; lower --from or --seeds",
                         u64::MAX
                     ),
                 ));
@@ -114,7 +147,7 @@ async fn run(command: Command) -> Outcome {
             Ok(sim::run(mode, seeds, from, json))
         }
         Command::Version => {
-            println!("exmux {}", env!("CARGO_PKG_VERSION"));
+            outln!("exmux {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -131,9 +164,10 @@ fn print_event(event: &DemoEvent) {
     let read = event
         .read
         .map_or_else(String::new, |read| format!(" read={read}"));
-    println!(
+    outln!(
         "[{:<8}] {:<11}{item}{origin}{read}",
-        event.phase, event.kind
+        event.phase,
+        event.kind
     );
 }
 
@@ -164,7 +198,7 @@ async fn run_demo(routing: RoutingArg, json: bool, record: Option<PathBuf>) -> O
         Ok(summary) => summary,
         Err(error @ DemoError::RoutingUnavailable { .. }) => {
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({
                         "routing": demo::routing_name(preset),
@@ -183,18 +217,20 @@ async fn run_demo(routing: RoutingArg, json: bool, record: Option<PathBuf>) -> O
         if let Some(object) = value.as_object_mut() {
             object.remove("events");
         }
-        println!("{value}");
+        outln!("{value}");
     } else {
-        println!();
-        println!("routing                  {}", summary.routing);
-        println!("remote changes delivered {}", summary.remote_delivered);
-        println!("own changes dropped      {}", summary.own_dropped);
-        println!("superseded dropped       {}", summary.superseded_dropped);
-        println!("unknown origin delivered {}", summary.unknown_delivered);
-        println!("full resyncs             {}", summary.full_resyncs);
-        println!(
+        outln!();
+        outln!("routing                  {}", summary.routing);
+        outln!("remote changes delivered {}", summary.remote_delivered);
+        outln!("own changes dropped      {}", summary.own_dropped);
+        outln!("superseded dropped       {}", summary.superseded_dropped);
+        outln!("unknown origin delivered {}", summary.unknown_delivered);
+        outln!("full resyncs             {}", summary.full_resyncs);
+        outln!(
             "replica matches server   {} ({} items held, {} on the server)",
-            summary.replica_matches_server, summary.replica_items, summary.server_items
+            summary.replica_matches_server,
+            summary.replica_items,
+            summary.server_items
         );
     }
     Ok(if summary.passed() {
@@ -263,6 +299,13 @@ async fn run_sync(
     for warning in &config.warnings {
         eprintln!("warning: {warning}");
     }
+    // A CA bundle or proxy that cannot be used is a configuration error, reported
+    // before any connection.
+    config
+        .http
+        .tls_config()
+        .and_then(|_| config.http.build_client())
+        .map_err(|error| (EXIT_USAGE, format!("{}: {error}", config_path.display())))?;
     let state_path = state.unwrap_or_else(|| default_state_path(config_path));
     let saved = load_state(&state_path).map_err(|error| (EXIT_USAGE, error.to_string()))?;
     // The state is saved after the sync; a path that cannot be written fails now, before
@@ -334,7 +377,7 @@ async fn run_sync(
     bar.finish_and_clear();
     save_state(&transport.state(), &state_path)
         .map_err(|error| (EXIT_PROBLEM, error.to_string()))?;
-    println!(
+    outln!(
         "{} folders synced{}: {} new or changed, {} read-state changes, {} deleted, {} full resyncs; state saved to {}",
         keys.len(),
         if first_run { " (first run)" } else { "" },
@@ -349,7 +392,7 @@ async fn run_sync(
         return Ok(ExitCode::SUCCESS);
     }
 
-    println!("watching; Ctrl-C stops");
+    outln!("watching; Ctrl-C stops");
     let mut failures = FailureLog::default();
     loop {
         tokio::select! {
@@ -385,7 +428,7 @@ fn report_recording(recorder: Option<&CaptureRecorder>) {
     let Some(recorder) = recorder else {
         return;
     };
-    println!("recorded to {}", recorder.dir().display());
+    outln!("recorded to {}", recorder.dir().display());
     if recorder.failures() > 0 {
         eprintln!(
             "warning: {} exchanges could not be written to {}",
@@ -449,7 +492,7 @@ impl FailureLog {
     /// Prints how many failures were collapsed, if any, and starts over.
     fn end(&mut self) {
         if let Some(line) = self.take_summary() {
-            println!("{line}");
+            outln!("{line}");
         }
         self.last = None;
     }
@@ -470,20 +513,20 @@ fn print_live(event: &Event) {
             read,
             ..
         } => match read {
-            Some(read) => println!("{folder} {item} changed origin={} read={read}", origin(who)),
-            None => println!("{folder} {item} changed origin={}", origin(who)),
+            Some(read) => outln!("{folder} {item} changed origin={} read={read}", origin(who)),
+            None => outln!("{folder} {item} changed origin={}", origin(who)),
         },
         Event::ReadStateChanged {
             folder,
             item,
             origin: who,
             read,
-        } => println!("{folder} {item} read={read} origin={}", origin(who)),
+        } => outln!("{folder} {item} read={read} origin={}", origin(who)),
         Event::ItemDeleted {
             folder,
             item,
             origin: who,
-        } => println!("{folder} {item} deleted origin={}", origin(who)),
+        } => outln!("{folder} {item} deleted origin={}", origin(who)),
         Event::FullResync { folder, reason } => {
             let reason = match reason {
                 ResyncReason::SyncStateRejected => "the server rejected the sync state",
@@ -492,36 +535,36 @@ fn print_live(event: &Event) {
                 }
                 _ => "the router cannot continue from the sync state",
             };
-            println!("{folder} full resync: {reason}");
+            outln!("{folder} full resync: {reason}");
         }
         Event::SyncFailed {
             folder, message, ..
-        } => println!("{folder} sync failed: {message}"),
+        } => outln!("{folder} sync failed: {message}"),
         _ => {}
     }
 }
 
 async fn run_capabilities(config_path: Option<&Path>, loopback: &[String]) -> Outcome {
     let table = CapabilityTable::default();
-    println!("{table}");
+    outln!("{table}");
     let Some(path) = config_path else {
         return Ok(ExitCode::SUCCESS);
     };
     let config = Config::load(path).map_err(|error| (EXIT_USAGE, error.to_string()))?;
     for warning in &config.warnings {
-        println!("warning: {warning}");
+        outln!("warning: {warning}");
     }
-    println!("{:<16} {:<6} support", "operation", "route");
+    outln!("{:<16} {:<6} support", "operation", "route");
     for operation in Operation::ALL {
         let backend = config.routing.backend_for(operation);
-        println!(
+        outln!(
             "{:<16} {:<6} {}",
             operation.key(),
             backend.key(),
             table.support(operation, backend)
         );
     }
-    println!();
+    outln!();
 
     let loopback = loopback_map(loopback)?;
     let discovered = discover_for_capabilities(&config, path, loopback).await;
@@ -529,7 +572,7 @@ async fn run_capabilities(config_path: Option<&Path>, loopback: &[String]) -> Ou
     if let Some(settings) = &discovered {
         fill_endpoints(&mut probed, settings);
     }
-    println!("server offers:");
+    outln!("server offers:");
     for backend in Backend::ALL {
         let listed = discovered
             .as_ref()
@@ -540,18 +583,18 @@ async fn run_capabilities(config_path: Option<&Path>, loopback: &[String]) -> Ou
             "from autodiscover"
         };
         match (probed.server.endpoint(backend), listed) {
-            (None, Some(false)) => println!(
+            (None, Some(false)) => outln!(
                 "  {:<5} not offered: autodiscover lists no {} endpoint",
                 backend.key(),
                 backend.key()
             ),
-            (None, _) => println!(
+            (None, _) => outln!(
                 "  {:<5} no endpoint configured or discovered",
                 backend.key()
             ),
             (Some(url), _) => {
                 let probe = probe(&probed, path, backend).await;
-                println!("  {:<5} {url} ({source}): {probe}", backend.key());
+                outln!("  {:<5} {url} ({source}): {probe}", backend.key());
             }
         }
     }
@@ -573,15 +616,13 @@ async fn discover_for_capabilities(
         return None;
     }
     let Some(address) = config.server.mailbox.as_deref() else {
-        println!("autodiscover: not run, [server] mailbox is not set");
+        outln!("autodiscover: not run, [server] mailbox is not set");
         return None;
     };
     let credentials = match exmux::login::credentials(config, config_path) {
         Ok(credentials) => credentials,
         Err(error) => {
-            println!(
-                "autodiscover for {address}: not run, the credentials are not usable: {error}"
-            );
+            outln!("autodiscover for {address}: not run, the credentials are not usable: {error}");
             return None;
         }
     };
@@ -592,7 +633,7 @@ async fn discover_for_capabilities(
     let (tls, http) = match setup {
         Ok(setup) => setup,
         Err(error) => {
-            println!("autodiscover for {address}: not run: {error}");
+            outln!("autodiscover for {address}: not run: {error}");
             return None;
         }
     };
@@ -612,7 +653,7 @@ async fn discover_for_capabilities(
                     protocols.push(name);
                 }
             }
-            println!(
+            outln!(
                 "autodiscover for {address}: {} at {}; protocols: {}",
                 discovery.source.method,
                 discovery.source.url,
@@ -625,7 +666,7 @@ async fn discover_for_capabilities(
             Some(discovery.settings)
         }
         Err(error) => {
-            println!("autodiscover for {address} failed: {error}");
+            outln!("autodiscover for {address} failed: {error}");
             None
         }
     }
@@ -691,21 +732,27 @@ async fn probe(config: &Config, config_path: &Path, backend: Backend) -> String 
 }
 
 fn run_decode(kind: decode::Kind, file: &Path, request_type: Option<&str>, json: bool) -> Outcome {
-    let bytes = std::fs::read(file).map_err(|error| {
+    let bytes = decode::read_input(file).map_err(|reason| {
         (
             EXIT_USAGE,
-            format!("cannot read {}: {error}; check the path", file.display()),
+            format!("cannot read {}: {reason}", file.display()),
         )
     })?;
-    let decoded = decode::decode(kind, &bytes, request_type)
+    // A body recorded with --record has its headers, X-RequestType among them, in the
+    // file beside it.
+    let sibling = match request_type {
+        Some(_) => None,
+        None => decode::sibling_request_type(file),
+    };
+    let decoded = decode::decode(kind, &bytes, request_type.or(sibling.as_deref()))
         .map_err(|error| (EXIT_PROBLEM, format!("{}: {error}", file.display())))?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&decoded.json).unwrap_or_default()
         );
     } else {
-        print!("{}", decode::to_text(&decoded.json));
+        out!("{}", decode::to_text(&decoded.json));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -754,6 +801,7 @@ async fn run_discover(
         ),
         _ => None,
     };
+    let anonymous = password_env.is_none() && from_config.is_none();
     let credentials = match password_env {
         Some(var) => {
             let password = std::env::var(&var).map_err(|_| {
@@ -787,13 +835,13 @@ async fn run_discover(
     match Autodiscover::new(http, options).discover(address).await {
         Ok(discovery) => {
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&discovery).unwrap_or_default()
                 );
             } else {
                 for attempt in &discovery.attempts {
-                    println!(
+                    outln!(
                         "attempt {} {}: {}",
                         attempt.method,
                         attempt.url,
@@ -806,21 +854,21 @@ async fn run_discover(
                         .clone()
                         .unwrap_or_else(|| "(not in the answer)".to_owned())
                 };
-                println!("ews_url  = {}", show(&settings.ews_url));
-                println!("mapi_url = {}", show(&settings.mapi_emsmdb_url));
-                println!("user_dn  = {}", show(&settings.legacy_dn));
+                outln!("ews_url  = {}", show(&settings.ews_url));
+                outln!("mapi_url = {}", show(&settings.mapi_emsmdb_url));
+                outln!("user_dn  = {}", show(&settings.legacy_dn));
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({ "error": error.to_string(), "attempts": error.attempts() })
                 );
             } else {
                 for attempt in error.attempts() {
-                    println!(
+                    outln!(
                         "attempt {} {}: {}",
                         attempt.method,
                         attempt.url,
@@ -832,7 +880,18 @@ async fn run_discover(
                 exmux_autodiscover::DiscoverError::InvalidAddress { .. } => EXIT_USAGE,
                 _ => EXIT_SERVER,
             };
-            Err((code, error.to_string()))
+            let wanted_credentials = error.attempts().iter().any(|attempt| {
+                attempt
+                    .failure
+                    .as_deref()
+                    .is_some_and(|failure| failure.starts_with("HTTP 401"))
+            });
+            let hint = if anonymous && wanted_credentials {
+                "; the server asks for credentials: pass --password-env VAR or --config FILE"
+            } else {
+                ""
+            };
+            Err((code, format!("{error}{hint}")))
         }
     }
 }
@@ -846,18 +905,18 @@ async fn run_login(config_path: &Path) -> Outcome {
             verification_uri,
             user_code,
             expires_in,
-        } => println!(
+        } => outln!(
             "To sign in, open {verification_uri} and enter the code {user_code} (valid for {} minutes).",
             expires_in.as_secs() / 60
         ),
         LoginPrompt::Browser { url } => {
-            println!("To sign in, open this URL in a browser on this machine:\n{url}");
+            outln!("To sign in, open this URL in a browser on this machine:\n{url}");
         }
         _ => {}
     };
     match exmux::login::login(&config, config_path, print_prompt).await {
         Ok(cache) => {
-            println!("Signed in; tokens stored in {}", cache.display());
+            outln!("Signed in; tokens stored in {}", cache.display());
             Ok(ExitCode::SUCCESS)
         }
         Err(
@@ -878,24 +937,24 @@ async fn run_emulator(listen: std::net::SocketAddr, record: Option<PathBuf>) -> 
         .await
         .map_err(|error| (EXIT_SERVER, format!("--listen {listen}: {error}")))?;
     let handle = Arc::new(handle);
-    println!("exmux emulator on {}", handle.base_url());
-    println!("  ews_url      = {}", handle.ews_url());
-    println!("  mapi_url     = {}", handle.mapi_emsmdb_url());
-    println!("  nspi_url     = {}", handle.mapi_nspi_url());
-    println!(
+    outln!("exmux emulator on {}", handle.base_url());
+    outln!("  ews_url      = {}", handle.ews_url());
+    outln!("  mapi_url     = {}", handle.mapi_emsmdb_url());
+    outln!("  nspi_url     = {}", handle.mapi_nspi_url());
+    outln!(
         "  autodiscover = {}/autodiscover/autodiscover.xml",
         handle.base_url()
     );
-    println!(
+    outln!(
         "  user_dn      = {}",
         exmux_emulator::mapi::legacy_dn(exmux::emulator::MAILBOX)
     );
-    println!("  mailbox      = {}", exmux::emulator::MAILBOX);
-    println!("  username     = {}", exmux::emulator::MAILBOX);
-    println!("  password     = {}", exmux::emulator::PASSWORD);
-    println!("  token_url    = {}", exmux::emulator::token_url(&handle));
-    println!("  client_id    = {}", exmux::emulator::OAUTH_CLIENT_ID);
-    println!("Ctrl-C stops it.");
+    outln!("  mailbox      = {}", exmux::emulator::MAILBOX);
+    outln!("  username     = {}", exmux::emulator::MAILBOX);
+    outln!("  password     = {}", exmux::emulator::PASSWORD);
+    outln!("  token_url    = {}", exmux::emulator::token_url(&handle));
+    outln!("  client_id    = {}", exmux::emulator::OAUTH_CLIENT_ID);
+    outln!("Ctrl-C stops it.");
     let _ = tokio::signal::ctrl_c().await;
     Ok(ExitCode::SUCCESS)
 }

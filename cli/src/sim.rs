@@ -50,20 +50,24 @@ pub fn run(mode: Mode, seeds: u64, from: u64, json: bool) -> ExitCode {
                 serde_json::to_value(&failure).unwrap_or_default(),
             );
         }
-        println!("{value}");
+        outln!("{value}");
     } else {
         print_summary(&summary);
         if let Some(failure) = &failure {
-            println!();
-            println!(
+            outln!();
+            outln!(
                 "shortest failing schedule: seed {} in mode {} with {} steps (replay: exmux sim --mode {} --seeds 1 --from {})",
-                failure.seed, failure.mode, failure.steps, failure.mode, failure.seed
+                failure.seed,
+                failure.mode,
+                failure.steps,
+                failure.mode,
+                failure.seed
             );
             for violation in &failure.violations {
-                println!("  broken: {}: {}", violation.invariant, violation.detail);
+                outln!("  broken: {}: {}", violation.invariant, violation.detail);
             }
             for line in &failure.trace {
-                println!("  {line}");
+                outln!("  {line}");
             }
         }
     }
@@ -76,27 +80,29 @@ pub fn run(mode: Mode, seeds: u64, from: u64, json: bool) -> ExitCode {
 }
 
 fn print_summary(summary: &Summary) {
-    println!("mode                     {}", summary.mode);
-    println!(
+    outln!("mode                     {}", summary.mode);
+    outln!(
         "schedules                {} (seeds {}..{})",
         summary.schedules,
         summary.from,
         summary.from.saturating_add(summary.schedules)
     );
-    println!("schedules with violations {}", summary.violations);
+    outln!("schedules with violations {}", summary.violations);
     for (invariant, count) in &summary.per_invariant {
-        println!("  {invariant:<45} {count}");
+        outln!("  {invariant:<45} {count}");
     }
-    println!("lost changes             {}", summary.lost_changes);
-    println!("echoes delivered         {}", summary.echoes_delivered);
-    println!("full resyncs             {}", summary.full_resyncs);
-    println!("unknown origin           {}", summary.unknown_origin);
-    println!("remote delivered         {}", summary.remote_delivered);
-    println!("own changes dropped      {}", summary.own_dropped);
-    println!("superseded dropped       {}", summary.superseded_dropped);
-    println!("write responses lost     {}", summary.lost_responses);
-    println!(
+    outln!("lost changes             {}", summary.lost_changes);
+    outln!("echoes delivered         {}", summary.echoes_delivered);
+    outln!("full resyncs             {}", summary.full_resyncs);
+    outln!("unknown origin           {}", summary.unknown_origin);
+    outln!("remote delivered         {}", summary.remote_delivered);
+    outln!("own changes dropped      {}", summary.own_dropped);
+    outln!("superseded dropped       {}", summary.superseded_dropped);
+    outln!("write responses lost     {}", summary.lost_responses);
+    outln!(
         "schedules per second     {:.0} on {} threads ({:.1} s)",
-        summary.schedules_per_second, summary.threads, summary.seconds
+        summary.schedules_per_second,
+        summary.threads,
+        summary.seconds
     );
 }

@@ -382,3 +382,74 @@ fn sim_seed_range_is_checked() {
     ]);
     assert_eq!(last.status.code(), Some(0), "{}", stderr(&last));
 }
+
+#[test]
+fn decode_mapi_gives_fields_not_debug() {
+    let captures = concat!(env!("CARGO_MANIFEST_DIR"), "/../captures/mapi/");
+    // An Execute request: the ROPs come out as JSON fields, the ESSDN as text.
+    let logon = format!("{captures}002-Execute-logon.request.body");
+    let output = exmux(&["decode", "mapi-request", &logon, "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let essdn = json["rops"][0]["Logon"]["essdn"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(essdn.starts_with("/o="), "{json}");
+    assert_eq!(json["body"]["flags"], 0, "{json}");
+    let text = stdout(&exmux(&["decode", "mapi-request", &logon]));
+    assert!(!text.contains("Some("), "{text}");
+    assert!(!text.contains(" { "), "{text}");
+
+    // A Connect body with no headers of its own: the request type comes from the
+    // .headers file that --record wrote beside it.
+    let connect = format!("{captures}001-Connect-session.response.body");
+    let output = exmux(&["decode", "mapi-response", &connect, "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["request_type"], "Connect", "{json}");
+}
+
+#[test]
+fn decode_rejects_endless_input() {
+    let output = exmux(&["decode", "ews", "/dev/zero"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("MiB"), "{}", stderr(&output));
+}
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_exmux"))
+        .args(["demo", "--routing", "ews"])
+        .env_remove("RUST_BACKTRACE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the demo prints its first line.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+}
+
+#[test]
+fn bad_ca_bundle_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("exmux.toml");
+    std::fs::write(
+        &config,
+        "[server]\nmailbox = \"user1@example.test\"\news_url = \"https://127.0.0.1:1/EWS/Exchange.asmx\"\n\
+         [auth]\nmethod = \"basic\"\nusername = \"user1@example.test\"\npassword_env = \"EXMUX_UNSET_FOR_TEST\"\n\
+         [http]\nca_bundle = \"/nonexistent/ca.pem\"\n\
+         [routing]\npreset = \"ews\"\n",
+    )
+    .unwrap();
+    let output = exmux(&["sync", "--config", config.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("/nonexistent/ca.pem"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -33,8 +33,8 @@ pub use ids::{Cn, Fid, Globcnt, Guid, Mid, Pcl, Xid};
 pub use idset::GlobSet;
 pub use items::{FolderCounts, ItemPage, ListOptions, NewItem};
 pub use model::{
-    Attachment, Body, BodyType, ChangeStamp, FlagStatus, Folder, ImportStamp, Importance, Item, ItemProps,
-    ItemUpdate, Mailbox, NewItemContent, ReadResult, WellKnownFolder, WriteResult,
+    Attachment, Body, BodyType, ChangeStamp, FlagStatus, Folder, ImportStamp, Importance, Item,
+    ItemProps, ItemUpdate, Mailbox, NewItemContent, ReadResult, WellKnownFolder, WriteResult,
 };
 pub use notify::{
     EventKind, EventKinds, Notice, NoticeBatch, ObjectId, SubscriptionId, SubscriptionScope,
