@@ -515,10 +515,16 @@ impl<'a> XmlReader<'a> {
                     // Appended in place: a reference between two texts is common (`&amp;`
                     // in a subject), and a string per reference would cost an allocation.
                     let c = resolve_reference(&r).map_err(bad)?;
-                    match &mut text {
-                        Some(acc) => acc.to_mut().push(c),
-                        None => text = Some(Cow::Owned(c.to_string())),
+                    let acc = text.get_or_insert(Cow::Borrowed(""));
+                    if let Cow::Borrowed(run) = acc {
+                        // Sized once for the rest of the text up to the next tag, which
+                        // unescaping can only shorten, so later pieces do not grow it.
+                        let rest = self.raw_text_ahead();
+                        let mut owned = String::with_capacity(run.len() + c.len_utf8() + rest);
+                        owned.push_str(run);
+                        *acc = Cow::Owned(owned);
                     }
+                    acc.to_mut().push(c);
                     continue;
                 }
                 Event::DocType(_) => {
@@ -673,6 +679,19 @@ impl<'a> XmlReader<'a> {
             None if prefix.is_some() => Ns::Other,
             None => Ns::None,
         }
+    }
+
+    /// Length in bytes of the input from the reader's position up to the next `<` (or the
+    /// end), or 0 when the input is not UTF-8. It bounds the text still to come before
+    /// the next tag, CDATA section or comment.
+    fn raw_text_ahead(&self) -> usize {
+        let Some(rest) = usize::try_from(self.position())
+            .ok()
+            .and_then(|at| self.doc?.get(at..))
+        else {
+            return 0;
+        };
+        rest.find('<').unwrap_or(rest.len())
     }
 
     /// Ends the innermost element: its declarations go out of scope.

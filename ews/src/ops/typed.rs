@@ -278,7 +278,11 @@ fn read_children<'a>(
     }
 }
 
-/// The text with surrounding whitespace removed, copied once.
+/// The text with surrounding whitespace removed, copied at most once: an owned text
+/// without such whitespace (one that had a reference, as in `&lt;id@host&gt;`) is kept.
 fn trimmed(text: Cow<'_, str>) -> String {
-    text.trim().to_owned()
+    match text {
+        Cow::Owned(owned) if owned.trim().len() == owned.len() => owned,
+        text => text.trim().to_owned(),
+    }
 }
