@@ -353,6 +353,12 @@ impl<'a> RawStart<'a> {
         name.get(self.local_start..).unwrap_or(name)
     }
 
+    /// The local name as text, from the checked input when there is one; `None` when it
+    /// is not UTF-8.
+    pub(crate) fn local_name_str(&self) -> Option<&str> {
+        as_text(self.doc, self.local_name()).ok()
+    }
+
     /// Whether this is an EWS-namespace element with this local name.
     pub(crate) fn is(&self, name: &str) -> bool {
         self.ns.is_ews() && self.local_name() == name.as_bytes()

@@ -104,7 +104,7 @@ pub(crate) fn read_item<'a>(
     reader: &mut XmlReader<'a>,
     start: &RawStart<'a>,
 ) -> Result<Item, EwsError> {
-    let kind = ItemKind::from_name(std::str::from_utf8(start.local_name()).unwrap_or_default());
+    let kind = ItemKind::from_name(start.local_name_str().unwrap_or_default());
     let mut item = Item::new(kind);
     if start.empty {
         return Ok(item);
