@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::config::Routing;
 use crate::ids::{BackendFolderId, BackendItemId, FolderKey, IdMap, ItemKey};
 use crate::journal::{
-    ChangeKeyAllocator, CounterExhausted, Journal, JournalEntry, WriteId, WriteStatus,
+    ChangeKey, ChangeKeyAllocator, CounterExhausted, Journal, JournalEntry, WriteId, WriteStatus,
 };
 use crate::operation::{Backend, Operation};
 pub use types::*;
@@ -903,7 +903,14 @@ impl RouterCore {
                 let Some(held) = self.state.held.remove(&id) else {
                     return;
                 };
-                if let Some(item) = self.state.ids.key_of(&id) {
+                let known = self.state.ids.key_of(&id);
+                if let Some(item) = known
+                    && self.has_pending_write(item)
+                {
+                    self.hold_fetched_state(key, id, change_key, read, held);
+                    return;
+                }
+                if let Some(item) = known {
                     // A known item whose reported change may predate a write of ours:
                     // the fetched state is current and is classified like a change.
                     self.apply_item_change(
@@ -983,6 +990,47 @@ impl RouterCore {
                 }
             }
         }
+    }
+
+    // A write to the item went out while the fetch was in flight, so the fetched state
+    // may already contain it, under a change key that only the write's response
+    // reveals. The state waits for that response, like a change a sync reports during
+    // a pending write, followed by the deletions held behind the fetch.
+    fn hold_fetched_state(
+        &mut self,
+        key: FolderKey,
+        id: BackendItemId,
+        change_key: Option<ChangeKey>,
+        read: Option<bool>,
+        held: Held,
+    ) {
+        let round = self
+            .state
+            .folders
+            .get(&key)
+            .map_or(0, |folder| folder.rounds_started);
+        let mut changes = VecDeque::from([SyncChange::Item(ItemChange {
+            id: id.clone(),
+            kind: ChangeKind::Modified,
+            change_key,
+            predecessors: Vec::new(),
+            read,
+        })]);
+        changes.extend(
+            held.changes
+                .into_iter()
+                .filter(|change| matches!(change, SyncChange::Deleted { .. })),
+        );
+        self.state.held.insert(
+            id,
+            Held {
+                folder: key,
+                reason: HoldReason::AwaitWrite,
+                round,
+                latest_round: held.latest_round.max(round),
+                changes,
+            },
+        );
     }
 
     fn on_tick(&mut self, now_millis: u64) {

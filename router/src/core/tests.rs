@@ -2068,3 +2068,55 @@ fn fetch_not_found_during_own_delete_local() {
         .collect();
     assert!(remote.is_empty(), "{events:?}");
 }
+
+#[test]
+fn fetch_during_own_write_waits_for_result() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    // The round starts, then a read-state write settles, so the round's page may
+    // predate it and the item is fetched.
+    harness.notice();
+    let mark_read = harness.write(Operation::Update, "a", Some(true));
+    harness.succeed(mark_read, Some(2));
+    let changed = SyncChange::Item(ItemChange {
+        id: id("a"),
+        kind: ChangeKind::Modified,
+        change_key: Some(key(2)),
+        predecessors: Vec::new(),
+        read: Some(false),
+    });
+    let (_, requests) = harness.page(vec![changed], "s2", false);
+    assert!(
+        matches!(requests.as_slice(), [Request::Verify { .. }]),
+        "{requests:?}"
+    );
+
+    // A categorise goes out before the fetch runs, and the fetch sees its result.
+    let categorise = harness.write(Operation::Update, "a", None);
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::FetchResult {
+                folder: harness.folder,
+                id: id("a"),
+                outcome: FetchOutcome::Found {
+                    change_key: Some(key(3)),
+                    read: Some(true),
+                },
+            },
+        )
+        .unwrap();
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(events.is_empty(), "{events:?}");
+
+    harness.succeed(categorise, Some(3));
+    let (events, _) = split(harness.core.drain_outputs());
+    let remote: Vec<&Event> = events
+        .iter()
+        .filter(|event| {
+            matches!(event, Event::ItemChanged { item, origin: Origin::Remote, .. } if *item == a)
+        })
+        .collect();
+    assert!(remote.is_empty(), "{events:?}");
+}
