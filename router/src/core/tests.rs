@@ -2120,3 +2120,32 @@ fn fetch_during_own_write_waits_for_result() {
         .collect();
     assert!(remote.is_empty(), "{events:?}");
 }
+
+#[test]
+fn same_key_new_read_state_is_read_change() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    // A full resync reports every item whole: here with the change key the router
+    // holds and another client's read state.
+    let changed = SyncChange::Item(ItemChange {
+        id: id("a"),
+        kind: ChangeKind::Created,
+        change_key: Some(key(1)),
+        predecessors: Vec::new(),
+        read: Some(true),
+    });
+    let events = harness.sync(vec![changed], "s2");
+
+    let item_changes = events
+        .iter()
+        .filter(|event| matches!(event, Event::ItemChanged { .. }))
+        .count();
+    assert_eq!(item_changes, 0, "{events:?}");
+    assert!(
+        events.iter().any(|event| matches!(
+            event,
+            Event::ReadStateChanged { item, origin: Origin::Remote, read: true, .. } if *item == a
+        )),
+        "{events:?}"
+    );
+}
