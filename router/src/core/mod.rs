@@ -928,6 +928,11 @@ impl RouterCore {
                     if let Some(read) = read {
                         self.apply_read_state(key, item, read);
                     }
+                } else if self.state.ids.moved_away_key(&id).is_some() {
+                    // Our move's response unbound the id while the fetch was in
+                    // flight. The item lives on under its new id in the target folder,
+                    // whose sync reports a state at least as new as this one.
+                    self.counters.superseded_dropped += 1;
                 } else {
                     let item = self.state.ids.key_or_insert(&id, key);
                     if let Some(record) = self.state.ids.get_mut(item) {

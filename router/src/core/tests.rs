@@ -2149,3 +2149,76 @@ fn same_key_new_read_state_is_read_change() {
         "{events:?}"
     );
 }
+
+#[test]
+fn fetch_of_id_moved_meanwhile_dropped() {
+    let mut harness = Harness::seeded();
+    let archive = harness
+        .core
+        .register_folder(vec![BackendFolderId::Ews("archive".into())]);
+    let a = harness.item_key("a");
+    // The round starts, then a content write settles, so the round's change to a may
+    // predate it and a is fetched.
+    harness.notice();
+    let update = harness.write(Operation::Update, "a", None);
+    harness.succeed(update, Some(2));
+    let (_, requests) = harness.page(vec![item("a", ChangeKind::Modified, 3)], "s2", false);
+    assert!(
+        matches!(requests.as_slice(), [Request::Verify { .. }]),
+        "{requests:?}"
+    );
+
+    // Our move of a succeeds before the fetch of its old id returns.
+    let moved = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Move,
+                item: Some(a),
+                folder: harness.folder,
+                backend: Backend::Ews,
+                session: String::new(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: Some(archive),
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: moved.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: Some(key(4)),
+                    new_id: Some(id("a-moved")),
+                },
+            },
+        )
+        .unwrap();
+    harness.core.drain_outputs();
+
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::FetchResult {
+                folder: harness.folder,
+                id: id("a"),
+                outcome: FetchOutcome::Found {
+                    change_key: Some(key(3)),
+                    read: Some(false),
+                },
+            },
+        )
+        .unwrap();
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.core.ids().key_of(&id("a")), None);
+
+    // The source folder's deletion of the old id is the move's echo.
+    let events = harness.sync(vec![SyncChange::Deleted { id: id("a") }], "s3");
+    assert!(events.is_empty(), "{events:?}");
+}
