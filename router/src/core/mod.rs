@@ -663,6 +663,16 @@ impl RouterCore {
                 if round.seen.contains(&item) || self.is_held(item) {
                     continue;
                 }
+                // An arrival of ours that settled during the round may postdate the
+                // pages, so a later complete round decides, as for any arrival.
+                let arrived_during_round = self.state.ids.get(item).is_some_and(|record| {
+                    record
+                        .unreported_since_round
+                        .is_some_and(|since| since >= completed_round)
+                });
+                if arrived_during_round {
+                    continue;
+                }
                 // The new sync state lacks the item, so a later round reports it if it
                 // exists. A later round that does not report it shows it gone.
                 if self.has_pending_write(item) {
@@ -1093,6 +1103,12 @@ impl RouterCore {
         });
         if counts {
             self.mark_seen(key, item);
+        } else if let Some(record) = self.state.ids.get_mut(item)
+            && record.folder == key
+        {
+            // The earlier round still shows that our arrival preceded the full
+            // resync, so the resync's end decides about the item.
+            record.unreported_since_round = None;
         }
     }
 
@@ -1117,18 +1133,14 @@ impl RouterCore {
     // computed after the write. A sync reports every item whose change it has not
     // reported yet, so such an item that the round did not report has left the folder
     // again: another client moved or deleted it. The server never reports that
-    // deletion, because the sync state never contained the item. A pending move or
-    // delete of ours waits for its result; after a lost one the deletion is Unknown.
+    // deletion, because the sync state never contained the item. An item with a
+    // pending write of ours waits for its result: a pending move or delete decides the
+    // origin, and the response of a pending copy or create hands the item to the
+    // embedder again, so only a round complete after it may remove the item. After a
+    // lost move or delete the deletion is Unknown.
     fn drop_unreported_arrivals(&mut self, key: FolderKey, completed_round: u64) {
         for (item, since) in self.state.ids.unreported_in(key) {
-            if since >= completed_round || self.is_held(item) {
-                continue;
-            }
-            let removal_pending = self.state.journal.entries_for(item).any(|entry| {
-                matches!(entry.operation, Operation::Move | Operation::Delete)
-                    && entry.status == WriteStatus::Pending
-            });
-            if removal_pending {
+            if since >= completed_round || self.is_held(item) || self.has_pending_write(item) {
                 continue;
             }
             self.apply_deletion(key, item);

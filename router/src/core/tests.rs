@@ -2222,3 +2222,129 @@ fn fetch_of_id_moved_meanwhile_dropped() {
     let events = harness.sync(vec![SyncChange::Deleted { id: id("a") }], "s3");
     assert!(events.is_empty(), "{events:?}");
 }
+
+#[test]
+fn unreported_arrival_kept_during_own_write() {
+    let mut harness = Harness::seeded();
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Create,
+                item: None,
+                folder: harness.folder,
+                backend: Backend::Ews,
+                session: String::new(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: None,
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: Some(key(5)),
+                    new_id: Some(id("n")),
+                },
+            },
+        )
+        .unwrap();
+    harness.core.drain_outputs();
+
+    // A round that does not report the new item completes while a write to it is
+    // pending, so the write's response still hands the item to the embedder.
+    let update = harness.write(Operation::Update, "n", None);
+    let events = harness.sync(Vec::new(), "s2");
+    assert!(events.is_empty(), "{events:?}");
+    assert!(harness.core.ids().get(issued.item).is_some());
+
+    // The next complete round after the write settled removes it.
+    harness.succeed(update, Some(6));
+    let events = harness.sync(Vec::new(), "s3");
+    assert_eq!(
+        events,
+        vec![Event::ItemDeleted {
+            folder: harness.folder,
+            item: issued.item,
+            origin: Origin::Remote,
+        }]
+    );
+}
+
+#[test]
+fn full_resync_keeps_arrival_settled_during_round() {
+    let mut harness = Harness::seeded();
+    harness.notice();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::SyncFailed {
+                folder: harness.folder,
+                failure: SyncFailure::InvalidSyncState,
+            },
+        )
+        .unwrap();
+    harness.core.drain_outputs();
+
+    // Our create settles while the full resync is in flight, so its pages may predate
+    // the new item.
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Create,
+                item: None,
+                folder: harness.folder,
+                backend: Backend::Ews,
+                session: String::new(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: None,
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: Some(key(5)),
+                    new_id: Some(id("n")),
+                },
+            },
+        )
+        .unwrap();
+    harness.core.drain_outputs();
+
+    let (events, _) = harness.page(
+        vec![
+            item("a", ChangeKind::Created, 1),
+            item("b", ChangeKind::Created, 1),
+        ],
+        "r1",
+        false,
+    );
+    assert!(events.is_empty(), "{events:?}");
+    assert!(harness.core.ids().get(issued.item).is_some());
+
+    // A round that starts after the create and does not report the item shows it gone.
+    let events = harness.sync(Vec::new(), "r2");
+    assert_eq!(
+        events,
+        vec![Event::ItemDeleted {
+            folder: harness.folder,
+            item: issued.item,
+            origin: Origin::Remote,
+        }]
+    );
+}
