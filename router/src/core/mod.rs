@@ -100,6 +100,9 @@ pub struct FolderState {
     pub failures: u32,
     /// The round in flight.
     pub round: Option<Round>,
+    /// The number of the last full resync round that completed, 0 for none.
+    #[serde(default)]
+    pub last_full_round: u64,
 }
 
 /// The reason changes to one item are held back.
@@ -362,6 +365,7 @@ impl RouterCore {
                 rounds_started: 0,
                 failures: 0,
                 round: None,
+                last_full_round: 0,
             },
         );
         key
@@ -654,6 +658,9 @@ impl RouterCore {
         let completed_round = folder.rounds_started;
         let dirty = matches!(folder.phase, Phase::Syncing { dirty: true });
         folder.phase = Phase::Idle;
+        if round.full {
+            folder.last_full_round = completed_round;
+        }
 
         // After a full resync, the server has reported every item it holds: the rest
         // are gone, unless a write of ours to them is still pending. A write whose
@@ -1098,6 +1105,16 @@ impl RouterCore {
     // full resync reports every item the folder holds, so such a change must not count
     // as reported by it, or the item would survive a resync that no longer reports it.
     pub(super) fn mark_seen_in_round(&mut self, key: FolderKey, item: ItemKey, round: u64) {
+        // A full resync that completed after the reporting round did not report the
+        // item, so the old report no longer shows that the item exists.
+        let superseded = self
+            .state
+            .folders
+            .get(&key)
+            .is_some_and(|folder| folder.last_full_round > round);
+        if superseded {
+            return;
+        }
         let counts = self.state.folders.get(&key).is_some_and(|folder| {
             folder.rounds_started == round || !folder.round.as_ref().is_some_and(|round| round.full)
         });

@@ -2348,3 +2348,28 @@ fn full_resync_keeps_arrival_settled_during_round() {
         }]
     );
 }
+
+// Another client moved the created item away before the full resync ran, and the
+// create's response releases the older report only after the resync completed.
+#[test]
+fn release_after_full_resync_not_a_report() {
+    let mut harness = Harness::seeded();
+    let issued = harness.create_reported_before_resync();
+    let pages = vec![
+        item("a", ChangeKind::Created, 1),
+        item("b", ChangeKind::Created, 1),
+    ];
+    let (events, _) = harness.page(pages, "r1", false);
+    assert!(events.is_empty(), "{events:?}");
+
+    harness.create_succeeded(issued.id);
+    let events = harness.sync(Vec::new(), "r2");
+    assert_eq!(
+        events,
+        vec![Event::ItemDeleted {
+            folder: harness.folder,
+            item: issued.item,
+            origin: Origin::Remote,
+        }]
+    );
+}
