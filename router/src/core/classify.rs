@@ -353,6 +353,19 @@ impl RouterCore {
         if origin == Origin::Remote && unchanged {
             return;
         }
+        // The change key the embedder holds means the content is unchanged, because
+        // read-state changes leave the change key alone (MS-OXCFXICS). Only the read
+        // state differs, so it is judged by value like a read-state change: the key
+        // may be our write's after its journal entry retired, and the read state
+        // another client's.
+        if origin == Origin::Remote
+            && change.change_key.is_some()
+            && change.change_key == held_key
+            && let Some(read) = change.read
+        {
+            self.apply_read_state(folder, item, read);
+            return;
+        }
 
         // Our own change is dropped, but the embedder holds the key its write's
         // response gave, which this one is not when that response was lost.

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::config::Routing;
 use crate::ids::{BackendFolderId, BackendItemId, FolderKey, IdMap, ItemKey};
 use crate::journal::{
-    ChangeKeyAllocator, CounterExhausted, Journal, JournalEntry, WriteId, WriteStatus,
+    ChangeKey, ChangeKeyAllocator, CounterExhausted, Journal, JournalEntry, WriteId, WriteStatus,
 };
 use crate::operation::{Backend, Operation};
 pub use types::*;
@@ -100,6 +100,9 @@ pub struct FolderState {
     pub failures: u32,
     /// The round in flight.
     pub round: Option<Round>,
+    /// The number of the last full resync round that completed, 0 for none.
+    #[serde(default)]
+    pub last_full_round: u64,
 }
 
 /// The reason changes to one item are held back.
@@ -362,6 +365,7 @@ impl RouterCore {
                 rounds_started: 0,
                 failures: 0,
                 round: None,
+                last_full_round: 0,
             },
         );
         key
@@ -708,6 +712,9 @@ impl RouterCore {
         let completed_round = folder.rounds_started;
         let dirty = matches!(folder.phase, Phase::Syncing { dirty: true });
         folder.phase = Phase::Idle;
+        if round.full {
+            folder.last_full_round = completed_round;
+        }
 
         // After a full resync, the server has reported every item it holds: the rest
         // are gone, unless a write of ours to them is still pending. A write whose
@@ -715,6 +722,16 @@ impl RouterCore {
         if round.full {
             for item in self.state.ids.live_items_in(key) {
                 if round.seen.contains(&item) || self.is_held(item) {
+                    continue;
+                }
+                // An arrival of ours that settled during the round may postdate the
+                // pages, so a later complete round decides, as for any arrival.
+                let arrived_during_round = self.state.ids.get(item).is_some_and(|record| {
+                    record
+                        .unreported_since_round
+                        .is_some_and(|since| since >= completed_round)
+                });
+                if arrived_during_round {
                     continue;
                 }
                 // The new sync state lacks the item, so a later round reports it if it
@@ -958,7 +975,14 @@ impl RouterCore {
                 let Some(held) = self.state.held.remove(&id) else {
                     return;
                 };
-                if let Some(item) = self.state.ids.key_of(&id) {
+                let known = self.state.ids.key_of(&id);
+                if let Some(item) = known
+                    && self.has_pending_write(item)
+                {
+                    self.hold_fetched_state(key, id, change_key, read, held);
+                    return;
+                }
+                if let Some(item) = known {
                     // A known item whose reported change may predate a write of ours:
                     // the fetched state is current and is classified like a change.
                     self.apply_item_change(
@@ -976,6 +1000,11 @@ impl RouterCore {
                     if let Some(read) = read {
                         self.apply_read_state(key, item, read);
                     }
+                } else if self.state.ids.moved_away_key(&id).is_some() {
+                    // Our move's response unbound the id while the fetch was in
+                    // flight. The item lives on under its new id in the target folder,
+                    // whose sync reports a state at least as new as this one.
+                    self.counters.superseded_dropped += 1;
                 } else {
                     let item = self.state.ids.key_or_insert(&id, key);
                     if let Some(record) = self.state.ids.get_mut(item) {
@@ -1040,6 +1069,47 @@ impl RouterCore {
         }
     }
 
+    // A write to the item went out while the fetch was in flight, so the fetched state
+    // may already contain it, under a change key that only the write's response
+    // reveals. The state waits for that response, like a change a sync reports during
+    // a pending write, followed by the deletions held behind the fetch.
+    fn hold_fetched_state(
+        &mut self,
+        key: FolderKey,
+        id: BackendItemId,
+        change_key: Option<ChangeKey>,
+        read: Option<bool>,
+        held: Held,
+    ) {
+        let round = self
+            .state
+            .folders
+            .get(&key)
+            .map_or(0, |folder| folder.rounds_started);
+        let mut changes = VecDeque::from([SyncChange::Item(ItemChange {
+            id: id.clone(),
+            kind: ChangeKind::Modified,
+            change_key,
+            predecessors: Vec::new(),
+            read,
+        })]);
+        changes.extend(
+            held.changes
+                .into_iter()
+                .filter(|change| matches!(change, SyncChange::Deleted { .. })),
+        );
+        self.state.held.insert(
+            id,
+            Held {
+                folder: key,
+                reason: HoldReason::AwaitWrite,
+                round,
+                latest_round: held.latest_round.max(round),
+                changes,
+            },
+        );
+    }
+
     fn on_tick(&mut self, now_millis: u64) {
         let due: Vec<FolderKey> = self
             .state
@@ -1090,11 +1160,27 @@ impl RouterCore {
     // full resync reports every item the folder holds, so such a change must not count
     // as reported by it, or the item would survive a resync that no longer reports it.
     pub(super) fn mark_seen_in_round(&mut self, key: FolderKey, item: ItemKey, round: u64) {
+        // A full resync that completed after the reporting round did not report the
+        // item, so the old report no longer shows that the item exists.
+        let superseded = self
+            .state
+            .folders
+            .get(&key)
+            .is_some_and(|folder| folder.last_full_round > round);
+        if superseded {
+            return;
+        }
         let counts = self.state.folders.get(&key).is_some_and(|folder| {
             folder.rounds_started == round || !folder.round.as_ref().is_some_and(|round| round.full)
         });
         if counts {
             self.mark_seen(key, item);
+        } else if let Some(record) = self.state.ids.get_mut(item)
+            && record.folder == key
+        {
+            // The earlier round still shows that our arrival preceded the full
+            // resync, so the resync's end decides about the item.
+            record.unreported_since_round = None;
         }
     }
 
@@ -1119,18 +1205,14 @@ impl RouterCore {
     // computed after the write. A sync reports every item whose change it has not
     // reported yet, so such an item that the round did not report has left the folder
     // again: another client moved or deleted it. The server never reports that
-    // deletion, because the sync state never contained the item. A pending move or
-    // delete of ours waits for its result; after a lost one the deletion is Unknown.
+    // deletion, because the sync state never contained the item. An item with a
+    // pending write of ours waits for its result: a pending move or delete decides the
+    // origin, and the response of a pending copy or create hands the item to the
+    // embedder again, so only a round complete after it may remove the item. After a
+    // lost move or delete the deletion is Unknown.
     fn drop_unreported_arrivals(&mut self, key: FolderKey, completed_round: u64) {
         for (item, since) in self.state.ids.unreported_in(key) {
-            if since >= completed_round || self.is_held(item) {
-                continue;
-            }
-            let removal_pending = self.state.journal.entries_for(item).any(|entry| {
-                matches!(entry.operation, Operation::Move | Operation::Delete)
-                    && entry.status == WriteStatus::Pending
-            });
-            if removal_pending {
+            if since >= completed_round || self.is_held(item) || self.has_pending_write(item) {
                 continue;
             }
             self.apply_deletion(key, item);

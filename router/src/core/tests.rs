@@ -2325,3 +2325,308 @@ fn set_folder_id_replaces_same_backend() {
         "{requests:?}"
     );
 }
+
+#[test]
+fn fetch_during_own_write_waits_for_result() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    // The round starts, then a read-state write settles, so the round's page may
+    // predate it and the item is fetched.
+    harness.notice();
+    let mark_read = harness.write(Operation::Update, "a", Some(true));
+    harness.succeed(mark_read, Some(2));
+    let changed = SyncChange::Item(ItemChange {
+        id: id("a"),
+        kind: ChangeKind::Modified,
+        change_key: Some(key(2)),
+        predecessors: Vec::new(),
+        read: Some(false),
+    });
+    let (_, requests) = harness.page(vec![changed], "s2", false);
+    assert!(
+        matches!(requests.as_slice(), [Request::Verify { .. }]),
+        "{requests:?}"
+    );
+
+    // A categorise goes out before the fetch runs, and the fetch sees its result.
+    let categorise = harness.write(Operation::Update, "a", None);
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::FetchResult {
+                folder: harness.folder,
+                id: id("a"),
+                outcome: FetchOutcome::Found {
+                    change_key: Some(key(3)),
+                    read: Some(true),
+                },
+            },
+        )
+        .unwrap();
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(events.is_empty(), "{events:?}");
+
+    harness.succeed(categorise, Some(3));
+    let (events, _) = split(harness.core.drain_outputs());
+    let remote: Vec<&Event> = events
+        .iter()
+        .filter(|event| {
+            matches!(event, Event::ItemChanged { item, origin: Origin::Remote, .. } if *item == a)
+        })
+        .collect();
+    assert!(remote.is_empty(), "{events:?}");
+}
+
+#[test]
+fn same_key_new_read_state_is_read_change() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    // A full resync reports every item whole: here with the change key the router
+    // holds and another client's read state.
+    let changed = SyncChange::Item(ItemChange {
+        id: id("a"),
+        kind: ChangeKind::Created,
+        change_key: Some(key(1)),
+        predecessors: Vec::new(),
+        read: Some(true),
+    });
+    let events = harness.sync(vec![changed], "s2");
+
+    let item_changes = events
+        .iter()
+        .filter(|event| matches!(event, Event::ItemChanged { .. }))
+        .count();
+    assert_eq!(item_changes, 0, "{events:?}");
+    assert!(
+        events.iter().any(|event| matches!(
+            event,
+            Event::ReadStateChanged { item, origin: Origin::Remote, read: true, .. } if *item == a
+        )),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn fetch_of_id_moved_meanwhile_dropped() {
+    let mut harness = Harness::seeded();
+    let archive = harness
+        .core
+        .register_folder(vec![BackendFolderId::Ews("archive".into())]);
+    let a = harness.item_key("a");
+    // The round starts, then a content write settles, so the round's change to a may
+    // predate it and a is fetched.
+    harness.notice();
+    let update = harness.write(Operation::Update, "a", None);
+    harness.succeed(update, Some(2));
+    let (_, requests) = harness.page(vec![item("a", ChangeKind::Modified, 3)], "s2", false);
+    assert!(
+        matches!(requests.as_slice(), [Request::Verify { .. }]),
+        "{requests:?}"
+    );
+
+    // Our move of a succeeds before the fetch of its old id returns.
+    let moved = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Move,
+                item: Some(a),
+                folder: harness.folder,
+                backend: Backend::Ews,
+                session: String::new(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: Some(archive),
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: moved.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: Some(key(4)),
+                    new_id: Some(id("a-moved")),
+                },
+            },
+        )
+        .unwrap();
+    harness.core.drain_outputs();
+
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::FetchResult {
+                folder: harness.folder,
+                id: id("a"),
+                outcome: FetchOutcome::Found {
+                    change_key: Some(key(3)),
+                    read: Some(false),
+                },
+            },
+        )
+        .unwrap();
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.core.ids().key_of(&id("a")), None);
+
+    // The source folder's deletion of the old id is the move's echo.
+    let events = harness.sync(vec![SyncChange::Deleted { id: id("a") }], "s3");
+    assert!(events.is_empty(), "{events:?}");
+}
+
+#[test]
+fn unreported_arrival_kept_during_own_write() {
+    let mut harness = Harness::seeded();
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Create,
+                item: None,
+                folder: harness.folder,
+                backend: Backend::Ews,
+                session: String::new(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: None,
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: Some(key(5)),
+                    new_id: Some(id("n")),
+                },
+            },
+        )
+        .unwrap();
+    harness.core.drain_outputs();
+
+    // A round that does not report the new item completes while a write to it is
+    // pending, so the write's response still hands the item to the embedder.
+    let update = harness.write(Operation::Update, "n", None);
+    let events = harness.sync(Vec::new(), "s2");
+    assert!(events.is_empty(), "{events:?}");
+    assert!(harness.core.ids().get(issued.item).is_some());
+
+    // The next complete round after the write settled removes it.
+    harness.succeed(update, Some(6));
+    let events = harness.sync(Vec::new(), "s3");
+    assert_eq!(
+        events,
+        vec![Event::ItemDeleted {
+            folder: harness.folder,
+            item: issued.item,
+            origin: Origin::Remote,
+        }]
+    );
+}
+
+#[test]
+fn full_resync_keeps_arrival_settled_during_round() {
+    let mut harness = Harness::seeded();
+    harness.notice();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::SyncFailed {
+                folder: harness.folder,
+                failure: SyncFailure::InvalidSyncState,
+            },
+        )
+        .unwrap();
+    harness.core.drain_outputs();
+
+    // Our create settles while the full resync is in flight, so its pages may predate
+    // the new item.
+    let issued = harness
+        .core
+        .begin_write(
+            NOW,
+            WriteIntent {
+                operation: Operation::Create,
+                item: None,
+                folder: harness.folder,
+                backend: Backend::Ews,
+                session: String::new(),
+                assign_change_key: false,
+                read_state: None,
+                target_folder: None,
+            },
+        )
+        .unwrap();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: issued.id,
+                outcome: WriteOutcome::Succeeded {
+                    change_key: Some(key(5)),
+                    new_id: Some(id("n")),
+                },
+            },
+        )
+        .unwrap();
+    harness.core.drain_outputs();
+
+    let (events, _) = harness.page(
+        vec![
+            item("a", ChangeKind::Created, 1),
+            item("b", ChangeKind::Created, 1),
+        ],
+        "r1",
+        false,
+    );
+    assert!(events.is_empty(), "{events:?}");
+    assert!(harness.core.ids().get(issued.item).is_some());
+
+    // A round that starts after the create and does not report the item shows it gone.
+    let events = harness.sync(Vec::new(), "r2");
+    assert_eq!(
+        events,
+        vec![Event::ItemDeleted {
+            folder: harness.folder,
+            item: issued.item,
+            origin: Origin::Remote,
+        }]
+    );
+}
+
+// Another client moved the created item away before the full resync ran, and the
+// create's response releases the older report only after the resync completed.
+#[test]
+fn release_after_full_resync_not_a_report() {
+    let mut harness = Harness::seeded();
+    let issued = harness.create_reported_before_resync();
+    let pages = vec![
+        item("a", ChangeKind::Created, 1),
+        item("b", ChangeKind::Created, 1),
+    ];
+    let (events, _) = harness.page(pages, "r1", false);
+    assert!(events.is_empty(), "{events:?}");
+
+    harness.create_succeeded(issued.id);
+    let events = harness.sync(Vec::new(), "r2");
+    assert_eq!(
+        events,
+        vec![Event::ItemDeleted {
+            folder: harness.folder,
+            item: issued.item,
+            origin: Origin::Remote,
+        }]
+    );
+}
