@@ -826,3 +826,44 @@ async fn mapi_write_binds_ews_synced_item() {
     assert_eq!(transport.item_key(&reported[0]), Some(item));
     assert!(transport.backend_id(item, Backend::Ews).is_some());
 }
+
+/// A create and a send carry the message's attachments over both backends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_and_send_keep_attachments_over_both_backends() {
+    let mime = b"From: Alice <alice@example.test>\r\nTo: bob@example.test\r\nSubject: with file\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+--b1\r\nContent-Type: text/plain\r\n\r\nSee the file.\r\n\
+--b1\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"data.bin\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nAAECAwQFBgc=\r\n--b1--\r\n";
+    for routing in ["mapi", "ews"] {
+        let handle = emulator().await;
+        let (transport, _events) = connect(&handle, &preset(routing)).await;
+        let inbox = transport.add_folder("inbox").await.unwrap();
+        transport.create(inbox, mime).await.unwrap();
+        transport.send(mime).await.unwrap();
+
+        let store = handle.store().lock().unwrap();
+        for folder in [
+            exmux_emulator::store::WellKnownFolder::Inbox,
+            exmux_emulator::store::WellKnownFolder::SentItems,
+        ] {
+            let fid = store.well_known_folder(folder).unwrap();
+            let page = store
+                .list_items(fid, exmux_emulator::store::ListOptions::default())
+                .unwrap();
+            let item = page
+                .items
+                .iter()
+                .find(|item| item.props.subject == "with file")
+                .unwrap_or_else(|| panic!("{routing}: no message in {folder:?}"));
+            let attachments = &item.props.attachments;
+            assert_eq!(attachments.len(), 1, "{routing} {folder:?}");
+            assert_eq!(attachments[0].data, [0, 1, 2, 3, 4, 5, 6, 7], "{routing}");
+            assert_eq!(
+                attachments[0].file_name.as_deref(),
+                Some("data.bin"),
+                "{routing}"
+            );
+        }
+    }
+}

@@ -1425,7 +1425,8 @@ impl Transport {
         let mapi = self.mapi_backend(operation)?;
         let (fid, state) = self.folder_mapi(operation, folder)?;
         let base = self.mapi_sync_base(folder);
-        let (_, props) = exmux_mapihttp::session::mime::parse(mime)
+        // Parsed here too, so a message that cannot be parsed fails before it is journaled.
+        exmux_mapihttp::session::mime::parse(mime)
             .map_err(|source| TransportError::Mapi { operation, source })?;
 
         let issued = Shared::begin_write(
@@ -1448,7 +1449,13 @@ impl Transport {
         let result = match xid {
             Some(xid) => {
                 mapi.session
-                    .import_new_message(ObjectId(fid), &state, xid, props, self.now_filetime())
+                    .import_new_message_from_mime(
+                        ObjectId(fid),
+                        &state,
+                        xid,
+                        mime,
+                        self.now_filetime(),
+                    )
                     .await
             }
             None => Err(SessionError::Usage {

@@ -135,7 +135,13 @@ impl Transport {
 
         let result = mapi
             .session
-            .create_message_with_recipients(mapi.logon.outbox(), props, &message.recipients, true)
+            .create_message_with_content(
+                mapi.logon.outbox(),
+                props,
+                &message.recipients,
+                &message.attachments,
+                true,
+            )
             .await
             .map(drop);
         let Some(issued) = issued else {
