@@ -751,14 +751,16 @@ impl Autodiscover {
         // A loopback map keeps every request on this machine, and a query to the system's
         // DNS servers would not be.
         if self.options.loopback.is_some() && self.options.resolver.uses_system_dns() {
-            return Some(self.fail(
-                run,
-                method,
-                &format!("dns:{name}"),
-                "skipped: the loopback map is set, and this lookup would use the system's \
+            return Some(
+                self.fail(
+                    run,
+                    method,
+                    &format!("dns:{name}"),
+                    "skipped: the loopback map is set, and this lookup would use the system's \
                  DNS servers"
-                    .to_owned(),
-            ));
+                        .to_owned(),
+                ),
+            );
         }
         let records = match self.options.resolver.lookup_srv(&name).await {
             Ok(records) => srv::sort_records(records),
