@@ -880,13 +880,13 @@ async fn run_discover(
                 exmux_autodiscover::DiscoverError::InvalidAddress { .. } => EXIT_USAGE,
                 _ => EXIT_SERVER,
             };
-            let wanted_credentials = error.attempts().iter().any(|attempt| {
+            let needs_credentials = error.attempts().iter().any(|attempt| {
                 attempt
                     .failure
                     .as_deref()
                     .is_some_and(|failure| failure.starts_with("HTTP 401"))
             });
-            let hint = if anonymous && wanted_credentials {
+            let hint = if anonymous && needs_credentials {
                 "; the server asks for credentials: pass --password-env VAR or --config FILE"
             } else {
                 ""

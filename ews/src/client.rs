@@ -423,35 +423,11 @@ impl EwsClient {
                 }
             };
 
-            // Pair messages with ids in request order; throttled ids go back in the
-            // queue, and ids the server sent no message for too.
-            let mut requeue = Vec::new();
-            let mut throttled = Vec::new();
-            let mut messages = response.messages.into_iter();
-            for index in pending {
-                match messages.next() {
-                    Some(Err(error)) if error.throttle_hint().is_some() => {
-                        throttled.push(error);
-                        requeue.push(index);
-                    }
-                    Some(result) => {
-                        if let Some(slot) = results.get_mut(index) {
-                            *slot = Some(result);
-                        }
-                    }
-                    None => requeue.push(index),
-                }
-            }
-            pending = requeue;
-
+            let signal;
+            (pending, signal) = settle_batch(pending, response.messages, &mut results);
             if pending.is_empty() {
                 break;
             }
-            let throttled: Vec<&MessageError> = throttled.iter().collect();
-            let signal = strongest_signal(&throttled).unwrap_or(ThrottleSignal::ServerBusy {
-                back_off: None,
-                concurrency_limit: None,
-            });
             tracing::debug!(
                 operation = O::NAME,
                 requeued = pending.len(),
@@ -893,4 +869,37 @@ fn snippet(body: &[u8]) -> String {
     let end = body.len().min(200);
     let text = String::from_utf8_lossy(body.get(..end).unwrap_or_default());
     text.trim().to_owned()
+}
+
+/// Pairs a batch's response messages with the ids of `pending`, in request order, and
+/// stores each result in `results`. Returns the ids to send again (throttled ones, and
+/// ones the server sent no message for) and the back-off signal for them.
+pub(crate) fn settle_batch<T>(
+    pending: Vec<usize>,
+    messages: Vec<Result<T, MessageError>>,
+    results: &mut [Option<Result<T, MessageError>>],
+) -> (Vec<usize>, ThrottleSignal) {
+    let mut requeue = Vec::new();
+    let mut throttled = Vec::new();
+    let mut messages = messages.into_iter();
+    for index in pending {
+        match messages.next() {
+            Some(Err(error)) if error.throttle_hint().is_some() => {
+                throttled.push(error);
+                requeue.push(index);
+            }
+            Some(result) => {
+                if let Some(slot) = results.get_mut(index) {
+                    *slot = Some(result);
+                }
+            }
+            None => requeue.push(index),
+        }
+    }
+    let throttled: Vec<&MessageError> = throttled.iter().collect();
+    let signal = strongest_signal(&throttled).unwrap_or(ThrottleSignal::ServerBusy {
+        back_off: None,
+        concurrency_limit: None,
+    });
+    (requeue, signal)
 }

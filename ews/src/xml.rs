@@ -319,9 +319,9 @@ fn scan_attributes(raw: &[u8], doc: Option<&str>) -> Option<AttrSpans> {
     }
 }
 
-/// The local part of a qualified name: after the first `:`, as quick-xml's
-/// `QName::local_name` splits it, with a byte loop that beats its memchr call on the
-/// short names of attributes.
+/// Returns the local part of a qualified name, after the first `:`, as quick-xml's
+/// `QName::local_name` splits it. A byte loop is faster than its memchr call on the short
+/// names of attributes.
 fn local_part<'n>(name: QName<'n>) -> &'n [u8] {
     let name = name.into_inner();
     match name.iter().position(|b| *b == b':') {
@@ -330,15 +330,15 @@ fn local_part<'n>(name: QName<'n>) -> &'n [u8] {
     }
 }
 
-/// The slice `bytes` as text, taken from `doc` (already checked UTF-8) when `bytes` lies
-/// inside it, so that the check is not repeated; `None` otherwise.
+/// Returns the slice `bytes` as text taken from `doc` (already checked as UTF-8) when
+/// `bytes` lies inside it, so the check is not repeated. Returns `None` otherwise.
 fn doc_str<'a>(doc: Option<&'a str>, bytes: &[u8]) -> Option<&'a str> {
     let doc = doc?;
     let start = bytes.as_ptr().addr().checked_sub(doc.as_ptr().addr())?;
     doc.get(start..start.checked_add(bytes.len())?)
 }
 
-/// The slice as text: from `doc` when it lies inside it, otherwise checked here.
+/// Returns the slice as text, from `doc` when it lies inside it and otherwise checked here.
 fn as_text<'s>(doc: Option<&'s str>, bytes: &'s [u8]) -> Result<&'s str, std::str::Utf8Error> {
     match doc_str(doc, bytes) {
         Some(text) => Ok(text),
@@ -353,8 +353,8 @@ impl<'a> RawStart<'a> {
         name.get(self.local_start..).unwrap_or(name)
     }
 
-    /// The local name as text, from the checked input when there is one; `None` when it
-    /// is not UTF-8.
+    /// Returns the local name as text, from the checked input when there is one. Returns
+    /// `None` when the name is not UTF-8.
     pub(crate) fn local_name_str(&self) -> Option<&str> {
         as_text(self.doc, self.local_name()).ok()
     }
@@ -393,8 +393,8 @@ impl<'a> RawStart<'a> {
         Ok(())
     }
 
-    /// Passes one attribute to `f` unless it is a namespace declaration. `may_have_reference`
-    /// false says that the value has no `&`.
+    /// Passes one attribute to `f` unless it is a namespace declaration. A false
+    /// `may_have_reference` means that the value contains no `&`.
     fn visit_attr(
         &self,
         key: QName<'_>,
@@ -1131,8 +1131,8 @@ pub fn escape_into(out: &mut Vec<u8>, text: &str) {
 mod tests {
     use super::*;
 
-    /// The attributes of `<x{raw}>` as quick-xml's checked iterator reads them, or `None`
-    /// when it reports an error.
+    /// Returns the attributes of `<x{raw}>` as quick-xml's checked iterator reads them, or
+    /// `None` when it reports an error.
     fn quick_xml_attrs(raw: &str) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
         let tag = format!("x{raw}");
         let start = BytesStart::from_content(tag.as_str(), 1);

@@ -17,13 +17,13 @@
 use futures_util::StreamExt as _;
 
 use super::transport::Reply;
-use super::{ClientError, EwsClient, MessageOutcomes, Outcome, strongest_signal};
+use super::{ClientError, EwsClient, MessageOutcomes, Outcome};
 use crate::error::{EwsError, MessageError};
 use crate::operation::{EwsOperation, Response};
 use crate::ops::framer::{Fragment, Framer, ListKind};
 use crate::ops::items::GetItem;
 use crate::ops::sync::{FindItem, FindItemPage, ItemSync, SyncChange, SyncFolderItems};
-use crate::throttle::{RetryBudget, ThrottleSignal};
+use crate::throttle::RetryBudget;
 use crate::types::Item;
 
 /// The list to cut out of a response body and the callback that takes each element.
@@ -188,33 +188,12 @@ impl EwsClient {
                 .await?;
             server_version = response.server_version.or(server_version);
 
-            let mut requeue = Vec::new();
-            let mut throttled = Vec::new();
-            let mut messages = response.messages.into_iter();
-            for index in pending {
-                match messages.next() {
-                    Some(Err(error)) if error.throttle_hint().is_some() => {
-                        throttled.push(error);
-                        requeue.push(index);
-                    }
-                    Some(result) => {
-                        if let Some(slot) = results.get_mut(index) {
-                            *slot = Some(result);
-                        }
-                    }
-                    None => requeue.push(index),
-                }
-            }
-            pending = requeue;
+            let signal;
+            (pending, signal) = super::settle_batch(pending, response.messages, &mut results);
             if pending.is_empty() {
                 break;
             }
 
-            let throttled: Vec<&MessageError> = throttled.iter().collect();
-            let signal = strongest_signal(&throttled).unwrap_or(ThrottleSignal::ServerBusy {
-                back_off: None,
-                concurrency_limit: None,
-            });
             tracing::debug!(
                 operation = GetItem::NAME,
                 requeued = pending.len(),

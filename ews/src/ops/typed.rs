@@ -278,8 +278,8 @@ fn read_children<'a>(
     }
 }
 
-/// The text with surrounding whitespace removed, copied at most once: an owned text
-/// without such whitespace (one that had a reference, as in `&lt;id@host&gt;`) is kept.
+/// Returns the text with surrounding whitespace removed. An owned text without such
+/// whitespace (one that had a reference, as in `&lt;id@host&gt;`) is moved, not copied.
 fn trimmed(text: Cow<'_, str>) -> String {
     match text {
         Cow::Owned(owned) if owned.trim().len() == owned.len() => owned,

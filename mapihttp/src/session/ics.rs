@@ -563,7 +563,8 @@ impl MapiSession {
                 for (tag, bytes) in &large {
                     streams::push_write(batch, message, *tag, bytes);
                 }
-                // The recipients passed the same check above, so this cannot fail.
+                // The same recipients went through `push_modify` on a scratch batch above,
+                // so this call cannot fail.
                 let _ = recipients::push_modify(batch, operation, message, &content.recipients);
                 write::push_attachments(batch, message, &content.attachments);
                 save_index = batch.push(RopRequest::SaveChangesMessage {

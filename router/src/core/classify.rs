@@ -353,7 +353,7 @@ impl RouterCore {
         if origin == Origin::Remote && unchanged {
             return;
         }
-        // The change key the embedder holds means the content is unchanged, because
+        // The change key the embedder already has means the content is unchanged, because
         // read-state changes leave the change key alone (MS-OXCFXICS). Only the read
         // state differs, so it is judged by value like a read-state change: the key
         // may be our write's after its journal entry retired, and the read state

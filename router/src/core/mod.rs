@@ -1206,10 +1206,10 @@ impl RouterCore {
     // reported yet, so such an item that the round did not report has left the folder
     // again: another client moved or deleted it. The server never reports that
     // deletion, because the sync state never contained the item. An item with a
-    // pending write of ours waits for its result: a pending move or delete decides the
-    // origin, and the response of a pending copy or create hands the item to the
-    // embedder again, so only a round complete after it may remove the item. After a
-    // lost move or delete the deletion is Unknown.
+    // pending write of ours waits for its result. A pending move or delete decides the
+    // origin. The response of a pending copy or create hands the item to the embedder
+    // again, so only a round completed after that response may remove the item. After
+    // a lost move or delete the deletion is Unknown.
     fn drop_unreported_arrivals(&mut self, key: FolderKey, completed_round: u64) {
         for (item, since) in self.state.ids.unreported_in(key) {
             if since >= completed_round || self.is_held(item) || self.has_pending_write(item) {

@@ -2348,7 +2348,7 @@ fn fetch_during_own_write_waits_for_result() {
         "{requests:?}"
     );
 
-    // A categorise goes out before the fetch runs, and the fetch sees its result.
+    // A categorise goes out before the fetch runs, and the fetch returns its result.
     let categorise = harness.write(Operation::Update, "a", None);
     harness
         .core
@@ -2383,7 +2383,7 @@ fn same_key_new_read_state_is_read_change() {
     let mut harness = Harness::seeded();
     let a = harness.item_key("a");
     // A full resync reports every item whole: here with the change key the router
-    // holds and another client's read state.
+    // stores and another client's read state.
     let changed = SyncChange::Item(ItemChange {
         id: id("a"),
         kind: ChangeKind::Created,

@@ -1338,7 +1338,7 @@ impl Transport {
 
     /// Deletes `folder` and its contents permanently (the `folder` operation):
     /// DeleteFolder with HardDelete over EWS, RopDeleteFolder over MAPI/HTTP. Then the
-    /// router forgets the folder, its items and their journal entries
+    /// router drops the folder's state, items and journal entries
     /// ([`RouterCore::forget_folder`]), so no later sync requests it from the server.
     /// The folder key is invalid from then on. No event is sent for the items.
     ///
@@ -1988,7 +1988,7 @@ fn ews_write_result<T>(
     match result {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(rejected(error.to_string())),
-        // A response that was read and decoded proves the server's answer; any other
+        // A response that was read and decoded proves the server's result. Any other
         // failure leaves the outcome unknown.
         Err(ClientError::Ews { source: error, .. }) => Err(rejected(error.to_string())),
         Err(source) => Err(Box::new((
