@@ -261,13 +261,7 @@ impl AttrSpans {
 /// Returns `None` for anything else, and the caller then uses quick-xml's checked
 /// iterator, so the accepted documents and the error messages stay quick-xml's. What is
 /// accepted here is split exactly as quick-xml splits it (a unit test compares them).
-fn scan_attributes(raw: &[u8], doc: Option<&str>) -> Option<AttrSpans> {
-    // `str::find` of a char searches a word at a time; a byte loop is the fallback.
-    let text = doc_str(doc, raw);
-    let find = |from: usize, byte: u8| match text {
-        Some(text) => text.get(from..)?.find(char::from(byte)),
-        None => raw.get(from..)?.iter().position(|b| *b == byte),
-    };
+fn scan_attributes(raw: &[u8]) -> Option<AttrSpans> {
     let is_space = |b: &u8| matches!(b, b' ' | b'\r' | b'\n' | b'\t');
     let is_name = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'.' | b'-');
     let mut out = AttrSpans::default();
@@ -300,7 +294,16 @@ fn scan_attributes(raw: &[u8], doc: Option<&str>) -> Option<AttrSpans> {
             return None;
         }
         at += 1;
-        let value_len = find(at, quote)?;
+        // One search finds the closing quote or a reference before it. ItemId values are
+        // long, so a second search of each value for `&` would double the cost.
+        let rest = raw.get(at..)?;
+        let first = memchr::memchr2(quote, b'&', rest)?;
+        let (value_len, has_reference) = if rest.get(first) == Some(&quote) {
+            (first, false)
+        } else {
+            let after = first + 1;
+            (after + memchr::memchr(quote, rest.get(after..)?)?, true)
+        };
         let value = (at, at + value_len);
         at += value_len + 1;
 
@@ -315,6 +318,7 @@ fn scan_attributes(raw: &[u8], doc: Option<&str>) -> Option<AttrSpans> {
             key: (narrow(key.0)?, narrow(key.1)?),
             value: (narrow(value.0)?, narrow(value.1)?),
         };
+        out.references |= u8::from(has_reference) << out.len;
         out.len += 1;
     }
 }
@@ -617,19 +621,17 @@ impl<'a> XmlReader<'a> {
             let ns = self.resolve(prefix);
             return Ok((ns, Some(AttrSpans::default()), local_start));
         }
-        let mut spans = scan_attributes(raw, self.doc);
-        match &mut spans {
+        let spans = scan_attributes(raw);
+        match &spans {
             Some(spans) => {
                 for (i, key, value) in spans.iter_indexed(raw) {
-                    if self.check_attr(QName(key), value, offset)? {
-                        spans.references |= 1 << i;
-                    }
+                    self.check_attr(QName(key), value, offset, Some(spans.has_reference(i)))?;
                 }
             }
             None => {
                 for attr in tag.attributes() {
                     let attr = attr.map_err(|e| bad(e.to_string()))?;
-                    self.check_attr(attr.key, &attr.value, offset)?;
+                    self.check_attr(attr.key, &attr.value, offset, None)?;
                 }
             }
         }
@@ -638,22 +640,27 @@ impl<'a> XmlReader<'a> {
     }
 
     /// Checks one attribute of the start tag at `offset` as [`RawStart::for_each_attr`]
-    /// reads it, and records it when it is a namespace declaration. Returns whether the
-    /// value contains a reference.
-    fn check_attr(&mut self, key: QName<'_>, value: &[u8], offset: u64) -> Result<bool, EwsError> {
+    /// reads it, and records it when it is a namespace declaration. `has_reference` is
+    /// whether the value contains `&`, when the attribute scan has found it out.
+    fn check_attr(
+        &mut self,
+        key: QName<'_>,
+        value: &[u8],
+        offset: u64,
+        has_reference: Option<bool>,
+    ) -> Result<(), EwsError> {
         let bad = |reason: String| EwsError::MalformedXml { offset, reason };
         as_text(self.doc, local_part(key))
             .map_err(|_| bad("attribute name is not UTF-8".into()))?;
         let raw =
             as_text(self.doc, value).map_err(|_| bad("attribute value is not UTF-8".into()))?;
-        let has_reference = raw.contains('&');
-        let value = if has_reference {
+        let value = if has_reference.unwrap_or_else(|| raw.contains('&')) {
             Cow::Owned(unescape(raw).map_err(bad)?)
         } else {
             Cow::Borrowed(raw)
         };
         let prefix = match key.as_namespace_binding() {
-            None => return Ok(has_reference),
+            None => return Ok(()),
             Some(PrefixDeclaration::Default) => Vec::new(),
             Some(PrefixDeclaration::Named(prefix)) => prefix.to_vec(),
         };
@@ -668,7 +675,7 @@ impl<'a> XmlReader<'a> {
             ns,
             depth: self.depth,
         });
-        Ok(has_reference)
+        Ok(())
     }
 
     /// The namespace bound to an element prefix; an undeclared prefix (and `xml`) gives
@@ -697,7 +704,7 @@ impl<'a> XmlReader<'a> {
         else {
             return 0;
         };
-        rest.find('<').unwrap_or(rest.len())
+        memchr::memchr(b'<', rest.as_bytes()).unwrap_or(rest.len())
     }
 
     /// Ends the innermost element: its declarations go out of scope.
@@ -1159,14 +1166,14 @@ mod tests {
         for raw in cases {
             let doc = format!("<x{raw}>");
             let bytes = doc.as_bytes().get(2..doc.len() - 1).unwrap();
-            for text in [Some(doc.as_str()), None] {
-                let spans =
-                    scan_attributes(bytes, text).unwrap_or_else(|| panic!("{raw:?} not scanned"));
-                let scanned: Vec<_> = spans
-                    .iter(bytes)
-                    .map(|(k, v)| (k.to_vec(), v.to_vec()))
-                    .collect();
-                assert_eq!(Some(scanned), quick_xml_attrs(raw), "{raw:?}");
+            let spans = scan_attributes(bytes).unwrap_or_else(|| panic!("{raw:?} not scanned"));
+            let scanned: Vec<_> = spans
+                .iter(bytes)
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .collect();
+            assert_eq!(Some(scanned), quick_xml_attrs(raw), "{raw:?}");
+            for (i, _, value) in spans.iter_indexed(bytes) {
+                assert_eq!(spans.has_reference(i), value.contains(&b'&'), "{raw:?}");
             }
         }
     }
@@ -1185,7 +1192,7 @@ mod tests {
         ];
         for raw in cases {
             assert!(
-                scan_attributes(raw.as_bytes(), Some(raw)).is_none(),
+                scan_attributes(raw.as_bytes()).is_none(),
                 "{raw:?} was scanned"
             );
         }

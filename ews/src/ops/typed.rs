@@ -21,8 +21,8 @@ pub(crate) fn read_change<'a>(
     start: &RawStart<'a>,
 ) -> Result<Option<SyncChange>, EwsError> {
     match start.local_name() {
-        b"Create" => Ok(read_first_item(reader, start)?.map(SyncChange::Create)),
-        b"Update" => Ok(read_first_item(reader, start)?.map(SyncChange::Update)),
+        b"Create" => read_first_item(reader, start, SyncChange::Create),
+        b"Update" => read_first_item(reader, start, SyncChange::Update),
         b"Delete" => {
             let mut item_id = None;
             read_children(reader, start, |reader, child| {
@@ -83,16 +83,22 @@ pub(crate) fn read_items<'a>(
 fn read_first_item<'a>(
     reader: &mut XmlReader<'a>,
     start: &RawStart<'a>,
-) -> Result<Option<Item>, EwsError> {
-    let mut item = None;
+    wrap: fn(Item) -> SyncChange,
+) -> Result<Option<SyncChange>, EwsError> {
+    // The change is built first and its item filled in place, because an item is several
+    // hundred bytes and each move of it costs a copy.
+    let mut change = None;
     read_children(reader, start, |reader, child| {
-        if item.is_none() {
-            item = Some(read_item(reader, child)?);
+        if change.is_none() {
+            let change = change.insert(wrap(Item::new(item_kind(child))));
+            if let SyncChange::Create(item) | SyncChange::Update(item) = change {
+                fill_item(reader, child, item)?;
+            }
             return Ok(());
         }
         reader.skip_raw(child)
     })?;
-    Ok(item)
+    Ok(change)
 }
 
 /// Reads an item element of any kind whose start tag was just read, up to and including
@@ -104,15 +110,24 @@ pub(crate) fn read_item<'a>(
     reader: &mut XmlReader<'a>,
     start: &RawStart<'a>,
 ) -> Result<Item, EwsError> {
-    let kind = ItemKind::from_name(start.local_name_str().unwrap_or_default());
-    let mut item = Item::new(kind);
-    if start.empty {
-        return Ok(item);
-    }
-    read_children(reader, start, |reader, child| {
-        read_item_field(reader, child, &mut item)
-    })?;
+    let mut item = Item::new(item_kind(start));
+    fill_item(reader, start, &mut item)?;
     Ok(item)
+}
+
+fn item_kind(start: &RawStart<'_>) -> ItemKind {
+    ItemKind::from_name(start.local_name_str().unwrap_or_default())
+}
+
+/// Reads the children of the item element `start` into `item`.
+fn fill_item<'a>(
+    reader: &mut XmlReader<'a>,
+    start: &RawStart<'a>,
+    item: &mut Item,
+) -> Result<(), EwsError> {
+    read_children(reader, start, |reader, child| {
+        read_item_field(reader, child, item)
+    })
 }
 
 /// Reads one child of an item into its field; later children of the same name replace
@@ -198,27 +213,23 @@ fn read_mailbox_holder<'a>(
     reader: &mut XmlReader<'a>,
     start: &RawStart<'a>,
 ) -> Result<Mailbox, EwsError> {
-    let mut inner: Option<Mailbox> = None;
-    let mut own = Mailbox::default();
-    let mut seen = (false, false);
-    read_children(reader, start, |reader, child| {
-        if inner.is_none() && child.is("Mailbox") {
-            inner = Some(read_mailbox_fields(reader, child)?);
-            return Ok(());
-        }
-        read_mailbox_field(reader, child, &mut own, &mut seen)
-    })?;
-    Ok(inner.unwrap_or(own))
-}
-
-/// Reads the `Name` and `EmailAddress` children of a `Mailbox` element.
-fn read_mailbox_fields<'a>(
-    reader: &mut XmlReader<'a>,
-    start: &RawStart<'a>,
-) -> Result<Mailbox, EwsError> {
+    // The holder's own fields are read first. The first `Mailbox` child's fields replace
+    // them.
     let mut mailbox = Mailbox::default();
     let mut seen = (false, false);
+    let mut from_child = false;
     read_children(reader, start, |reader, child| {
+        if from_child {
+            return reader.skip_raw(child);
+        }
+        if child.is("Mailbox") {
+            from_child = true;
+            mailbox = Mailbox::default();
+            let mut seen = (false, false);
+            return read_children(reader, child, |reader, field| {
+                read_mailbox_field(reader, field, &mut mailbox, &mut seen)
+            });
+        }
         read_mailbox_field(reader, child, &mut mailbox, &mut seen)
     })?;
     Ok(mailbox)
