@@ -4,6 +4,10 @@
 //! Usage: `parse_once READER INPUT`, with READER one of `exmux`, `ews-crate`, `raw` or
 //! `none` (generate only, the baseline to subtract) and INPUT one of `sync512`,
 //! `sync5000` or `find1000`. See docs/BENCHMARKS.md, "EWS parsing".
+//!
+//! For peak heap under `valgrind --tool=dhat`, `parse_once dump INPUT > FILE` writes the
+//! response to a file and `parse_once READER FILE` parses that file, so the generator's
+//! own allocations do not set the peak.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use exmux_ews::ops::sync::{FindItemReader, SyncItemsReader};
@@ -13,18 +17,30 @@ use std::hint::black_box;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(reader), Some(input)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: parse_once exmux|ews-crate|raw|none sync512|sync5000|find1000");
+        eprintln!("usage: parse_once exmux|ews-crate|raw|none|dump sync512|sync5000|find1000|FILE");
         std::process::exit(2);
     };
     let (bytes, is_sync) = match input.as_str() {
         "sync512" => (sample::sync_folder_items_response(512).unwrap(), true),
         "sync5000" => (sample::sync_folder_items_response(5000).unwrap(), true),
         "find1000" => (sample::find_item_response(1000).unwrap(), false),
+        path if std::path::Path::new(path).is_file() => {
+            let bytes = std::fs::read(path).unwrap();
+            let is_sync = bytes
+                .windows(b"SyncFolderItemsResponse".len())
+                .any(|w| w == b"SyncFolderItemsResponse");
+            (bytes, is_sync)
+        }
         other => {
             eprintln!("unknown input {other}");
             std::process::exit(2);
         }
     };
+    if reader == "dump" {
+        use std::io::Write;
+        std::io::stdout().write_all(&bytes).unwrap();
+        return;
+    }
     let count = match reader.as_str() {
         "none" => 0,
         "exmux" if is_sync => {
