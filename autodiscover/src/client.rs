@@ -188,10 +188,7 @@ fn describe(error: &reqwest::Error, timeout: Duration) -> String {
     if error.is_timeout() {
         return format!("timed out after {} ms", timeout.as_millis());
     }
-    if error.is_connect() {
-        return format!("connection failed: {}", error_chain(error));
-    }
-    error_chain(error)
+    exmux_core::http::describe_error(error)
 }
 
 /// Parses every `WWW-Authenticate` value of a `401`.
@@ -210,17 +207,6 @@ fn host_header(url: &Url) -> String {
         Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
         None => url.host_str().unwrap_or_default().to_owned(),
     }
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 impl Autodiscover {

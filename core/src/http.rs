@@ -314,6 +314,77 @@ impl ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
+/// Lists the error and its causes, outermost first. An `io::Error` does not return the
+/// error it wraps from `source`, so that error is taken with `get_ref`. tokio-rustls
+/// reports a TLS failure as an `io::Error` around a `rustls::Error`.
+fn causes<'e>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> Vec<&'e (dyn std::error::Error + 'static)> {
+    let mut chain = Vec::new();
+    let mut next = Some(error);
+    // Bounded, because a cyclic chain would otherwise never end.
+    while let Some(current) = next.filter(|_| chain.len() < 16) {
+        chain.push(current);
+        let wrapped = current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        next = wrapped.or_else(|| current.source());
+    }
+    chain
+}
+
+/// Describes a failed request in one line: the cause, the host and what to check.
+///
+/// reqwest's own text nests wrappers ("error sending request for url (...)",
+/// "client error (Connect)") that repeat the URL the caller's error already names. This
+/// keeps the innermost cause and names the kind of failure.
+pub fn describe_error(error: &reqwest::Error) -> String {
+    let host = error
+        .url()
+        .map(|url| match (url.host_str(), url.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            _ => url.as_str().to_owned(),
+        });
+    let host = host.as_deref().unwrap_or("the server");
+    let chain = causes(error);
+    let io = chain
+        .iter()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .next_back();
+    let tls = chain.iter().find_map(|e| e.downcast_ref::<rustls::Error>());
+    let innermost = chain.last().map(|e| e.to_string()).unwrap_or_default();
+    if error.is_timeout() {
+        return format!(
+            "no answer from {host} in time ({innermost}); the server may be overloaded or unreachable"
+        );
+    }
+    if let Some(tls) = tls {
+        return format!(
+            "TLS with {host} failed ({tls}); check that the URL's port serves HTTPS and that \
+             the server's certificate is trusted ([http] ca_bundle)"
+        );
+    }
+    if error.is_connect() {
+        if chain.iter().any(|e| e.to_string().starts_with("dns error")) {
+            return format!(
+                "DNS lookup of {host} failed ({innermost}); check the host name in the URL"
+            );
+        }
+        if io.is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return format!(
+                "{host} refused the connection; check the URL's port and that the server is running"
+            );
+        }
+        return format!("cannot connect to {host} ({innermost}); check the URL and the network");
+    }
+    if error.is_body() || error.is_decode() {
+        return format!("reading the response from {host} failed ({innermost}); retry the request");
+    }
+    format!("the request to {host} failed ({innermost})")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -358,7 +358,7 @@ impl Transport {
                 record::failed(pending);
                 return Err(ClientError::Transport {
                     operation,
-                    reason: describe_reqwest(&error),
+                    reason: exmux_core::http::describe_error(&error),
                 });
             }
         };
@@ -367,7 +367,7 @@ impl Transport {
         let headers = response.headers().clone();
         let body = response
             .bytes_stream()
-            .map(|chunk| chunk.map_err(|error| describe_reqwest(&error)));
+            .map(|chunk| chunk.map_err(|error| exmux_core::http::describe_error(&error)));
         Ok(Reply {
             status,
             body: record::respond(pending, status, &headers, Box::pin(body)),
@@ -587,17 +587,4 @@ fn header_value(operation: &'static str, value: &str) -> Result<HeaderValue, Cli
     HeaderValue::from_str(value).map_err(|_| ClientError::Config {
         reason: format!("{operation}: a header value contains characters HTTP does not allow"),
     })
-}
-
-/// Describes a reqwest error with its causes; reqwest's messages name the URL, which
-/// carries no credentials here (they travel in headers).
-fn describe_reqwest(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

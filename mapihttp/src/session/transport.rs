@@ -153,7 +153,7 @@ impl Transport {
                 self.record_exchange(operation, sent.as_ref(), request_body, None);
                 SessionError::Transport {
                     operation,
-                    reason: describe(&error),
+                    reason: exmux_core::http::describe_error(&error),
                 }
             })?;
         let status = response.status();
@@ -173,7 +173,7 @@ impl Transport {
             let Some(chunk) = next else { break };
             let chunk = chunk.map_err(|error| SessionError::Transport {
                 operation,
-                reason: describe(&error),
+                reason: exmux_core::http::describe_error(&error),
             })?;
             if body.len().saturating_add(chunk.len()) > self.body_limit {
                 return Err(SessionError::Protocol {
@@ -465,17 +465,4 @@ fn rejected(operation: &'static str, username: &str) -> SessionError {
             username: username.to_owned(),
         },
     }
-}
-
-/// Describes a reqwest error with its causes. reqwest names the URL, which carries no
-/// credentials here (they travel in headers).
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
