@@ -175,6 +175,9 @@ pub enum Command {
         /// Record every exchange to DIR, in the captures/ layout.
         #[arg(long, value_name = "DIR")]
         record: Option<PathBuf>,
+        /// Put N sample messages into the Inbox before serving (at most 100000).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        messages: u32,
     },
     /// Run the deterministic race simulation of the router against the store.
     ///

@@ -121,3 +121,43 @@ pub async fn start(
     }
     Ok(handle)
 }
+
+/// Maximum number of sample messages that `--messages` accepts.
+pub const MAX_SEED_MESSAGES: u32 = 100_000;
+
+/// Puts `count` plain-text messages into the Inbox of an emulator started by [`start`],
+/// as mail delivered before any client connected: unread, from one sender, with
+/// received times one minute apart.
+///
+/// # Errors
+/// The store's error, as text, when an item cannot be created.
+pub fn seed_inbox(handle: &EmulatorHandle, count: u32) -> Result<(), String> {
+    use exmux_emulator::store::{NewItem, NewItemContent, SessionId, WellKnownFolder};
+
+    let mut store = handle.store().lock().map_err(|_| {
+        "the emulator's store is unusable after a panic; restart the emulator".to_owned()
+    })?;
+    let inbox = store
+        .well_known_folder(WellKnownFolder::Inbox)
+        .ok_or_else(|| "the emulator's store has no Inbox".to_owned())?;
+    let start = time::macros::datetime!(2026-12-01 08:00 UTC);
+    for index in 1..=count {
+        let date = start + time::Duration::minutes(i64::from(index));
+        let date = date
+            .format(&time::format_description::well_known::Rfc2822)
+            .map_err(|error| format!("message {index}: {error}"))?;
+        let mime = format!(
+            "From: Alice <alice@example.test>\r\nTo: {MAILBOX}\r\nSubject: Sample message {index}\r\n\
+             Date: {date}\r\nMessage-ID: <sample-{index}@example.test>\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\nThis is sample message {index}.\r\n"
+        );
+        let new = NewItem {
+            content: NewItemContent::Mime(mime.into_bytes()),
+            ..NewItem::default()
+        };
+        store
+            .create_item(SessionId::SYSTEM, inbox, new)
+            .map_err(|error| format!("message {index}: {error}"))?;
+    }
+    Ok(())
+}

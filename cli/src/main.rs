@@ -126,7 +126,11 @@ async fn run(command: Command) -> Outcome {
             json,
         } => run_discover(&address, password_env, config.as_deref(), &loopback, json).await,
         Command::Login { config } => run_login(&config).await,
-        Command::Emulator { listen, record } => run_emulator(listen, record).await,
+        Command::Emulator {
+            listen,
+            record,
+            messages,
+        } => run_emulator(listen, record, messages).await,
         Command::Sim {
             mode,
             seeds,
@@ -926,16 +930,29 @@ async fn run_login(config_path: &Path) -> Outcome {
     }
 }
 
-async fn run_emulator(listen: std::net::SocketAddr, record: Option<PathBuf>) -> Outcome {
+async fn run_emulator(
+    listen: std::net::SocketAddr,
+    record: Option<PathBuf>,
+    messages: u32,
+) -> Outcome {
     if !listen.ip().is_loopback() {
         return Err((
             EXIT_USAGE,
             format!("--listen {listen}: the emulator serves loopback only; use 127.0.0.1:PORT"),
         ));
     }
+    let limit = exmux::emulator::MAX_SEED_MESSAGES;
+    if messages > limit {
+        return Err((
+            EXIT_USAGE,
+            format!("--messages {messages}: at most {limit} sample messages are supported"),
+        ));
+    }
     let handle = exmux::emulator::start(listen, record)
         .await
         .map_err(|error| (EXIT_SERVER, format!("--listen {listen}: {error}")))?;
+    exmux::emulator::seed_inbox(&handle, messages)
+        .map_err(|error| (EXIT_SERVER, format!("--messages {messages}: {error}")))?;
     let handle = Arc::new(handle);
     outln!("exmux emulator on {}", handle.base_url());
     outln!("  ews_url      = {}", handle.ews_url());
@@ -954,6 +971,7 @@ async fn run_emulator(listen: std::net::SocketAddr, record: Option<PathBuf>) -> 
     outln!("  password     = {}", exmux::emulator::PASSWORD);
     outln!("  token_url    = {}", exmux::emulator::token_url(&handle));
     outln!("  client_id    = {}", exmux::emulator::OAUTH_CLIENT_ID);
+    outln!("  inbox        = {messages} sample messages");
     outln!("Ctrl-C stops it.");
     let _ = tokio::signal::ctrl_c().await;
     Ok(ExitCode::SUCCESS)

@@ -453,3 +453,61 @@ fn bad_ca_bundle_exits_2() {
         stderr(&output)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_inbox_syncs_its_messages() {
+    let handle = exmux::emulator::start("127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    exmux::emulator::seed_inbox(&handle, 7).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("exmux.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nmailbox = \"user1@example.test\"\news_url = \"{}\"\nmapi_url = \"{}\"\nuser_dn = \"{}\"\n\
+             [auth]\nmethod = \"basic\"\nusername = \"user1@example.test\"\npassword_env = \"EXMUX_TEST_PASSWORD\"\n\
+             [routing]\npreset = \"mapi\"\n",
+            handle.ews_url(),
+            handle.mapi_emsmdb_url(),
+            exmux_emulator::mapi::legacy_dn(exmux::emulator::MAILBOX),
+        ),
+    )
+    .unwrap();
+    let args = [
+        "sync".to_owned(),
+        "--config".to_owned(),
+        config.to_string_lossy().into_owned(),
+    ];
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_exmux"))
+            .args(args)
+            .env("EXMUX_TEST_PASSWORD", exmux::emulator::PASSWORD)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("7 new or changed"), "{text}");
+    handle.shutdown().await;
+}
+
+#[test]
+fn emulator_rejects_too_many_messages() {
+    let output = exmux(&[
+        "emulator",
+        "--listen",
+        "127.0.0.1:0",
+        "--messages",
+        "100001",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--messages 100001"),
+        "{}",
+        stderr(&output)
+    );
+}
