@@ -494,21 +494,20 @@ impl<'a> XmlReader<'a> {
         let mut text: Option<Cow<'a, str>> = None;
         loop {
             let before = self.inner.buffer_position();
-            let event = match self.inner.read_event() {
-                Ok(event) => event,
+            let bad = |reason: String| EwsError::MalformedXml {
+                offset: before,
+                reason,
+            };
+            // The result is matched in place, because moving the event out of it first
+            // costs a copy per event.
+            let piece: Cow<'a, str> = match self.inner.read_event() {
                 Err(e) => {
                     return Err(EwsError::MalformedXml {
                         offset: self.inner.error_position(),
                         reason: e.to_string(),
                     });
                 }
-            };
-            let bad = |reason: String| EwsError::MalformedXml {
-                offset: before,
-                reason,
-            };
-            let piece: Cow<'a, str> = match event {
-                Event::Text(t) => match t.into_inner() {
+                Ok(Event::Text(t)) => match t.into_inner() {
                     Cow::Borrowed(b) => Cow::Borrowed(
                         as_text(self.doc, b).map_err(|_| bad("text is not UTF-8".into()))?,
                     ),
@@ -516,12 +515,12 @@ impl<'a> XmlReader<'a> {
                         String::from_utf8(b).map_err(|_| bad("text is not UTF-8".into()))?,
                     ),
                 },
-                Event::CData(c) => Cow::Owned(
+                Ok(Event::CData(c)) => Cow::Owned(
                     std::str::from_utf8(&c)
                         .map_err(|_| bad("CDATA is not UTF-8".into()))?
                         .to_owned(),
                 ),
-                Event::GeneralRef(r) => {
+                Ok(Event::GeneralRef(r)) => {
                     // Appended in place: a reference between two texts is common (`&amp;`
                     // in a subject), and a string per reference would cost an allocation.
                     let c = resolve_reference(&r).map_err(bad)?;
@@ -537,13 +536,13 @@ impl<'a> XmlReader<'a> {
                     acc.to_mut().push(c);
                     continue;
                 }
-                Event::DocType(_) => {
+                Ok(Event::DocType(_)) => {
                     return Err(bad(
                         "a DTD is not accepted (no DTD processing or entity expansion)".into(),
                     ));
                 }
-                Event::Comment(_) | Event::PI(_) | Event::Decl(_) => continue,
-                Event::Start(s) => {
+                Ok(Event::Comment(_) | Event::PI(_) | Event::Decl(_)) => continue,
+                Ok(Event::Start(s)) => {
                     self.depth += 1;
                     if self.depth > MAX_DEPTH {
                         return Err(bad(format!("elements nested deeper than {MAX_DEPTH}")));
@@ -560,7 +559,7 @@ impl<'a> XmlReader<'a> {
                     };
                     return Ok(self.after_text(text, RawStep::Start(start)));
                 }
-                Event::Empty(s) => {
+                Ok(Event::Empty(s)) => {
                     // The element's own declarations apply to it and end with it.
                     self.depth += 1;
                     let scope = self.open_scope(&s, before);
@@ -577,11 +576,11 @@ impl<'a> XmlReader<'a> {
                     };
                     return Ok(self.after_text(text, RawStep::Start(start)));
                 }
-                Event::End(_) => {
+                Ok(Event::End(_)) => {
                     self.close_scope();
                     return Ok(self.after_text(text, RawStep::End));
                 }
-                Event::Eof => return Ok(self.after_text(text, RawStep::Eof)),
+                Ok(Event::Eof) => return Ok(self.after_text(text, RawStep::Eof)),
             };
             text = Some(match text {
                 None => piece,
