@@ -203,8 +203,8 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Returns the id the next write will get. Ids only grow, so this is also a clock
-    /// of write order.
+    /// Returns the id of the last write recorded, 0 for none. Ids only grow, so this
+    /// is also a clock of write order: a later write gets a larger id.
     pub fn next_id(&self) -> u64 {
         self.next_id
     }
