@@ -757,12 +757,23 @@ impl RouterCore {
 
         // Changes held for a fetch were reported by an earlier round and are classified
         // against the journal when the fetch returns, so their items keep their entries.
-        let held_items: BTreeSet<ItemKey> = self
+        let mut kept_items: BTreeSet<ItemKey> = self
             .state
             .held
             .keys()
             .filter_map(|id| self.state.ids.key_of(id))
             .collect();
+        // A response can arrive after the response of a later write to the same item,
+        // and it must not overwrite the later write's change key or read state. The
+        // later write's entry shows that, so an item with a pending write keeps its
+        // entries.
+        kept_items.extend(
+            self.state
+                .journal
+                .iter()
+                .filter(|entry| entry.status == WriteStatus::Pending)
+                .map(|entry| entry.item),
+        );
         // A new item held for the response of a create, copy or move is classified
         // against this folder's arrivals once released, so they stay until then.
         let new_item_held = self
@@ -771,7 +782,7 @@ impl RouterCore {
             .iter()
             .any(|(id, held)| held.folder == key && self.state.ids.key_of(id).is_none());
         if !new_item_held {
-            for entry in self.state.journal.retire(key, completed_round, &held_items) {
+            for entry in self.state.journal.retire(key, completed_round, &kept_items) {
                 self.note_retired_removal(&entry);
                 self.forget_if_deleted(entry.item);
             }

@@ -2860,3 +2860,20 @@ fn new_item_released_after_full_resync_checked() {
     };
     assert!(events.contains(&deleted), "{events:?}");
 }
+
+// The response of a mark-unread arrives after the response of a later mark-read and
+// after a round that retired the mark-read's settled entry.
+#[test]
+fn late_response_keeps_newer_read_state() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    let mark_unread = harness.write(Operation::Update, "a", Some(false));
+    let mark_read = harness.write(Operation::Update, "a", Some(true));
+    harness.succeed(mark_read, None);
+    let events = harness.sync(Vec::new(), "s2");
+    assert!(events.is_empty(), "{events:?}");
+
+    harness.succeed(mark_unread, None);
+    let read = harness.core.ids().get(a).unwrap().read;
+    assert_eq!(read, Some(true));
+}
