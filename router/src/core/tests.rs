@@ -2877,3 +2877,34 @@ fn late_response_keeps_newer_read_state() {
     let read = harness.core.ids().get(a).unwrap().read;
     assert_eq!(read, Some(true));
 }
+
+// The response of a mark-unread arrives after the response of a later mark-read,
+// during a round that then retires the mark-read's entry. Another client's
+// mark-unread that a later round reports is not our echo.
+#[test]
+fn retire_keeps_later_write_of_item() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    let mark_unread = harness.write(Operation::Update, "a", Some(false));
+    let mark_read = harness.write(Operation::Update, "a", Some(true));
+    harness.succeed(mark_read, None);
+    harness.notice();
+    harness.succeed(mark_unread, None);
+    let (events, _) = harness.page(Vec::new(), "s2", false);
+    assert!(events.is_empty(), "{events:?}");
+
+    let other = SyncChange::ReadState {
+        id: id("a"),
+        read: false,
+    };
+    let events = harness.sync(vec![other], "s3");
+    assert_eq!(
+        events,
+        vec![Event::ReadStateChanged {
+            folder: harness.folder,
+            item: a,
+            origin: Origin::Remote,
+            read: false,
+        }]
+    );
+}
