@@ -321,9 +321,7 @@ impl Journal {
                     return false;
                 };
                 self.by_item.get(&entry.item).is_none_or(|writes| {
-                    writes
-                        .range(..*id)
-                        .all(|earlier| settled.contains(earlier))
+                    writes.range(..*id).all(|earlier| settled.contains(earlier))
                 })
             })
             .collect();

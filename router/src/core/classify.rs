@@ -44,6 +44,12 @@ impl RouterCore {
         }
 
         if let Some(held) = self.state.held.get_mut(&id) {
+            if held.reason == HoldReason::AwaitVerify
+                && round >= held.fetch_round
+                && !matches!(change, SyncChange::Deleted { .. })
+            {
+                held.changed_during_fetch = true;
+            }
             held.changes.push_back(change);
             held.latest_round = round;
             return;
@@ -63,6 +69,8 @@ impl RouterCore {
                     round,
                     latest_round: round,
                     fetched_after_write: 0,
+                    fetch_round: 0,
+                    changed_during_fetch: false,
                     changes: VecDeque::from([change]),
                 },
             );
@@ -145,6 +153,8 @@ impl RouterCore {
                 round,
                 latest_round: round,
                 fetched_after_write: self.state.journal.next_id(),
+                fetch_round: self.fetch_round(folder),
+                changed_during_fetch: false,
                 changes: VecDeque::from([change]),
             },
         );
@@ -192,6 +202,8 @@ impl RouterCore {
                             round,
                             latest_round: round,
                             fetched_after_write: 0,
+                            fetch_round: 0,
+                            changed_during_fetch: false,
                             changes: VecDeque::from([SyncChange::Item(change)]),
                         },
                     );

@@ -131,6 +131,15 @@ pub struct Held {
     /// went out. A write with a larger id may postdate the fetched state.
     #[serde(default)]
     pub fetched_after_write: u64,
+    /// For a verification fetch, the first sync round of the folder whose pages the
+    /// server may compute after the fetch: the round in flight when the fetch went
+    /// out, or else the next one.
+    #[serde(default)]
+    pub fetch_round: u64,
+    /// A round from `fetch_round` on reported a modification of the item while the
+    /// fetch was in flight, so the fetched state may be older than that modification.
+    #[serde(default)]
+    pub changed_during_fetch: bool,
     /// The changes.
     pub changes: VecDeque<SyncChange>,
 }
@@ -995,6 +1004,12 @@ impl RouterCore {
                 let Some(held) = self.state.held.remove(&id) else {
                     return;
                 };
+                // A modification reported while the fetch was in flight may come from
+                // a page computed after the fetch, so a new fetch runs after it.
+                if held.changed_during_fetch {
+                    self.fetch_again(key, id, held);
+                    return;
+                }
                 let known = self.state.ids.key_of(&id);
                 if let Some(item) = known
                     && self.has_pending_write(item)
@@ -1108,12 +1123,26 @@ impl RouterCore {
             .any(|entry| entry.id.0 > after && entry.status != WriteStatus::Failed)
     }
 
+    // Returns the first round of folder `key` whose pages may postdate a fetch that
+    // goes out now.
+    pub(super) fn fetch_round(&self, key: FolderKey) -> u64 {
+        self.state.folders.get(&key).map_or(0, |folder| {
+            if folder.round.is_some() {
+                folder.rounds_started
+            } else {
+                folder.rounds_started + 1
+            }
+        })
+    }
+
     // Holds the changes again behind a new verification fetch of `id`.
     fn fetch_again(&mut self, key: FolderKey, id: BackendItemId, held: Held) {
         self.state.held.insert(
             id.clone(),
             Held {
                 fetched_after_write: self.state.journal.next_id(),
+                fetch_round: self.fetch_round(key),
+                changed_during_fetch: false,
                 ..held
             },
         );
@@ -1161,6 +1190,8 @@ impl RouterCore {
                 round,
                 latest_round: held.latest_round.max(round),
                 fetched_after_write: 0,
+                fetch_round: 0,
+                changed_during_fetch: false,
                 changes,
             },
         );

@@ -2908,3 +2908,39 @@ fn retire_keeps_later_write_of_item() {
         }]
     );
 }
+
+// A round reports another client's change while the fetch of the item is in flight,
+// and the fetch ran before that change.
+#[test]
+fn change_during_fetch_fetched_again() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    harness.notice();
+    let categorise = harness.write(Operation::Update, "a", None);
+    harness.succeed(categorise, Some(7));
+    let (_, requests) = harness.page(vec![item("a", ChangeKind::Modified, 1)], "s2", false);
+    assert!(
+        matches!(requests.as_slice(), [Request::Verify { .. }]),
+        "{requests:?}"
+    );
+    let events = harness.sync(vec![item("a", ChangeKind::Modified, 9)], "s3");
+    assert!(events.is_empty(), "{events:?}");
+
+    let (events, requests) = harness.fetch_found("a", 7, false);
+    assert!(events.is_empty(), "{events:?}");
+    assert!(
+        matches!(requests.as_slice(), [Request::Verify { id: fetched, .. }] if *fetched == id("a")),
+        "{requests:?}"
+    );
+
+    let (events, requests) = harness.fetch_found("a", 9, false);
+    assert!(requests.is_empty(), "{requests:?}");
+    assert!(
+        matches!(
+            events.first(),
+            Some(Event::ItemChanged { item, origin: Origin::Remote, change_key: Some(found), .. })
+                if *item == a && *found == key(9)
+        ),
+        "{events:?}"
+    );
+}
