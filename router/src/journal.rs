@@ -203,8 +203,8 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Returns the id the next write will get. Ids only grow, so this is also a clock
-    /// of write order.
+    /// Returns the id of the last write recorded, 0 for none. Ids only grow, so this
+    /// is also a clock of write order: a later write gets a larger id.
     pub fn next_id(&self) -> u64 {
         self.next_id
     }
@@ -292,14 +292,16 @@ impl Journal {
 
     /// Removes the settled entries of `folder` whose outcome was learned before sync
     /// round `completed_round` started, except those of the items in `in_use`, and
-    /// returns the removed entries.
+    /// returns the removed entries. An entry stays while an earlier entry of its item
+    /// stays, because a change that matches the earlier write is that write's echo
+    /// only when no later write replaced its value.
     pub(crate) fn retire(
         &mut self,
         folder: FolderKey,
         completed_round: u64,
         in_use: &BTreeSet<ItemKey>,
     ) -> Vec<JournalEntry> {
-        let retired: Vec<WriteId> = self
+        let settled: BTreeSet<WriteId> = self
             .entries
             .values()
             .filter(|entry| {
@@ -310,6 +312,18 @@ impl Journal {
                         .is_some_and(|settled| settled < completed_round)
             })
             .map(|entry| entry.id)
+            .collect();
+        let retired: Vec<WriteId> = settled
+            .iter()
+            .copied()
+            .filter(|id| {
+                let Some(entry) = self.entries.get(id) else {
+                    return false;
+                };
+                self.by_item.get(&entry.item).is_none_or(|writes| {
+                    writes.range(..*id).all(|earlier| settled.contains(earlier))
+                })
+            })
             .collect();
         retired
             .into_iter()

@@ -1145,9 +1145,14 @@ impl World {
                 mid: mid.to_u64(),
             },
         };
+        let value = if self.trace.is_some() && kind == WriteKind::MarkRead {
+            format!(" read={read}")
+        } else {
+            String::new()
+        };
         trace!(
             self,
-            "exmux writes {kind:?} on {mid:?} in folder {folder} over {backend:?}"
+            "exmux writes {kind:?}{value} on {mid:?} in folder {folder} over {backend:?}"
         );
 
         if self.rng.random_bool(self.faults.busy) {

@@ -44,6 +44,12 @@ impl RouterCore {
         }
 
         if let Some(held) = self.state.held.get_mut(&id) {
+            if held.reason == HoldReason::AwaitVerify
+                && round >= held.fetch_round
+                && !matches!(change, SyncChange::Deleted { .. })
+            {
+                held.changed_during_fetch = true;
+            }
             held.changes.push_back(change);
             held.latest_round = round;
             return;
@@ -62,6 +68,9 @@ impl RouterCore {
                     reason: HoldReason::AwaitWrite,
                     round,
                     latest_round: round,
+                    fetched_after_write: 0,
+                    fetch_round: 0,
+                    changed_during_fetch: false,
                     changes: VecDeque::from([change]),
                 },
             );
@@ -143,6 +152,9 @@ impl RouterCore {
                 reason: HoldReason::AwaitVerify,
                 round,
                 latest_round: round,
+                fetched_after_write: self.state.journal.next_id(),
+                fetch_round: self.fetch_round(folder),
+                changed_during_fetch: false,
                 changes: VecDeque::from([change]),
             },
         );
@@ -189,6 +201,9 @@ impl RouterCore {
                             reason: HoldReason::AwaitWrite,
                             round,
                             latest_round: round,
+                            fetched_after_write: 0,
+                            fetch_round: 0,
+                            changed_during_fetch: false,
                             changes: VecDeque::from([SyncChange::Item(change)]),
                         },
                     );
@@ -201,6 +216,7 @@ impl RouterCore {
                 };
                 let item = self.state.ids.key_or_insert(&id, folder);
                 self.mark_seen_in_round(folder, item, round);
+                self.await_report_after_full_resync(folder, item, round);
                 let next_write = self.state.journal.next_id();
                 if let Some(record) = self.state.ids.get_mut(item) {
                     record.change_key = change.change_key.clone();
@@ -223,6 +239,27 @@ impl RouterCore {
             // A modification of an item the router does not hold may be the echo of
             // an item deleted meanwhile: fetch it before delivering anything.
             change => self.verify(folder, id, change, round),
+        }
+    }
+
+    // A new item reported by round `round` and released only after a later full resync
+    // completed without it may have left the folder before that resync ran. The
+    // resync's state lacks the item, so a later round reports it if it still exists,
+    // and a later complete round that does not report it removes it.
+    fn await_report_after_full_resync(&mut self, folder: FolderKey, item: ItemKey, round: u64) {
+        let Some(last_full_round) = self
+            .state
+            .folders
+            .get(&folder)
+            .map(|state| state.last_full_round)
+            .filter(|last_full_round| *last_full_round > round)
+        else {
+            return;
+        };
+        if let Some(record) = self.state.ids.get_mut(item)
+            && record.folder == folder
+        {
+            record.unreported_since_round = Some(last_full_round);
         }
     }
 

@@ -127,6 +127,19 @@ pub struct Held {
     /// The folder's sync round that reported the latest change.
     #[serde(default)]
     pub latest_round: u64,
+    /// For a verification fetch, the id of the last write journaled when the fetch
+    /// went out. A write with a larger id may postdate the fetched state.
+    #[serde(default)]
+    pub fetched_after_write: u64,
+    /// For a verification fetch, the first sync round of the folder whose pages the
+    /// server may compute after the fetch: the round in flight when the fetch went
+    /// out, or else the next one.
+    #[serde(default)]
+    pub fetch_round: u64,
+    /// A round from `fetch_round` on reported a modification of the item while the
+    /// fetch was in flight, so the fetched state may be older than that modification.
+    #[serde(default)]
+    pub changed_during_fetch: bool,
     /// The changes.
     pub changes: VecDeque<SyncChange>,
 }
@@ -638,11 +651,13 @@ impl RouterCore {
         }
         folder.rounds_started += 1;
         folder.phase = Phase::Syncing { dirty: false };
-        let full = folder.round.as_ref().is_some_and(|round| round.full);
+        // A full resync retried after a failure goes on from the state of its last
+        // page, so the items of the pages before still count as reported by it.
+        let full_round = folder.round.take().filter(|round| round.full);
         folder.round = Some(Round {
             from_non_empty: !folder.sync_state.is_empty(),
-            full,
-            seen: BTreeSet::new(),
+            full: full_round.is_some(),
+            seen: full_round.map(|round| round.seen).unwrap_or_default(),
         });
         let request = Request::Sync {
             folder: key,
@@ -721,7 +736,7 @@ impl RouterCore {
         // outcome was lost changes nothing about that, and makes the deletion Unknown.
         if round.full {
             for item in self.state.ids.live_items_in(key) {
-                if round.seen.contains(&item) || self.is_held(item) {
+                if round.seen.contains(&item) {
                     continue;
                 }
                 // An arrival of ours that settled during the round may postdate the
@@ -735,8 +750,9 @@ impl RouterCore {
                     continue;
                 }
                 // The new sync state lacks the item, so a later round reports it if it
-                // exists. A later round that does not report it shows it gone.
-                if self.has_pending_write(item) {
+                // exists. A later round that does not report it shows it gone. Changes
+                // held from an earlier round do not count as that report once released.
+                if self.is_held(item) || self.has_pending_write(item) {
                     if let Some(record) = self.state.ids.get_mut(item) {
                         record.unreported_since_round = Some(completed_round);
                     }
@@ -750,12 +766,23 @@ impl RouterCore {
 
         // Changes held for a fetch were reported by an earlier round and are classified
         // against the journal when the fetch returns, so their items keep their entries.
-        let held_items: BTreeSet<ItemKey> = self
+        let mut kept_items: BTreeSet<ItemKey> = self
             .state
             .held
             .keys()
             .filter_map(|id| self.state.ids.key_of(id))
             .collect();
+        // A response can arrive after the response of a later write to the same item,
+        // and it must not overwrite the later write's change key or read state. The
+        // later write's entry shows that, so an item with a pending write keeps its
+        // entries.
+        kept_items.extend(
+            self.state
+                .journal
+                .iter()
+                .filter(|entry| entry.status == WriteStatus::Pending)
+                .map(|entry| entry.item),
+        );
         // A new item held for the response of a create, copy or move is classified
         // against this folder's arrivals once released, so they stay until then.
         let new_item_held = self
@@ -764,7 +791,7 @@ impl RouterCore {
             .iter()
             .any(|(id, held)| held.folder == key && self.state.ids.key_of(id).is_none());
         if !new_item_held {
-            for entry in self.state.journal.retire(key, completed_round, &held_items) {
+            for entry in self.state.journal.retire(key, completed_round, &kept_items) {
                 self.note_retired_removal(&entry);
                 self.forget_if_deleted(entry.item);
             }
@@ -817,10 +844,12 @@ impl RouterCore {
                     now_millis.saturating_add(delay)
                 });
                 // The round is abandoned; a retry or the next notice starts a new one
-                // from the last state the server confirmed.
-                let full = folder.round.as_ref().is_some_and(|round| round.full);
-                folder.round = full.then(|| Round {
+                // from the last state the server confirmed. A full resync keeps the
+                // items its pages reported, because that state already contains them.
+                let full_round = folder.round.take().filter(|round| round.full);
+                folder.round = full_round.map(|round| Round {
                     full: true,
+                    seen: round.seen,
                     ..Round::default()
                 });
                 folder.phase = match retry_at_millis {
@@ -975,11 +1004,27 @@ impl RouterCore {
                 let Some(held) = self.state.held.remove(&id) else {
                     return;
                 };
+                // A modification reported while the fetch was in flight may come from
+                // a page computed after the fetch, so a new fetch runs after it.
+                if held.changed_during_fetch {
+                    self.fetch_again(key, id, held);
+                    return;
+                }
                 let known = self.state.ids.key_of(&id);
                 if let Some(item) = known
                     && self.has_pending_write(item)
                 {
                     self.hold_fetched_state(key, id, change_key, read, held);
+                    return;
+                }
+                // A write of ours that went out and settled while the fetch was in
+                // flight may be missing from the fetched state, which would then
+                // overwrite the write and make its echo look remote. A new fetch
+                // runs after that write.
+                if let Some(item) = known
+                    && self.wrote_since(item, held.fetched_after_write)
+                {
+                    self.fetch_again(key, id, held);
                     return;
                 }
                 if let Some(item) = known {
@@ -1069,6 +1114,45 @@ impl RouterCore {
         }
     }
 
+    // Returns true when a write to `item` that did not fail was journaled after write
+    // id `after`.
+    fn wrote_since(&self, item: ItemKey, after: u64) -> bool {
+        self.state
+            .journal
+            .entries_for(item)
+            .any(|entry| entry.id.0 > after && entry.status != WriteStatus::Failed)
+    }
+
+    // Returns the first round of folder `key` whose pages may postdate a fetch that
+    // goes out now.
+    pub(super) fn fetch_round(&self, key: FolderKey) -> u64 {
+        self.state.folders.get(&key).map_or(0, |folder| {
+            if folder.round.is_some() {
+                folder.rounds_started
+            } else {
+                folder.rounds_started + 1
+            }
+        })
+    }
+
+    // Holds the changes again behind a new verification fetch of `id`.
+    fn fetch_again(&mut self, key: FolderKey, id: BackendItemId, held: Held) {
+        self.state.held.insert(
+            id.clone(),
+            Held {
+                fetched_after_write: self.state.journal.next_id(),
+                fetch_round: self.fetch_round(key),
+                changed_during_fetch: false,
+                ..held
+            },
+        );
+        self.outputs.push_back(Output::Request(Request::Verify {
+            folder: key,
+            backend: self.routing.backend_for(Operation::Fetch),
+            id,
+        }));
+    }
+
     // A write to the item went out while the fetch was in flight, so the fetched state
     // may already contain it, under a change key that only the write's response
     // reveals. The state waits for that response, like a change a sync reports during
@@ -1105,6 +1189,9 @@ impl RouterCore {
                 reason: HoldReason::AwaitWrite,
                 round,
                 latest_round: held.latest_round.max(round),
+                fetched_after_write: 0,
+                fetch_round: 0,
+                changed_during_fetch: false,
                 changes,
             },
         );

@@ -2630,3 +2630,317 @@ fn release_after_full_resync_not_a_report() {
         }]
     );
 }
+
+impl Harness {
+    fn fetch_found(
+        &mut self,
+        name: &str,
+        change_key: u8,
+        read: bool,
+    ) -> (Vec<Event>, Vec<Request>) {
+        self.core
+            .handle(
+                NOW,
+                Input::FetchResult {
+                    folder: self.folder,
+                    id: id(name),
+                    outcome: FetchOutcome::Found {
+                        change_key: Some(key(change_key)),
+                        read: Some(read),
+                    },
+                },
+            )
+            .unwrap();
+        split(self.core.drain_outputs())
+    }
+}
+
+// A mark-read of ours goes out and settles while a fetch of the item is in flight,
+// and the fetch ran before the server applied it.
+#[test]
+fn fetch_before_settled_write_fetched_again() {
+    let mut harness = Harness::seeded();
+    harness.notice();
+    let categorise = harness.write(Operation::Update, "a", None);
+    harness.succeed(categorise, Some(7));
+    let (_, requests) = harness.page(vec![item("a", ChangeKind::Modified, 1)], "s2", false);
+    assert!(
+        matches!(requests.as_slice(), [Request::Verify { .. }]),
+        "{requests:?}"
+    );
+
+    let mark_read = harness.write(Operation::Update, "a", Some(true));
+    harness.succeed(mark_read, None);
+    let (events, requests) = harness.fetch_found("a", 7, false);
+    assert!(
+        events.is_empty(),
+        "the fetched read state predates our write: {events:?}"
+    );
+    assert!(
+        matches!(requests.as_slice(), [Request::Verify { id: fetched, .. }] if *fetched == id("a")),
+        "{requests:?}"
+    );
+
+    let (events, requests) = harness.fetch_found("a", 7, true);
+    assert!(events.is_empty(), "{events:?}");
+    assert!(requests.is_empty(), "{requests:?}");
+    let read_echo = SyncChange::ReadState {
+        id: id("a"),
+        read: true,
+    };
+    let events = harness.sync(vec![read_echo], "s3");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(harness.core.counters().remote_delivered, 2);
+}
+
+// A change held for a pending write came from the round before a full resync that
+// no longer reports the item, because another client deleted it meanwhile.
+#[test]
+fn full_resync_decides_later_about_held_item() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    let flag = harness.write(Operation::Update, "a", None);
+    let read = SyncChange::ReadState {
+        id: id("a"),
+        read: true,
+    };
+    let events = harness.sync(vec![read], "s2");
+    assert!(events.is_empty(), "{events:?}");
+
+    harness.notice();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::SyncFailed {
+                folder: harness.folder,
+                failure: SyncFailure::InvalidSyncState,
+            },
+        )
+        .unwrap();
+    harness.core.drain_outputs();
+    let (events, _) = harness.page(vec![item("b", ChangeKind::Created, 1)], "r1", false);
+    assert!(events.is_empty(), "{events:?}");
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: flag,
+                outcome: WriteOutcome::Failed,
+            },
+        )
+        .unwrap();
+    harness.core.drain_outputs();
+
+    let events = harness.sync(Vec::new(), "r2");
+    assert_eq!(
+        events,
+        vec![Event::ItemDeleted {
+            folder: harness.folder,
+            item: a,
+            origin: Origin::Remote,
+        }]
+    );
+}
+
+// The connection drops after the first page of a full resync, and the retry goes on
+// from that page's state, so it does not report a again.
+#[test]
+fn full_resync_retry_keeps_reported_items() {
+    let mut harness = Harness::seeded();
+    harness.notice();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::SyncFailed {
+                folder: harness.folder,
+                failure: SyncFailure::InvalidSyncState,
+            },
+        )
+        .unwrap();
+    harness.core.drain_outputs();
+    let (events, _) = harness.page(vec![item("a", ChangeKind::Created, 1)], "p1", true);
+    assert!(events.is_empty(), "{events:?}");
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::SyncFailed {
+                folder: harness.folder,
+                failure: SyncFailure::Other {
+                    message: "connection dropped".into(),
+                    retryable: true,
+                },
+            },
+        )
+        .unwrap();
+    harness.core.drain_outputs();
+    harness.core.handle(NOW + 60_000, Input::Tick).unwrap();
+    let (_, requests) = split(harness.core.drain_outputs());
+    assert!(
+        matches!(requests.as_slice(), [Request::Sync { from, .. }] if from.0 == b"p1"),
+        "{requests:?}"
+    );
+
+    let (events, _) = harness.page(vec![item("b", ChangeKind::Created, 1)], "r1", false);
+    assert!(
+        events.is_empty(),
+        "a was reported by the first page: {events:?}"
+    );
+}
+
+// A round reports another client's new item while our create is pending, and the
+// item leaves the folder before the full resync that follows. The create's response
+// is lost, which releases the item only after that resync completed without it.
+#[test]
+fn new_item_released_after_full_resync_checked() {
+    let mut harness = Harness::seeded();
+    let create = WriteIntent {
+        operation: Operation::Create,
+        item: None,
+        folder: harness.folder,
+        backend: Backend::Ews,
+        session: String::new(),
+        assign_change_key: false,
+        read_state: None,
+        target_folder: None,
+    };
+    let pending = harness.core.begin_write(NOW, create).unwrap();
+    let events = harness.sync(vec![item("n", ChangeKind::Created, 5)], "s2");
+    assert!(events.is_empty(), "{events:?}");
+
+    harness.notice();
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::SyncFailed {
+                folder: harness.folder,
+                failure: SyncFailure::InvalidSyncState,
+            },
+        )
+        .unwrap();
+    harness.core.drain_outputs();
+    let pages = vec![
+        item("a", ChangeKind::Created, 1),
+        item("b", ChangeKind::Created, 1),
+    ];
+    let (events, _) = harness.page(pages, "r1", false);
+    assert!(events.is_empty(), "{events:?}");
+    harness
+        .core
+        .handle(
+            NOW,
+            Input::WriteResult {
+                write: pending.id,
+                outcome: WriteOutcome::Lost,
+            },
+        )
+        .unwrap();
+    let (events, _) = split(harness.core.drain_outputs());
+    assert!(
+        matches!(
+            events.as_slice(),
+            [Event::ItemChanged {
+                origin: Origin::Unknown,
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+    let n = harness.item_key("n");
+
+    let events = harness.sync(Vec::new(), "r2");
+    let deleted = Event::ItemDeleted {
+        folder: harness.folder,
+        item: n,
+        origin: Origin::Remote,
+    };
+    assert!(events.contains(&deleted), "{events:?}");
+}
+
+// The response of a mark-unread arrives after the response of a later mark-read and
+// after a round that retired the mark-read's settled entry.
+#[test]
+fn late_response_keeps_newer_read_state() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    let mark_unread = harness.write(Operation::Update, "a", Some(false));
+    let mark_read = harness.write(Operation::Update, "a", Some(true));
+    harness.succeed(mark_read, None);
+    let events = harness.sync(Vec::new(), "s2");
+    assert!(events.is_empty(), "{events:?}");
+
+    harness.succeed(mark_unread, None);
+    let read = harness.core.ids().get(a).unwrap().read;
+    assert_eq!(read, Some(true));
+}
+
+// The response of a mark-unread arrives after the response of a later mark-read,
+// during a round that then retires the mark-read's entry. Another client's
+// mark-unread that a later round reports is not our echo.
+#[test]
+fn retire_keeps_later_write_of_item() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    let mark_unread = harness.write(Operation::Update, "a", Some(false));
+    let mark_read = harness.write(Operation::Update, "a", Some(true));
+    harness.succeed(mark_read, None);
+    harness.notice();
+    harness.succeed(mark_unread, None);
+    let (events, _) = harness.page(Vec::new(), "s2", false);
+    assert!(events.is_empty(), "{events:?}");
+
+    let other = SyncChange::ReadState {
+        id: id("a"),
+        read: false,
+    };
+    let events = harness.sync(vec![other], "s3");
+    assert_eq!(
+        events,
+        vec![Event::ReadStateChanged {
+            folder: harness.folder,
+            item: a,
+            origin: Origin::Remote,
+            read: false,
+        }]
+    );
+}
+
+// A round reports another client's change while the fetch of the item is in flight,
+// and the fetch ran before that change.
+#[test]
+fn change_during_fetch_fetched_again() {
+    let mut harness = Harness::seeded();
+    let a = harness.item_key("a");
+    harness.notice();
+    let categorise = harness.write(Operation::Update, "a", None);
+    harness.succeed(categorise, Some(7));
+    let (_, requests) = harness.page(vec![item("a", ChangeKind::Modified, 1)], "s2", false);
+    assert!(
+        matches!(requests.as_slice(), [Request::Verify { .. }]),
+        "{requests:?}"
+    );
+    let events = harness.sync(vec![item("a", ChangeKind::Modified, 9)], "s3");
+    assert!(events.is_empty(), "{events:?}");
+
+    let (events, requests) = harness.fetch_found("a", 7, false);
+    assert!(events.is_empty(), "{events:?}");
+    assert!(
+        matches!(requests.as_slice(), [Request::Verify { id: fetched, .. }] if *fetched == id("a")),
+        "{requests:?}"
+    );
+
+    let (events, requests) = harness.fetch_found("a", 9, false);
+    assert!(requests.is_empty(), "{requests:?}");
+    assert!(
+        matches!(
+            events.first(),
+            Some(Event::ItemChanged { item, origin: Origin::Remote, change_key: Some(found), .. })
+                if *item == a && *found == key(9)
+        ),
+        "{events:?}"
+    );
+}
