@@ -28,6 +28,13 @@ impl fmt::Debug for ChangeKey {
     }
 }
 
+/// The key as base64, the form EWS sends it in.
+impl fmt::Display for ChangeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&STANDARD.encode(&self.0))
+    }
+}
+
 impl Serialize for ChangeKey {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&STANDARD.encode(&self.0))

@@ -13,7 +13,7 @@ use exmux_emulator::store::{
 use exmux_router::Preset;
 use exmux_router::core::{
     ChangeKind, CoreOptions, Event, FetchOutcome, Input, ItemChange, Origin, Output, Phase,
-    Request, SyncChange, SyncFailure, SyncPage, SyncState, WriteIntent, WriteOutcome,
+    Request, ResyncReason, SyncChange, SyncFailure, SyncPage, SyncState, WriteIntent, WriteOutcome,
 };
 use exmux_router::ids::{BackendFolderId, BackendItemId, FolderKey, ItemKey};
 use exmux_router::journal::{ChangeKey, WriteId};
@@ -257,6 +257,21 @@ enum WriteKind {
     Create,
 }
 
+impl WriteKind {
+    /// Returns the name of the write in traces.
+    fn name(self) -> &'static str {
+        match self {
+            WriteKind::MarkRead => "mark-read",
+            WriteKind::Flag => "flag",
+            WriteKind::Categorise => "categorise",
+            WriteKind::Delete => "delete",
+            WriteKind::Move => "move",
+            WriteKind::Copy => "copy",
+            WriteKind::Create => "create",
+        }
+    }
+}
+
 const WRITE_KINDS: [WriteKind; 7] = [
     WriteKind::MarkRead,
     WriteKind::Flag,
@@ -458,16 +473,19 @@ impl World {
         }
         if !settled {
             let detail = match &self.client {
-                Client::Exmux(core) => format!(
-                    "the client never settled: {} messages in flight, held changes {:?}, phases {:?}",
-                    self.pending.len(),
-                    core.state().held,
-                    core.state()
+                Client::Exmux(core) => {
+                    let busy = core
+                        .state()
                         .folders
                         .values()
-                        .map(|folder| folder.phase)
-                        .collect::<Vec<_>>()
-                ),
+                        .filter(|folder| folder.phase != Phase::Idle)
+                        .count();
+                    format!(
+                        "the client never settled: {} messages in flight, {} held changes, {busy} folders not idle",
+                        self.pending.len(),
+                        core.state().held.len(),
+                    )
+                }
                 Client::Naive(_) => format!(
                     "the client never settled: {} messages in flight",
                     self.pending.len()
@@ -766,7 +784,7 @@ impl World {
                 id,
                 outcome,
             } => {
-                trace!(self, "verify reply for {id}: {outcome:?}");
+                trace!(self, "verify reply for {id}: {}", fetch_text(&outcome));
                 if let Client::Exmux(core) = &mut self.client {
                     let _ = core.handle(
                         self.now,
@@ -991,13 +1009,19 @@ impl World {
         if let SyncReply::Page { changes, more, .. } = &reply {
             trace!(
                 self,
-                "sync reply for folder {folder}: {} changes{}: {:?}",
+                "sync reply for folder {folder}: {} changes{}{}",
                 changes.len(),
                 if *more { ", more" } else { "" },
-                changes
+                changes_text(changes)
             );
         } else {
-            trace!(self, "sync reply for folder {folder}: {reply:?}");
+            if let SyncReply::Failed(failure) = &reply {
+                trace!(
+                    self,
+                    "sync reply for folder {folder}: {}",
+                    failure_text(failure)
+                );
+            }
         }
         match &mut self.client {
             Client::Exmux(core) => {
@@ -1152,7 +1176,9 @@ impl World {
         };
         trace!(
             self,
-            "exmux writes {kind:?}{value} on {mid:?} in folder {folder} over {backend:?}"
+            "exmux writes {}{value} on {} in folder {folder} over {backend}",
+            kind.name(),
+            mid.map_or_else(|| "a new item".to_owned(), |mid| mid.to_string())
         );
 
         if self.rng.random_bool(self.faults.busy) {
@@ -1416,7 +1442,7 @@ impl World {
         ids: &[BackendItemId],
         checkpoint: Option<Checkpoint>,
     ) {
-        trace!(self, "write {token} reply: {outcome:?}");
+        trace!(self, "write {token} reply: {}", write_text(&outcome));
         if outcome == WriteOutcome::Lost {
             self.stats.lost_responses += 1;
         }
@@ -1538,7 +1564,8 @@ impl World {
             } => {
                 trace!(
                     self,
-                    "event: {item} changed ({origin}) id {id} read {read:?}"
+                    "event: {item} changed ({origin}) id {id} read {}",
+                    read_text(read)
                 );
                 let folder = self.index_of(folder);
                 let author = change_key.as_ref().and_then(|key| {
@@ -1582,7 +1609,7 @@ impl World {
             Event::ChangeKeyLearned {
                 item, change_key, ..
             } => {
-                trace!(self, "event: {item} has change key {change_key:?} (own)");
+                trace!(self, "event: {item} has change key {change_key} (own)");
                 self.apply(ReplicaOp::Update {
                     key: item.0,
                     change_key: Some(change_key.0),
@@ -1590,7 +1617,11 @@ impl World {
                 });
             }
             Event::FullResync { folder, reason } => {
-                trace!(self, "event: full resync of {folder} ({reason:?})");
+                trace!(
+                    self,
+                    "event: full resync of {folder} ({})",
+                    resync_text(&reason)
+                );
                 let folder = self.index_of(folder);
                 self.resync_events[folder] += 1;
                 self.stats.full_resyncs += 1;
@@ -1838,7 +1869,8 @@ impl World {
                     }
                     if held_read != Some(*read) {
                         problems.push(format!(
-                            "replica has read={held_read:?} for {mid_text}, server {read}"
+                            "replica has read={} for {mid_text}, server {read}",
+                            read_text(held_read)
                         ));
                     }
                 }
@@ -1898,4 +1930,90 @@ impl World {
 fn uuid_from_seed(seed: u64) -> uuid::Uuid {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6578_6d75_785f_6e73);
     uuid::Builder::from_random_bytes(rng.random()).into_uuid()
+}
+
+/// Formats a read state for traces: `true`, `false` or `unknown`.
+fn read_text(read: Option<bool>) -> String {
+    read.map_or_else(|| "unknown".to_owned(), |read| read.to_string())
+}
+
+fn key_text(key: Option<&ChangeKey>) -> String {
+    key.map_or_else(|| "none".to_owned(), ToString::to_string)
+}
+
+/// Formats a sync page's changes for traces: `: ` and the entries separated by `; `.
+fn changes_text(changes: &[SyncChange]) -> String {
+    if changes.is_empty() {
+        return String::new();
+    }
+    let entries: Vec<String> = changes
+        .iter()
+        .map(|change| match change {
+            SyncChange::Item(change) => {
+                let kind = match change.kind {
+                    ChangeKind::Created => "created",
+                    ChangeKind::Modified => "modified",
+                    _ => "changed",
+                };
+                format!(
+                    "{kind} {} key {} read {}",
+                    change.id,
+                    key_text(change.change_key.as_ref()),
+                    read_text(change.read)
+                )
+            }
+            SyncChange::ReadState { id, read } => format!("read state of {id} is {read}"),
+            SyncChange::Deleted { id } => format!("deleted {id}"),
+            other => format!("change to {}", other.id()),
+        })
+        .collect();
+    format!(": {}", entries.join("; "))
+}
+
+fn write_text(outcome: &WriteOutcome) -> String {
+    match outcome {
+        WriteOutcome::Succeeded { change_key, new_id } => {
+            let mut text = format!("succeeded, key {}", key_text(change_key.as_ref()));
+            if let Some(id) = new_id {
+                text.push_str(&format!(", new id {id}"));
+            }
+            text
+        }
+        WriteOutcome::Failed => "failed".to_owned(),
+        WriteOutcome::Lost => "lost".to_owned(),
+        _ => "ended otherwise".to_owned(),
+    }
+}
+
+fn fetch_text(outcome: &FetchOutcome) -> String {
+    match outcome {
+        FetchOutcome::Found { change_key, read } => format!(
+            "found, key {} read {}",
+            key_text(change_key.as_ref()),
+            read_text(*read)
+        ),
+        FetchOutcome::NotFound => "not found".to_owned(),
+        FetchOutcome::Failed { retryable: true } => "failed, retryable".to_owned(),
+        FetchOutcome::Failed { retryable: false } => "failed".to_owned(),
+        _ => "ended otherwise".to_owned(),
+    }
+}
+
+fn failure_text(failure: &SyncFailure) -> String {
+    match failure {
+        SyncFailure::InvalidSyncState => "sync state rejected".to_owned(),
+        SyncFailure::Other { message, retryable } => {
+            let retry = if *retryable { ", retryable" } else { "" };
+            format!("failed ({message}){retry}")
+        }
+        _ => "failed".to_owned(),
+    }
+}
+
+fn resync_text(reason: &ResyncReason) -> &'static str {
+    match reason {
+        ResyncReason::SyncStateRejected => "sync state rejected",
+        ResyncReason::ServerDiscardedSyncState => "server discarded the sync state",
+        _ => "other reason",
+    }
 }

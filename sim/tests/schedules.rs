@@ -89,3 +89,19 @@ fn different_seeds_give_different_schedules() {
     let second = run_schedule(Mode::Hybrid, 2, None, true);
     assert_ne!(first.trace, second.trace);
 }
+
+#[test]
+fn traces_have_no_debug_forms() {
+    // Rust's Debug output shows as `Some(`, `None`, struct braces or tuple-struct names.
+    let debug_marks = ["Some(", "None", " { ", "Globcnt(", "ChangeKey(", "Ews("];
+    for mode in Mode::ALL {
+        for seed in 0..40 {
+            let outcome = run_schedule(mode, seed, None, true);
+            for line in &outcome.trace {
+                for mark in debug_marks {
+                    assert!(!line.contains(mark), "mode {mode}, seed {seed}: {line}");
+                }
+            }
+        }
+    }
+}
