@@ -295,8 +295,16 @@ pub(crate) fn write_outcome(result: &Result<(), SessionError>) -> WriteOutcome {
             change_key: None,
             new_id: None,
         },
-        Err(SessionError::Rop { .. } | SessionError::Usage { .. }) => WriteOutcome::Failed,
-        Err(_) => WriteOutcome::Lost,
+        Err(error) => failure_outcome(error),
+    }
+}
+
+/// Returns the outcome of a write that failed with `error`: a ROP error or a misuse
+/// means the server applied nothing, and any other failure leaves the outcome unknown.
+pub(crate) fn failure_outcome(error: &SessionError) -> WriteOutcome {
+    match error {
+        SessionError::Rop { .. } | SessionError::Usage { .. } => WriteOutcome::Failed,
+        _ => WriteOutcome::Lost,
     }
 }
 

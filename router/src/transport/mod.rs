@@ -89,6 +89,7 @@ use crate::core::{
     Request, RouterCore, RouterState, SyncFailure, SyncState, WriteIntent, WriteOutcome,
 };
 use crate::ids::{BackendFolderId, BackendItemId, FolderKey, ItemKey};
+use crate::journal::WriteId;
 use crate::operation::{Backend, Operation};
 
 /// The maximum number of changes per SyncFolderItems page (MaxChangesReturned, 1 to
@@ -1470,28 +1471,11 @@ impl Transport {
                     .message_id
                     .map(|mid| BackendItemId::Mapi { fid, mid: mid.0 }),
             },
-            Err(SessionError::Rop { .. } | SessionError::Usage { .. }) => WriteOutcome::Failed,
-            Err(_) => WriteOutcome::Lost,
+            Err(error) => mapi::failure_outcome(error),
         };
-        Shared::handle(
-            &self.shared,
-            Input::WriteResult {
-                write: issued.id,
-                outcome,
-            },
-        )?;
+        Shared::report_write(&self.shared, issued.id, outcome)?;
         let imported = result.map_err(|source| TransportError::Mapi { operation, source })?;
-        if let Some(base) = base {
-            Shared::handle(
-                &self.shared,
-                Input::UploadCheckpoint {
-                    folder,
-                    base,
-                    checkpoint: SyncState(imported.state.to_bytes()),
-                    writes: vec![issued.id],
-                },
-            )?;
-        }
+        Shared::report_checkpoint(&self.shared, folder, base, &imported.state, issued.id)?;
         Ok(issued.item)
     }
 
@@ -1573,13 +1557,7 @@ impl Transport {
                 *change_key = key.map(crate::journal::ChangeKey);
             }
         }
-        Shared::handle(
-            &self.shared,
-            Input::WriteResult {
-                write: issued.id,
-                outcome,
-            },
-        )?;
+        Shared::report_write(&self.shared, issued.id, outcome)?;
         result.map_err(|source| TransportError::Mapi { operation, source })?;
         Ok(issued.item)
     }
@@ -1876,28 +1854,11 @@ impl Transport {
                 change_key: None,
                 new_id: None,
             },
-            Err(SessionError::Rop { .. } | SessionError::Usage { .. }) => WriteOutcome::Failed,
-            Err(_) => WriteOutcome::Lost,
+            Err(error) => mapi::failure_outcome(error),
         };
-        Shared::handle(
-            &self.shared,
-            Input::WriteResult {
-                write: issued.id,
-                outcome,
-            },
-        )?;
+        Shared::report_write(&self.shared, issued.id, outcome)?;
         let checkpoint = result.map_err(|source| TransportError::Mapi { operation, source })?;
-        if let Some(base) = base {
-            Shared::handle(
-                &self.shared,
-                Input::UploadCheckpoint {
-                    folder,
-                    base,
-                    checkpoint: SyncState(checkpoint.to_bytes()),
-                    writes: vec![issued.id],
-                },
-            )?;
-        }
+        Shared::report_checkpoint(&self.shared, folder, base, &checkpoint, issued.id)?;
         Ok(())
     }
 
@@ -1954,13 +1915,7 @@ impl Transport {
                 (outcome, Some(error))
             }
         };
-        Shared::handle(
-            &self.shared,
-            Input::WriteResult {
-                write: issued.id,
-                outcome,
-            },
-        )?;
+        Shared::report_write(&self.shared, issued.id, outcome)?;
         match error {
             Some(error) => Err(error),
             None => Ok(()),
@@ -2019,6 +1974,38 @@ impl Shared {
         };
         Shared::dispatch(shared, outputs);
         Ok(())
+    }
+
+    // Hands the outcome of the journaled write `write` to the core.
+    fn report_write(
+        shared: &Arc<Shared>,
+        write: WriteId,
+        outcome: WriteOutcome,
+    ) -> Result<(), CoreError> {
+        Shared::handle(shared, Input::WriteResult { write, outcome })
+    }
+
+    // Hands the checkpoint of an ICS upload that carried `write` to the core, when the
+    // upload started from the folder's stored sync state `base`.
+    fn report_checkpoint(
+        shared: &Arc<Shared>,
+        folder: FolderKey,
+        base: Option<SyncState>,
+        checkpoint: &MapiSyncState,
+        write: WriteId,
+    ) -> Result<(), CoreError> {
+        let Some(base) = base else {
+            return Ok(());
+        };
+        Shared::handle(
+            shared,
+            Input::UploadCheckpoint {
+                folder,
+                base,
+                checkpoint: SyncState(checkpoint.to_bytes()),
+                writes: vec![write],
+            },
+        )
     }
 
     fn dispatch(shared: &Arc<Shared>, outputs: Vec<Output>) {

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::{Shared, Transport, TransportError, ews_write_result, lock, mapi};
 use crate::backend::ews as ews_adapter;
-use crate::core::{Input, IssuedWrite, WriteIntent, WriteOutcome};
+use crate::core::{IssuedWrite, WriteIntent, WriteOutcome};
 use crate::ids::{BackendFolderId, BackendItemId, FolderKey};
 use crate::journal::ChangeKey;
 use crate::operation::{Backend, Operation};
@@ -94,7 +94,7 @@ impl Transport {
         };
         if let Err(failure) = ews_write_result(operation, "message", result) {
             let (outcome, error) = *failure;
-            self.report_send(&issued, outcome)?;
+            Shared::report_write(&self.shared, issued.id, outcome)?;
             return Err(error);
         }
 
@@ -112,7 +112,7 @@ impl Transport {
             },
             None => WriteOutcome::Lost,
         };
-        self.report_send(&issued, outcome)?;
+        Shared::report_write(&self.shared, issued.id, outcome)?;
         Ok(())
     }
 
@@ -148,7 +148,7 @@ impl Transport {
             return result.map_err(fail);
         };
         if result.is_err() {
-            self.report_send(&issued, mapi::write_outcome(&result))?;
+            Shared::report_write(&self.shared, issued.id, mapi::write_outcome(&result))?;
             return result.map_err(fail);
         }
 
@@ -166,7 +166,8 @@ impl Transport {
             },
             None => WriteOutcome::Lost,
         };
-        self.report_send(&issued, outcome)
+        Shared::report_write(&self.shared, issued.id, outcome)?;
+        Ok(())
     }
 
     // Journals a send as the creation of its copy in Sent Items (`folder`).
@@ -190,21 +191,6 @@ impl Transport {
             },
         )?;
         Ok(issued)
-    }
-
-    fn report_send(
-        &self,
-        issued: &IssuedWrite,
-        outcome: WriteOutcome,
-    ) -> Result<(), TransportError> {
-        Shared::handle(
-            &self.shared,
-            Input::WriteResult {
-                write: issued.id,
-                outcome,
-            },
-        )?;
-        Ok(())
     }
 
     // Returns the key of Sent Items when it is a folder of this transport: added by its
