@@ -295,7 +295,7 @@ fn scan_attributes(raw: &[u8]) -> Option<AttrSpans> {
         }
         at += 1;
         // One search finds the closing quote or a reference before it. ItemId values are
-        // long, so a second search of each value for `&` would double the cost.
+        // long, so searching each value again for `&` would cost about as much again.
         let rest = raw.get(at..)?;
         let first = memchr::memchr2(quote, b'&', rest)?;
         let (value_len, has_reference) = if rest.get(first) == Some(&quote) {

@@ -28,7 +28,7 @@ impl fmt::Debug for ChangeKey {
     }
 }
 
-/// The key as base64, the form EWS sends it in.
+/// Writes the key as base64, the form EWS sends it in.
 impl fmt::Display for ChangeKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&STANDARD.encode(&self.0))

@@ -85,8 +85,8 @@ fn read_first_item<'a>(
     start: &RawStart<'a>,
     wrap: fn(Item) -> SyncChange,
 ) -> Result<Option<SyncChange>, EwsError> {
-    // The change is built first and its item filled in place, because an item is several
-    // hundred bytes and each move of it costs a copy.
+    // The change is built first and its item filled in place, because an item is a large
+    // struct and each move of it costs a copy.
     let mut change = None;
     read_children(reader, start, |reader, child| {
         if change.is_none() {
