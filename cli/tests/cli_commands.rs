@@ -19,6 +19,33 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Runs `exmux` with `args` and the emulator's password in `EXMUX_TEST_PASSWORD`, off the
+/// async runtime, because the emulator of the test runs on it.
+async fn exmux_with_password(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_exmux"))
+            .args(args)
+            .env("EXMUX_TEST_PASSWORD", exmux::emulator::PASSWORD)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// Returns a configuration with both endpoints and the user DN of `handle`, routed by
+/// `preset`.
+fn emulator_config(handle: &exmux_emulator::server::EmulatorHandle, preset: &str) -> String {
+    format!(
+        "[server]\nmailbox = \"user1@example.test\"\news_url = \"{}\"\nmapi_url = \"{}\"\nuser_dn = \"{}\"\n\
+         [auth]\nmethod = \"basic\"\nusername = \"user1@example.test\"\npassword_env = \"EXMUX_TEST_PASSWORD\"\n\
+         [routing]\npreset = \"{preset}\"\n",
+        handle.ews_url(),
+        handle.mapi_emsmdb_url(),
+        exmux_emulator::mapi::legacy_dn(exmux::emulator::MAILBOX),
+    )
+}
+
 #[test]
 fn every_command_has_help() {
     let top = exmux(&["--help"]);
@@ -137,16 +164,12 @@ async fn sync_twice_reports_only_what_changed() {
         ),
     )
     .unwrap();
-    let run = |config: std::path::PathBuf| async move {
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_exmux"))
-                .args(["sync", "--config", config.to_str().unwrap()])
-                .env("EXMUX_TEST_PASSWORD", exmux::emulator::PASSWORD)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap()
+    let run = |config: std::path::PathBuf| {
+        exmux_with_password(vec![
+            "sync".to_owned(),
+            "--config".to_owned(),
+            config.to_string_lossy().into_owned(),
+        ])
     };
 
     let first = run(config.clone()).await;
@@ -199,35 +222,16 @@ async fn sync_record_writes_both_protocols() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("exmux.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nmailbox = \"user1@example.test\"\news_url = \"{}\"\nmapi_url = \"{}\"\nuser_dn = \"{}\"\n\
-             [auth]\nmethod = \"basic\"\nusername = \"user1@example.test\"\npassword_env = \"EXMUX_TEST_PASSWORD\"\n\
-             [routing]\npreset = \"hybrid\"\n",
-            handle.ews_url(),
-            handle.mapi_emsmdb_url(),
-            exmux_emulator::mapi::legacy_dn(exmux::emulator::MAILBOX),
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, emulator_config(&handle, "hybrid")).unwrap();
     let recording = dir.path().join("recording");
-    let args = [
+    let args = vec![
         "sync".to_owned(),
         "--config".to_owned(),
         config.to_string_lossy().into_owned(),
         "--record".to_owned(),
         recording.to_string_lossy().into_owned(),
     ];
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_exmux"))
-            .args(args)
-            .env("EXMUX_TEST_PASSWORD", exmux::emulator::PASSWORD)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let output = exmux_with_password(args).await;
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
         stdout(&output).contains("recorded to"),
@@ -271,21 +275,14 @@ async fn capabilities_use_autodiscover() {
     .unwrap();
 
     let loopback = format!("example.test={}", handle.base_url());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_exmux"))
-            .args([
-                "capabilities",
-                "--config",
-                config.to_str().unwrap(),
-                "--loopback",
-                &loopback,
-            ])
-            .env("EXMUX_TEST_PASSWORD", exmux::emulator::PASSWORD)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let output = exmux_with_password(vec![
+        "capabilities".to_owned(),
+        "--config".to_owned(),
+        config.to_string_lossy().into_owned(),
+        "--loopback".to_owned(),
+        loopback,
+    ])
+    .await;
     assert!(output.status.success(), "{}", stderr(&output));
 
     let text = stdout(&output);
@@ -462,32 +459,14 @@ async fn seeded_inbox_syncs_its_messages() {
     exmux::emulator::seed_inbox(&handle, 7).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("exmux.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nmailbox = \"user1@example.test\"\news_url = \"{}\"\nmapi_url = \"{}\"\nuser_dn = \"{}\"\n\
-             [auth]\nmethod = \"basic\"\nusername = \"user1@example.test\"\npassword_env = \"EXMUX_TEST_PASSWORD\"\n\
-             [routing]\npreset = \"mapi\"\n",
-            handle.ews_url(),
-            handle.mapi_emsmdb_url(),
-            exmux_emulator::mapi::legacy_dn(exmux::emulator::MAILBOX),
-        ),
-    )
-    .unwrap();
-    let args = [
+    std::fs::write(&config, emulator_config(&handle, "mapi")).unwrap();
+
+    let args = vec![
         "sync".to_owned(),
         "--config".to_owned(),
         config.to_string_lossy().into_owned(),
     ];
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_exmux"))
-            .args(args)
-            .env("EXMUX_TEST_PASSWORD", exmux::emulator::PASSWORD)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let output = exmux_with_password(args).await;
 
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);

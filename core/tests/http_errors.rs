@@ -10,6 +10,18 @@ fn client() -> reqwest::Client {
     HttpOptions::default().build_client().unwrap()
 }
 
+/// Starts a listener on 127.0.0.1 that writes `reply` on every connection and closes it.
+async fn answer_every_connection(reply: &'static [u8]) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.write_all(reply).await;
+        }
+    });
+    address
+}
+
 #[tokio::test]
 async fn refused_connection_names_host_and_port() {
     // The port was free a moment ago, so nothing listens on it now.
@@ -31,15 +43,8 @@ async fn refused_connection_names_host_and_port() {
 
 #[tokio::test]
 async fn https_to_plain_port_is_tls_failure() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let _ = stream
-                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-                .await;
-        }
-    });
+    let address =
+        answer_every_connection(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n").await;
 
     let error = client()
         .get(format!("https://{address}/mapi/emsmdb/"))
@@ -57,16 +62,9 @@ async fn https_to_plain_port_is_tls_failure() {
 
 #[tokio::test]
 async fn response_cut_short_is_a_read_failure() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            // The header announces 100 bytes, and the connection closes after 5.
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
-                .await;
-        }
-    });
+    // The header announces 100 bytes, and the connection closes after 5.
+    let address =
+        answer_every_connection(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort").await;
 
     let response = client()
         .get(format!("http://{address}/"))
